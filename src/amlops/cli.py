@@ -1,0 +1,65 @@
+"""The `amlops` command line. Command groups live in `amlops.commands.<name>`; each exposes `register(app)`.
+
+Only typer/rich are imported here: heavy libraries (azure.ai.ml, mlflow, sklearn) are imported inside the
+command functions, so `amlops --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from amlops import console
+
+# Each module's register(app) adds its commands or sub-groups. Order is the order of `amlops --help`.
+COMMAND_MODULES = [
+    "amlops.commands.run",
+    "amlops.commands.validate",
+    "amlops.commands.config_cmd",
+]
+
+app = typer.Typer(
+    name="amlops",
+    help="Azure ML MLOps accelerator: one pipeline YAML, run locally or on Azure ML.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def _main(
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Config file (default: $AMLOPS_CONFIG or the nearest amlops.yaml).",
+        envvar="AMLOPS_CONFIG",
+    ),
+) -> None:
+    if config is not None:
+        os.environ["AMLOPS_CONFIG"] = str(config)
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    """Console-script entry: one-line errors for expected failures, exit code 1 (2 for usage errors)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    try:
+        app(standalone_mode=True)
+    except console.UserError as exc:
+        console.error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""The project's one settings model: `amlops.yaml` at the repo root plus `AMLOPS_*` environment overrides.
+
+Environment variables override the file with `__` between nesting levels, e.g.
+`AMLOPS_AZURE__WORKSPACE=mlw-prod` or `AMLOPS_GATE__MIN_IMPROVEMENT=0.05`.
+Relative paths in the file are resolved against the file's folder, so the same config works from any cwd.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_FILE_NAME = "amlops.yaml"
+ENV_PREFIX = "AMLOPS_"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message is one line naming the file and the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StorageSettings(_Section):
+    root: str = Field(".amlops/storage", description="Folder or URL (abfs://container/prefix) for data and runs")
+    connection_string_env: str = Field(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        description="Name of the environment variable holding a storage connection string (Azurite, local dev)",
+    )
+
+
+class MlflowSettings(_Section):
+    tracking_uri: str | None = Field(None, description="Default: sqlite:///<state_dir>/mlflow.db")
+    registry_uri: str | None = Field(None, description="Default: the tracking URI")
+    artifact_root: str | None = Field(None, description="Default: <state_dir>/mlartifacts (or wasbs://...)")
+
+
+class AzureSettings(_Section):
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    workspace: str | None = None
+    location: str | None = None
+    compute: str | None = Field(None, description="Compute cluster name for pipeline jobs (from the infra outputs)")
+    registry: str | None = Field(None, description="AML registry for cross-environment promotion (optional)")
+    endpoint_name: str | None = Field(None, description="Batch endpoint name; default derived from the workspace")
+    environments: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per-environment overrides (dev, prod): subscription_id, resource_group, workspace, compute",
+    )
+
+
+class DataSettings(_Section):
+    schema_file: str = Field("data/schema/demand.yaml", description="Declared schema of the raw data")
+    max_bad_row_share: float = Field(0.05, ge=0.0, le=1.0, description="Above this share of invalid rows prep fails")
+
+
+class TrainSettings(_Section):
+    seed: int = 42
+    holdout_days: int = Field(28, gt=0, description="Most recent days kept out of training for the gate")
+    target: str = "units_sold"
+    params: dict[str, Any] = Field(default_factory=dict, description="Regressor hyper-parameters")
+
+
+class GateSettings(_Section):
+    metric: Literal["mae", "rmse", "mape"] = "mae"
+    max_mae: float | None = Field(None, gt=0)
+    max_rmse: float | None = Field(None, gt=0)
+    max_mape: float | None = Field(None, gt=0)
+    min_improvement: float = Field(0.0, ge=0.0, description="Relative margin the challenger must win by")
+    bootstrap_samples: int = Field(1000, ge=50)
+    auto_promote: bool = True
+
+
+class MonitorSettings(_Section):
+    window: str = Field("weekly", description="daily | weekly | <N> rows")
+    timestamp_column: str = "date"
+    id_column: str = "row_id"
+    prediction_column: str = "prediction"
+    label_column: str = "units_sold"
+    thresholds: dict[str, float] = Field(default_factory=dict, description="Override AML default thresholds")
+    chunk_rows: int = Field(1_000_000, gt=0)
+
+
+class PolicySettings(_Section):
+    drift_windows_n: int = Field(2, ge=1, description="Retrain when N of the last M windows drifted")
+    drift_windows_m: int = Field(3, ge=1)
+    performance_degradation: float = Field(0.2, ge=0.0, description="Relative MAE increase that counts as loss")
+    cooldown_hours: float = Field(24.0, ge=0.0)
+    min_rows: int = Field(100, ge=0)
+    retrain_window_days: int = Field(120, gt=0)
+    include_original_data: bool = False
+
+
+class Settings(BaseModel):
+    """Everything amlops reads from `amlops.yaml` (see README, "Configuration")."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    experiment: str = "amlops-demand"
+    model_name: str = "demand-forecaster"
+    state_dir: str = Field(".amlops", description="Local state: SQLite MLflow, locks, run folders")
+    runs_dir: str = Field("runs", description="Local runner output: runs/<pipeline>/<run-id>/<job>/<output>")
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    azure: AzureSettings = Field(default_factory=AzureSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+
+    # Where the file was found; relative paths resolve against it. Not a key of the file.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    source: Path | None = Field(None, exclude=True)
+
+    @field_validator("experiment", "model_name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    def path(self, value: str | os.PathLike[str]) -> Path:
+        """Resolve a path from the config against the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def state_path(self) -> Path:
+        return self.path(self.state_dir)
+
+    @property
+    def runs_path(self) -> Path:
+        return self.path(self.runs_dir)
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow.tracking_uri:
+            return self.mlflow.tracking_uri
+        return f"sqlite:///{self.state_path / 'mlflow.db'}"
+
+    @property
+    def registry_uri(self) -> str:
+        return self.mlflow.registry_uri or self.tracking_uri
+
+    @property
+    def artifact_root(self) -> str:
+        if self.mlflow.artifact_root:
+            root = self.mlflow.artifact_root
+            return root if "://" in root else str(self.path(root))
+        return str(self.state_path / "mlartifacts")
+
+    @property
+    def storage_root(self) -> str:
+        root = self.storage.root
+        return root if "://" in root else str(self.path(root))
+
+
+def find_config_file(start: Path | None = None) -> Path | None:
+    """`$AMLOPS_CONFIG`, else the nearest `amlops.yaml` from `start` (default cwd) upwards."""
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if explicit:
+        return Path(explicit)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILE_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """`AMLOPS_A__B=v` -> {"a": {"b": v}}; values are parsed as YAML scalars so numbers and booleans work."""
+    tree: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONFIG":
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+        if not parts or parts[0] not in Settings.model_fields:
+            continue
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            node[parts[-1]] = raw
+    return tree
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(error: ValidationError, where: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {key}: {msg}{more}"
+
+
+def load_settings(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read the config file (if any) and the environment; raise ConfigError with one line on any problem."""
+    environ = dict(os.environ) if environ is None else environ
+    file = Path(path) if path else find_config_file()
+    data: dict[str, Any] = {}
+    if file is not None:
+        if not file.is_file():
+            raise ConfigError(f"{file}: config file not found")
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{file}:{line} not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: expected a mapping of settings at the top level")
+        data = loaded
+    overrides = _env_overrides(environ)
+    where = str(file) if file else "settings"
+    if overrides:
+        where += " (with AMLOPS_* overrides)"
+    try:
+        settings = Settings.model_validate(_merge(data, overrides))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, where)) from None
+    settings.base_dir = file.resolve().parent if file else Path.cwd()
+    settings.source = file.resolve() if file else None
+    return settings
