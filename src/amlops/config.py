@@ -130,6 +130,18 @@ class Settings(BaseModel):
         p = Path(value).expanduser()
         return p if p.is_absolute() else (self.base_dir / p).resolve()
 
+    def azure_for(self, env: str | None = None) -> AzureSettings:
+        """The Azure target for an environment name (dev, prod): `azure.environments[env]` over the base keys."""
+        if env is None:
+            return self.azure
+        if env not in self.azure.environments:
+            known = ", ".join(sorted(self.azure.environments)) or "none"
+            raise ConfigError(f"azure.environments: no environment named {env!r} (configured: {known})")
+        merged = self.azure.model_dump()
+        merged.update({k: v for k, v in self.azure.environments[env].items() if v not in (None, "")})
+        merged["environments"] = {}
+        return AzureSettings.model_validate(merged)
+
     @property
     def state_path(self) -> Path:
         return self.path(self.state_dir)

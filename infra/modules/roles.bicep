@@ -1,0 +1,217 @@
+// Least-privilege role assignments, each scoped to the one resource it is needed on (never the subscription).
+// Built-in role definition ids (the same in every tenant) and why each is granted:
+//  - AzureML Data Scientist (f6c7c914-8db3-469d-8ca1-694a8f32e121), on the workspace: submit jobs and
+//    schedules, register data assets and models, create batch endpoints and deployments. It cannot create or
+//    delete compute, nor change the workspace itself.
+//  - Storage Blob Data Contributor (ba92f5b4-2d11-453d-a403-e96b0029c9fe), on the storage account: the
+//    datastores are identity-based (shared keys are off), so whoever reads inputs, writes outputs or uploads a
+//    code snapshot needs data-plane rights on blobs.
+//  - AcrPull (7f951dda-4ed3-4680-a7ca-43fe172d538d), on the container registry: nodes running as the compute
+//    identity pull the environment images. Nobody gets push: AML builds images with its own identity.
+//  - AzureML Registry User (1823dd4f-9b8c-4ab6-ab4e-7397a3684615), on the AML registry: share and read models
+//    for cross-environment promotion.
+//  - Storage File Data Privileged Contributor (69566ab7-960f-475b-8e7c-b3118f30c6bd), on the storage account,
+//    for people only: studio notebooks live on the file share, which has no key access either.
+//  - Contributor (b24988ac-6180-42a0-ab88-20f7382dd24c) and Role Based Access Control Administrator
+//    (f58310d9-a9f6-439a-9e8d-f62e7b41a168), on the resource group, only with ciCanDeployInfra: let the CI/CD
+//    identity run this template. A condition limits the roles it may assign or remove to the ones listed here.
+// The workspace's system-assigned identity is not granted anything here: AML assigns its roles on the
+// dependent resources itself when it creates the workspace.
+
+@description('Name of the workspace.')
+param workspaceName string
+
+@description('Name of the storage account.')
+param storageAccountName string
+
+@description('Name of the container registry.')
+param containerRegistryName string
+
+@description('Name of the AML registry. Empty: no registry in this deployment.')
+param mlRegistryName string = ''
+
+@description('Principal id of the compute identity.')
+param computeIdentityPrincipalId string
+
+@description('Principal id of the CI/CD identity.')
+param cicdIdentityPrincipalId string
+
+@description('Also let the CI/CD identity deploy this template (Contributor + constrained RBAC Administrator on the group).')
+param ciCanDeployInfra bool = false
+
+@description('Principal ids of other environments\' CI/CD identities that may share models through the AML registry.')
+param registryUserPrincipalIds array = []
+
+@description('Object ids of Entra ID groups of data scientists using the workspace studio.')
+param dataScientistPrincipalIds array = []
+
+var roleIds = {
+  azureMlDataScientist: 'f6c7c914-8db3-469d-8ca1-694a8f32e121'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageFileDataPrivilegedContributor: '69566ab7-960f-475b-8e7c-b3118f30c6bd'
+  acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
+  azureMlRegistryUser: '1823dd4f-9b8c-4ab6-ab4e-7397a3684615'
+  contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c'
+  rbacAdministrator: 'f58310d9-a9f6-439a-9e8d-f62e7b41a168'
+}
+
+// The only roles the CI/CD identity may hand out (or remove) when it deploys this template.
+var delegableRoles = join([
+  roleIds.azureMlDataScientist
+  roleIds.storageBlobDataContributor
+  roleIds.storageFileDataPrivilegedContributor
+  roleIds.acrPull
+  roleIds.azureMlRegistryUser
+], ', ')
+var writeClause = '(!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${delegableRoles}})'
+var deleteClause = '(!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${delegableRoles}})'
+var rbacCondition = '(${writeClause}) AND (${deleteClause})'
+
+var hasMlRegistry = !empty(mlRegistryName)
+var registryUsers = hasMlRegistry ? concat([cicdIdentityPrincipalId], registryUserPrincipalIds) : []
+
+resource workspace 'Microsoft.MachineLearningServices/workspaces@2025-06-01' existing = {
+  name: workspaceName
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource containerRegistry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
+  name: containerRegistryName
+}
+
+resource mlRegistry 'Microsoft.MachineLearningServices/registries@2025-06-01' existing = if (hasMlRegistry) {
+  name: mlRegistryName
+}
+
+// --- compute identity: what pipeline steps running on the cluster need ---
+
+resource computeBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, computeIdentityPrincipalId, roleIds.storageBlobDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataContributor)
+    principalId: computeIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops compute: read inputs and write outputs through identity-based datastores'
+  }
+}
+
+resource computeAcrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(containerRegistry.id, computeIdentityPrincipalId, roleIds.acrPull)
+  scope: containerRegistry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.acrPull)
+    principalId: computeIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops compute: pull environment images'
+  }
+}
+
+resource computeDataScientist 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(workspace.id, computeIdentityPrincipalId, roleIds.azureMlDataScientist)
+  scope: workspace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.azureMlDataScientist)
+    principalId: computeIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops compute: log MLflow runs and register models from pipeline steps'
+  }
+}
+
+// --- CI/CD identity: what the GitHub workflows need ---
+
+resource cicdDataScientist 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(workspace.id, cicdIdentityPrincipalId, roleIds.azureMlDataScientist)
+  scope: workspace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.azureMlDataScientist)
+    principalId: cicdIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops CI/CD: submit pipelines and schedules, register models, deploy batch endpoints'
+  }
+}
+
+resource cicdBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, cicdIdentityPrincipalId, roleIds.storageBlobDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataContributor)
+    principalId: cicdIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops CI/CD: upload code snapshots and data to identity-based datastores'
+  }
+}
+
+resource registryUsersRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in registryUsers: {
+  name: guid(mlRegistry.id, principalId, roleIds.azureMlRegistryUser)
+  scope: mlRegistry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.azureMlRegistryUser)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops CI/CD: share and promote models through the AML registry'
+  }
+}]
+
+resource cicdContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (ciCanDeployInfra) {
+  name: guid(resourceGroup().id, cicdIdentityPrincipalId, roleIds.contributor)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.contributor)
+    principalId: cicdIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops CI/CD: deploy the infra template to this resource group'
+  }
+}
+
+resource cicdRbacAdministrator 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (ciCanDeployInfra) {
+  name: guid(resourceGroup().id, cicdIdentityPrincipalId, roleIds.rbacAdministrator)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.rbacAdministrator)
+    principalId: cicdIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops CI/CD: re-apply only the role assignments of this template'
+    condition: rbacCondition
+    conditionVersion: '2.0'
+  }
+}
+
+// --- people: data scientists working in the studio ---
+
+resource peopleDataScientist 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in dataScientistPrincipalIds: {
+  name: guid(workspace.id, principalId, roleIds.azureMlDataScientist)
+  scope: workspace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.azureMlDataScientist)
+    principalId: principalId
+    principalType: 'Group'
+    description: 'amlops data scientists: work in the studio'
+  }
+}]
+
+resource peopleBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in dataScientistPrincipalIds: {
+  name: guid(storage.id, principalId, roleIds.storageBlobDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataContributor)
+    principalId: principalId
+    principalType: 'Group'
+    description: 'amlops data scientists: read and write data through identity-based datastores'
+  }
+}]
+
+resource peopleFileData 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in dataScientistPrincipalIds: {
+  name: guid(storage.id, principalId, roleIds.storageFileDataPrivilegedContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageFileDataPrivilegedContributor)
+    principalId: principalId
+    principalType: 'Group'
+    description: 'amlops data scientists: notebooks on the workspace file share'
+  }
+}]
+
+@description('Role definition ids granted by this module, by purpose (for documentation and tests).')
+output roleDefinitionIds object = roleIds

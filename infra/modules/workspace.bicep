@@ -1,0 +1,165 @@
+// The Azure ML workspace, its identity-based datastore for the project data, and its diagnostic logs.
+// The system-assigned identity is the workspace's own (AML grants it what it needs on the storage account,
+// Key Vault, registry and Application Insights when the workspace is created); the user-assigned compute
+// identity is attached so clusters and jobs can run as it.
+
+@description('Workspace name (3-33 letters, digits, hyphens and underscores, unique in the resource group).')
+@minLength(3)
+@maxLength(33)
+param name string
+
+@description('Azure region of the workspace.')
+param location string
+
+@description('Tags applied to every resource.')
+param tags object
+
+@description('Resource id of the default storage account.')
+param storageAccountId string
+
+@description('Name of the default storage account.')
+param storageAccountName string
+
+@description('Name of the blob container holding the project data.')
+param dataContainerName string
+
+@description('Resource id of the Key Vault.')
+param keyVaultId string
+
+@description('Resource id of the container registry.')
+param containerRegistryId string
+
+@description('Resource id of Application Insights.')
+param appInsightsId string
+
+@description('Resource id of the Log Analytics workspace receiving the workspace logs.')
+param logAnalyticsId string
+
+@description('Resource id of the user-assigned compute identity.')
+param computeIdentityId string
+
+@description('High business impact: less diagnostic data collected by Microsoft, encrypted local scratch disks.')
+param hbiWorkspace bool = true
+
+@description('Public endpoint of the workspace. Disabled: clients need the private endpoint (network module).')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param workspacePublicNetworkAccess string = 'Disabled'
+
+@description('Managed virtual network of the workspace. Disabled turns the managed network off (dev).')
+@allowed([
+  'Disabled'
+  'AllowInternetOutbound'
+  'AllowOnlyApprovedOutbound'
+])
+param managedNetworkIsolationMode string = 'AllowInternetOutbound'
+
+@description('Resource id of an AML registry the managed network reaches through a private endpoint. Empty: none.')
+param mlRegistryId string = ''
+
+var managedNetworkOn = managedNetworkIsolationMode != 'Disabled'
+var registryOutboundRules = empty(mlRegistryId) ? {} : {
+  'amlops-registry': {
+    type: 'PrivateEndpoint'
+    category: 'UserDefined'
+    destination: {
+      serviceResourceId: mlRegistryId
+      subresourceTarget: 'amlregistry'
+    }
+  }
+}
+
+resource workspace 'Microsoft.MachineLearningServices/workspaces@2025-06-01' = {
+  name: name
+  location: location
+  tags: tags
+  sku: {
+    name: 'Basic'
+    tier: 'Basic'
+  }
+  identity: {
+    type: 'SystemAssigned,UserAssigned'
+    userAssignedIdentities: {
+      '${computeIdentityId}': {}
+    }
+  }
+  // checkov:skip=CKV_AZURE_243:AML creates the managed network's private endpoints to its own storage, Key Vault and registry; a user-defined PrivateEndpoint rule is added for the AML registry (mlRegistryId), and the client-side endpoint is in network.bicep.
+  properties: {
+    friendlyName: name
+    description: 'amlops MLOps workspace'
+    storageAccount: storageAccountId
+    keyVault: keyVaultId
+    containerRegistry: containerRegistryId
+    applicationInsights: appInsightsId
+    hbiWorkspace: hbiWorkspace
+    // Default datastores use Entra ID (the caller's or a managed identity), never the account key.
+    systemDatastoresAuthMode: 'identity'
+    publicNetworkAccess: workspacePublicNetworkAccess
+    v1LegacyMode: false
+    provisionNetworkNow: managedNetworkOn
+    managedNetwork: {
+      isolationMode: managedNetworkIsolationMode
+      outboundRules: managedNetworkOn ? registryOutboundRules : {}
+    }
+  }
+}
+
+// Identity-based datastore on the project data container: no credential is stored with it.
+resource dataDatastore 'Microsoft.MachineLearningServices/workspaces/datastores@2025-06-01' = {
+  parent: workspace
+  name: 'amlops_data'
+  properties: {
+    datastoreType: 'AzureBlob'
+    description: 'Project data (raw snapshots, predictions, monitor windows)'
+    accountName: storageAccountName
+    containerName: dataContainerName
+    endpoint: environment().suffixes.storage
+    protocol: 'https'
+    // Studio previews data with the workspace identity, so users need no storage role to browse it.
+    serviceDataAccessAuthIdentity: 'WorkspaceSystemAssignedIdentity'
+    credentials: {
+      credentialsType: 'None'
+    }
+  }
+}
+
+// Run, job and cluster events, so failed runs can be queried and alerted on (monitoring.bicep).
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: workspace
+  properties: {
+    workspaceId: logAnalyticsId
+    logAnalyticsDestinationType: 'Dedicated'
+    logs: [
+      {
+        category: 'AmlRunStatusChangedEvent'
+        enabled: true
+      }
+      {
+        category: 'AmlComputeJobEvent'
+        enabled: true
+      }
+      {
+        category: 'AmlComputeClusterEvent'
+        enabled: true
+      }
+    ]
+  }
+}
+
+@description('Name of the workspace.')
+output name string = workspace.name
+
+@description('Resource id of the workspace.')
+output id string = workspace.id
+
+@description('Principal id of the workspace system-assigned identity.')
+output principalId string = workspace.identity.principalId
+
+@description('MLflow tracking URI of the workspace (azureml://...; no credentials in it).')
+output mlflowTrackingUri string = workspace.properties.mlFlowTrackingUri
+
+@description('Name of the identity-based datastore on the project data container.')
+output dataDatastoreName string = dataDatastore.name

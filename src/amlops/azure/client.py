@@ -1,0 +1,88 @@
+"""`MLClient` from the settings: `MLClient(DefaultAzureCredential(), subscription, resource group, workspace)`.
+
+The workspace comes from `Settings.azure_for(env)` (`azure.environments.<env>` over the base `azure.*` keys,
+written by `amlops infra deploy`). A missing key is one line naming it and how to set it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from amlops import __version__
+from amlops.console import UserError
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+    from azure.core.credentials import TokenCredential
+
+    from amlops.config import AzureSettings, Settings
+
+WORKSPACE_KEYS = ("subscription_id", "resource_group", "workspace")
+
+
+def config_key(key: str, env: str | None) -> tuple[str, str]:
+    """(key as written in amlops.yaml, the environment variable that overrides it)."""
+    if env is None:
+        return f"azure.{key}", f"AMLOPS_AZURE__{key.upper()}"
+    return f"azure.environments.{env}.{key}", f"AMLOPS_AZURE__ENVIRONMENTS__{env.upper()}__{key.upper()}"
+
+
+def missing(key: str, env: str | None) -> UserError:
+    name, variable = config_key(key, env)
+    return UserError(f"{name} is not set (run `amlops infra deploy --env {env or 'dev'}` or set {variable})")
+
+
+def require(az: AzureSettings, key: str, env: str | None) -> str:
+    """The value of `azure.<key>` for this environment, or a UserError naming the key."""
+    value = getattr(az, key)
+    if not value:
+        raise missing(key, env)
+    return str(value)
+
+
+def target(settings: Settings, env: str | None) -> AzureSettings:
+    """The Azure settings of `env` with the workspace keys checked (ConfigError for an unknown env)."""
+    az = settings.azure_for(env)
+    for key in WORKSPACE_KEYS:
+        require(az, key, env)
+    return az
+
+
+def default_credential() -> TokenCredential:
+    """`az login`, environment variables (service principal), workload identity (GitHub OIDC) or managed identity.
+
+    The interactive browser is left out so that CI never hangs waiting for a login nobody can complete.
+    """
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+def ml_client(settings: Settings, env: str | None = None, **kwargs: Any) -> MLClient:
+    """A workspace client for `env`; `kwargs` go to MLClient (and from there to azure-core pipelines)."""
+    from azure.ai.ml import MLClient
+
+    az = target(settings, env)
+    return MLClient(
+        default_credential(),
+        subscription_id=az.subscription_id,
+        resource_group_name=az.resource_group,
+        workspace_name=az.workspace,
+        user_agent=f"amlops/{__version__}",
+        **kwargs,
+    )
+
+
+def registry_client(name: str, **kwargs: Any) -> MLClient:
+    """A client for an AML registry (a top-level resource shared by workspaces; found by name)."""
+    from azure.ai.ml import MLClient
+
+    return MLClient(default_credential(), registry_name=name, user_agent=f"amlops/{__version__}", **kwargs)
+
+
+def cancel_command(job_name: str, az: AzureSettings) -> str:
+    """The exact `az ml` command that cancels a running job (printed on Ctrl-C)."""
+    return (
+        f"az ml job cancel -n {job_name} -g {az.resource_group} -w {az.workspace} "
+        f"--subscription {az.subscription_id}"
+    )

@@ -1,0 +1,57 @@
+"""`amlops run PIPELINE.yml`: the same pipeline YAML on the local runner (default) or on Azure ML."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from amlops.console import UserError, handle_errors, out
+
+
+class Target(str, Enum):
+    local = "local"
+    azure = "azure"
+
+
+def parse_sets(values: list[str] | None) -> dict[str, str]:
+    """`inputs.name=value` pairs -> {name: value}; a clear error for anything else."""
+    result: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("inputs.") or len(key) <= len("inputs."):
+            raise UserError(f"--set {item!r}: expected inputs.<name>=<value>")
+        result[key[len("inputs.") :]] = value
+    return result
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    @handle_errors
+    def run(
+        pipeline: Path = typer.Argument(..., help="Pipeline job YAML, e.g. pipelines/training.yml"),
+        set_: list[str] = typer.Option(None, "--set", help="Override a pipeline input: inputs.<name>=<value>"),
+        target: Target = typer.Option(Target.local, "--target", "-t", help="local (default) or azure"),
+        env: str | None = typer.Option(None, "--env", help="Azure environment from azure.environments (azure)"),
+        stream: bool = typer.Option(False, "--stream", help="Print step logs as they are written (local)"),
+        wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the Azure job to finish (azure)"),
+    ) -> None:
+        """Run a pipeline job YAML locally (subprocess per step) or submit it to Azure ML."""
+        from amlops.config import load_settings
+
+        settings = load_settings()
+        inputs = parse_sets(set_)
+        if target is Target.azure:
+            from amlops.azure.jobs import submit_pipeline
+
+            submitted = submit_pipeline(pipeline, inputs, settings, env=env, wait=wait)
+            out.print(f"job {submitted.name}: {submitted.status}")
+            return
+        from amlops.runner.local import run_pipeline
+
+        result = run_pipeline(pipeline, inputs, settings, stream_logs=stream)
+        out.print(f"[green]completed[/] {result.pipeline} run {result.run_id}")
+        out.print(f"  run folder: {result.run_dir}")
+        for name, path in result.outputs.items():
+            out.print(f"  output {name}: {path}")

@@ -1,0 +1,843 @@
+"""The streaming monitor: one pass over the current data, in chunks, against a reference profile.
+
+Per chunk and feature the values are binned on the reference edges and counted per window (one `np.bincount`
+over window x bin), so memory is bounded by windows x features x bins, not by rows. Windows come from a timestamp
+column (daily, weekly: ISO weeks starting Monday, in UTC) or from row counts. At the end every window, and the
+whole current data ("overall"), is scored with the metrics in `amlops.drift.metrics`, and the result is a plain
+dict with the documented schema (docs/monitor.md; `RESULT_SCHEMA_VERSION`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from amlops.drift import metrics as M
+from amlops.drift.binning import Binner
+from amlops.drift.profile import NumericProfile, ReferenceProfile, category_strings
+
+RESULT_SCHEMA_VERSION = 1
+DEFAULT_MIN_WINDOW_ROWS = 500
+# For the report: numeric distributions are summarised on this many bins of equal reference mass.
+DISPLAY_BINS = 40
+DISPLAY_CATEGORIES = 15
+DATA_EXTENSIONS = (".parquet", ".pq", ".csv", ".csv.gz")
+_UNDATED = "undated"
+_DAY_NS = 86_400 * 10**9
+
+
+class MonitorError(ValueError):
+    """Input the monitor cannot use (missing column, unreadable file, bad window spec): one clear line."""
+
+
+@dataclass
+class MonitorOptions:
+    window: str = "all"  # all | daily | weekly | <N> (rows per window)
+    timestamp_column: str | None = None
+    id_column: str | None = None
+    prediction_column: str | None = None
+    label_column: str | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    numeric_metric: str = M.DEFAULT_DECIDING["numeric"]
+    categorical_metric: str = M.DEFAULT_DECIDING["categorical"]
+    min_window_rows: int = DEFAULT_MIN_WINDOW_ROWS
+    chunk_rows: int = 1_000_000
+    features: list[str] | None = None  # default: every feature of the profile
+
+    def window_kind(self) -> tuple[str, int]:
+        w = self.window.strip().lower()
+        if w in ("all", "none", ""):
+            return "all", 0
+        if w in ("daily", "day", "1d"):
+            return "daily", 0
+        if w in ("weekly", "week", "1w"):
+            return "weekly", 0
+        m = re.fullmatch(r"(\d+)\s*(rows?)?", w)
+        if m and int(m.group(1)) > 0:
+            return "rows", int(m.group(1))
+        raise MonitorError(f"window {self.window!r}: use all, daily, weekly or a number of rows (e.g. 100000)")
+
+
+# ------------------------------------------------------------------------------------------ reading
+def list_data_files(location: str) -> tuple[Any, list[str], str]:
+    """(filesystem, files, format) for a file or a folder of Parquet / CSV files, local or abfs://."""
+    from amlops import storage
+
+    try:
+        fs, path = storage.filesystem(location)
+    except ValueError as exc:
+        raise MonitorError(str(exc)) from None
+    if not fs.exists(path):
+        raise MonitorError(f"{location}: not found")
+    if fs.isdir(path):
+        files = sorted(f for f in fs.find(path) if f.lower().endswith(DATA_EXTENSIONS))
+        if not files:
+            raise MonitorError(f"{location}: no .parquet or .csv files in the folder")
+    else:
+        files = [path]
+    kinds = {"csv" if ".csv" in Path(f).name.lower() else "parquet" for f in files}
+    if len(kinds) > 1:
+        raise MonitorError(f"{location}: mixes Parquet and CSV files; use one format per folder")
+    return fs, files, kinds.pop()
+
+
+def open_dataset(location: str, dictionary_columns: Iterable[str] = ()) -> Any:
+    """A pyarrow dataset over a file or folder; categorical Parquet columns are read dictionary-encoded."""
+    import pyarrow.dataset as pds
+
+    fs, files, kind = list_data_files(location)
+    if kind == "csv":
+        fmt: Any = pds.CsvFileFormat()
+    else:
+        fmt = pds.ParquetFileFormat(read_options=pds.ParquetReadOptions(dictionary_columns=set(dictionary_columns)))
+    filesystem = None if type(fs).__name__ == "LocalFileSystem" else fs
+    try:
+        return pds.dataset(files, format=fmt, filesystem=filesystem)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise MonitorError(f"{location}: cannot read as {kind}: {str(exc).splitlines()[0]}") from None
+
+
+def iter_batches(dataset: Any, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """Stream the columns in chunks; read-ahead is kept to one batch so memory stays flat on huge inputs."""
+    scanner = dataset.scanner(
+        columns=columns, batch_size=chunk_rows, batch_readahead=1, fragment_readahead=1, use_threads=True
+    )
+    try:
+        for batch in scanner.to_batches():
+            if batch.num_rows:
+                yield batch
+    except pa.ArrowInvalid as exc:
+        raise MonitorError(f"cannot read the current data: {str(exc).splitlines()[0]}") from None
+
+
+def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
+    """Late labels: a Parquet/CSV file (or folder) with the id and the label, as a Series indexed by id."""
+    ds = open_dataset(location)
+    missing = [c for c in (id_column, label_column) if c not in ds.schema.names]
+    if missing:
+        raise MonitorError(f"{location}: labels need column(s) {', '.join(missing)} (has: {', '.join(ds.schema.names)})")
+    table = ds.to_table(columns=[id_column, label_column])
+    frame = table.to_pandas()
+    labels = pd.to_numeric(frame[label_column], errors="coerce")
+    series = pd.Series(labels.to_numpy(dtype=np.float64), index=pd.Index(frame[id_column]), name=label_column)
+    return series[~series.index.duplicated(keep="last")]
+
+
+# ------------------------------------------------------------------------------------------ windows
+class Windows:
+    """Window keys in order of appearance and, per chunk, each row's window (as a global index)."""
+
+    def __init__(self, kind: str, size: int, column: str | None) -> None:
+        self.kind = kind
+        self.size = size
+        self.column = column
+        self.keys: list[Any] = []
+        self.index: dict[Any, int] = {}
+        self.rows_seen = 0
+
+    def _ids(self, keys: list[Any]) -> np.ndarray:
+        out = np.empty(len(keys), dtype=np.intp)
+        for i, k in enumerate(keys):
+            j = self.index.get(k)
+            if j is None:
+                j = self.index[k] = len(self.keys)
+                self.keys.append(k)
+            out[i] = j
+        return out
+
+    def assign(self, batch: pa.RecordBatch) -> tuple[np.ndarray | None, np.ndarray]:
+        """(local window per row or None when the chunk is one window, global index of each local window)."""
+        n = batch.num_rows
+        start = self.rows_seen
+        self.rows_seen += n
+        if self.kind == "all":
+            return None, self._ids(["all"])
+        if self.kind == "rows":
+            first, last = start // self.size, (start + n - 1) // self.size
+            glob = self._ids(list(range(first, last + 1)))
+            if first == last:
+                return None, glob
+            return (np.arange(start, start + n, dtype=np.intp) // self.size) - first, glob
+        assert self.column is not None
+        days, valid = _days(batch.column(self.column), self.column)
+        keys = days if self.kind == "daily" else (days + 3) // 7  # 1970-01-01 was a Thursday: weeks from Monday
+        kv = keys[valid] if valid is not None else keys
+        if kv.size == 0:
+            return None, self._ids([_UNDATED])
+        kmin = int(kv.min())
+        span = int(kv.max()) - kmin + 1
+        present = np.bincount(kv - kmin, minlength=span) > 0
+        lookup = np.cumsum(present) - 1
+        local = lookup[keys - kmin] if valid is None else np.where(valid, lookup[np.where(valid, keys, kmin) - kmin], -1)
+        labels: list[Any] = (np.flatnonzero(present) + kmin).tolist()
+        if valid is not None and not valid.all():
+            local = np.where(local < 0, len(labels), local)
+            labels.append(_UNDATED)
+        if len(labels) == 1:
+            return None, self._ids(labels)
+        return local.astype(np.intp), self._ids(labels)
+
+    def describe(self, key: Any) -> dict[str, Any]:
+        if self.kind == "all":
+            return {"window": "all", "start": None, "end": None}
+        if key == _UNDATED:
+            return {"window": _UNDATED, "start": None, "end": None}
+        if self.kind == "rows":
+            lo = key * self.size
+            return {"window": f"rows {lo}-{lo + self.size - 1}", "start": lo, "end": lo + self.size - 1}
+        epoch = dt.date(1970, 1, 1)
+        if self.kind == "daily":
+            day = epoch + dt.timedelta(days=int(key))
+            return {"window": day.isoformat(), "start": day.isoformat(), "end": (day + dt.timedelta(days=1)).isoformat()}
+        monday = epoch + dt.timedelta(days=7 * int(key) - 3)
+        year, week, _ = monday.isocalendar()
+        return {
+            "window": f"{year}-W{week:02d}",
+            "start": monday.isoformat(),
+            "end": (monday + dt.timedelta(days=7)).isoformat(),
+        }
+
+    def order(self) -> list[int]:
+        """Global indices in chronological order (undated last)."""
+        def sort_key(i: int) -> tuple[int, float]:
+            k = self.keys[i]
+            return (1, 0.0) if k == _UNDATED or k == "all" else (0, float(k))
+
+        return sorted(range(len(self.keys)), key=sort_key)
+
+
+def _days(column: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Days since 1970-01-01 (UTC) per row, and a validity mask (None when every row has a timestamp)."""
+    typ = column.type
+    if pa.types.is_dictionary(typ):
+        column = column.cast(typ.value_type)
+        typ = column.type
+    try:
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+            column = pc.cast(column, pa.timestamp("ns"))
+            typ = column.type
+        if pa.types.is_timestamp(typ):
+            per_day = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": _DAY_NS}[typ.unit]
+            raw = pc.cast(column, pa.int64())
+        elif pa.types.is_date32(typ):
+            per_day, raw = 1, pc.cast(column, pa.int64())
+        elif pa.types.is_date64(typ):
+            per_day, raw = 86_400_000, pc.cast(column, pa.int64())
+        else:
+            raise MonitorError(f"timestamp column {name!r} has type {typ}: expected a date or timestamp")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise MonitorError(f"timestamp column {name!r}: cannot read as dates ({str(exc).splitlines()[0]})") from None
+    valid = None
+    if raw.null_count:
+        valid = np.asarray(pc.is_valid(raw).to_numpy(zero_copy_only=False), dtype=bool)
+        raw = pc.fill_null(raw, 0)
+    values = raw.to_numpy(zero_copy_only=False) if isinstance(raw, pa.Array) else np.asarray(raw)
+    return np.floor_divide(values.astype(np.int64), per_day), valid
+
+
+# ------------------------------------------------------------------------------------------ accumulators
+class _Grow:
+    """Per-window arrays that grow when new windows appear."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.counts = np.zeros((0, width), dtype=np.int64)
+        self.scalars: dict[str, np.ndarray] = {}
+
+    def ensure(self, n_windows: int, names: Iterable[str]) -> None:
+        have = self.counts.shape[0]
+        if n_windows <= have:
+            return
+        cap = max(n_windows, 2 * have, 4)
+        self.counts = np.vstack([self.counts, np.zeros((cap - have, self.width), dtype=np.int64)])
+        for name in names:
+            old = self.scalars.get(name, np.zeros(0))
+            self.scalars[name] = np.concatenate([old, np.zeros(cap - len(old))])
+
+
+_NUM_SCALARS = ("under", "over", "s1", "s2", "nulls", "errors")
+
+
+class _NumericFeature:
+    def __init__(self, name: str, profile: NumericProfile) -> None:
+        self.name = name
+        self.ref = M.NumericReference.from_profile(profile)
+        self.binner = Binner(profile.edges, profile.counts)
+        self.n_bins = len(profile.counts)
+        self.lo = float(profile.edges[0]) if len(profile.edges) else math.nan
+        self.hi = float(profile.edges[-1]) if len(profile.edges) else math.nan
+        self.acc = _Grow(self.n_bins + 2)
+
+    def update(self, column: pa.Array | pa.ChunkedArray, local: np.ndarray | None, glob: np.ndarray) -> None:
+        from amlops.drift.profile import numeric_values
+
+        acc = self.acc
+        acc.ensure(int(glob.max()) + 1, _NUM_SCALARS)
+        s = acc.scalars
+        x, errors = numeric_values(column)
+        total = float(x.sum()) if x.size else 0.0
+        if not math.isfinite(total):  # NaN (null), inf or a type error somewhere: split them off
+            finite = np.isfinite(x)
+            nan = np.isnan(x)
+            bad = ~finite & ~nan  # +-inf: not a usable number
+            if errors is not None:
+                nan &= ~errors
+                bad |= errors
+            if local is None:
+                s["nulls"][glob[0]] += int(nan.sum())
+                s["errors"][glob[0]] += int(bad.sum())
+            else:
+                s["nulls"][glob] += np.bincount(local[nan], minlength=len(glob))
+                s["errors"][glob] += np.bincount(local[bad], minlength=len(glob))
+                local = local[finite]
+            x = x[finite]
+        if self.n_bins == 0 or x.size == 0:
+            return
+        bins = self.binner(x)
+        width = self.n_bins + 2
+        if local is None:
+            g = glob[0]
+            counts = np.bincount(bins, minlength=width)
+            acc.counts[g] += counts
+            s["s1"][g] += float(x.sum())
+            s["s2"][g] += float(np.dot(x, x))
+            if counts[0]:
+                s["under"][g] += float(self.lo * counts[0] - x[bins == 0].sum())
+            if counts[-1]:
+                s["over"][g] += float(x[bins == width - 1].sum() - self.hi * counts[-1])
+            return
+        nw = len(glob)
+        combined = local * width
+        combined += bins
+        acc.counts[glob] += np.bincount(combined, minlength=nw * width).reshape(nw, width)
+        s["s1"][glob] += np.bincount(local, weights=x, minlength=nw)
+        s["s2"][glob] += np.bincount(local, weights=x * x, minlength=nw)
+        under = bins == 0
+        if under.any():
+            s["under"][glob] += np.bincount(local[under], weights=self.lo - x[under], minlength=nw)
+        over = bins == width - 1
+        if over.any():
+            s["over"][glob] += np.bincount(local[over], weights=x[over] - self.hi, minlength=nw)
+
+    def add_missing_rows(self, glob: np.ndarray, local: np.ndarray | None, n: int) -> None:
+        """The column is absent in this chunk: every row is a null."""
+        self.acc.ensure(int(glob.max()) + 1, _NUM_SCALARS)
+        if local is None:
+            self.acc.scalars["nulls"][glob[0]] += n
+        else:
+            self.acc.scalars["nulls"][glob] += np.bincount(local, minlength=len(glob))
+
+
+class _CategoricalFeature:
+    def __init__(self, name: str, profile: Any) -> None:
+        self.name = name
+        self.ref = M.CategoricalReference.from_profile(profile)
+        self.k = len(self.ref.index)
+        self.acc = _Grow(self.k + 2)  # categories, other/unseen, null
+
+    def update(self, column: pa.Array | pa.ChunkedArray, local: np.ndarray | None, glob: np.ndarray) -> None:
+        acc = self.acc
+        acc.ensure(int(glob.max()) + 1, ("errors",))
+        if pa.types.is_nested(column.type) or pa.types.is_binary(column.type):
+            codes = np.full(len(column), self.k + 1, dtype=np.intp)
+            err = np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), dtype=bool)
+            if local is None:
+                acc.scalars["errors"][glob[0]] += int(err.sum())
+            else:
+                acc.scalars["errors"][glob] += np.bincount(local[err], minlength=len(glob))
+        else:
+            codes = self._codes(column)
+        width = self.k + 2
+        if local is None:
+            acc.counts[glob[0]] += np.bincount(codes, minlength=width)
+        else:
+            nw = len(glob)
+            acc.counts[glob] += np.bincount(local * width + codes, minlength=nw * width).reshape(nw, width)
+
+    def _codes(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        parts = []
+        for arr in chunks:
+            if not pa.types.is_dictionary(arr.type):
+                arr = pc.dictionary_encode(arr)
+            dictionary = category_strings(arr.dictionary).to_pylist()
+            # dictionary position -> reference position; unseen -> "other" (k); null -> k + 1
+            mapping = np.array([self.ref.index.get(v, self.k) if v is not None else self.k + 1 for v in dictionary]
+                               + [self.k + 1], dtype=np.intp)
+            idx = arr.indices
+            if idx.null_count:
+                idx = pc.fill_null(idx, len(dictionary))
+            parts.append(mapping[idx.to_numpy(zero_copy_only=False)])
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+    def add_missing_rows(self, glob: np.ndarray, local: np.ndarray | None, n: int) -> None:
+        self.acc.ensure(int(glob.max()) + 1, ("errors",))
+        if local is None:
+            self.acc.counts[glob[0], self.k + 1] += n
+        else:
+            self.acc.counts[glob, self.k + 1] += np.bincount(local, minlength=len(glob))
+
+
+_PERF = ("n", "abs", "sq", "ape", "n_ape")
+
+
+class _Performance:
+    def __init__(self) -> None:
+        self.acc = _Grow(0)
+
+    def update(self, y: np.ndarray, yhat: np.ndarray, local: np.ndarray | None, glob: np.ndarray) -> None:
+        self.acc.ensure(int(glob.max()) + 1, _PERF)
+        s = self.acc.scalars
+        ok = np.isfinite(y) & np.isfinite(yhat)
+        e = np.abs(y - yhat)
+        nz = ok & (y != 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ape = np.where(nz, e / np.abs(y), 0.0)
+        e = np.where(ok, e, 0.0)
+        if local is None:
+            g = glob[0]
+            s["n"][g] += ok.sum()
+            s["abs"][g] += e.sum()
+            s["sq"][g] += np.dot(e, e)
+            s["ape"][g] += ape.sum()
+            s["n_ape"][g] += nz.sum()
+            return
+        nw = len(glob)
+        s["n"][glob] += np.bincount(local, weights=ok.astype(np.float64), minlength=nw)
+        s["abs"][glob] += np.bincount(local, weights=e, minlength=nw)
+        s["sq"][glob] += np.bincount(local, weights=e * e, minlength=nw)
+        s["ape"][glob] += np.bincount(local, weights=ape, minlength=nw)
+        s["n_ape"][glob] += np.bincount(local, weights=nz.astype(np.float64), minlength=nw)
+
+    def sums(self, rows: np.ndarray | slice | int) -> M.RegressionSums:
+        s = self.acc.scalars
+        if not s:
+            return M.RegressionSums()
+        return M.RegressionSums(
+            n=int(np.sum(s["n"][rows])),
+            abs_err=float(np.sum(s["abs"][rows])),
+            sq_err=float(np.sum(s["sq"][rows])),
+            ape=float(np.sum(s["ape"][rows])),
+            n_ape=int(np.sum(s["n_ape"][rows])),
+        )
+
+
+# ------------------------------------------------------------------------------------------ the monitor
+class Monitor:
+    """Feed record batches with `update`; `result()` scores every window and returns the result dict."""
+
+    def __init__(
+        self, profile: ReferenceProfile, options: MonitorOptions | None = None, labels: pd.Series | None = None
+    ) -> None:
+        self.profile = profile
+        self.options = options or MonitorOptions()
+        o = self.options
+        try:
+            self.thresholds = M.Thresholds(o.thresholds)
+        except ValueError as exc:
+            raise MonitorError(str(exc)) from None
+        if o.numeric_metric not in M.NUMERIC_METRICS:
+            raise MonitorError(f"numeric metric {o.numeric_metric!r}: use one of {', '.join(M.NUMERIC_METRICS)}")
+        if o.categorical_metric not in M.CATEGORICAL_METRICS:
+            raise MonitorError(
+                f"categorical metric {o.categorical_metric!r}: use one of {', '.join(M.CATEGORICAL_METRICS)}"
+            )
+        kind, size = o.window_kind()
+        if kind in ("daily", "weekly") and not o.timestamp_column:
+            raise MonitorError(f"window {o.window!r} needs a timestamp column (--timestamp-column)")
+        self.windows = Windows(kind, size, o.timestamp_column)
+        wanted = o.features if o.features is not None else profile.features
+        unknown = [f for f in wanted if f not in profile.numeric and f not in profile.categorical]
+        if unknown:
+            raise MonitorError(f"feature(s) not in the reference profile: {', '.join(unknown)}")
+        self.numeric = {f: _NumericFeature(f, profile.numeric[f]) for f in wanted if f in profile.numeric}
+        self.categorical = {f: _CategoricalFeature(f, profile.categorical[f]) for f in wanted if f in profile.categorical}
+        self.prediction: _NumericFeature | None = None
+        self.prediction_reference: str | None = None
+        if o.prediction_column:
+            for role in ("prediction", "target"):
+                out = profile.outputs.get(role)
+                if out is not None and out.count > 0:
+                    self.prediction = _NumericFeature(o.prediction_column, out)
+                    self.prediction_reference = role
+                    break
+        self.labels = labels
+        self.performance = _Performance()
+        self.rows = np.zeros(0, dtype=np.int64)
+        self.missing_columns: set[str] = set()
+        self._checked = False
+        self._has_prediction = False
+        self._has_label = False
+
+    # -- streaming ---------------------------------------------------------------------------------------
+    def columns_needed(self, available: Iterable[str]) -> list[str]:
+        """The columns to read from a source with these columns; raises on what is required but absent."""
+        names = set(available)
+        o = self.options
+        cols = [*self.numeric, *self.categorical]
+        missing = [c for c in cols if c not in names]
+        if len(missing) == len(cols) and cols:
+            raise MonitorError(
+                f"the current data has none of the profile's features ({', '.join(cols[:5])}...); "
+                "is it the right file?"
+            )
+        self.missing_columns = set(missing)
+        extra = []
+        if self.windows.kind in ("daily", "weekly"):
+            if o.timestamp_column not in names:
+                raise MonitorError(f"timestamp column {o.timestamp_column!r} not in the current data")
+            extra.append(o.timestamp_column)
+        if o.prediction_column and o.prediction_column in names:
+            extra.append(o.prediction_column)
+            self._has_prediction = True
+        if o.label_column and o.label_column in names and o.label_column != o.prediction_column:
+            extra.append(o.label_column)
+            self._has_label = True
+        if self.labels is not None:
+            if not o.id_column or o.id_column not in names:
+                raise MonitorError(f"labels are joined on the id column {o.id_column!r}, not in the current data")
+            extra.append(o.id_column)
+        self._checked = True
+        return list(dict.fromkeys([c for c in cols if c in names] + [c for c in extra if c]))
+
+    def update(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if not self._checked:
+            self.columns_needed(batch.schema.names)
+        n = batch.num_rows
+        if n == 0:
+            return
+        local, glob = self.windows.assign(batch)
+        need = int(glob.max()) + 1
+        if len(self.rows) < need:
+            self.rows = np.concatenate([self.rows, np.zeros(max(need, 2 * len(self.rows)) - len(self.rows), np.int64)])
+        if local is None:
+            self.rows[glob[0]] += n
+        else:
+            self.rows[glob] += np.bincount(local, minlength=len(glob))
+        for name, num in self.numeric.items():
+            if name in self.missing_columns:
+                num.add_missing_rows(glob, local, n)
+            else:
+                num.update(batch.column(name), local, glob)
+        for name, cat in self.categorical.items():
+            if name in self.missing_columns:
+                cat.add_missing_rows(glob, local, n)
+            else:
+                cat.update(batch.column(name), local, glob)
+        o = self.options
+        if self._has_prediction and o.prediction_column:
+            pred_col = batch.column(o.prediction_column)
+            if self.prediction is not None:
+                self.prediction.update(pred_col, local, glob)
+            y = self._labels_for(batch)
+            if y is not None:
+                from amlops.drift.profile import numeric_values
+
+                self.performance.update(y, numeric_values(pred_col)[0], local, glob)
+
+    def _labels_for(self, batch: pa.RecordBatch | pa.Table) -> np.ndarray | None:
+        from amlops.drift.profile import numeric_values
+
+        o = self.options
+        if self.labels is not None and o.id_column:
+            ids = batch.column(o.id_column).to_pandas()
+            pos = self.labels.index.get_indexer(ids)
+            values = self.labels.to_numpy()
+            return np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
+        if self._has_label and o.label_column:
+            return numeric_values(batch.column(o.label_column))[0]
+        return None
+
+    # -- scoring -------------------------------------------------------------------------------------------
+    def result(self) -> dict[str, Any]:
+        o = self.options
+        order = self.windows.order()
+        windows = [self._score(i, self.windows.describe(self.windows.keys[i])) for i in order]
+        all_rows = np.arange(len(self.windows.keys))
+        overall = self._score(all_rows, {"window": "overall", "start": None, "end": None}, distributions=True)
+        evaluated = windows if self.windows.kind != "all" else [overall]
+        evaluated = [w for w in evaluated if w["status"] == "ok"]
+        drifted_windows = [w for w in evaluated if w["drift_detected"]]
+        drifted_features: list[str] = []
+        for w in drifted_windows:
+            drifted_features += [f for f in w["drifted_features"] if f not in drifted_features]
+        findings = []
+        for w in evaluated:
+            for f in w["data_quality_findings"]:
+                findings.append({"window": w["window"], **f})
+        if not evaluated:
+            status = "insufficient_data"
+        else:
+            status = "drift" if drifted_windows else "no_drift"
+        performance = overall.get("performance")
+        verdict = {
+            "status": status,
+            "drift_detected": bool(drifted_windows),
+            "drifted_features": drifted_features,
+            "first_drifted_window": drifted_windows[0]["window"] if drifted_windows else None,
+            "drifted_window_count": len(drifted_windows),
+            "window_count": len(windows),
+            "evaluated_window_count": len(evaluated),
+            "prediction_drift": bool(any(w.get("prediction_drift", {}) and w["prediction_drift"]["drifted"]
+                                         for w in evaluated)),
+            "data_quality_findings": findings,
+            "performance": performance,
+        }
+        verdict["summary"] = _summary(verdict)
+        return {
+            "schema": "amlops.monitor_result",
+            "schema_version": RESULT_SCHEMA_VERSION,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "settings": {
+                "window": o.window,
+                "timestamp_column": o.timestamp_column,
+                "id_column": o.id_column,
+                "prediction_column": o.prediction_column,
+                "label_column": o.label_column,
+                "numeric_metric": o.numeric_metric,
+                "categorical_metric": o.categorical_metric,
+                "min_window_rows": o.min_window_rows,
+                "thresholds": self.thresholds.effective(),
+            },
+            "reference": {
+                "row_count": self.profile.row_count,
+                "created_at": self.profile.created_at,
+                "numeric_features": list(self.numeric),
+                "categorical_features": list(self.categorical),
+                "prediction_reference": self.prediction_reference,
+                "metadata": self.profile.metadata,
+            },
+            "current": {"row_count": int(self.rows.sum()), "missing_columns": sorted(self.missing_columns)},
+            "verdict": verdict,
+            "overall": overall,
+            "windows": windows if self.windows.kind != "all" else [],
+        }
+
+    def _score(self, rows: Any, info: dict[str, Any], distributions: bool = False) -> dict[str, Any]:
+        o = self.options
+        n_rows = int(np.sum(self.rows[rows])) if len(self.rows) else 0
+        status = "ok" if n_rows >= max(o.min_window_rows, 1) else "insufficient_rows"
+        features: dict[str, Any] = {}
+        findings: list[dict[str, Any]] = []
+        for name, num in self.numeric.items():
+            features[name] = self._score_numeric(num, rows, n_rows, o.numeric_metric, distributions)
+        for name, cat in self.categorical.items():
+            features[name] = self._score_categorical(cat, rows, n_rows, distributions)
+        for name, feat in features.items():
+            if name in self.missing_columns:
+                feat["missing_column"] = True
+            if status != "ok":
+                feat["drifted"] = False
+            for metric, entry in feat["data_quality"].items():
+                if entry["exceeded"]:
+                    findings.append({"feature": name, "metric": metric, "value": entry["value"],
+                                     "threshold": entry["threshold"], "reference": entry["reference"]})
+        ranked = sorted(features, key=lambda f: _rank_key(features[f]), reverse=True)
+        drifted = [f for f in ranked if features[f]["drifted"]]
+        out: dict[str, Any] = {
+            **info,
+            "row_count": n_rows,
+            "status": status,
+            "drift_detected": bool(drifted),
+            "drifted_features": drifted,
+            "features": {f: features[f] for f in ranked},
+            "data_quality_findings": findings,
+            "prediction_drift": None,
+            "performance": None,
+        }
+        if self.prediction is not None and self._has_prediction:
+            pred = self._score_numeric(self.prediction, rows, n_rows, o.numeric_metric, distributions)
+            pred["reference_role"] = self.prediction_reference
+            if status != "ok":
+                pred["drifted"] = False
+            out["prediction_drift"] = pred
+        if self.performance.acc.scalars:
+            perf = self.performance.sums(rows).result()
+            baseline = self.profile.metadata.get("performance") if isinstance(self.profile.metadata, dict) else None
+            if isinstance(baseline, dict):
+                perf["reference"] = {k: baseline.get(k) for k in M.PERFORMANCE_METRICS if k in baseline}
+            out["performance"] = perf
+        return out
+
+    def _score_numeric(
+        self, num: _NumericFeature, rows: Any, n_rows: int, deciding: str, distributions: bool
+    ) -> dict[str, Any]:
+        acc = num.acc
+        acc.ensure(len(self.windows.keys), _NUM_SCALARS)
+        counts = acc.counts[rows]
+        s = acc.scalars
+        if counts.ndim == 2:
+            counts = counts.sum(axis=0)
+        under, over = float(np.sum(s["under"][rows])), float(np.sum(s["over"][rows]))
+        nulls, errors = int(np.sum(s["nulls"][rows])), int(np.sum(s["errors"][rows]))
+        valid = int(counts.sum())
+        metrics = M.numeric_drift(num.ref, counts, under, over, self.thresholds)
+        p = num.ref.profile
+        s1, s2 = float(np.sum(s["s1"][rows])), float(np.sum(s["s2"][rows]))
+        mean = s1 / valid if valid else None
+        var = max(s2 / valid - (s1 / valid) ** 2, 0.0) if valid else None
+        oob = int(counts[0] + counts[-1]) if len(counts) >= 2 else 0
+        quality = M.data_quality(n_rows, nulls, errors, oob, valid, p.null_rate, self.thresholds)
+        out: dict[str, Any] = {
+            "type": "numeric",
+            "deciding_metric": deciding,
+            "drifted": bool(metrics[deciding]["exceeded"]),
+            "metrics": metrics,
+            "data_quality": quality,
+            "summary": {
+                "count": valid,
+                "null_count": nulls,
+                "type_error_count": errors,
+                "below_range": int(counts[0]) if len(counts) else 0,
+                "above_range": int(counts[-1]) if len(counts) else 0,
+                "mean": _num(mean),
+                "std": _num(math.sqrt(var) if var is not None else None),
+                "reference_mean": _num(p.mean),
+                "reference_std": _num(p.std),
+                "reference_min": _num(p.min),
+                "reference_max": _num(p.max),
+            },
+        }
+        if distributions and len(p.counts):
+            out["distribution"] = _numeric_distribution(num.ref, counts)
+        return out
+
+    def _score_categorical(self, cat: _CategoricalFeature, rows: Any, n_rows: int, distributions: bool) -> dict[str, Any]:
+        acc = cat.acc
+        acc.ensure(len(self.windows.keys), ("errors",))
+        counts = acc.counts[rows]
+        if counts.ndim == 2:
+            counts = counts.sum(axis=0)
+        errors = int(np.sum(acc.scalars["errors"][rows]))
+        nulls = int(counts[-1]) - errors
+        dist = counts[:-1].astype(np.float64)
+        valid = int(dist.sum())
+        metrics = M.categorical_drift(cat.ref, dist, self.thresholds)
+        deciding = self.options.categorical_metric
+        p = cat.ref.profile
+        unseen = int(counts[cat.k])
+        quality = M.data_quality(n_rows, nulls, errors, unseen, valid, p.null_rate, self.thresholds)
+        out: dict[str, Any] = {
+            "type": "categorical",
+            "deciding_metric": deciding,
+            "drifted": bool(metrics[deciding]["exceeded"]),
+            "metrics": metrics,
+            "data_quality": quality,
+            "summary": {
+                "count": valid,
+                "null_count": nulls,
+                "type_error_count": errors,
+                "unseen_count": unseen,
+                "categories": len(p.categories),
+                "reference_other_count": p.other_count,
+            },
+        }
+        if distributions:
+            out["distribution"] = _categorical_distribution(cat.ref, dist)
+        return out
+
+
+# ------------------------------------------------------------------------------------------ entry point
+def run_monitor(
+    current: str | Iterable[pa.RecordBatch | pa.Table],
+    profile: ReferenceProfile,
+    options: MonitorOptions | None = None,
+    labels: pd.Series | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Monitor a file/folder/URL (or an iterable of batches) against the profile; returns the result dict."""
+    mon = Monitor(profile, options, labels)
+    o = mon.options
+    if isinstance(current, str | Path):
+        ds = open_dataset(str(current), dictionary_columns=mon.categorical)
+        columns = mon.columns_needed(ds.schema.names)
+        batches: Iterable[pa.RecordBatch | pa.Table] = iter_batches(ds, columns, o.chunk_rows)
+    else:
+        batches = current
+    for batch in batches:
+        mon.update(batch)
+        if progress is not None:
+            progress(batch.num_rows)
+    if mon.rows.sum() == 0:
+        raise MonitorError("the current data has no rows")
+    return mon.result()
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _rank_key(feature: dict[str, Any]) -> tuple[int, float]:
+    """Sort features by drift: drifted first, then by the deciding metric relative to its threshold."""
+    entry = feature["metrics"][feature["deciding_metric"]]
+    v, t = entry["value"], entry["threshold"]
+    if v is None:
+        return (int(feature["drifted"]), -1.0)
+    if feature["deciding_metric"] in M.P_VALUE_METRICS:
+        score = (t / v) if v > 0 else math.inf
+    else:
+        score = v / t if t > 0 else v
+    return (int(feature["drifted"]), score)
+
+
+def _numeric_distribution(ref: M.NumericReference, counts: np.ndarray) -> dict[str, Any]:
+    """Reference vs current proportions on DISPLAY_BINS bins of equal reference mass (+ out-of-range)."""
+    p = ref.profile
+    c = p.counts.astype(np.float64)
+    total = c.sum()
+    cuts = np.searchsorted(np.cumsum(c), np.arange(1, DISPLAY_BINS) * total / DISPLAY_BINS, "left") + 1
+    groups = np.unique(np.concatenate([[0], cuts[cuts < len(c)]]))
+    edges = np.append(p.edges[groups], p.edges[-1])
+    n_cur = counts.sum()
+    ref_share = np.add.reduceat(c, groups) / total
+    cur_share = np.add.reduceat(counts[1:-1].astype(np.float64), groups) / n_cur if n_cur else ref_share * 0
+    return {
+        "edges": [float(e) for e in edges],
+        "reference": [round(float(v), 6) for v in ref_share],
+        "current": [round(float(v), 6) for v in cur_share],
+        "current_below": float(counts[0] / n_cur) if n_cur else 0.0,
+        "current_above": float(counts[-1] / n_cur) if n_cur else 0.0,
+        "discrete": p.discrete,
+    }
+
+
+def _categorical_distribution(ref: M.CategoricalReference, counts: np.ndarray) -> dict[str, Any]:
+    r = ref.ref_counts / ref.ref_counts.sum() if ref.ref_counts.sum() else ref.ref_counts
+    c = counts / counts.sum() if counts.sum() else counts
+    names = [*ref.index, "(other)"]
+    top = np.argsort(-np.maximum(r, c), kind="stable")[:DISPLAY_CATEGORIES]
+    rest = np.setdiff1d(np.arange(len(names)), top)
+    out_names = [names[i] for i in top]
+    ref_vals = [float(r[i]) for i in top]
+    cur_vals = [float(c[i]) for i in top]
+    if rest.size:
+        out_names.append(f"({rest.size} more)")
+        ref_vals.append(float(r[rest].sum()))
+        cur_vals.append(float(c[rest].sum()))
+    return {
+        "categories": out_names,
+        "reference": [round(v, 6) for v in ref_vals],
+        "current": [round(v, 6) for v in cur_vals],
+    }
+
+
+def _summary(verdict: dict[str, Any]) -> str:
+    if verdict["status"] == "insufficient_data":
+        return "Not enough rows in any window to judge drift."
+    if verdict["drift_detected"]:
+        feats = verdict["drifted_features"]
+        first = verdict["first_drifted_window"]
+        where = f" (first in window {first})" if first not in (None, "overall") else ""
+        return f"Drift detected in {len(feats)} feature(s): {', '.join(feats)}{where}."
+    return "No drift detected."
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)

@@ -1,0 +1,343 @@
+"""Execute an AML CLI v2 pipeline job on this machine, the way Azure ML would run it.
+
+Each leaf step runs in its own subprocess (cwd = the component's code folder, as in AML), with its stdout/stderr in
+`runs/<pipeline>/<run-id>/<job>/user_logs/std_log.txt`, its outputs in `runs/<pipeline>/<run-id>/<job>/<output>`,
+and MLflow pointed at the configured tracking store. A failing step stops the run with its log tail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from amlops import storage
+from amlops.config import Settings
+from amlops.console import UserError, out
+from amlops.runner.command import render
+from amlops.runner.plan import OutputRef, PathValue, Plan, StepPlan, build_plan, render_primitive
+
+LOG_TAIL_LINES = 25
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str  # "completed" | "failed" | "skipped"
+    seconds: float = 0.0
+    exit_code: int | None = None
+    command: str | None = None
+    log: str | None = None
+
+
+@dataclass
+class PipelineRunResult:
+    pipeline: str
+    run_id: str
+    run_dir: Path
+    status: str
+    outputs: dict[str, Path] = field(default_factory=dict)
+    job_outputs: dict[str, dict[str, Path]] = field(default_factory=dict)
+    steps: list[StepResult] = field(default_factory=list)
+
+
+class StepFailed(UserError):
+    """A step exited non-zero; the message carries its log tail."""
+
+    def __init__(self, message: str, result: PipelineRunResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-") or "pipeline"
+
+
+def _tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def _last_error_line(tail: str) -> str:
+    """The most telling line of a log tail: the last `error: ...` line or the exception line."""
+    lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        low = line.lower()
+        if low.startswith("error:") or "error:" in low.split(" ", 1)[0] or low.startswith(("valueerror", "keyerror")):
+            return line
+    return lines[-1] if lines else ""
+
+
+class LocalRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        run_id: str | None = None,
+        stream_logs: bool = False,
+        quiet: bool = False,
+        extra_env: dict[str, str] | None = None,
+        on_step: Callable[[StepResult], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.run_id = run_id or new_run_id()
+        self.stream_logs = stream_logs
+        self.quiet = quiet
+        self.extra_env = extra_env or {}
+        self.on_step = on_step
+
+    # -- paths -------------------------------------------------------------------------------------------------
+    def _output_path(self, run_dir: Path, step: StepPlan, name: str) -> Path:
+        return run_dir / step.name / name
+
+    def _materialize_input(self, run_dir: Path, step: StepPlan, key: str, value: PathValue) -> str:
+        loc = value.path
+        if loc.startswith("models:/"):
+            return self._download_model(run_dir / step.name / "inputs" / key, loc)
+        if storage.is_url(loc):
+            dest = run_dir / step.name / "inputs" / key
+            if value.type == "uri_file":
+                dest = dest / Path(loc.rstrip("/")).name
+            try:
+                storage.download(loc, dest)
+            except FileNotFoundError:
+                raise UserError(f"job {step.name!r} input {key!r}: {loc} not found") from None
+            return str(dest)
+        if not Path(loc).exists():
+            raise UserError(f"job {step.name!r} input {key!r}: {loc} does not exist")
+        if value.type == "uri_file" and Path(loc).is_dir():
+            raise UserError(f"job {step.name!r} input {key!r}: {loc} is a folder but the input type is uri_file")
+        return loc
+
+    def _download_model(self, dest: Path, uri: str) -> str:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.settings.tracking_uri)
+        mlflow.set_registry_uri(self.settings.registry_uri)
+        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            return str(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
+        except Exception as exc:  # MLflow raises several types for a missing model / alias
+            raise UserError(f"model input {uri}: {str(exc).splitlines()[0]}") from None
+
+    # -- execution ---------------------------------------------------------------------------------------------
+    def run(self, path: Path, inputs: dict[str, str] | None = None) -> PipelineRunResult:
+        plan = build_plan(Path(path), inputs)
+        return self.run_plan(plan)
+
+    def run_plan(self, plan: Plan) -> PipelineRunResult:
+        from amlops.tracking import ensure_experiment, git_commit, mlflow_env
+
+        run_dir = self.settings.runs_path / _slug(plan.source.stem) / self.run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        result = PipelineRunResult(pipeline=plan.name, run_id=self.run_id, run_dir=run_dir, status="running")
+        experiment = plan.experiment or self.settings.experiment
+        ensure_experiment(self.settings, experiment)
+        base_env = {
+            **os.environ,
+            **mlflow_env(self.settings, experiment),
+            "AZUREML_ROOT_RUN_ID": self.run_id,
+            "AMLOPS_GIT_COMMIT": git_commit(plan.source.parent),
+            "AMLOPS_RUN_DIR": str(run_dir),
+            "PYTHONUNBUFFERED": "1",
+            # The steps run with this interpreter, as the AML environment would provide `python`.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            **self.extra_env,
+        }
+        self._write_manifest(plan, result)
+        outputs_of: dict[str, dict[str, Path]] = {}
+        failed: StepResult | None = None
+        for index, step in enumerate(plan.steps, start=1):
+            if failed is not None:
+                result.steps.append(StepResult(step.name, "skipped"))
+                continue
+            label = f"[{index}/{len(plan.steps)}] {step.name}"
+            step_result = self._run_step(plan, step, run_dir, outputs_of, base_env, label)
+            result.steps.append(step_result)
+            if self.on_step:
+                self.on_step(step_result)
+            if step_result.status == "failed":
+                failed = step_result
+            self._write_manifest(plan, result)
+        result.job_outputs = outputs_of
+        result.outputs = {
+            name: outputs_of[ref.job][ref.output] for name, ref in plan.outputs.items() if ref.job in outputs_of
+        }
+        result.status = "failed" if failed else "completed"
+        self._write_manifest(plan, result)
+        if failed is not None:
+            tail = _tail(Path(failed.log)) if failed.log else ""
+            reason = _last_error_line(tail) or f"exit code {failed.exit_code}"
+            message = (
+                f"step {failed.name!r} of {plan.source.name} failed (exit {failed.exit_code}): {reason}\n"
+                f"  log: {failed.log}\n  last lines:\n"
+                + "\n".join(f"    {ln}" for ln in tail.splitlines())
+            )
+            raise StepFailed(message, result)
+        return result
+
+    def _resolve_inputs(
+        self, step: StepPlan, run_dir: Path, outputs_of: dict[str, dict[str, Path]]
+    ) -> dict[str, str | None]:
+        values: dict[str, str | None] = {}
+        for key in step.input_types:
+            value = step.inputs.get(key)
+            if value is None:
+                values[key] = None
+            elif isinstance(value, OutputRef):
+                values[key] = str(outputs_of[value.job][value.output])
+            elif isinstance(value, PathValue):
+                values[key] = self._materialize_input(run_dir, step, key, value)
+            else:
+                values[key] = render_primitive(value)
+        return values
+
+    def _run_step(
+        self,
+        plan: Plan,
+        step: StepPlan,
+        run_dir: Path,
+        outputs_of: dict[str, dict[str, Path]],
+        base_env: dict[str, str],
+        label: str,
+    ) -> StepResult:
+        step_dir = run_dir / step.name
+        log_dir = step_dir / "user_logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / "std_log.txt"
+        inputs = self._resolve_inputs(step, run_dir, outputs_of)
+        outputs: dict[str, Path] = {}
+        for name, spec in step.outputs.items():
+            target = self._output_path(run_dir, step, name)
+            if spec.type == "uri_file":
+                target.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+            outputs[name] = target
+        what = f"{plan.source.name}: job {step.name!r}"
+        if step.kind == "parallel":
+            command = self._parallel_command(step, step_dir, inputs, outputs, what)
+        else:
+            command = render(step.command or "", inputs, {k: str(v) for k, v in outputs.items()}, what)
+        cwd = step.code_dir or step_dir
+        env = {**base_env, **step.environment_variables, "AZUREML_RUN_ID": f"{self.run_id}_{step.name}"}
+        started = time.perf_counter()
+        if not self.quiet:
+            out.print(f"[cyan]▶[/] {label}  [dim]{step.component}[/]")
+        with log_path.open("w", encoding="utf-8") as log:
+            log.write(f"# {command}\n# cwd: {cwd}\n")
+            log.flush()
+            proc = subprocess.Popen(
+                ["bash", "-c", command],
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE if self.stream_logs else log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            try:
+                if self.stream_logs and proc.stdout is not None:
+                    for line in proc.stdout:
+                        log.write(line)
+                        out.print(f"  [dim]{step.name} |[/] {line.rstrip()}", markup=True, highlight=False)
+                code = proc.wait()
+            except KeyboardInterrupt:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                raise
+        seconds = time.perf_counter() - started
+        status = "completed" if code == 0 else "failed"
+        if status == "completed":
+            outputs_of[step.name] = outputs
+            for name, spec in step.outputs.items():
+                if spec.target:
+                    self._deliver(outputs[name], spec.target)
+        if not self.quiet:
+            mark = "[green]✓[/]" if status == "completed" else "[red]✗[/]"
+            out.print(f"{mark} {label}  {seconds:.1f}s")
+        return StepResult(step.name, status, seconds, code, command, str(log_path))
+
+    @staticmethod
+    def _deliver(produced: Path, target: str) -> None:
+        """Copy an output to the path the pipeline YAML asked for (a local folder or a blob URL)."""
+        if storage.is_url(target):
+            storage.upload(produced, target)
+            return
+        dest = Path(target)
+        if produced.is_dir():
+            shutil.copytree(produced, dest, dirs_exist_ok=True)
+        elif produced.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(produced, dest)
+
+    def _parallel_command(
+        self, step: StepPlan, step_dir: Path, inputs: dict[str, str | None], outputs: dict[str, Path], what: str
+    ) -> str:
+        spec = dict(step.parallel or {})
+        task = dict(spec.pop("task"))
+        str_outputs = {k: str(v) for k, v in outputs.items()}
+        input_data = render(str(spec.pop("input_data") or ""), inputs, str_outputs, f"{what} input_data")
+        args = render(str(task.get("program_arguments") or ""), inputs, str_outputs, f"{what} program_arguments")
+        append_to = task.get("append_row_to")
+        append_path = render(str(append_to), inputs, str_outputs, f"{what} append_row_to") if append_to else None
+        entry = task.get("entry_script")
+        if not entry:
+            raise UserError(f"{what}: parallel task has no entry_script")
+        if task.get("type", "run_function") != "run_function":
+            raise UserError(f"{what}: parallel task type {task.get('type')!r} is not supported locally")
+        input_key = next((k for k, v in inputs.items() if v == input_data), None)
+        driver_spec = {
+            "entry_script": entry,
+            "program_arguments": args,
+            "input_data": input_data,
+            "input_type": step.input_types.get(input_key or "", "uri_folder"),
+            "append_row_to": append_path,
+            **{k: v for k, v in spec.items()},
+        }
+        spec_path = step_dir / "parallel_spec.json"
+        spec_path.write_text(json.dumps(driver_spec, indent=2, default=str), encoding="utf-8")
+        return f"python -m amlops.runner.parallel --spec {spec_path}"
+
+    def _write_manifest(self, plan: Plan, result: PipelineRunResult) -> None:
+        manifest: dict[str, Any] = {
+            "pipeline": plan.name,
+            "source": str(plan.source),
+            "run_id": result.run_id,
+            "status": result.status,
+            "inputs": {k: (v.path if isinstance(v, PathValue) else v) for k, v in plan.inputs.items()},
+            "steps": [asdict(s) for s in result.steps],
+            "outputs": {k: str(v) for k, v in result.outputs.items()},
+        }
+        (result.run_dir / "run.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+
+
+def run_pipeline(
+    path: Path | str,
+    inputs: dict[str, str] | None = None,
+    settings: Settings | None = None,
+    **kwargs: Any,
+) -> PipelineRunResult:
+    """Run a pipeline YAML locally and return where everything landed (raises UserError on failure)."""
+    from amlops.config import load_settings
+
+    runner = LocalRunner(settings or load_settings(), **kwargs)
+    return runner.run(Path(path), inputs)

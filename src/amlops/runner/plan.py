@@ -1,0 +1,426 @@
+"""Turn an AML CLI v2 pipeline job (parsed by azure-ai-ml's own `load_job`) into a flat, ordered plan of steps.
+
+The plan is plain data: every leaf step (command or parallel) with its inputs resolved to a literal, a path/URL
+or a reference to another step's output. Nested pipeline components are flattened (`outer.inner` names), and
+`${{parent.jobs.<job>.outputs.<name>}}` bindings through them are followed to the leaf that produces the data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from amlops.console import UserError
+
+PRIMITIVE_TYPES = {"string", "integer", "number", "boolean"}
+PATH_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"}
+
+_PARENT_INPUT = re.compile(r"\$\{\{\s*parent\.inputs\.([A-Za-z0-9_]+)\s*\}\}")
+_PARENT_JOB_OUTPUT = re.compile(r"^\$\{\{\s*parent\.jobs\.([A-Za-z0-9_]+)\.outputs\.([A-Za-z0-9_]+)\s*\}\}$")
+_PARENT_OUTPUT = re.compile(r"^\$\{\{\s*parent\.outputs\.([A-Za-z0-9_]+)\s*\}\}$")
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """The output `output` of the (qualified) job `job`; may point at a nested pipeline until resolved."""
+
+    job: str
+    output: str
+
+    def __str__(self) -> str:
+        return f"{self.job}.outputs.{self.output}"
+
+
+@dataclass(frozen=True)
+class PathValue:
+    """A data input: a local absolute path or a URL (abfs://, models:/ ...)."""
+
+    path: str
+    type: str
+
+
+Value = Any  # a primitive, PathValue, OutputRef or None (unset)
+
+
+@dataclass
+class OutputSpec:
+    type: str
+    target: str | None = None  # a pipeline-level output path (local or URL) the data must also land in
+
+
+@dataclass
+class StepPlan:
+    name: str  # qualified: "train" or "nested.s1"
+    kind: str  # "command" | "parallel"
+    component: str  # component name (or "inline")
+    source: Path | None  # the component YAML
+    code_dir: Path | None
+    command: str | None  # command template (command steps)
+    parallel: dict[str, Any] | None  # task + batching settings (parallel steps)
+    input_types: dict[str, str]
+    optional_inputs: set[str]
+    inputs: dict[str, Value]
+    outputs: dict[str, OutputSpec]
+    environment_variables: dict[str, str] = field(default_factory=dict)
+
+    def upstream(self) -> set[str]:
+        return {v.job for v in self.inputs.values() if isinstance(v, OutputRef)}
+
+
+@dataclass
+class Plan:
+    name: str
+    experiment: str | None
+    source: Path
+    steps: list[StepPlan]  # topological order
+    outputs: dict[str, OutputRef]  # pipeline outputs -> leaf output
+    inputs: dict[str, Value]
+    default_compute: str | None = None
+
+    def step(self, name: str) -> StepPlan:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+def load_pipeline_job(path: Path) -> Any:
+    """`azure.ai.ml.load_job` with its multi-page validation dumps reduced to one line."""
+    if not path.is_file():
+        raise UserError(f"{path}: pipeline file not found")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from azure.ai.ml import load_job
+
+        try:
+            job = load_job(path)
+        except Exception as exc:
+            raise UserError(f"{path}: {summarize_sdk_error(exc)}") from None
+    if type(job).__name__ != "PipelineJob":
+        raise UserError(f"{path}: expected a pipeline job (type: pipeline), got {type(job).__name__}")
+    return job
+
+
+def summarize_sdk_error(exc: BaseException) -> str:
+    """azure-ai-ml validation errors are long JSON dumps; keep the first message and its path."""
+    text = str(exc)
+    msg = re.search(r'"message":\s*"((?:[^"\\]|\\.)*)"', text)
+    where = re.search(r'"path":\s*"([^"]*)"', text)
+    if msg:
+        first = msg.group(1).replace('\\"', '"')
+        missing = re.search(r"No such file or directory: ([^'\]\\]+)", first)
+        if missing:
+            first = f"file not found: {os.path.normpath(missing.group(1))}"
+        first = first.replace("\\n", " ").split("\n")[0]
+        first = first if len(first) <= 300 else first[:297] + "..."
+        return f"{where.group(1)}: {first}" if where else first
+    first_line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    return first_line if len(first_line) <= 300 else first_line[:297] + "..."
+
+
+def _is_unset(value: Any) -> bool:
+    return value is None
+
+
+def _input_data(node_input: Any) -> Any:
+    return getattr(node_input, "_data", node_input)
+
+
+def _path_of(data: Any, base: Path, what: str) -> PathValue:
+    """An Input(type, path) or {'type','path'} -> PathValue with local paths made absolute against `base`."""
+    if isinstance(data, dict):
+        typ, path = data.get("type", "uri_folder"), data.get("path")
+    else:
+        typ, path = getattr(data, "type", None) or "uri_folder", getattr(data, "path", None)
+    if path is None:
+        raise UserError(f"{what}: data input has no path")
+    return PathValue(resolve_location(str(path), base, what), str(typ))
+
+
+def resolve_location(path: str, base: Path, what: str) -> str:
+    """A local path made absolute against `base`; URLs pass through; workspace assets cannot run locally."""
+    # load_job strips the `azureml:` prefix of asset references, leaving `name:version` or `name@label`.
+    is_asset_ref = "/" not in path and re.fullmatch(r"[\w.-]+(:[\w.-]+|@[\w.-]+)", path) is not None
+    if path.startswith("azureml:") or path.startswith("azureml://") or is_asset_ref:
+        raise UserError(
+            f"{what}: {path!r} is an Azure ML asset and cannot be read locally; "
+            f"pass a local path or URL with --set, or run with --target azure"
+        )
+    if path.startswith("file://"):
+        path = path[len("file://") :]
+    elif path.startswith("file:"):
+        path = path[len("file:") :]
+    if "://" in path or path.startswith("models:/"):
+        return path
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+class _Flattener:
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.steps: dict[str, StepPlan] = {}
+        self.aliases: dict[OutputRef, OutputRef] = {}  # pipeline-node output -> inner producer
+        self.top_outputs: dict[str, OutputRef] = {}
+
+    def flatten(self, jobs: dict[str, Any], scope_inputs: dict[str, Value], prefix: str, base: Path) -> None:
+        for name, node in jobs.items():
+            qual = f"{prefix}{name}"
+            component = node.component
+            what = f"job {qual!r}"
+            if isinstance(component, str):
+                raise UserError(
+                    f"{self.source}: {what} uses the registered component {component!r}; the local runner needs "
+                    f"the component YAML file (component: ./path/to/component.yml)"
+                )
+            node_base = Path(getattr(component, "base_path", None) or base)
+            inputs: dict[str, Value] = {}
+            declared = dict(component.inputs or {})
+            for key, node_input in (node.inputs or {}).items():
+                if key not in declared:
+                    raise UserError(f"{self.source}: {what} sets input {key!r}, which its component does not declare")
+                inputs[key] = self._bind(_input_data(node_input), scope_inputs, prefix, base, f"{what} input {key!r}")
+            # defaults, optional inputs and required checks happen at resolve time (after aliases are known)
+            for key, decl in declared.items():
+                if _is_unset(inputs.get(key)) and getattr(decl, "default", None) is not None:
+                    inputs[key] = decl.default
+            kind = type(node).__name__.lower()
+            if kind == "pipeline":
+                self.flatten(dict(component.jobs), inputs, f"{qual}.", node_base)
+                for out_name, node_output in (node.outputs or {}).items():
+                    self._bind_output(qual, out_name, _input_data(node_output), prefix)
+                continue
+            if kind not in {"command", "parallel"}:
+                raise UserError(f"{self.source}: {what} has type {kind!r}; the local runner runs command and parallel")
+            outputs: dict[str, OutputSpec] = {}
+            for out_name, decl in (component.outputs or {}).items():
+                outputs[out_name] = OutputSpec(type=str(getattr(decl, "type", None) or "uri_folder"))
+            for out_name, node_output in (node.outputs or {}).items():
+                data = _input_data(node_output)
+                if out_name not in outputs:
+                    raise UserError(f"{self.source}: {what} binds output {out_name!r}, which its component lacks")
+                self._bind_output(qual, out_name, data, prefix)
+                path = getattr(data, "path", None) if data is not None and not isinstance(data, str) else None
+                if path:
+                    outputs[out_name].target = resolve_location(str(path), base, f"{what} output {out_name!r}")
+            code = getattr(component, "code", None)
+            if kind == "parallel":
+                task = dict(component.task or {})
+                code = task.get("code") or code
+            code_dir = None
+            if code is not None:
+                if isinstance(code, str) and (code.startswith("azureml:") or "://" in code):
+                    raise UserError(f"{self.source}: {what} has remote code {code!r}; the local runner needs a folder")
+                code_dir = Path(code) if Path(str(code)).is_absolute() else (node_base / str(code)).resolve()
+                if not code_dir.exists():
+                    raise UserError(f"{self.source}: {what}: code folder {code_dir} does not exist")
+            env = {**(getattr(component, "environment_variables", None) or {})}
+            env.update(getattr(node, "environment_variables", None) or {})
+            parallel = None
+            if kind == "parallel":
+                parallel = {
+                    "task": task,
+                    "input_data": component.input_data,
+                    "mini_batch_size": component.mini_batch_size,
+                    "max_concurrency_per_instance": component.max_concurrency_per_instance or 1,
+                    "error_threshold": component.error_threshold,
+                    "mini_batch_error_threshold": component.mini_batch_error_threshold,
+                    "retry_settings": dict(component.retry_settings or {}),
+                }
+                for attr in ("mini_batch_size", "max_concurrency_per_instance", "error_threshold"):
+                    override = getattr(node, attr, None)
+                    if override is not None:
+                        parallel[attr] = override
+            self.steps[qual] = StepPlan(
+                name=qual,
+                kind=kind,
+                component=_component_label(component),
+                source=Path(component._source_path) if getattr(component, "_source_path", None) else None,
+                code_dir=code_dir,
+                command=getattr(component, "command", None) if kind == "command" else None,
+                parallel=parallel,
+                input_types={k: str(getattr(d, "type", "string")) for k, d in declared.items()},
+                optional_inputs={k for k, d in declared.items() if getattr(d, "optional", False)},
+                inputs=inputs,
+                outputs=outputs,
+                environment_variables={str(k): str(v) for k, v in env.items()},
+            )
+
+    def _bind(self, data: Any, scope_inputs: dict[str, Value], prefix: str, base: Path, what: str) -> Value:
+        if data is None:
+            return None
+        if isinstance(data, str):
+            m = _PARENT_JOB_OUTPUT.match(data.strip())
+            if m:
+                return OutputRef(f"{prefix}{m.group(1)}", m.group(2))
+            whole = _PARENT_INPUT.fullmatch(data.strip())
+            if whole:
+                return scope_inputs.get(whole.group(1))
+            if _PARENT_INPUT.search(data):
+
+                def sub(match: re.Match[str]) -> str:
+                    value = scope_inputs.get(match.group(1))
+                    if isinstance(value, (OutputRef, PathValue)) or value is None:
+                        raise UserError(f"{self.source}: {what}: {match.group(0)} must be a literal to embed in text")
+                    return render_primitive(value)
+
+                return _PARENT_INPUT.sub(sub, data)
+            if "${{" in data:
+                raise UserError(f"{self.source}: {what}: unsupported binding {data!r}")
+            return data
+        if isinstance(data, (int, float, bool)):
+            return data
+        if getattr(data, "path", None) is not None or (isinstance(data, dict) and "path" in data):
+            return _path_of(data, base, f"{self.source}: {what}")
+        default = getattr(data, "default", None)
+        return default
+
+    def _bind_output(self, qual: str, out_name: str, data: Any, prefix: str) -> None:
+        if not isinstance(data, str):
+            return
+        m = _PARENT_OUTPUT.match(data.strip())
+        if not m:
+            return
+        ref = OutputRef(qual, out_name)
+        if prefix:
+            self.aliases[OutputRef(prefix[:-1], m.group(1))] = ref
+        else:
+            self.top_outputs[m.group(1)] = ref
+
+    def follow(self, ref: OutputRef) -> OutputRef:
+        seen = set()
+        while ref in self.aliases:
+            if ref in seen:
+                raise UserError(f"{self.source}: output binding loop at {ref}")
+            seen.add(ref)
+            ref = self.aliases[ref]
+        return ref
+
+
+def _component_label(component: Any) -> str:
+    """Components loaded from files inside a job are named `azureml_anonymous`; the file name says more."""
+    name = str(getattr(component, "name", None) or "")
+    source = getattr(component, "_source_path", None)
+    if not name or name == "azureml_anonymous":
+        return Path(source).stem if source else "inline"
+    return name
+
+
+def render_primitive(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def coerce_primitive(value: Any, typ: str, what: str) -> Any:
+    """Check a literal against its declared type (a `--set` value arrives as text)."""
+    if typ not in PRIMITIVE_TYPES or value is None or isinstance(value, (OutputRef, PathValue)):
+        return value
+    try:
+        if typ == "integer":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if typ == "number":
+            return float(value) if isinstance(value, str) else value
+        if typ == "boolean":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"true", "1", "yes"}:
+                return True
+            if text in {"false", "0", "no"}:
+                return False
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UserError(f"{what}: expected {typ}, got {value!r}") from None
+    return str(value)
+
+
+def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | None = None) -> Plan:
+    """Parse `path` with azure-ai-ml and flatten it; `overrides` are `inputs.<name>` values (paths relative to cwd)."""
+    path = path.resolve()
+    job = load_pipeline_job(path)
+    base = Path(job.base_path)
+    cwd = cwd or Path.cwd()
+    top_inputs: dict[str, Value] = {}
+    for key, pin in (job.inputs or {}).items():
+        data = _input_data(pin)
+        if isinstance(data, (int, float, bool, str)) or data is None:
+            top_inputs[key] = data
+        elif getattr(data, "path", None) is not None:
+            top_inputs[key] = _path_of(data, base, f"{path}: pipeline input {key!r}")
+        else:
+            top_inputs[key] = getattr(data, "default", None)
+    for key, raw in (overrides or {}).items():
+        if key not in top_inputs:
+            known = ", ".join(sorted(top_inputs)) or "none"
+            raise UserError(f"{path}: --set inputs.{key}: the pipeline has no input {key!r} (inputs: {known})")
+        current = top_inputs[key]
+        declared = (job.inputs[key]._data if hasattr(job.inputs[key], "_data") else None)
+        typ = current.type if isinstance(current, PathValue) else getattr(declared, "type", None)
+        if typ in PATH_TYPES:
+            top_inputs[key] = PathValue(resolve_location(raw, cwd, f"--set inputs.{key}"), str(typ))
+        else:
+            top_inputs[key] = raw
+
+    flat = _Flattener(path)
+    flat.flatten(dict(job.jobs), top_inputs, "", base)
+
+    steps = flat.steps
+    for step in steps.values():
+        for key, value in list(step.inputs.items()):
+            what = f"{path}: job {step.name!r} input {key!r}"
+            if isinstance(value, OutputRef):
+                target = flat.follow(value)
+                if target.job not in steps:
+                    raise UserError(f"{what}: binds to {value}, but there is no such job")
+                if target.output not in steps[target.job].outputs:
+                    raise UserError(f"{what}: job {target.job!r} has no output {target.output!r}")
+                step.inputs[key] = target
+            else:
+                step.inputs[key] = coerce_primitive(value, step.input_types.get(key, "string"), what)
+        for key, typ in step.input_types.items():
+            if _is_unset(step.inputs.get(key)) and key not in step.optional_inputs:
+                raise UserError(
+                    f"{path}: job {step.name!r} input {key!r} ({typ}) is required but has no value; "
+                    f"bind it in the YAML or pass it with --set inputs.<name>=..."
+                )
+    outputs = {k: flat.follow(v) for k, v in flat.top_outputs.items()}
+    for key, pout in (job.outputs or {}).items():
+        data = _input_data(pout)
+        target = getattr(data, "path", None) if data is not None and not isinstance(data, str) else None
+        if target and key in outputs:
+            ref = outputs[key]
+            steps[ref.job].outputs[ref.output].target = resolve_location(str(target), base, f"output {key!r}")
+
+    graph = {name: step.upstream() for name, step in steps.items()}
+    try:
+        order = list(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        raise UserError(f"{path}: the jobs form a cycle: {' -> '.join(exc.args[1])}") from None
+    # Stable: keep YAML order among steps that are ready at the same time.
+    yaml_order = {name: i for i, name in enumerate(steps)}
+    ordered: list[str] = []
+    done: set[str] = set()
+    pending = set(order)
+    while pending:
+        ready = sorted((n for n in pending if graph[n] <= done), key=yaml_order.__getitem__)
+        ordered.append(ready[0])
+        done.add(ready[0])
+        pending.remove(ready[0])
+    default_compute = getattr(getattr(job, "settings", None), "default_compute", None)
+    return Plan(
+        name=str(job.display_name or job.name or path.stem),
+        experiment=job.experiment_name,
+        source=path,
+        steps=[steps[n] for n in ordered],
+        outputs=outputs,
+        inputs=top_inputs,
+        default_compute=default_compute,
+    )

@@ -1,0 +1,325 @@
+"""train: fit the seeded scikit-learn pipeline on a snapshot; log params, metrics, dataset and model to MLflow.
+
+    python -m amlops.steps.train --snapshot DIR --schema demand.yaml --model OUT --run-info OUT
+        [--seed 42] [--holdout-days 28] [--params '{"max_iter": 300}'] [--data-uri azureml:demand:3]
+
+The most recent `holdout_days` days are kept out of training (the evaluate step scores them). The model folder
+(`--model`, an MLflow model) carries `reference_profile.json` (the training data's profile for monitoring) and
+`feature_importance.json`, and is logged as the run's `model` artifact so registering it versions them together.
+`--run-info` gets `run_info.json` (MLflow run id, model source URI, metrics, the config that produced the model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from amlops.data.schema import DatasetSchema, SchemaFileError, load_schema
+from amlops.data.snapshot import SnapshotError, read_snapshot, short_version
+from amlops.data.split import SplitError, split_holdout
+
+RUN_INFO_FILE = "run_info.json"
+MODEL_ARTIFACT = "model"
+PROFILE_FILE = "reference_profile.json"
+IMPORTANCE_FILE = "feature_importance.json"
+PREDICTION_COLUMN = "prediction"
+# Tests set this to a checkpoint name (e.g. "train:after_fit") to SIGKILL the step there: an abrupt death at a
+# known point, which a timer cannot give. Nothing else sets it.
+KILL_HOOK_ENV = "AMLOPS_TEST_KILL_AT"
+
+
+class TrainError(ValueError):
+    """Training cannot go on with these inputs; one line."""
+
+
+def checkpoint(name: str) -> None:
+    if os.environ.get(KILL_HOOK_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and MAPE (a fraction, over rows with a positive actual: zero sales have no percentage error)."""
+    y = np.asarray(y, dtype="float64")
+    err = np.asarray(pred, dtype="float64") - y
+    pos = y > 0
+    return {
+        "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mape": float(np.mean(np.abs(err[pos]) / y[pos])) if pos.any() else float("nan"),
+    }
+
+
+def pip_requirements() -> list[str]:
+    """Exactly what loading the model needs, pinned to this environment (inference is slow and unreproducible)."""
+    from importlib.metadata import version
+
+    return [
+        f"{dist}=={version(dist)}"
+        for dist in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "pyarrow")
+    ]
+
+
+def _dataset_source(uri: str) -> Any:
+    """An MLflow dataset source for the data URI; `azureml:name:version` and other non-file URIs have no built-in
+    resolver, so they are recorded as they are."""
+    from mlflow.data.dataset_source import DatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.exceptions import MlflowException
+
+    class UriDatasetSource(DatasetSource):
+        def __init__(self, value: str) -> None:
+            self.uri = value
+
+        @staticmethod
+        def _get_source_type() -> str:
+            return "uri"
+
+        def load(self, **kwargs: Any) -> str:
+            return self.uri
+
+        @staticmethod
+        def _can_resolve(raw_source: Any) -> bool:
+            return False
+
+        @classmethod
+        def _resolve(cls, raw_source: Any) -> UriDatasetSource:
+            return cls(str(raw_source))
+
+        def to_dict(self) -> dict[str, Any]:
+            return {"uri": self.uri}
+
+        @classmethod
+        def from_dict(cls, source_dict: dict[Any, Any]) -> UriDatasetSource:
+            return cls(str(source_dict["uri"]))
+
+    try:
+        return resolve_dataset_source(uri)
+    except MlflowException:
+        return UriDatasetSource(uri)
+
+
+def _importance(model: Any, X: pd.DataFrame, y: np.ndarray, seed: int) -> dict[str, float]:
+    """Permutation importance of each input column on the holdout (MAE increase), for drift weighting."""
+    from sklearn.inspection import permutation_importance
+
+    sample = X if len(X) <= 5000 else X.sample(5000, random_state=seed)
+    y_sample = pd.Series(y, index=X.index).loc[sample.index].to_numpy()
+    result = permutation_importance(
+        model, sample, y_sample, scoring="neg_mean_absolute_error", n_repeats=3, random_state=seed, n_jobs=1
+    )
+    return {col: round(float(max(v, 0.0)), 6) for col, v in zip(sample.columns, result.importances_mean, strict=True)}
+
+
+def _save_model(
+    pipeline: Any,
+    folder: Path,
+    schema: DatasetSchema,
+    X_train: pd.DataFrame,
+    train_pred: np.ndarray,
+    metadata: dict[str, Any],
+) -> None:
+    import cloudpickle
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    import amlops.data.features as features_module
+
+    # The calendar transformer lives in amlops: pickle that module by value so the model does not need amlops
+    # installed to load (skops would store a reference to it and need it importable and trusted).
+    cloudpickle.register_pickle_by_value(features_module)
+    try:
+        example = X_train.head(5)
+        mlflow.sklearn.save_model(
+            pipeline,
+            str(folder),
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            signature=infer_signature(example, pd.Series(train_pred[:5], name=PREDICTION_COLUMN)),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            metadata=metadata,
+        )
+    finally:
+        cloudpickle.unregister_pickle_by_value(features_module)
+
+
+def train(
+    snapshot_dir: str | Path,
+    schema_path: str | Path,
+    model_out: str | Path,
+    run_info_out: str | Path,
+    *,
+    seed: int = 42,
+    holdout_days: int = 28,
+    params: dict[str, Any] | None = None,
+    data_uri: str = "",
+) -> dict[str, Any]:
+    """Fit, log and save; returns the run info written to `run_info.json`."""
+    import mlflow
+
+    from amlops.data.features import build_pipeline, model_input
+    from amlops.drift.profile import build_profile
+
+    params = dict(params or {})
+    schema = load_schema(schema_path)
+    df, manifest = read_snapshot(snapshot_dir, schema)
+    train_df, holdout_df, cutoff = split_holdout(df, schema.date_column, holdout_days)
+    numeric, categorical = list(schema.numeric_features), list(schema.categorical_features)
+    X_train = model_input(train_df, numeric, categorical, schema.date_column)
+    X_hold = model_input(holdout_df, numeric, categorical, schema.date_column)
+    y_train = train_df[schema.target].to_numpy(dtype="float64")
+    y_hold = holdout_df[schema.target].to_numpy(dtype="float64")
+    try:
+        pipeline = build_pipeline(numeric, categorical, schema.date_column, params, seed)
+        pipeline.fit(X_train, y_train)
+    except (TypeError, ValueError) as exc:
+        raise TrainError(f"cannot fit the model: {str(exc).splitlines()[0]}") from None
+    checkpoint("train:after_fit")
+    train_pred = pipeline.predict(X_train)
+    hold_pred = pipeline.predict(X_hold)
+    metrics = {f"train_{k}": v for k, v in regression_metrics(y_train, train_pred).items()}
+    metrics |= {f"holdout_{k}": v for k, v in regression_metrics(y_hold, hold_pred).items()}
+    importance = _importance(pipeline, X_hold, y_hold, seed)
+    effective = pipeline.named_steps["model"].get_params()
+    config = {
+        "seed": seed,
+        "holdout_days": holdout_days,
+        "params": {k: effective[k] for k in sorted(effective)},
+        "estimator": type(pipeline.named_steps["model"]).__name__,
+        "schema_digest": schema.digest,
+        "features": schema.feature_columns,
+        "target": schema.target,
+    }
+    train_end = (cutoff - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    git_commit = os.environ.get("AMLOPS_GIT_COMMIT", "unknown")
+    pipeline_run_id = os.environ.get("AZUREML_ROOT_RUN_ID", "")
+
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory(prefix="amlops-model-") as tmp:
+        mlflow.set_tags(
+            {
+                "data.digest": manifest["digest"],
+                "data.uri": data_uri or manifest.get("data_uri", ""),
+                "git.commit": git_commit,
+                "pipeline.run_id": pipeline_run_id,
+                "amlops.step": "train",
+            }
+        )
+        mlflow.log_params(
+            {
+                "seed": seed,
+                "holdout_days": holdout_days,
+                "estimator": config["estimator"],
+                "train_rows": len(train_df),
+                "holdout_rows": len(holdout_df),
+                "train_start": manifest.get("date_min"),
+                "train_end": train_end,
+                "data_version": manifest.get("version"),
+                **{f"model.{k}": v for k, v in sorted(effective.items()) if k != "categorical_features"},
+            }
+        )
+        mlflow.log_metrics(metrics)
+        dataset = mlflow.data.from_pandas(
+            df,
+            source=_dataset_source(data_uri or manifest.get("data_uri") or str(Path(snapshot_dir).resolve())),
+            targets=schema.target,
+            name=f"{schema.name}@{short_version(manifest['digest'])}",
+            digest=manifest["digest"].split(":", 1)[-1][:32],
+        )
+        mlflow.log_input(dataset, context="training")
+
+        model_dir = Path(tmp) / MODEL_ARTIFACT
+        _save_model(
+            pipeline, model_dir, schema, X_train, train_pred,
+            metadata={
+                "amlops": {
+                    "schema": schema.name,
+                    "schema_digest": schema.digest,
+                    "date_column": schema.date_column,
+                    "target": schema.target,
+                    "id_column": schema.id_column,
+                    "numeric": numeric,
+                    "categorical": categorical,
+                    "prediction_column": PREDICTION_COLUMN,
+                    "data_digest": manifest["digest"],
+                    "train_end": train_end,
+                }
+            },
+        )
+        profiled = train_df.assign(**{PREDICTION_COLUMN: train_pred})
+        profile = build_profile(
+            profiled, numeric, categorical, target=schema.target, prediction=PREDICTION_COLUMN,
+            metadata={
+                "data_digest": manifest["digest"],
+                "date_column": schema.date_column,
+                "train_start": manifest.get("date_min"),
+                "train_end": train_end,
+                "feature_importance": importance,
+            },
+        )
+        profile.to_json(model_dir / PROFILE_FILE)
+        (model_dir / IMPORTANCE_FILE).write_text(json.dumps(importance, indent=2) + "\n", encoding="utf-8")
+        mlflow.log_artifacts(str(model_dir), artifact_path=MODEL_ARTIFACT)
+        checkpoint("train:after_log")
+
+        out = Path(model_out)
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(model_dir, out)
+        info = {
+            "run_id": run.info.run_id,
+            "experiment_id": run.info.experiment_id,
+            "model_uri": f"runs:/{run.info.run_id}/{MODEL_ARTIFACT}",
+            "model_source": mlflow.get_artifact_uri(MODEL_ARTIFACT),
+            "metrics": metrics,
+            "config": config,
+            "data_digest": manifest["digest"],
+            "data_uri": data_uri or manifest.get("data_uri", ""),
+            "train_start": manifest.get("date_min"),
+            "train_end": train_end,
+            "holdout_start": cutoff.strftime("%Y-%m-%d"),
+            "feature_importance": importance,
+        }
+        Path(run_info_out).mkdir(parents=True, exist_ok=True)
+        (Path(run_info_out) / RUN_INFO_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m amlops.steps.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--snapshot", required=True, help="clean snapshot folder (prep output)")
+    parser.add_argument("--schema", required=True, help="declared schema YAML")
+    parser.add_argument("--model", required=True, help="output folder: the MLflow model")
+    parser.add_argument("--run-info", required=True, help="output folder: run_info.json")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--holdout-days", type=int, default=28)
+    parser.add_argument("--params", default="{}", help="JSON object of HistGradientBoostingRegressor parameters")
+    parser.add_argument("--data-uri", default="")
+    args = parser.parse_args(argv)
+    try:
+        params = json.loads(args.params or "{}")
+        if not isinstance(params, dict):
+            raise TrainError(f"--params must be a JSON object, got {args.params!r}")
+        train(
+            args.snapshot, args.schema, args.model, args.run_info,
+            seed=args.seed, holdout_days=args.holdout_days, params=params, data_uri=args.data_uri,
+        )
+    except json.JSONDecodeError as exc:
+        print(f"error: --params is not valid JSON ({exc.msg}): {args.params!r}", file=sys.stderr)
+        return 1
+    except (TrainError, SchemaFileError, SnapshotError, SplitError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

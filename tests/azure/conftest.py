@@ -1,0 +1,79 @@
+"""Fixtures for the Azure target tests: a fake Azure at the HTTP boundary, a fake credential, settings."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fakeazure import (  # noqa: E402
+    CONTAINER,
+    LOCATION,
+    RG,
+    STORAGE_ACCOUNT,
+    SUB,
+    WS,
+    WS_GUID,
+    WS_PATH,
+    FakeAzure,
+    FakeCredential,
+    Reply,
+)
+
+from amlops.config import Settings  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def seed_workspace(fake: FakeAzure, path: str = WS_PATH, guid: str = WS_GUID) -> None:
+    """The workspace and its default blob datastore, as `amlops infra deploy` leaves them."""
+    fake.put_resource(path, {
+        "location": LOCATION,
+        "properties": {
+            "workspaceId": guid,
+            "discoveryUrl": f"https://{LOCATION}.api.azureml.ms/discovery",
+            "mlFlowTrackingUri": f"azureml://{LOCATION}.api.azureml.ms/mlflow/v1.0{path}",
+        },
+    })
+    fake.put_resource(path + "/datastores/workspaceblobstore", {
+        "properties": {
+            "datastoreType": "AzureBlob", "accountName": STORAGE_ACCOUNT, "containerName": CONTAINER,
+            "endpoint": "core.windows.net", "protocol": "https", "isDefault": True,
+            "credentials": {"credentialsType": "AccountKey"},
+        },
+    })
+    key = base64.b64encode(b"not-a-real-key-" * 2).decode()
+    fake.on("POST", r"/datastores/workspaceblobstore/listSecrets$", Reply(200, {"secretsType": "AccountKey", "key": key}))
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzure]:
+    """Every HTTP request of the SDK (ARM, data plane, blob) lands here; the credential is fake."""
+    azure = FakeAzure()
+    seed_workspace(azure)
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", lambda _self, req, **_kw: azure.send(req))
+    import amlops.azure.client as azclient
+
+    monkeypatch.setattr(azclient, "default_credential", FakeCredential)
+    for key in list(os.environ):
+        if key.startswith("AMLOPS_"):
+            monkeypatch.delenv(key)
+    yield azure
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    s = Settings(base_dir=tmp_path)
+    s.azure.subscription_id = SUB
+    s.azure.resource_group = RG
+    s.azure.workspace = WS
+    s.azure.location = LOCATION
+    s.azure.compute = "cpu-cluster"
+    return s

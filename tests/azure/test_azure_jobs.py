@@ -1,0 +1,239 @@
+"""`submit_pipeline` (`amlops run --target azure`): the pipeline job payload, uploads, status streaming, Ctrl-C."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FIXTURES
+from fakeazure import ARM, LOCATION, RG, SUB, WS, WS_PATH, FakeAzure, Recorded, Reply, arm_error
+
+from amlops.azure import jobs
+from amlops.azure.client import ml_client
+from amlops.config import Settings
+from amlops.console import UserError
+
+PIPELINE = FIXTURES / "pipelines" / "training.yml"
+RUNS = f"https://{LOCATION}.api.azureml.ms/history/v1.0"
+
+
+def job_puts(fake: FakeAzure) -> list[Recorded]:
+    return fake.calls("PUT", rf"{ARM}.*/workspaces/{WS}/jobs/[^/]+$")
+
+
+def statuses(fake: FakeAzure, sequence: list[str]) -> None:
+    """GET jobs/<name> answers the stored job with the next status of `sequence` (the last one repeats)."""
+    remaining = list(sequence)
+
+    def answer(req: Recorded) -> Reply:
+        stored = fake.arm[req.path.lower()]
+        stored["properties"]["status"] = remaining.pop(0) if len(remaining) > 1 else remaining[0]
+        return Reply(200, stored)
+
+    fake.on("GET", rf"/workspaces/{WS}/jobs/[^/]+$", answer)
+
+
+def children(fake: FakeAzure, steps: dict[str, str]) -> None:
+    """Run history's child runs of a pipeline (found through the workspace's discovery URL)."""
+    fake.on("GET", rf"{LOCATION}\.api\.azureml\.ms/discovery$", Reply(200, {
+        "api": f"https://{LOCATION}.api.azureml.ms", "history": f"https://{LOCATION}.api.azureml.ms",
+    }))
+    runs = [{"runId": f"child_{name}", "displayName": name, "status": st, "runType": "azureml.StepRun",
+             "properties": {}, "tags": {}} for name, st in steps.items()]
+    fake.on("GET", r"/runs/[^/]+/children$", Reply(200, {"value": runs}))
+
+
+def submit(settings: Settings, inputs: dict[str, str] | None = None, **kwargs: Any) -> jobs.SubmittedJob:
+    return jobs.submit_pipeline(PIPELINE, inputs or {}, settings, **kwargs)
+
+
+def test_pipeline_job_payload(fake: FakeAzure, settings: Settings) -> None:
+    submitted = submit(settings, wait=False)
+
+    [put] = job_puts(fake)
+    assert put.path == f"{WS_PATH}/jobs/{submitted.name}"
+    assert submitted.name.startswith("training-")
+    body = put.json()["properties"]
+    assert body["jobType"] == "Pipeline"
+    assert body["experimentName"] == "amlops-test"
+    assert body["settings"]["default_compute"] == f"{WS_PATH}/computes/cpu-cluster"
+    # The pipeline inputs: the local folder was uploaded to the default datastore, primitives are literals.
+    raw = body["inputs"]["raw_data"]
+    assert raw["jobInputType"] == "uri_folder"
+    assert raw["uri"].startswith("azureml://datastores/workspaceblobstore/paths/LocalUpload/")
+    assert raw["uri"].endswith("/raw/")
+    assert body["inputs"]["seed"] == {"jobInputType": "literal", "value": "42"}
+    assert body["outputs"]["model"]["jobOutputType"] == "mlflow_model"
+    # The bindings between steps are kept as AML expressions, each step points at a registered component.
+    steps = body["jobs"]
+    assert set(steps) == {"prep", "train"}
+    assert steps["prep"]["inputs"]["raw"]["value"] == "${{parent.inputs.raw_data}}"
+    assert steps["train"]["inputs"]["data"]["value"] == "${{parent.jobs.prep.outputs.clean}}"
+    assert steps["train"]["inputs"]["seed"]["value"] == "${{parent.inputs.seed}}"
+    assert steps["train"]["outputs"]["model"]["value"] == "${{parent.outputs.model}}"
+    for step in steps.values():
+        assert "/components/azureml_anonymous/versions/" in step["componentId"]
+    assert submitted.studio_url and submitted.name in submitted.studio_url
+
+
+def test_components_code_and_data_are_uploaded(fake: FakeAzure, settings: Settings) -> None:
+    submit(settings, wait=False)
+
+    components = fake.calls("PUT", r"/components/azureml_anonymous/versions/")
+    specs = {c.json()["properties"]["componentSpec"]["display_name"]: c.json() for c in components}
+    assert set(specs) == {"Prep (test)", "Train (test)"}
+    train = specs["Train (test)"]["properties"]["componentSpec"]
+    assert train["command"].startswith("python -m demo.step --in ${{inputs.data}}")
+    assert train["code"].startswith(f"azureml:{WS_PATH}/codes/")
+    assert train["environment"].startswith(f"azureml:{WS_PATH}/environments/CliV2AnonymousEnvironment/")
+    envs = fake.calls("PUT", r"/environments/CliV2AnonymousEnvironment/versions/")
+    assert "pandas==3.1.0" in envs[0].json()["properties"]["condaFile"]
+    # The code folder went to blob storage through the SAS the service handed out.
+    blobs = [r.path for r in fake.calls("PUT", r"\.blob\.core\.windows\.net/") if "comp" not in r.query]
+    assert any(p.endswith("/src/demo/step.py") for p in blobs)
+    assert any(p.endswith("/raw/sales.csv") for p in blobs)
+    uploaded = [k for k in fake.blobs if k.endswith("/raw/sales.csv")]
+    assert fake.blobs[uploaded[0]] == (FIXTURES / "data" / "raw" / "sales.csv").read_bytes()
+
+
+def test_inputs_override_the_yaml(fake: FakeAzure, settings: Settings, tmp_path: Path) -> None:
+    local = tmp_path / "snapshot"
+    shutil.copytree(FIXTURES / "data" / "raw", local)
+    submitted = submit(settings, {"raw_data": str(local), "seed": "7", "max_bad_row_share": "0.1"}, wait=False,
+                       compute="gpu-cluster")
+
+    body = job_puts(fake)[0].json()["properties"]
+    assert body["inputs"]["seed"]["value"] == "7"
+    assert body["inputs"]["max_bad_row_share"]["value"] == "0.1"
+    assert body["inputs"]["raw_data"]["uri"].endswith("/snapshot/")
+    assert body["settings"]["default_compute"].endswith("/computes/gpu-cluster")
+    assert body["tags"]["amlops.input.seed"] == "7"
+    assert submitted.status
+
+
+def test_data_asset_input(fake: FakeAzure, settings: Settings) -> None:
+    submit(settings, {"raw_data": "demand-raw@3"}, wait=False)
+
+    raw = job_puts(fake)[0].json()["properties"]["inputs"]["raw_data"]
+    assert raw == {"jobInputType": "uri_folder", "uri": f"{WS_PATH}/data/demand-raw/versions/3"}
+    # Nothing was uploaded for the data: only the code folder went to storage.
+    assert not [k for k in fake.blobs if k.endswith("sales.csv")]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"nope": "1"}, "input 'nope' is not an input of the pipeline"),
+        ({"seed": "seven"}, "input seed: 'seven' is not a int"),
+        ({"raw_data": "no/such/folder"}, "neither a local path nor a data asset"),
+    ],
+)
+def test_bad_inputs_are_one_line(fake: FakeAzure, settings: Settings, inputs: dict[str, str], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        submit(settings, inputs, wait=False)
+    assert not job_puts(fake)
+
+
+def test_missing_workspace_key_names_it(fake: FakeAzure, settings: Settings) -> None:
+    settings.azure.subscription_id = None
+    with pytest.raises(UserError) as info:
+        submit(settings, wait=False)
+    assert str(info.value) == (
+        "azure.subscription_id is not set (run `amlops infra deploy --env dev` or set AMLOPS_AZURE__SUBSCRIPTION_ID)"
+    )
+    assert fake.requests == []
+
+
+def test_environment_settings_pick_the_workspace(fake: FakeAzure, settings: Settings) -> None:
+    settings.azure.environments = {"prod": {"workspace": "mlw-prod", "compute": "cpu-prod"}}
+    from conftest import seed_workspace
+
+    prod_path = WS_PATH.replace(WS, "mlw-prod")
+    seed_workspace(fake, prod_path)
+    submit(settings, wait=False, env="prod")
+
+    [put] = fake.calls("PUT", r"/workspaces/mlw-prod/jobs/")
+    assert put.json()["properties"]["settings"]["default_compute"] == f"{prod_path}/computes/cpu-prod"
+    settings.azure.environments = {"prod": {}}
+    settings.azure.compute = None
+    with pytest.raises(UserError, match=r"azure\.environments\.prod\.compute is not set"):
+        submit(settings, wait=False, env="prod")
+
+
+def test_wait_streams_until_completed(fake: FakeAzure, settings: Settings) -> None:
+    statuses(fake, ["NotStarted", "Running", "Running", "Completed"])
+    children(fake, {"prep": "Completed", "train": "Running"})
+    sleeps: list[float] = []
+    submitted = jobs.submit_pipeline(PIPELINE, {}, settings, wait=False)
+    ml = ml_client(settings)
+    status = jobs.wait_for_job(ml, submitted.name, settings.azure, sleep=sleeps.append, poll_seconds=5)
+
+    assert status == "Completed"
+    assert sleeps == [5, 5, 5]
+    gets = fake.calls("GET", rf"/jobs/{submitted.name}$")
+    assert len(gets) == 4
+
+
+def test_failed_job_names_the_failed_step(fake: FakeAzure, settings: Settings) -> None:
+    statuses(fake, ["Running", "Failed"])
+    children(fake, {"prep": "Completed", "train": "Failed"})
+    with pytest.raises(UserError, match=r"Failed \(failed steps: train\).*az ml job download"):
+        jobs.submit_pipeline(PIPELINE, {}, settings, wait=True)
+
+
+def test_ctrl_c_prints_what_runs_and_offers_cancel(
+    fake: FakeAzure, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statuses(fake, ["Running"])
+    children(fake, {"prep": "Completed", "train": "Running"})
+    fake.on("POST", r"/jobs/[^/]+/cancel$", Reply(202, headers={
+        "Location": f"https://{ARM}{WS_PATH}/operationResults/cancel-1?api-version=2024-01-01-preview",
+    }))
+    fake.on("GET", r"/operationResults/cancel-1$", Reply(200, {"status": "Succeeded"}))
+    submitted = jobs.submit_pipeline(PIPELINE, {}, settings, wait=False)
+    ml = ml_client(settings)
+
+    def ctrl_c(_: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(UserError) as info:
+        jobs.wait_for_job(ml, submitted.name, settings.azure, sleep=ctrl_c, confirm=lambda: True)
+    assert info.value.exit_code == 130
+    assert "cancel requested" in capsys.readouterr().out
+    assert fake.calls("POST", rf"/jobs/{submitted.name}/cancel$")
+
+
+def test_ctrl_c_without_cancel_prints_the_command(
+    fake: FakeAzure, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statuses(fake, ["Running"])
+    children(fake, {"prep": "Running"})
+    submitted = jobs.submit_pipeline(PIPELINE, {}, settings, wait=False)
+    capsys.readouterr()
+    ml = ml_client(settings)
+
+    def ctrl_c(_: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(UserError):
+        jobs.wait_for_job(ml, submitted.name, settings.azure, sleep=ctrl_c, confirm=lambda: False)
+    out = capsys.readouterr()
+    text = " ".join((out.out + out.err).split())
+    assert f"job {submitted.name} is still Running" in text
+    assert "step prep: Running" in text
+    assert f"az ml job cancel -n {submitted.name} -g {RG} -w {WS} --subscription {SUB}" in text
+    assert not fake.calls("POST", r"/cancel$")
+
+
+def test_authorisation_error_is_one_line(fake: FakeAzure, settings: Settings) -> None:
+    fake.on("PUT", r"/jobs/[^/]+$", arm_error(403, "AuthorizationFailed", (
+        "The client 'me@example.com' does not have authorization to perform action "
+        "'Microsoft.MachineLearningServices/workspaces/jobs/write'.")))
+    with pytest.raises(UserError) as info:
+        submit(settings, wait=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"not authorised on workspace '{WS}'")
+    assert "AzureML Data Scientist" in message
