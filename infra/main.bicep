@@ -128,6 +128,13 @@ param ciCanDeployInfra bool = false
 @description('Create an AML registry for cross-environment model promotion in this deployment.')
 param deployMlRegistry bool = false
 
+@description('Public endpoint of the AML registry. Enable it when workspaces without private networking share models through it.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param mlRegistryPublicNetworkAccess string = 'Disabled'
+
 @description('Principal ids of other environments\' CI/CD identities allowed to use the AML registry.')
 param registryUserPrincipalIds array = []
 
@@ -215,7 +222,7 @@ module mlRegistry 'modules/mlregistry.bicep' = if (deployMlRegistry) {
     name: 'mlreg-${baseName}-${suffix}'
     location: location
     tags: allTags
-    mlRegistryPublicNetworkAccess: publicAccess
+    mlRegistryPublicNetworkAccess: mlRegistryPublicNetworkAccess
   }
 }
 

@@ -131,6 +131,13 @@ param ciCanDeployInfra bool = false
 @description('Create an AML registry for cross-environment model promotion in this deployment.')
 param deployMlRegistry bool = false
 
+@description('Public endpoint of the AML registry. Enable it when workspaces without private networking share models through it.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param mlRegistryPublicNetworkAccess string = 'Disabled'
+
 @description('Principal ids of other environments\' CI/CD identities allowed to use the AML registry.')
 param registryUserPrincipalIds array = []
 
@@ -182,6 +189,7 @@ module main 'main.bicep' = {
     githubExtraSubjects: githubExtraSubjects
     ciCanDeployInfra: ciCanDeployInfra
     deployMlRegistry: deployMlRegistry
+    mlRegistryPublicNetworkAccess: mlRegistryPublicNetworkAccess
     registryUserPrincipalIds: registryUserPrincipalIds
     dataScientistPrincipalIds: dataScientistPrincipalIds
   }

@@ -42,4 +42,7 @@ param ciCanDeployInfra = false
 // The registry lives with prod; list dev's CI/CD principal id (output cicdIdentityPrincipalId of the dev
 // deployment) here so dev can share the models it validated.
 param deployMlRegistry = true
+// dev has no private network, so it reaches the registry on its public endpoint (Entra ID roles still
+// decide who may read or write); prod's workspace reaches it through a managed private endpoint.
+param mlRegistryPublicNetworkAccess = 'Enabled'
 param registryUserPrincipalIds = []

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "amlops.commands.run",
     "amlops.commands.validate",
     "amlops.commands.config_cmd",
+    "amlops.commands.infra",
 ]
 
 app = typer.Typer(

@@ -90,6 +90,9 @@ class PolicySettings(_Section):
     drift_windows_n: int = Field(2, ge=1, description="Retrain when N of the last M windows drifted")
     drift_windows_m: int = Field(3, ge=1)
     performance_degradation: float = Field(0.2, ge=0.0, description="Relative MAE increase that counts as loss")
+    min_drift_importance_share: float = Field(
+        0.1, ge=0.0, le=1.0, description="Drifted features must carry this share of feature importance to alarm"
+    )
     cooldown_hours: float = Field(24.0, ge=0.0)
     min_rows: int = Field(100, ge=0)
     retrain_window_days: int = Field(120, gt=0)

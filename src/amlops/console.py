@@ -8,8 +8,9 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: paths and commands must stay copy-pasteable, never folded at the terminal width.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

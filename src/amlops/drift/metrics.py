@@ -306,7 +306,7 @@ class RegressionSums:
         nz = y != 0
         self.n += int(y.size)
         self.abs_err += float(e.sum())
-        self.sq_err += float(np.dot(e, e))
+        self.sq_err += float(np.einsum("i,i->", e, e))
         self.ape += float((e[nz] / np.abs(y[nz])).sum())
         self.n_ape += int(nz.sum())
 

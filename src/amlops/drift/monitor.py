@@ -310,7 +310,7 @@ class _NumericFeature:
             counts = np.bincount(bins, minlength=width)
             acc.counts[g] += counts
             s["s1"][g] += float(x.sum())
-            s["s2"][g] += float(np.dot(x, x))
+            s["s2"][g] += float(np.einsum("i,i->", x, x))
             if counts[0]:
                 s["under"][g] += float(self.lo * counts[0] - x[bins == 0].sum())
             if counts[-1]:
@@ -408,7 +408,7 @@ class _Performance:
             g = glob[0]
             s["n"][g] += ok.sum()
             s["abs"][g] += e.sum()
-            s["sq"][g] += np.dot(e, e)
+            s["sq"][g] += np.einsum("i,i->", e, e)
             s["ape"][g] += ape.sum()
             s["n_ape"][g] += nz.sum()
             return

@@ -404,7 +404,8 @@ class _NumericSketch:
     def _update_moments(self, v: np.ndarray) -> None:
         n_b = v.size
         mean_b = float(v.mean())
-        m2_b = float(np.dot(v - mean_b, v - mean_b))
+        d = v - mean_b
+        m2_b = float(np.einsum("i,i->", d, d))
         n = self.n + n_b
         delta = mean_b - self.mean
         self.mean += delta * n_b / n

@@ -344,6 +344,8 @@ def coerce_primitive(value: Any, typ: str, what: str) -> Any:
 
 def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | None = None) -> Plan:
     """Parse `path` with azure-ai-ml and flatten it; `overrides` are `inputs.<name>` values (paths relative to cwd)."""
+    if not path.is_file():
+        raise UserError(f"{path}: pipeline file not found")
     path = path.resolve()
     job = load_pipeline_job(path)
     base = Path(job.base_path)

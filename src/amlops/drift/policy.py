@@ -1,0 +1,132 @@
+"""The retrain policy: turn monitor results into an action, with reasons.
+
+Retrain when drift on features that matter (weighted by the model's feature importance) or a measured loss of
+performance persists for N of the last M windows — and only if the cooldown since the last retrain has passed and
+the windows hold enough rows. Decisions rest on distances (the monitor's drifted flags), never on p-values alone.
+Pure functions: the caller reads the monitor's JSON and the retrain ledger and records the decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from amlops.config import PolicySettings
+
+
+@dataclass(frozen=True)
+class WindowSignal:
+    """What the policy needs from one monitored window."""
+
+    window: str  # stable window label, e.g. "2025-06-02/2025-06-08"
+    rows: int
+    drifted_features: tuple[str, ...] = ()
+    mae: float | None = None
+
+
+@dataclass
+class Decision:
+    action: str  # "retrain" | "none"
+    reasons: list[str]
+    dedupe_key: str
+    alarms: list[str] = field(default_factory=list)  # windows that counted as alarms
+    weighted_drift: dict[str, float] = field(default_factory=dict)  # window -> importance-weighted drift share
+
+    @property
+    def retrain(self) -> bool:
+        return self.action == "retrain"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def weighted_drift_share(drifted: tuple[str, ...] | list[str], importance: dict[str, float] | None) -> float:
+    """Share of the model's total feature importance carried by the drifted features (0..1).
+
+    Without importances every feature counts the same — the share of drifted features among those known.
+    """
+    if not drifted:
+        return 0.0
+    if not importance:
+        return 1.0
+    total = sum(max(v, 0.0) for v in importance.values())
+    if total <= 0:
+        return 1.0
+    # A drifted feature the model does not know (e.g. a raw column it never used) carries no weight.
+    return sum(max(importance.get(f, 0.0), 0.0) for f in drifted) / total
+
+
+def window_alarm(
+    signal: WindowSignal,
+    policy: PolicySettings,
+    importance: dict[str, float] | None,
+    baseline_mae: float | None,
+) -> tuple[bool, list[str], float]:
+    """(alarm?, reasons, weighted drift share) for one window."""
+    reasons: list[str] = []
+    share = weighted_drift_share(signal.drifted_features, importance)
+    if share >= policy.min_drift_importance_share and signal.drifted_features:
+        reasons.append(
+            f"{signal.window}: drift on {', '.join(signal.drifted_features)} "
+            f"({share:.0%} of feature importance)"
+        )
+    if signal.mae is not None and baseline_mae is not None and baseline_mae > 0:
+        loss = signal.mae / baseline_mae - 1.0
+        if loss > policy.performance_degradation:
+            reasons.append(
+                f"{signal.window}: MAE {signal.mae:.3g} is {loss:.0%} above the champion's {baseline_mae:.3g}"
+            )
+    return bool(reasons), reasons, share
+
+
+def dedupe_key(model_version: str | None, windows: list[WindowSignal]) -> str:
+    """Same champion + same monitored windows -> same key, so two monitors of one window start one retrain."""
+    payload = json.dumps({"model": model_version, "windows": [w.window for w in windows]}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def decide(
+    signals: list[WindowSignal],
+    policy: PolicySettings,
+    *,
+    model_version: str | None,
+    importance: dict[str, float] | None = None,
+    baseline_mae: float | None = None,
+    last_retrain_at: datetime | None = None,
+    now: datetime,
+) -> Decision:
+    """Apply the N-of-M rule to the most recent windows (oldest first in `signals`)."""
+    recent = signals[-policy.drift_windows_m :]
+    key = dedupe_key(model_version, recent)
+    counted = [s for s in recent if s.rows >= policy.min_rows]
+    reasons: list[str] = []
+    alarms: list[str] = []
+    shares: dict[str, float] = {}
+    for s in counted:
+        alarm, why, share = window_alarm(s, policy, importance, baseline_mae)
+        shares[s.window] = share
+        if alarm:
+            alarms.append(s.window)
+            reasons.extend(why)
+    skipped = len(recent) - len(counted)
+    if skipped:
+        reasons.append(f"{skipped} window(s) below min_rows={policy.min_rows} not counted")
+    needed = policy.drift_windows_n
+    if len(alarms) < needed:
+        reasons.insert(0, f"{len(alarms)} of the last {len(recent)} windows alarmed; the policy needs {needed}")
+        return Decision("none", reasons, key, alarms, shares)
+    if last_retrain_at is not None:
+        ready_at = last_retrain_at + timedelta(hours=policy.cooldown_hours)
+        if now < ready_at:
+            reasons.insert(
+                0,
+                f"cooldown: last retrain at {last_retrain_at.isoformat(timespec='seconds')}, "
+                f"next allowed after {ready_at.isoformat(timespec='seconds')}",
+            )
+            return Decision("none", reasons, key, alarms, shares)
+    reasons.insert(0, f"{len(alarms)} of the last {len(recent)} windows alarmed (policy: {needed} of "
+                      f"{policy.drift_windows_m})")
+    return Decision("retrain", reasons, key, alarms, shares)

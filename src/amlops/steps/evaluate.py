@@ -1,0 +1,317 @@
+"""evaluate: score the challenger and the current champion on the same recent holdout; decide the gate.
+
+    python -m amlops.steps.evaluate --model DIR --snapshot DIR --schema demand.yaml --verdict OUT
+        --model-name NAME [--metric mae] [--max-mae X] [--max-rmse X] [--max-mape X] [--min-improvement 0.0]
+        [--bootstrap-samples 1000] [--confidence 0.95] [--require-confident true] [--seed 42] [--holdout-days 28]
+
+The gate passes only if every configured absolute threshold holds AND (when there is a champion) the challenger
+beats it on `metric` by at least `min_improvement` (relative) AND, with `require_confident`, the lower end of the
+block-bootstrap interval of the improvement is above zero. Anything that prevents a fair comparison (a champion
+that cannot score the holdout, non-finite predictions) fails the gate: it fails closed. The verdict goes to
+`verdict.json`; nothing downstream can override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from amlops.data.schema import DatasetSchema, SchemaFileError, load_schema
+from amlops.data.snapshot import SnapshotError, read_snapshot
+from amlops.data.split import SplitError, split_holdout
+
+VERDICT_FILE = "verdict.json"
+METRICS = ("mae", "rmse", "mape")
+
+
+class EvaluateError(ValueError):
+    """The evaluation cannot run with these inputs; one line."""
+
+
+def _bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _optional_float(text: str) -> float | None:
+    return None if str(text).strip().lower() in ("", "none", "null") else float(text)
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def _per_day_sums(y: np.ndarray, pred: np.ndarray, day: np.ndarray, n_days: int) -> dict[str, np.ndarray]:
+    """Per-day sums from which MAE/RMSE/MAPE of any resample of days follow exactly."""
+    err = pred - y
+    pos = y > 0
+    ape = np.where(pos, np.abs(err) / np.where(pos, y, 1.0), 0.0)
+    return {
+        "n": np.bincount(day, minlength=n_days).astype(float),
+        "abs": np.bincount(day, weights=np.abs(err), minlength=n_days),
+        "sq": np.bincount(day, weights=err**2, minlength=n_days),
+        "n_pos": np.bincount(day, weights=pos.astype(float), minlength=n_days),
+        "ape": np.bincount(day, weights=ape, minlength=n_days),
+    }
+
+
+def _metric_from_sums(s: dict[str, np.ndarray], metric: str, w: np.ndarray) -> np.ndarray:
+    """The metric for each row of day-weights `w` (shape (B, days))."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "mae":
+            return (w @ s["abs"]) / (w @ s["n"])
+        if metric == "rmse":
+            return np.sqrt((w @ s["sq"]) / (w @ s["n"]))
+        return (w @ s["ape"]) / (w @ s["n_pos"])
+
+
+def metrics_of(sums: dict[str, np.ndarray]) -> dict[str, float]:
+    ones = np.ones((1, len(sums["n"])))
+    return {m: float(_metric_from_sums(sums, m, ones)[0]) for m in METRICS}
+
+
+def relative_improvement(champion: np.ndarray | float, challenger: np.ndarray | float) -> Any:
+    """(champion - challenger) / champion: > 0 means the challenger's error is lower."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.asarray(champion) - np.asarray(challenger)) / np.asarray(champion)
+
+
+def bootstrap_interval(
+    champ: dict[str, np.ndarray], chall: dict[str, np.ndarray], metric: str, samples: int, confidence: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Block bootstrap over days (rows of one day share weather and holidays, so they are not independent):
+    resample days with replacement, recompute both metrics on the same resample, take percentiles of the
+    relative improvement."""
+    n_days = len(champ["n"])
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(n_days, np.full(n_days, 1.0 / n_days), size=samples).astype(float)
+    diffs = relative_improvement(_metric_from_sums(champ, metric, w), _metric_from_sums(chall, metric, w))
+    diffs = diffs[np.isfinite(diffs)]
+    if len(diffs) == 0:
+        return {"low": None, "high": None, "prob_better": None}
+    alpha = (1.0 - confidence) / 2
+    return {
+        "low": float(np.quantile(diffs, alpha)),
+        "high": float(np.quantile(diffs, 1 - alpha)),
+        "prob_better": float(np.mean(diffs > 0)),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+def predict(model: Any, df: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
+    from amlops.data.features import model_input
+
+    X = model_input(df, list(schema.numeric_features), list(schema.categorical_features), schema.date_column)
+    pred = model.predict(X)
+    return np.asarray(pred, dtype="float64").reshape(-1)
+
+
+def _champion_metadata(client: Any, model_name: str, version: str) -> dict[str, str]:
+    try:
+        return dict(client.get_model_version(model_name, version).tags or {})
+    except Exception:  # noqa: BLE001 - lineage is informative here, not required for the gate
+        return {}
+
+
+def evaluate(
+    model_dir: str | Path,
+    snapshot_dir: str | Path,
+    schema_path: str | Path,
+    verdict_out: str | Path,
+    *,
+    model_name: str,
+    metric: str = "mae",
+    max_mae: float | None = None,
+    max_rmse: float | None = None,
+    max_mape: float | None = None,
+    min_improvement: float = 0.0,
+    bootstrap_samples: int = 1000,
+    confidence: float = 0.95,
+    require_confident: bool = True,
+    seed: int = 42,
+    holdout_days: int = 28,
+) -> dict[str, Any]:
+    import mlflow.pyfunc
+    from mlflow.tracking import MlflowClient
+
+    from amlops import registry
+
+    if metric not in METRICS:
+        raise EvaluateError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if not 0 < confidence < 1:
+        raise EvaluateError(f"confidence must be between 0 and 1, got {confidence}")
+    if bootstrap_samples < 50:
+        raise EvaluateError(f"bootstrap_samples must be at least 50, got {bootstrap_samples}")
+    schema = load_schema(schema_path)
+    df, manifest = read_snapshot(snapshot_dir, schema)
+    _, holdout, cutoff = split_holdout(df, schema.date_column, holdout_days)
+    y = holdout[schema.target].to_numpy(dtype="float64")
+    day_codes, days = pd.factorize(pd.to_datetime(holdout[schema.date_column]).dt.normalize(), sort=True)
+    n_days = len(days)
+
+    reasons: list[str] = []
+    notes: list[str] = []
+    try:
+        challenger_pred = predict(mlflow.pyfunc.load_model(str(model_dir)), holdout, schema)
+    except Exception as exc:  # noqa: BLE001 - a challenger that cannot score is a failed evaluation, said in one line
+        raise EvaluateError(f"{model_dir}: the challenger cannot score the holdout ({str(exc).splitlines()[0]})") from None
+    chall_sums = _per_day_sums(y, challenger_pred, day_codes, n_days)
+    chall = metrics_of(chall_sums)
+    if not np.all(np.isfinite(challenger_pred)):
+        reasons.append("challenger produced non-finite predictions")
+
+    thresholds = {"max_mae": max_mae, "max_rmse": max_rmse, "max_mape": max_mape}
+    for name, limit in thresholds.items():
+        m = name.removeprefix("max_")
+        if limit is not None and not (chall[m] <= limit):
+            reasons.append(f"challenger {m} {chall[m]:.4g} above {name} {limit:g}")
+
+    client = MlflowClient()
+    champion = registry.resolve_champion(client, model_name)
+    champion_block: dict[str, Any] | None = None
+    improvement: float | None = None
+    interval: dict[str, Any] | None = None
+    if champion is None:
+        notes.append("no champion yet: absolute thresholds only")
+    else:
+        version, uri = champion
+        champion_block = {"version": version, "uri": uri, "metrics": None}
+        tags = _champion_metadata(client, model_name, version)
+        train_end = tags.get("data.train_end")
+        if train_end and pd.Timestamp(train_end) >= cutoff:
+            notes.append(
+                f"champion v{version} was trained on data up to {train_end}, inside this holdout: "
+                "the comparison favours the champion"
+            )
+        try:
+            champion_pred = predict(mlflow.pyfunc.load_model(uri), holdout, schema)
+        except Exception as exc:  # noqa: BLE001 - fail closed, with the reason in the verdict
+            reasons.append(f"champion v{version} could not score the holdout: {str(exc).splitlines()[0][:300]}")
+        else:
+            champ_sums = _per_day_sums(y, champion_pred, day_codes, n_days)
+            champ = metrics_of(champ_sums)
+            champion_block["metrics"] = champ
+            improvement = float(relative_improvement(champ[metric], chall[metric]))
+            interval = bootstrap_interval(champ_sums, chall_sums, metric, bootstrap_samples, confidence, seed)
+            interval |= {"confidence": confidence, "samples": bootstrap_samples, "method": "block bootstrap over days"}
+            if not math.isfinite(improvement) or not chall[metric] < champ[metric]:
+                reasons.append(
+                    f"challenger {metric} {chall[metric]:.4g} does not beat champion v{version} ({champ[metric]:.4g})"
+                )
+            elif improvement < min_improvement:
+                reasons.append(
+                    f"challenger improves {metric} by {improvement:.2%}, less than min_improvement {min_improvement:.2%}"
+                )
+            if require_confident and (interval["low"] is None or not interval["low"] > 0):
+                low = "n/a" if interval["low"] is None else f"{interval['low']:.2%}"
+                high = "n/a" if interval["high"] is None else f"{interval['high']:.2%}"
+                reasons.append(
+                    f"improvement not significant: {confidence:.0%} interval [{low}, {high}] does not exclude 0"
+                )
+
+    passed = not reasons
+    if passed:
+        summary = (
+            f"gate passed: {metric} {chall[metric]:.4g}"
+            + (f" vs champion v{champion[0]} {champion_block['metrics'][metric]:.4g} ({improvement:+.2%})"
+               if champion and champion_block and champion_block["metrics"] else " (no champion)")
+        )
+    else:
+        summary = "gate failed: " + "; ".join(reasons)
+    verdict = {
+        "passed": passed,
+        "summary": summary,
+        "reasons": reasons,
+        "notes": notes,
+        "metric": metric,
+        "challenger": {"metrics": chall},
+        "champion": champion_block,
+        "improvement": improvement,
+        "interval": interval,
+        "thresholds": thresholds,
+        "min_improvement": min_improvement,
+        "require_confident": require_confident,
+        "holdout": {
+            "start": cutoff.strftime("%Y-%m-%d"),
+            "end": pd.Timestamp(days.max()).strftime("%Y-%m-%d"),
+            "days": n_days,
+            "rows": len(holdout),
+        },
+        "data_digest": manifest["digest"],
+        "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": {
+            "metric": metric,
+            **thresholds,
+            "min_improvement": min_improvement,
+            "bootstrap_samples": bootstrap_samples,
+            "confidence": confidence,
+            "require_confident": require_confident,
+            "seed": seed,
+            "holdout_days": holdout_days,
+        },
+    }
+    out = Path(verdict_out)
+    out.mkdir(parents=True, exist_ok=True)
+    verdict = _finite_or_none(verdict)
+    (out / VERDICT_FILE).write_text(json.dumps(verdict, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return verdict
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN/inf: an undefined number (e.g. MAPE without positive actuals) is written as null."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m amlops.steps.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="the challenger: an MLflow model folder (train output)")
+    parser.add_argument("--snapshot", required=True, help="clean snapshot folder (prep output)")
+    parser.add_argument("--schema", required=True)
+    parser.add_argument("--verdict", required=True, help="output folder for verdict.json")
+    parser.add_argument("--model-name", required=True, help="registered model whose champion is compared")
+    parser.add_argument("--metric", default="mae", choices=METRICS)
+    parser.add_argument("--max-mae", type=_optional_float, default=None)
+    parser.add_argument("--max-rmse", type=_optional_float, default=None)
+    parser.add_argument("--max-mape", type=_optional_float, default=None)
+    parser.add_argument("--min-improvement", type=float, default=0.0)
+    parser.add_argument("--bootstrap-samples", type=int, default=1000)
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--require-confident", type=_bool, default=True)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--holdout-days", type=int, default=28)
+    args = parser.parse_args(argv)
+    try:
+        verdict = evaluate(
+            args.model, args.snapshot, args.schema, args.verdict,
+            model_name=args.model_name, metric=args.metric, max_mae=args.max_mae, max_rmse=args.max_rmse,
+            max_mape=args.max_mape, min_improvement=args.min_improvement,
+            bootstrap_samples=args.bootstrap_samples, confidence=args.confidence,
+            require_confident=args.require_confident, seed=args.seed, holdout_days=args.holdout_days,
+        )
+    except (EvaluateError, SchemaFileError, SnapshotError, SplitError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(verdict["summary"])
+    for note in verdict["notes"]:
+        print(f"note: {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

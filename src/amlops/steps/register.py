@@ -1,0 +1,233 @@
+"""register: register the trained model with its lineage; set `challenger`; move `champion` only if the gate passed.
+
+    python -m amlops.steps.register --run-info DIR --verdict DIR --snapshot DIR --registration OUT
+        --model-name NAME [--data-uri URI] [--auto-promote true] [--run-id ID] [--git-commit SHA]
+
+The pipeline run id comes from AZUREML_ROOT_RUN_ID (set by Azure ML and by the local runner), else --run-id. The
+commit from --git-commit, else AMLOPS_GIT_COMMIT. Idempotent: a version already registered by this pipeline run
+(tag `pipeline.run_id`) is reused, and the steps it missed (roles, event) are completed.
+
+Order, so that a kill at any point leaves a consistent registry: (1) the version is created in ONE call that carries
+every lineage tag and the gate verdict (no version ever lacks them), marked `registration=pending`; (2) `challenger`
+moves to it; (3) only if the gate passed and auto-promote is on, `champion` moves and the event is appended;
+(4) `registration=complete`. The champion is the last thing touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from amlops.data.snapshot import SnapshotError, read_manifest
+from amlops.registry import (
+    CHALLENGER,
+    REGISTRATION_TAG,
+    RegistryError,
+    ensure_registered_model,
+    find_version_by_tag,
+    model_uri,
+    promote,
+    resolve_champion,
+    roles_of,
+    set_role,
+)
+from amlops.steps.evaluate import VERDICT_FILE
+from amlops.steps.train import RUN_INFO_FILE, checkpoint
+
+REGISTRATION_FILE = "registration.json"
+_MAX_TAG = 4000
+
+
+class RegisterError(ValueError):
+    """Registration cannot go on with these inputs; one line."""
+
+
+def _bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _read_json(folder: str | Path, name: str, what: str) -> dict[str, Any]:
+    path = Path(folder) / name
+    if not path.is_file():
+        raise RegisterError(f"{path}: {what} not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RegisterError(f"{path}: {what} is not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise RegisterError(f"{path}: {what} must be a JSON object")
+    return data
+
+
+def config_digest(run_info: dict[str, Any], verdict: dict[str, Any]) -> str:
+    """sha256 of the configuration that produced the model and its verdict (training + gate), canonical JSON."""
+    config = {"train": run_info.get("config", {}), "gate": verdict.get("config", {})}
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _num(value: Any) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def lineage_tags(
+    run_info: dict[str, Any], verdict: dict[str, Any], manifest: dict[str, Any], *, pipeline_run_id: str,
+    git_commit: str, data_uri: str,
+) -> dict[str, str]:
+    metric = str(verdict.get("metric", ""))
+    champion = verdict.get("champion") or {}
+    interval = verdict.get("interval") or {}
+    reasons = "; ".join(verdict.get("reasons") or []) or "passed"
+    return {
+        "data.digest": str(manifest["digest"]),
+        "data.uri": data_uri or str(manifest.get("data_uri", "")),
+        "data.rows": str(manifest.get("rows", "")),
+        "data.start": str(manifest.get("date_min", "")),
+        "data.end": str(manifest.get("date_max", "")),
+        "data.train_end": str(run_info.get("train_end", "")),
+        "schema.digest": str(manifest.get("schema", {}).get("digest", "")),
+        "git.commit": git_commit,
+        "config.digest": config_digest(run_info, verdict),
+        "pipeline.run_id": pipeline_run_id,
+        "parent.version": str(champion.get("version") or "none"),
+        "gate.passed": "true" if verdict.get("passed") is True else "false",
+        "gate.metric": metric,
+        "gate.challenger": _num((verdict.get("challenger") or {}).get("metrics", {}).get(metric)),
+        "gate.champion": _num((champion.get("metrics") or {}).get(metric)),
+        "gate.improvement": _num(verdict.get("improvement")),
+        "gate.ci_low": _num(interval.get("low")),
+        "gate.ci_high": _num(interval.get("high")),
+        "gate.reasons": reasons[:_MAX_TAG],
+        REGISTRATION_TAG: "pending",
+    }
+
+
+def register(
+    run_info_dir: str | Path,
+    verdict_dir: str | Path,
+    snapshot_dir: str | Path,
+    registration_out: str | Path,
+    *,
+    model_name: str,
+    data_uri: str = "",
+    auto_promote: bool = True,
+    run_id: str = "",
+    git_commit: str = "",
+) -> dict[str, Any]:
+    from mlflow.tracking import MlflowClient
+
+    pipeline_run_id = os.environ.get("AZUREML_ROOT_RUN_ID") or run_id
+    if not pipeline_run_id:
+        raise RegisterError("no pipeline run id: AZUREML_ROOT_RUN_ID is not set and --run-id was not given")
+    commit = git_commit or os.environ.get("AMLOPS_GIT_COMMIT") or "unknown"
+    run_info = _read_json(run_info_dir, RUN_INFO_FILE, "run info")
+    verdict = _read_json(verdict_dir, VERDICT_FILE, "gate verdict")
+    manifest = read_manifest(snapshot_dir)
+    if not isinstance(verdict.get("passed"), bool):
+        raise RegisterError(f"{Path(verdict_dir) / VERDICT_FILE}: no boolean 'passed' in the verdict")
+    # Fail closed on mixed inputs: the verdict must be about the data the model was trained on.
+    digests = {manifest["digest"], run_info.get("data_digest"), verdict.get("data_digest")}
+    if len(digests) != 1:
+        raise RegisterError(
+            "inputs disagree on the data digest (snapshot, run info, verdict): "
+            + ", ".join(str(d)[:19] for d in (manifest["digest"], run_info.get("data_digest"), verdict.get("data_digest")))
+        )
+    for key in ("run_id", "model_source"):
+        if not run_info.get(key):
+            raise RegisterError(f"{Path(run_info_dir) / RUN_INFO_FILE}: missing {key!r}")
+
+    client = MlflowClient()
+    ensure_registered_model(client, model_name)
+    existing = find_version_by_tag(client, model_name, "pipeline.run_id", pipeline_run_id)
+    created = existing is None
+    if existing is None:
+        checkpoint("register:before_create")
+        tags = lineage_tags(
+            run_info, verdict, manifest, pipeline_run_id=pipeline_run_id, git_commit=commit, data_uri=data_uri
+        )
+        mv = client.create_model_version(
+            model_name, source=run_info["model_source"], run_id=run_info["run_id"], tags=tags,
+            description=f"{verdict.get('summary', '')}"[:_MAX_TAG],
+        )
+        version = str(mv.version)
+        checkpoint("register:after_create")
+    else:
+        version = str(existing.version)
+
+    tags_now = client.get_model_version(model_name, version).tags or {}
+    promoted = False
+    if tags_now.get(REGISTRATION_TAG, "complete") != "complete":
+        set_role(client, model_name, CHALLENGER, version)
+        checkpoint("register:after_challenger")
+        if verdict["passed"] and auto_promote:
+            promote(
+                client, model_name, version,
+                reason=f"gate passed in pipeline run {pipeline_run_id}: {verdict.get('summary', '')}"[:_MAX_TAG],
+                actor=f"pipeline:{pipeline_run_id}",
+            )
+            promoted = True
+        client.set_model_version_tag(model_name, version, REGISTRATION_TAG, "complete")
+    # The verdict also goes with the training run, so the MLflow UI shows why a run was (not) promoted.
+    client.log_dict(run_info["run_id"], verdict, "gate/verdict.json")
+    champion = resolve_champion(client, model_name)
+    result = {
+        "model_name": model_name,
+        "version": version,
+        "model_uri": model_uri(model_name, version),
+        "created": created,
+        "gate_passed": verdict["passed"],
+        "auto_promote": auto_promote,
+        "promoted": promoted,
+        "is_champion": bool(champion and champion[0] == version),
+        "champion": champion[0] if champion else None,
+        "roles": roles_of(client, model_name),
+        "pipeline_run_id": pipeline_run_id,
+        "git_commit": commit,
+        "data_digest": manifest["digest"],
+        "summary": verdict.get("summary", ""),
+    }
+    out = Path(registration_out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / REGISTRATION_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m amlops.steps.register", description=__doc__.splitlines()[0])
+    parser.add_argument("--run-info", required=True, help="train output folder with run_info.json")
+    parser.add_argument("--verdict", required=True, help="evaluate output folder with verdict.json")
+    parser.add_argument("--snapshot", required=True, help="prep output folder (for the data digest)")
+    parser.add_argument("--registration", required=True, help="output folder for registration.json")
+    parser.add_argument("--model-name", required=True)
+    parser.add_argument("--data-uri", default="")
+    parser.add_argument("--auto-promote", type=_bool, default=True)
+    parser.add_argument("--run-id", default="", help="pipeline run id when AZUREML_ROOT_RUN_ID is not set")
+    parser.add_argument("--git-commit", default="", help="code commit (default: $AMLOPS_GIT_COMMIT)")
+    args = parser.parse_args(argv)
+    try:
+        result = register(
+            args.run_info, args.verdict, args.snapshot, args.registration,
+            model_name=args.model_name, data_uri=args.data_uri, auto_promote=args.auto_promote,
+            run_id=args.run_id, git_commit=args.git_commit,
+        )
+    except (RegisterError, RegistryError, SnapshotError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    state = "registered" if result["created"] else "already registered"
+    role = "champion" if result["is_champion"] else "challenger"
+    print(f"{state} {result['model_name']} v{result['version']} as {role}; {result['summary']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Every component, pipeline, schedule and environment YAML loads and validates with azure-ai-ml, offline."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from amlops.validation import find_yaml, validate_file
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = find_yaml([ROOT / "components", ROOT / "pipelines"])
+
+
+def test_there_is_something_to_validate() -> None:
+    kinds = {validate_file(f)[0] for f in FILES}
+    assert {"component", "pipeline", "environment"} <= kinds
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(f.relative_to(ROOT)) for f in FILES])
+def test_yaml_is_valid(path: Path) -> None:
+    kind, problem = validate_file(path)
+    assert problem is None, f"{path.relative_to(ROOT)} ({kind}): {problem}"
+
+
+COMPONENTS = [f for f in FILES if f.parent.name == "components"]
+
+
+@pytest.mark.parametrize("path", COMPONENTS, ids=[f.name for f in COMPONENTS])
+def test_components_follow_the_project_conventions(path: Path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    for key in ("$schema", "name", "version", "display_name", "description", "inputs", "outputs"):
+        assert key in doc, f"{path.name}: missing {key}"
+    code = doc.get("code") or doc.get("task", {}).get("code")
+    env = doc.get("environment") or doc.get("task", {}).get("environment")
+    assert code == "../src", f"{path.name}: code must point at ../src"
+    assert env == "file:./environment/environment.yml", f"{path.name}: environment must be the shared one"
+    for name, spec in {**doc["inputs"], **doc["outputs"]}.items():
+        assert "type" in spec, f"{path.name}: {name} has no type"
+
+
+def test_validation_catches_a_broken_component(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "components", tmp_path / "components")
+    target = next(iter(sorted((tmp_path / "components").glob("*.yml"))))
+    target.write_text(target.read_text().replace("type: ", "type: not_a_type_", 1))
+    kind, problem = validate_file(target)
+    assert problem is not None

@@ -1,0 +1,69 @@
+"""One validated settings model: file + AMLOPS_* overrides, one clear line naming the key on error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from amlops.config import ConfigError, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "amlops.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_use_sqlite_under_the_state_folder(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, "experiment: e1\n"), environ={})
+    assert s.experiment == "e1"
+    assert s.tracking_uri == f"sqlite:///{tmp_path / '.amlops' / 'mlflow.db'}"
+    assert s.runs_path == tmp_path / "runs"
+    assert s.artifact_root == str(tmp_path / ".amlops" / "mlartifacts")
+
+
+def test_environment_overrides_nested_keys_with_types(tmp_path: Path) -> None:
+    path = write(tmp_path, "gate:\n  min_improvement: 0.01\n")
+    s = load_settings(path, environ={"AMLOPS_GATE__MIN_IMPROVEMENT": "0.05", "AMLOPS_GATE__AUTO_PROMOTE": "false",
+                                     "AMLOPS_AZURE__WORKSPACE": "mlw-dev", "UNRELATED": "x"})
+    assert s.gate.min_improvement == 0.05
+    assert s.gate.auto_promote is False
+    assert s.azure.workspace == "mlw-dev"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("gate:\n  min_improvement: lots\n", {}, "gate.min_improvement: Input should be a valid number"),
+        ("gate:\n  minimum: 1\n", {}, "gate.minimum: unknown key"),
+        ("experiment: ''\n", {}, "experiment: Value error, must not be empty"),
+        ("- a\n- b\n", {}, "expected a mapping of settings at the top level"),
+        ("gate: [1,\n", {}, "not valid YAML"),
+        ("", {"AMLOPS_POLICY__MIN_ROWS": "-3"}, "(with AMLOPS_* overrides): policy.min_rows: Input should be greater"),
+    ],
+)
+def test_invalid_config_gives_one_line_naming_the_key(tmp_path: Path, text: str, env: dict[str, str],
+                                                      expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ=env)
+    message = str(info.value)
+    assert str(path) in message
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_azure_environment_merges_over_base(tmp_path: Path) -> None:
+    path = write(tmp_path, "azure:\n  subscription_id: sub\n  compute: base\n"
+                           "  environments:\n    prod: {workspace: mlw-prod, compute: big}\n")
+    s = load_settings(path, environ={})
+    prod = s.azure_for("prod")
+    assert (prod.subscription_id, prod.workspace, prod.compute) == ("sub", "mlw-prod", "big")
+    with pytest.raises(ConfigError, match="no environment named 'dev' \\(configured: prod\\)"):
+        s.azure_for("dev")
+
+
+def test_repo_config_file_is_valid(repo: Path) -> None:
+    s = load_settings(repo / "amlops.yaml", environ={})
+    assert s.model_name
