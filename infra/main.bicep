@@ -122,7 +122,7 @@ param githubEnvironments array = []
 @description('Further exact OIDC subjects trusted by the CI/CD identity (each one can act as it).')
 param githubExtraSubjects array = []
 
-@description('Let the CI/CD identity deploy this template itself (Contributor + constrained RBAC Administrator).')
+@description('Grant the CI/CD identity the rights to deploy this template (Contributor + constrained RBAC Administrator). Pass it once from a workstation; CI deploys with false.')
 param ciCanDeployInfra bool = false
 
 @description('Create an AML registry for cross-environment model promotion in this deployment.')
@@ -152,11 +152,25 @@ var allTags = union(tags, {
 var publicAccess = privateNetworking ? 'Disabled' : 'Enabled'
 var firewallDefault = privateNetworking ? 'Deny' : 'Allow'
 
+// Every name is fixed before the deployment starts (never a module output), so what-if can show exactly
+// what a deployment would change.
+var workspaceName = 'mlw-${baseName}-${suffix}'
+var storageName = 'st${cleanPrefix}${env}${suffix}'
+var keyVaultName = 'kv${cleanPrefix}${env}${suffix}'
+var containerRegistryName = 'cr${cleanPrefix}${env}${suffix}'
+var mlRegistryResourceName = 'mlreg-${baseName}-${suffix}'
+var mlRegistryName = deployMlRegistry ? mlRegistryResourceName : ''
+var mlRegistryId = deployMlRegistry ? resourceId('Microsoft.MachineLearningServices/registries', mlRegistryResourceName) : ''
+var computeName = take('cpu-${cleanPrefix}-${env}', 16)
+var computeIdentityName = 'id-${baseName}-compute-${suffix}'
+var cicdIdentityName = 'id-${baseName}-cicd-${suffix}'
+var vnetName = 'vnet-${baseName}-${suffix}'
+
 module identity 'modules/identity.bicep' = {
   name: 'amlops-identity'
   params: {
-    baseName: baseName
-    suffix: suffix
+    computeIdentityName: computeIdentityName
+    cicdIdentityName: cicdIdentityName
     location: location
     tags: allTags
     githubRepository: githubRepository
@@ -168,7 +182,7 @@ module identity 'modules/identity.bicep' = {
 module storage 'modules/storage.bicep' = {
   name: 'amlops-storage'
   params: {
-    name: 'st${cleanPrefix}${env}${suffix}'
+    name: storageName
     location: location
     tags: allTags
     storageSku: storageSku
@@ -181,7 +195,7 @@ module storage 'modules/storage.bicep' = {
 module keyVault 'modules/keyvault.bicep' = {
   name: 'amlops-keyvault'
   params: {
-    name: 'kv${cleanPrefix}${env}${suffix}'
+    name: keyVaultName
     location: location
     tags: allTags
     keyVaultSoftDeleteDays: keyVaultSoftDeleteDays
@@ -193,7 +207,7 @@ module keyVault 'modules/keyvault.bicep' = {
 module acr 'modules/acr.bicep' = {
   name: 'amlops-acr'
   params: {
-    name: 'cr${cleanPrefix}${env}${suffix}'
+    name: containerRegistryName
     location: location
     tags: allTags
     acrSku: acrSku
@@ -219,20 +233,17 @@ module monitoring 'modules/monitoring.bicep' = {
 module mlRegistry 'modules/mlregistry.bicep' = if (deployMlRegistry) {
   name: 'amlops-mlregistry'
   params: {
-    name: 'mlreg-${baseName}-${suffix}'
+    name: mlRegistryResourceName
     location: location
     tags: allTags
     mlRegistryPublicNetworkAccess: mlRegistryPublicNetworkAccess
   }
 }
 
-var mlRegistryName = deployMlRegistry ? mlRegistry.outputs.name : ''
-var mlRegistryId = deployMlRegistry ? mlRegistry.outputs.id : ''
-
 module workspace 'modules/workspace.bicep' = {
   name: 'amlops-workspace'
   params: {
-    name: 'mlw-${baseName}-${suffix}'
+    name: workspaceName
     location: location
     tags: allTags
     storageAccountId: storage.outputs.id
@@ -248,13 +259,17 @@ module workspace 'modules/workspace.bicep' = {
     managedNetworkIsolationMode: privateNetworking ? managedNetworkOutbound : 'Disabled'
     mlRegistryId: mlRegistryId
   }
+  // The managed network's private endpoint to the AML registry needs the registry.
+  dependsOn: [
+    mlRegistry
+  ]
 }
 
 module compute 'modules/compute.bicep' = {
   name: 'amlops-compute'
   params: {
-    workspaceName: workspace.outputs.name
-    name: take('cpu-${cleanPrefix}-${env}', 16)
+    workspaceName: workspaceName
+    name: computeName
     location: location
     tags: allTags
     computeIdentityId: identity.outputs.computeIdentityId
@@ -265,21 +280,31 @@ module compute 'modules/compute.bicep' = {
     // Without a managed network, AML clusters need public node IPs to reach the service.
     enableNodePublicIp: !privateNetworking
   }
+  dependsOn: [
+    workspace
+  ]
 }
 
 module roles 'modules/roles.bicep' = {
   name: 'amlops-roles'
   params: {
-    workspaceName: workspace.outputs.name
-    storageAccountName: storage.outputs.name
-    containerRegistryName: acr.outputs.name
+    workspaceName: workspaceName
+    storageAccountName: storageName
+    containerRegistryName: containerRegistryName
     mlRegistryName: mlRegistryName
-    computeIdentityPrincipalId: identity.outputs.computeIdentityPrincipalId
-    cicdIdentityPrincipalId: identity.outputs.cicdIdentityPrincipalId
+    computeIdentityName: computeIdentityName
+    cicdIdentityName: cicdIdentityName
     ciCanDeployInfra: ciCanDeployInfra
     registryUserPrincipalIds: registryUserPrincipalIds
     dataScientistPrincipalIds: dataScientistPrincipalIds
   }
+  dependsOn: [
+    identity
+    workspace
+    storage
+    acr
+    mlRegistry
+  ]
 }
 
 module network 'modules/network.bicep' = if (privateNetworking) {
@@ -287,6 +312,7 @@ module network 'modules/network.bicep' = if (privateNetworking) {
   params: {
     baseName: baseName
     suffix: suffix
+    vnetName: vnetName
     location: location
     tags: allTags
     vnetAddressPrefix: vnetAddressPrefix
@@ -296,6 +322,7 @@ module network 'modules/network.bicep' = if (privateNetworking) {
     storageAccountId: storage.outputs.id
     keyVaultId: keyVault.outputs.id
     containerRegistryId: acr.outputs.id
+    includeMlRegistry: deployMlRegistry
     mlRegistryId: mlRegistryId
   }
 }
@@ -361,4 +388,4 @@ output cicdIdentityPrincipalId string = identity.outputs.cicdIdentityPrincipalId
 output githubSubjects array = identity.outputs.githubSubjects
 
 @description('Name of the client virtual network (empty without private networking).')
-output vnetName string = privateNetworking ? network.outputs.vnetName : ''
+output vnetName string = privateNetworking ? vnetName : ''

@@ -125,7 +125,7 @@ param githubEnvironments array = []
 @description('Further exact OIDC subjects trusted by the CI/CD identity (each one can act as it).')
 param githubExtraSubjects array = []
 
-@description('Let the CI/CD identity deploy this template itself (Contributor + constrained RBAC Administrator).')
+@description('Grant the CI/CD identity the rights to deploy this template (Contributor + constrained RBAC Administrator). Pass it once from a workstation; CI deploys with false.')
 param ciCanDeployInfra bool = false
 
 @description('Create an AML registry for cross-environment model promotion in this deployment.')

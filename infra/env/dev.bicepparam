@@ -30,6 +30,9 @@ param githubRepository = readEnvironmentVariable('GITHUB_REPOSITORY', '')
 param githubEnvironments = [
   'dev'
 ]
+// Keep false here even when the infra workflow deploys: grant CI the deploy roles once from your machine
+// (amlops infra deploy -p ciCanDeployInfra=true). CI's own deployments then leave those two assignments
+// alone, which its constrained role could not re-apply (docs/infra.md, OIDC step 6).
 param ciCanDeployInfra = false
 
 param deployMlRegistry = false

@@ -37,6 +37,9 @@ param githubRepository = readEnvironmentVariable('GITHUB_REPOSITORY', '')
 param githubEnvironments = [
   'prod'
 ]
+// Keep false here even when the infra workflow deploys: grant CI the deploy roles once from your machine
+// (amlops infra deploy -p ciCanDeployInfra=true). CI's own deployments then leave those two assignments
+// alone, which its constrained role could not re-apply (docs/infra.md, OIDC step 6).
 param ciCanDeployInfra = false
 
 // The registry lives with prod; list dev's CI/CD principal id (output cicdIdentityPrincipalId of the dev

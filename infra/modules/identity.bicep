@@ -3,11 +3,11 @@
 //  - cicd:    the identity GitHub Actions logs in as, through OpenID Connect federated credentials.
 // Their role assignments live in roles.bicep, next to the resources they grant access to.
 
-@description('Base of the resource names: <prefix>-<env>.')
-param baseName string
+@description('Name of the identity the compute cluster runs as.')
+param computeIdentityName string
 
-@description('Short unique suffix (uniqueString of the resource group, prefix, env and region).')
-param suffix string
+@description('Name of the identity GitHub Actions logs in as.')
+param cicdIdentityName string
 
 @description('Azure region of the identities.')
 param location string
@@ -32,13 +32,13 @@ var environmentSubjects = [for name in githubEnvironments: 'repo:${githubReposit
 var subjects = empty(githubRepository) ? [] : concat(environmentSubjects, githubExtraSubjects)
 
 resource computeIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
-  name: 'id-${baseName}-compute-${suffix}'
+  name: computeIdentityName
   location: location
   tags: tags
 }
 
 resource cicdIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
-  name: 'id-${baseName}-cicd-${suffix}'
+  name: cicdIdentityName
   location: location
   tags: tags
 }

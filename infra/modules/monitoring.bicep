@@ -33,6 +33,8 @@ param monitorExperimentName string = 'amlops-monitoring'
 param alertEmail string = ''
 
 var hasActionGroup = deployMonitorAlert && !empty(alertEmail)
+var actionGroupName = 'ag-${baseName}-${suffix}'
+var alertName = 'alert-${baseName}-monitor-failed-${suffix}'
 
 resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: 'log-${baseName}-${suffix}'
@@ -65,7 +67,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (hasActionGroup) {
-  name: 'ag-${baseName}-${suffix}'
+  name: actionGroupName
   // Action groups are global resources.
   location: 'global'
   tags: tags
@@ -84,7 +86,7 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (hasActio
 
 // One alert per evaluation window in which at least one run of the monitoring experiment failed.
 resource monitorFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (deployMonitorAlert) {
-  name: 'alert-${baseName}-monitor-failed-${suffix}'
+  name: alertName
   location: location
   tags: tags
   properties: {
@@ -98,6 +100,8 @@ resource monitorFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' 
     evaluationFrequency: 'PT15M'
     windowSize: 'PT15M'
     autoMitigate: false
+    // The run-status table fills only once the workspace has run something; do not reject the rule before.
+    skipQueryValidation: true
     criteria: {
       allOf: [
         {
@@ -113,11 +117,15 @@ resource monitorFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' 
       ]
     }
     actions: {
+      // By id rather than through the (conditional) symbol, so no null access is ever compiled.
       actionGroups: hasActionGroup ? [
-        actionGroup.id
+        resourceId('Microsoft.Insights/actionGroups', actionGroupName)
       ] : []
     }
   }
+  dependsOn: [
+    actionGroup
+  ]
 }
 
 @description('Resource id of the Log Analytics workspace.')
@@ -133,4 +141,4 @@ output appInsightsId string = appInsights.id
 output appInsightsName string = appInsights.name
 
 @description('Name of the failed-monitor-run alert rule (empty when not deployed).')
-output monitorAlertName string = deployMonitorAlert ? monitorFailedAlert.name : ''
+output monitorAlertName string = deployMonitorAlert ? alertName : ''

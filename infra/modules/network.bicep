@@ -8,6 +8,9 @@
 @description('Base of the resource names: <prefix>-<env>.')
 param baseName string
 
+@description('Name of the client virtual network.')
+param vnetName string
+
 @description('Short unique suffix (uniqueString of the resource group, prefix, env and region).')
 param suffix string
 
@@ -38,7 +41,10 @@ param keyVaultId string
 @description('Resource id of the container registry (Premium).')
 param containerRegistryId string
 
-@description('Resource id of the AML registry. Empty: none.')
+@description('Add a private endpoint for the AML registry.')
+param includeMlRegistry bool = false
+
+@description('Resource id of the AML registry (used with includeMlRegistry).')
 param mlRegistryId string = ''
 
 // Private DNS zone names of each service (public cloud names; storage and ACR follow the cloud in use).
@@ -60,7 +66,6 @@ var zoneNames = [
 var serviceEndpoints = [
   {
     name: 'workspace'
-    target: workspaceId
     groupId: 'amlworkspace'
     zones: [
       amlApiZone
@@ -69,7 +74,6 @@ var serviceEndpoints = [
   }
   {
     name: 'blob'
-    target: storageAccountId
     groupId: 'blob'
     zones: [
       blobZone
@@ -77,7 +81,6 @@ var serviceEndpoints = [
   }
   {
     name: 'file'
-    target: storageAccountId
     groupId: 'file'
     zones: [
       fileZone
@@ -85,7 +88,6 @@ var serviceEndpoints = [
   }
   {
     name: 'vault'
-    target: keyVaultId
     groupId: 'vault'
     zones: [
       vaultZone
@@ -93,24 +95,32 @@ var serviceEndpoints = [
   }
   {
     name: 'acr'
-    target: containerRegistryId
     groupId: 'registry'
     zones: [
       acrZone
     ]
   }
 ]
-var registryEndpoints = empty(mlRegistryId) ? [] : [
+var registryEndpoints = includeMlRegistry ? [
   {
     name: 'mlregistry'
-    target: mlRegistryId
     groupId: 'amlregistry'
     zones: [
       amlApiZone
     ]
   }
-]
+] : []
 var endpoints = concat(serviceEndpoints, registryEndpoints)
+// Kept apart from the endpoint list: the names and the number of endpoints must not depend on values that
+// are only known during the deployment (resource ids), or what-if could not show them.
+var endpointTargets = {
+  workspace: workspaceId
+  blob: storageAccountId
+  file: storageAccountId
+  vault: keyVaultId
+  acr: containerRegistryId
+  mlregistry: mlRegistryId
+}
 
 // Only Azure's default rules (no inbound from the internet); attached so teams can add their own rules.
 resource nsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
@@ -123,7 +133,7 @@ resource nsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
 }
 
 resource vnet 'Microsoft.Network/virtualNetworks@2024-05-01' = {
-  name: 'vnet-${baseName}-${suffix}'
+  name: vnetName
   location: location
   tags: tags
   properties: {
@@ -189,7 +199,7 @@ resource privateEndpoints 'Microsoft.Network/privateEndpoints@2024-05-01' = [for
       {
         name: ep.name
         properties: {
-          privateLinkServiceId: ep.target
+          privateLinkServiceId: endpointTargets[ep.name]
           groupIds: [
             ep.groupId
           ]

@@ -30,11 +30,11 @@ param containerRegistryName string
 @description('Name of the AML registry. Empty: no registry in this deployment.')
 param mlRegistryName string = ''
 
-@description('Principal id of the compute identity.')
-param computeIdentityPrincipalId string
+@description('Name of the compute identity (user-assigned, same resource group).')
+param computeIdentityName string
 
-@description('Principal id of the CI/CD identity.')
-param cicdIdentityPrincipalId string
+@description('Name of the CI/CD identity (user-assigned, same resource group).')
+param cicdIdentityName string
 
 @description('Also let the CI/CD identity deploy this template (Contributor + constrained RBAC Administrator on the group).')
 param ciCanDeployInfra bool = false
@@ -68,7 +68,17 @@ var deleteClause = '(!(ActionMatches{\'Microsoft.Authorization/roleAssignments/d
 var rbacCondition = '(${writeClause}) AND (${deleteClause})'
 
 var hasMlRegistry = !empty(mlRegistryName)
-var registryUsers = hasMlRegistry ? concat([cicdIdentityPrincipalId], registryUserPrincipalIds) : []
+var otherRegistryUsers = hasMlRegistry ? registryUserPrincipalIds : []
+
+// Identities are referenced by name: assignment names (guid of scope, identity and role) are then known
+// before the deployment starts, which keeps what-if exact.
+resource computeIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: computeIdentityName
+}
+
+resource cicdIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: cicdIdentityName
+}
 
 resource workspace 'Microsoft.MachineLearningServices/workspaces@2025-06-01' existing = {
   name: workspaceName
@@ -89,33 +99,33 @@ resource mlRegistry 'Microsoft.MachineLearningServices/registries@2025-06-01' ex
 // --- compute identity: what pipeline steps running on the cluster need ---
 
 resource computeBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, computeIdentityPrincipalId, roleIds.storageBlobDataContributor)
+  name: guid(storage.id, computeIdentity.id, roleIds.storageBlobDataContributor)
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataContributor)
-    principalId: computeIdentityPrincipalId
+    principalId: computeIdentity.properties.principalId
     principalType: 'ServicePrincipal'
     description: 'amlops compute: read inputs and write outputs through identity-based datastores'
   }
 }
 
 resource computeAcrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(containerRegistry.id, computeIdentityPrincipalId, roleIds.acrPull)
+  name: guid(containerRegistry.id, computeIdentity.id, roleIds.acrPull)
   scope: containerRegistry
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.acrPull)
-    principalId: computeIdentityPrincipalId
+    principalId: computeIdentity.properties.principalId
     principalType: 'ServicePrincipal'
     description: 'amlops compute: pull environment images'
   }
 }
 
 resource computeDataScientist 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(workspace.id, computeIdentityPrincipalId, roleIds.azureMlDataScientist)
+  name: guid(workspace.id, computeIdentity.id, roleIds.azureMlDataScientist)
   scope: workspace
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.azureMlDataScientist)
-    principalId: computeIdentityPrincipalId
+    principalId: computeIdentity.properties.principalId
     principalType: 'ServicePrincipal'
     description: 'amlops compute: log MLflow runs and register models from pipeline steps'
   }
@@ -124,53 +134,64 @@ resource computeDataScientist 'Microsoft.Authorization/roleAssignments@2022-04-0
 // --- CI/CD identity: what the GitHub workflows need ---
 
 resource cicdDataScientist 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(workspace.id, cicdIdentityPrincipalId, roleIds.azureMlDataScientist)
+  name: guid(workspace.id, cicdIdentity.id, roleIds.azureMlDataScientist)
   scope: workspace
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.azureMlDataScientist)
-    principalId: cicdIdentityPrincipalId
+    principalId: cicdIdentity.properties.principalId
     principalType: 'ServicePrincipal'
     description: 'amlops CI/CD: submit pipelines and schedules, register models, deploy batch endpoints'
   }
 }
 
 resource cicdBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, cicdIdentityPrincipalId, roleIds.storageBlobDataContributor)
+  name: guid(storage.id, cicdIdentity.id, roleIds.storageBlobDataContributor)
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataContributor)
-    principalId: cicdIdentityPrincipalId
+    principalId: cicdIdentity.properties.principalId
     principalType: 'ServicePrincipal'
     description: 'amlops CI/CD: upload code snapshots and data to identity-based datastores'
   }
 }
 
-resource registryUsersRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in registryUsers: {
-  name: guid(mlRegistry.id, principalId, roleIds.azureMlRegistryUser)
+resource cicdRegistryUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (hasMlRegistry) {
+  name: guid(mlRegistry!.id, cicdIdentity.id, roleIds.azureMlRegistryUser)
+  scope: mlRegistry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.azureMlRegistryUser)
+    principalId: cicdIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops CI/CD: share and promote models through the AML registry'
+  }
+}
+
+resource otherRegistryUsersRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in otherRegistryUsers: {
+  name: guid(mlRegistry!.id, principalId, roleIds.azureMlRegistryUser)
   scope: mlRegistry
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.azureMlRegistryUser)
     principalId: principalId
     principalType: 'ServicePrincipal'
-    description: 'amlops CI/CD: share and promote models through the AML registry'
+    description: 'amlops CI/CD of another environment: use models shared through the AML registry'
   }
 }]
 
 resource cicdContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (ciCanDeployInfra) {
-  name: guid(resourceGroup().id, cicdIdentityPrincipalId, roleIds.contributor)
+  name: guid(resourceGroup().id, cicdIdentity.id, roleIds.contributor)
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.contributor)
-    principalId: cicdIdentityPrincipalId
+    principalId: cicdIdentity.properties.principalId
     principalType: 'ServicePrincipal'
     description: 'amlops CI/CD: deploy the infra template to this resource group'
   }
 }
 
 resource cicdRbacAdministrator 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (ciCanDeployInfra) {
-  name: guid(resourceGroup().id, cicdIdentityPrincipalId, roleIds.rbacAdministrator)
+  name: guid(resourceGroup().id, cicdIdentity.id, roleIds.rbacAdministrator)
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.rbacAdministrator)
-    principalId: cicdIdentityPrincipalId
+    principalId: cicdIdentity.properties.principalId
     principalType: 'ServicePrincipal'
     description: 'amlops CI/CD: re-apply only the role assignments of this template'
     condition: rbacCondition

@@ -21,6 +21,11 @@ COMMAND_MODULES = [
     "amlops.commands.validate",
     "amlops.commands.config_cmd",
     "amlops.commands.infra",
+    "amlops.commands.data",
+    "amlops.commands.train",
+    "amlops.commands.registry_cmds",
+    "amlops.commands.monitor",
+    "amlops.commands.score",
 ]
 
 app = typer.Typer(

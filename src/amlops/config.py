@@ -48,6 +48,21 @@ class AzureSettings(_Section):
     compute: str | None = Field(None, description="Compute cluster name for pipeline jobs (from the infra outputs)")
     registry: str | None = Field(None, description="AML registry for cross-environment promotion (optional)")
     endpoint_name: str | None = Field(None, description="Batch endpoint name; default derived from the workspace")
+    smoke_input: str | None = Field(
+        None, description="Small CSV/Parquet file or folder scored by `amlops deploy` before a switch (--smoke-input)"
+    )
+    # Schedules (`amlops schedule create`; the same values as pipelines/*_schedule.yml for `az ml schedule create`).
+    schedule_time_zone: str = Field("UTC", description="Time zone of the cron schedules (Azure ML time zone name)")
+    monitoring_cron: str = Field("0 6 * * 1", description="Monitoring schedule (default: Mondays 06:00)")
+    training_cron: str = Field("0 3 1 * *", description="Retraining schedule (default: 1st of the month 03:00)")
+    monitoring_data: str = Field(
+        "azureml://datastores/workspaceblobstore/paths/amlops/current/",
+        description="Folder the scheduled monitoring job reads new data (with predictions) from",
+    )
+    training_data: str = Field(
+        "azureml://datastores/workspaceblobstore/paths/amlops/raw/",
+        description="Folder the scheduled retraining job reads raw data from",
+    )
     environments: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per-environment overrides (dev, prod): subscription_id, resource_group, workspace, compute",
@@ -57,13 +72,18 @@ class AzureSettings(_Section):
 class DataSettings(_Section):
     schema_file: str = Field("data/schema/demand.yaml", description="Declared schema of the raw data")
     max_bad_row_share: float = Field(0.05, ge=0.0, le=1.0, description="Above this share of invalid rows prep fails")
+    raw: str | None = Field(
+        None, description="Default training data for `amlops train`: file, folder, URL or azureml:name:version"
+    )
 
 
 class TrainSettings(_Section):
+    # The target and the features are declared in the schema (data.schema_file), not here: one source of truth.
     seed: int = 42
     holdout_days: int = Field(28, gt=0, description="Most recent days kept out of training for the gate")
-    target: str = "units_sold"
-    params: dict[str, Any] = Field(default_factory=dict, description="Regressor hyper-parameters")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="HistGradientBoostingRegressor parameters over amlops' defaults"
+    )
 
 
 class GateSettings(_Section):
@@ -73,6 +93,10 @@ class GateSettings(_Section):
     max_mape: float | None = Field(None, gt=0)
     min_improvement: float = Field(0.0, ge=0.0, description="Relative margin the challenger must win by")
     bootstrap_samples: int = Field(1000, ge=50)
+    confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Level of the bootstrap interval of the improvement")
+    require_confident: bool = Field(
+        True, description="Also require the interval's lower end above zero (the win is not a coin flip)"
+    )
     auto_promote: bool = True
 
 
@@ -82,8 +106,21 @@ class MonitorSettings(_Section):
     id_column: str = "row_id"
     prediction_column: str = "prediction"
     label_column: str = "units_sold"
-    thresholds: dict[str, float] = Field(default_factory=dict, description="Override AML default thresholds")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Override AML default thresholds: {metric: value} or {numeric.<metric>: value} (docs/monitor.md)",
+    )
     chunk_rows: int = Field(1_000_000, gt=0)
+    min_window_rows: int = Field(500, ge=1, description="Windows with fewer rows are reported but not judged")
+    numeric_metric: Literal[
+        "normalized_wasserstein_distance",
+        "jensen_shannon_distance",
+        "population_stability_index",
+        "two_sample_kolmogorov_smirnov_test",
+    ] = Field("normalized_wasserstein_distance", description="Metric that decides a numeric feature's drift")
+    categorical_metric: Literal["jensen_shannon_distance", "population_stability_index", "pearsons_chi_squared_test"] = (
+        Field("jensen_shannon_distance", description="Metric that decides a categorical feature's drift")
+    )
 
 
 class PolicySettings(_Section):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -67,16 +68,21 @@ def available_envs(infra_dir: Path) -> list[str]:
     return sorted(p.name.removesuffix(".bicepparam") for p in (infra_dir / "env").glob("*.bicepparam"))
 
 
+def param_file_for(infra_dir: Path, env: str) -> Path:
+    """infra/env/<env>.bicepparam, or a one-line error naming the environments that exist."""
+    path = infra_dir / "env" / f"{env}.bicepparam"
+    if not path.is_file():
+        known = ", ".join(available_envs(infra_dir)) or "none"
+        raise InfraError(f"{path}: no parameter file for environment {env!r} (available: {known})")
+    return path
+
+
 def check_request(req: DeployRequest) -> None:
     """Fail early, with one line, on what `az` would reject after a slow start."""
     template = req.infra_dir / (SUBSCRIPTION_TEMPLATE if req.create_group else MAIN_TEMPLATE)
     if not template.is_file():
         raise InfraError(f"{template}: template not found (is --infra-dir the project's infra/ folder?)")
-    if not req.param_file.is_file():
-        known = ", ".join(available_envs(req.infra_dir)) or "none"
-        raise InfraError(
-            f"{req.param_file}: no parameter file for environment {req.env!r} (available: {known})"
-        )
+    param_file_for(req.infra_dir, req.env)
     if req.create_group and not req.location:
         raise InfraError(
             "--create-group deploys at subscription scope, which needs --location (e.g. westeurope)"
@@ -196,6 +202,25 @@ def settings_from_outputs(outputs: dict[str, Any]) -> dict[str, str]:
     if missing:
         raise InfraError(f"deployment outputs lack {', '.join(missing)} (is this an amlops deployment?)")
     return values
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def what_if_markdown(env: str, command: list[str], text: str) -> str:
+    """A what-if result as a Markdown section (for $GITHUB_STEP_SUMMARY): the command, then az's report."""
+    body = _ANSI.sub("", text).rstrip() or "(no output)"
+    fence = "~~~~" if "```" in body else "```"
+    return f"### amlops infra what-if: {env}\n\n`{shlex.join(command)}`\n\n{fence}text\n{body}\n{fence}\n\n"
+
+
+def outputs_markdown(env: str, outputs: dict[str, Any]) -> str:
+    """A deployment's outputs as a Markdown table (every output is a name or an id, never a credential)."""
+    rows = "\n".join(
+        f"| `{name}` | `{json.dumps(value) if not isinstance(value, str) else value}` |"
+        for name, value in outputs.items()
+    )
+    return f"### amlops infra deploy: {env}\n\n| output | value |\n| --- | --- |\n{rows}\n\n"
 
 
 # --- config update: a small, careful text edit of a block-style YAML mapping ---------------------------

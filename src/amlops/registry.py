@@ -1,17 +1,17 @@
 """The MLflow model registry, amlops conventions: roles, lineage tags, promotion events, history.
 
-Roles. `champion` serves, `challenger` is the latest candidate. A role is an MLflow alias *and* a model-version tag
-`role.<role>` whose value is the time it was assigned. Everything resolves a role through `resolve_role`, which reads
-the alias where the server supports aliases and falls back to the tags where it does not (Azure ML's MLflow endpoint
-may reject alias calls): among versions carrying the tag, the most recently assigned wins, so even a move
-interrupted half-way has one answer.
+Roles. `champion` serves, `challenger` is the latest candidate. A role is an MLflow alias *and* a
+model-version tag `role.<role>` whose value is the time it was assigned. Everything resolves a role through
+`resolve_role`, which reads the alias where the server supports aliases and falls back to the tags where it
+does not (Azure ML's MLflow endpoint may reject alias calls): among versions carrying the tag, the most
+recently assigned wins, so even a move interrupted half-way has one answer.
 
-Events. Promotions and rollbacks are appended as registered-model tags `event.<UTC time>.<random>` holding a small
-JSON document (time, action, version, previous, reason, actor, data digest, git commit). Why tags and not a JSON-lines
-artifact: registered models have tags on every MLflow server, Azure ML's included, but no artifact store of their
-own; a tag per event is written in one call and never rewritten (an artifact would be read-modify-write, racy and
-not append-only), and the whole history comes back with one `get_registered_model` call, so "which version served
-at time T" is one query.
+Events. Promotions and rollbacks are appended as registered-model tags `event.<UTC time>.<random>` holding a
+small JSON document (time, action, version, previous, reason, actor, data digest, git commit). Why tags and
+not a JSON-lines artifact: registered models have tags on every MLflow server, Azure ML's included, but no
+artifact store of their own; a tag per event is written in one call and never rewritten (an artifact would be
+read-modify-write, racy and not append-only), and the whole history comes back with one `get_registered_model`
+call, so "which version served at time T" is one query.
 
 Lineage tags on each version (set in the one call that creates it): see LINEAGE_TAGS.
 """
@@ -37,13 +37,27 @@ CHALLENGER = "challenger"
 ROLES = (CHAMPION, CHALLENGER)
 ROLE_TAG_PREFIX = "role."
 EVENT_TAG_PREFIX = "event."
-REGISTRATION_TAG = "registration"  # "pending" until roles and events of the registering run are done, then "complete"
+REGISTRATION_TAG = (
+    "registration"  # "pending" until roles and events of the registering run are done, then "complete"
+)
 LINEAGE_TAGS = (
-    "data.digest", "data.uri", "data.train_end", "git.commit", "config.digest", "pipeline.run_id", "parent.version",
+    "data.digest",
+    "data.uri",
+    "data.train_end",
+    "git.commit",
+    "config.digest",
+    "pipeline.run_id",
+    "parent.version",
 )
 GATE_TAGS = (
-    "gate.passed", "gate.metric", "gate.challenger", "gate.champion", "gate.improvement", "gate.ci_low",
-    "gate.ci_high", "gate.reasons",
+    "gate.passed",
+    "gate.metric",
+    "gate.challenger",
+    "gate.champion",
+    "gate.improvement",
+    "gate.ci_low",
+    "gate.ci_high",
+    "gate.reasons",
 )
 _UNSUPPORTED_CODES = {"ENDPOINT_NOT_FOUND", "NOT_IMPLEMENTED", "FEATURE_DISABLED"}
 _UNSUPPORTED_WORDS = ("not supported", "not implemented", "unsupported", "not available")
@@ -175,8 +189,11 @@ def get_version(client_or_settings: Any, model_name: str, version: str | int) ->
         raise
 
 
-def find_version_by_tag(client_or_settings: Any, model_name: str, key: str, value: str) -> ModelVersion | None:
-    """The version whose tag `key` equals `value` (e.g. pipeline.run_id), filtered client-side so that it works on
+def find_version_by_tag(
+    client_or_settings: Any, model_name: str, key: str, value: str
+) -> ModelVersion | None:
+    """The version whose tag `key` equals `value` (e.g. pipeline.run_id), filtered client-side so that it
+    works on
     servers without tag filters in search; the lowest version number if several."""
     client = _client(client_or_settings)
     matches = [mv for mv in _all_versions(client, model_name) if (mv.tags or {}).get(key) == value]
@@ -222,8 +239,9 @@ def resolve_challenger(client_or_settings: Any, model_name: str) -> tuple[str, s
 
 
 def set_role(client_or_settings: Any, model_name: str, role: str, version: str | int) -> None:
-    """Give `role` to `version`: the role tag first (newest assignment wins), then the alias (atomic switch where
-    supported), then remove the tag from former holders. Interrupted anywhere, resolution stays unambiguous."""
+    """Give `role` to `version`: the role tag first (newest assignment wins), then the alias (atomic switch
+    where supported), then remove the tag from former holders. Interrupted anywhere, resolution stays
+    unambiguous."""
     from mlflow.exceptions import MlflowException
 
     if role not in ROLES:
@@ -296,7 +314,9 @@ def _events(client: MlflowClient, model_name: str) -> list[Event]:
             continue
         try:
             data = json.loads(value)
-            events.append(Event(**{k: data.get(k) for k in Event.__dataclass_fields__ if k != "key"}, key=key))
+            events.append(
+                Event(**{k: data.get(k) for k in Event.__dataclass_fields__ if k != "key"}, key=key)
+            )
         except (json.JSONDecodeError, TypeError) as exc:
             log.warning("ignoring unreadable event tag %s: %s", key, exc)
     return sorted(events, key=lambda e: (e.at, e.key))
@@ -326,7 +346,13 @@ def served_at(client_or_settings: Any, model_name: str, at: str | datetime) -> E
 
 
 def _record(
-    client: MlflowClient, model_name: str, action: str, version: str, previous: str | None, reason: str, actor: str
+    client: MlflowClient,
+    model_name: str,
+    action: str,
+    version: str,
+    previous: str | None,
+    reason: str,
+    actor: str,
 ) -> Event:
     tags = get_version(client, model_name, version).tags or {}
     event = Event(
@@ -346,9 +372,9 @@ def _record(
 def promote(
     client_or_settings: Any, model_name: str, version: str | int, reason: str, actor: str
 ) -> Event | None:
-    """Make `version` the champion and record the event. Idempotent: when it already is the champion and the last
-    event says so, nothing happens (None); when the role moved but the event is missing (an interrupted run), only
-    the event is written."""
+    """Make `version` the champion and record the event. Idempotent: when it already is the champion and the
+    last event says so, nothing happens (None); when the role moved but the event is missing (an
+    interrupted run), only the event is written."""
     if not reason.strip():
         raise RegistryError("a reason is required")
     client = _client(client_or_settings)
@@ -392,7 +418,9 @@ def rollback(client_or_settings: Any, model_name: str, reason: str, actor: str) 
         # The role was moved outside amlops: roll back to the last champion amlops recorded.
         stack.append(current[0])
     if len(stack) < 2:
-        raise RegistryError(f"model {model_name!r}: no earlier champion to roll back to (champion is v{current[0]})")
+        raise RegistryError(
+            f"model {model_name!r}: no earlier champion to roll back to (champion is v{current[0]})"
+        )
     target = stack[-2]
     get_version(client, model_name, target)
     set_role(client, model_name, CHAMPION, target)
@@ -447,12 +475,12 @@ def download_reference_profile(
     model_uri_or_path: str, client_or_settings: Any = None, dst: str | Path | None = None
 ) -> Path:
     """The reference profile stored with a model: a local model folder, `models:/name/version`,
-    `models:/name@role` (resolved through `resolve_role`, so it works without alias support) or `runs:/...`."""
+    `models:/name@role` (resolved through `resolve_role`: works without alias support) or `runs:/...`."""
     import mlflow
 
     uri = str(model_uri_or_path)
     local = Path(uri.removeprefix("file://"))
-    if "://" not in uri or uri.startswith("file://"):
+    if not uri.startswith(("models:/", "runs:/")) and ("://" not in uri or uri.startswith("file://")):
         path = local / PROFILE_FILE
         if not path.is_file():
             raise RegistryError(f"{local}: no {PROFILE_FILE} in the model folder")
@@ -475,10 +503,14 @@ def download_reference_profile(
     target = str(dst) if dst is not None else None
     try:
         got = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{source.rstrip('/')}/{PROFILE_FILE}", dst_path=target, tracking_uri=client.tracking_uri
+            artifact_uri=f"{source.rstrip('/')}/{PROFILE_FILE}",
+            dst_path=target,
+            tracking_uri=client.tracking_uri,
         )
     except mlflow.exceptions.MlflowException as exc:
-        raise RegistryError(f"{uri}: no {PROFILE_FILE} with this model ({str(exc).splitlines()[0]})") from None
+        raise RegistryError(
+            f"{uri}: no {PROFILE_FILE} with this model ({str(exc).splitlines()[0]})"
+        ) from None
     except OSError as exc:
         raise RegistryError(f"{uri}: cannot download {PROFILE_FILE} ({exc})") from None
     return Path(got)

@@ -77,3 +77,33 @@ def settings(tmp_path: Path) -> Settings:
     s.azure.location = LOCATION
     s.azure.compute = "cpu-cluster"
     return s
+
+
+MODEL = "demand-forecaster"
+
+
+def seed_model(
+    fake: FakeAzure, version: str, *, champion_since: str | None = None, path: str = WS_PATH,
+    model_type: str = "mlflow_model", name: str = MODEL,
+) -> None:
+    """A registered model version as MLflow leaves it in the workspace; `champion_since` sets the role tag that
+    amlops.registry writes (`role.champion` = when the role was assigned)."""
+    tags = {"data.digest": f"sha256:{version * 8}", "git.commit": "abc123"}
+    if champion_since:
+        tags["role.champion"] = champion_since
+    fake.put_resource(f"{path}/models/{name}/versions/{version}", {
+        "properties": {
+            "modelType": model_type,
+            "modelUri": f"azureml://jobs/train_{version}/outputs/artifacts/paths/model/",
+            "tags": tags, "properties": {}, "flavors": {"python_function": {"data": {"loader_module": "mlflow.sklearn"}}},
+        },
+    })
+
+
+def serve_run_history(fake: FakeAzure, steps: dict[str, str] | None = None) -> None:
+    """Run history (found through the workspace's discovery URL): the child runs of any pipeline job."""
+    api = f"https://{LOCATION}.api.azureml.ms"
+    fake.on("GET", rf"{LOCATION}\.api\.azureml\.ms/discovery$", Reply(200, {"api": api, "history": api}))
+    runs = [{"runId": f"child_{name}", "displayName": name, "status": status, "runType": "azureml.StepRun",
+             "properties": {}, "tags": {}} for name, status in (steps or {}).items()]
+    fake.on("GET", r"/runs/[^/]+/children$", Reply(200, {"value": runs}))

@@ -127,9 +127,13 @@ class FakeAzure:
         for method, rx, fn in self._handlers:
             if method == req.method and rx.search(target):
                 return fn(req)
-        if req.host == ARM and req.method == "POST" and req.path.endswith("/startPendingUpload"):
+        resource = "/providers/microsoft.machinelearningservices/" in req.path.lower()
+        if resource and req.method == "POST" and req.path.endswith("/startPendingUpload"):
             return self._pending_upload(req)
-        if req.host == ARM:
+        if resource and req.method == "PUT" and "/tempdatarefs/" in req.path:  # a registry's upload SAS
+            return self._pending_upload(req)
+        # ARM, and the registries' management front end, which serves the same resource paths.
+        if req.host == ARM or (resource and req.host.endswith(".api.azureml.ms")):
             return self._arm(req)
         if req.host.endswith(".blob.core.windows.net"):
             return self._blob(req)
@@ -174,12 +178,19 @@ class FakeAzure:
     def _finish(path: str, body: dict[str, Any]) -> dict[str, Any]:
         """What ARM adds to a stored resource: id, name, system data, a finished provisioning state."""
         out = json.loads(json.dumps(body))
-        out["id"] = path
+        arm_id = re.sub(r"^/mferp/managementfrontend", "", path)
+        # Assets in a registry are identified as azureml://registries/<name>/<type>/<name>/versions/<v>.
+        in_registry = re.search(r"/registries/([^/]+)/(.+/versions/[^/]+)$", arm_id)
+        out["id"] = f"azureml://registries/{in_registry.group(1)}/{in_registry.group(2)}" if in_registry else arm_id
         out["name"] = path.rstrip("/").rsplit("/", 1)[-1]
         out.setdefault("systemData", {"createdAt": "2026-11-26T10:00:00Z", "createdBy": "tester"})
         props = out.setdefault("properties", {})
         if isinstance(props, dict):
             props.setdefault("provisioningState", "Succeeded")
+            if "/schedules/" in path.lower():
+                props.setdefault("isEnabled", True)  # the service's default for a new schedule
+            if re.search(r"/models/[^/]+/versions/", path):
+                props.setdefault("flavors", {})  # the service reads them from MLmodel; the SDK expects the key
         return out
 
     # --- Blob storage ------------------------------------------------------------------------------------
@@ -210,11 +221,18 @@ class FakeAzure:
             )
             return Reply(200, body=xml.encode(), headers={"Content-Type": "application/xml"})
         if req.method in ("HEAD", "GET"):
-            if key in self.blobs:
-                data = self.blobs[key]
-                return Reply(200, body=data if req.method == "GET" else b"",
-                             headers={"Content-Length": str(len(data)), "x-ms-blob-type": "BlockBlob"})
-            return Reply(404, headers={"x-ms-error-code": "BlobNotFound"})
+            if key not in self.blobs:
+                return Reply(404, headers={"x-ms-error-code": "BlobNotFound"})
+            data = self.blobs[key]
+            headers = {"x-ms-blob-type": "BlockBlob", "ETag": '"0x1"', "Last-Modified": formatdate(usegmt=True)}
+            wanted = re.match(r"bytes=(\d+)-(\d*)", req.headers.get("x-ms-range") or req.headers.get("Range") or "")
+            if req.method == "GET" and wanted:  # ranged download, as azure-storage-blob always asks
+                start = int(wanted.group(1))
+                end = min(int(wanted.group(2) or len(data) - 1), len(data) - 1)
+                headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+                return Reply(206, body=data[start : end + 1], headers=headers)
+            headers["Content-Length"] = str(len(data))
+            return Reply(200, body=data if req.method == "GET" else b"", headers=headers)
         raise AssertionError(f"fake Azure: unexpected blob request {req.method} {req.url}")
 
 

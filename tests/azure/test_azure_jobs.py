@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, serve_run_history
 from fakeazure import ARM, LOCATION, RG, SUB, WS, WS_PATH, FakeAzure, Recorded, Reply, arm_error
 
 from amlops.azure import jobs
@@ -16,33 +16,30 @@ from amlops.config import Settings
 from amlops.console import UserError
 
 PIPELINE = FIXTURES / "pipelines" / "training.yml"
-RUNS = f"https://{LOCATION}.api.azureml.ms/history/v1.0"
 
 
 def job_puts(fake: FakeAzure) -> list[Recorded]:
     return fake.calls("PUT", rf"{ARM}.*/workspaces/{WS}/jobs/[^/]+$")
 
 
-def statuses(fake: FakeAzure, sequence: list[str]) -> None:
-    """GET jobs/<name> answers the stored job with the next status of `sequence` (the last one repeats)."""
-    remaining = list(sequence)
+class Clock:
+    """The job's status over time: GET jobs/<name> answers the current one; each poll sleep moves time on."""
 
-    def answer(req: Recorded) -> Reply:
-        stored = fake.arm[req.path.lower()]
-        stored["properties"]["status"] = remaining.pop(0) if len(remaining) > 1 else remaining[0]
+    def __init__(self, fake: FakeAzure, sequence: list[str]) -> None:
+        self.sequence = sequence
+        self.tick = 0
+        self.sleeps: list[float] = []
+        fake.on("GET", rf"/workspaces/{WS}/jobs/[^/]+$", self.answer)
+        self.fake = fake
+
+    def answer(self, req: Recorded) -> Reply:
+        stored = self.fake.arm[req.path.lower()]
+        stored["properties"]["status"] = self.sequence[min(self.tick, len(self.sequence) - 1)]
         return Reply(200, stored)
 
-    fake.on("GET", rf"/workspaces/{WS}/jobs/[^/]+$", answer)
-
-
-def children(fake: FakeAzure, steps: dict[str, str]) -> None:
-    """Run history's child runs of a pipeline (found through the workspace's discovery URL)."""
-    fake.on("GET", rf"{LOCATION}\.api\.azureml\.ms/discovery$", Reply(200, {
-        "api": f"https://{LOCATION}.api.azureml.ms", "history": f"https://{LOCATION}.api.azureml.ms",
-    }))
-    runs = [{"runId": f"child_{name}", "displayName": name, "status": st, "runType": "azureml.StepRun",
-             "properties": {}, "tags": {}} for name, st in steps.items()]
-    fake.on("GET", r"/runs/[^/]+/children$", Reply(200, {"value": runs}))
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.tick += 1
 
 
 def submit(settings: Settings, inputs: dict[str, str] | None = None, **kwargs: Any) -> jobs.SubmittedJob:
@@ -163,22 +160,20 @@ def test_environment_settings_pick_the_workspace(fake: FakeAzure, settings: Sett
 
 
 def test_wait_streams_until_completed(fake: FakeAzure, settings: Settings) -> None:
-    statuses(fake, ["NotStarted", "Running", "Running", "Completed"])
-    children(fake, {"prep": "Completed", "train": "Running"})
-    sleeps: list[float] = []
+    clock = Clock(fake, ["NotStarted", "Running", "Running", "Completed"])
+    serve_run_history(fake, {"prep": "Completed", "train": "Running"})
     submitted = jobs.submit_pipeline(PIPELINE, {}, settings, wait=False)
     ml = ml_client(settings)
-    status = jobs.wait_for_job(ml, submitted.name, settings.azure, sleep=sleeps.append, poll_seconds=5)
+    status = jobs.wait_for_job(ml, submitted.name, settings.azure, sleep=clock.sleep, poll_seconds=5)
 
     assert status == "Completed"
-    assert sleeps == [5, 5, 5]
-    gets = fake.calls("GET", rf"/jobs/{submitted.name}$")
-    assert len(gets) == 4
+    assert clock.sleeps == [5, 5, 5]
+    assert fake.calls("GET", rf"/runs/{submitted.name}/children$")
 
 
 def test_failed_job_names_the_failed_step(fake: FakeAzure, settings: Settings) -> None:
-    statuses(fake, ["Running", "Failed"])
-    children(fake, {"prep": "Completed", "train": "Failed"})
+    Clock(fake, ["Failed"])
+    serve_run_history(fake, {"prep": "Completed", "train": "Failed"})
     with pytest.raises(UserError, match=r"Failed \(failed steps: train\).*az ml job download"):
         jobs.submit_pipeline(PIPELINE, {}, settings, wait=True)
 
@@ -186,8 +181,8 @@ def test_failed_job_names_the_failed_step(fake: FakeAzure, settings: Settings) -
 def test_ctrl_c_prints_what_runs_and_offers_cancel(
     fake: FakeAzure, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    statuses(fake, ["Running"])
-    children(fake, {"prep": "Completed", "train": "Running"})
+    Clock(fake, ["Running"])
+    serve_run_history(fake, {"prep": "Completed", "train": "Running"})
     fake.on("POST", r"/jobs/[^/]+/cancel$", Reply(202, headers={
         "Location": f"https://{ARM}{WS_PATH}/operationResults/cancel-1?api-version=2024-01-01-preview",
     }))
@@ -208,8 +203,8 @@ def test_ctrl_c_prints_what_runs_and_offers_cancel(
 def test_ctrl_c_without_cancel_prints_the_command(
     fake: FakeAzure, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    statuses(fake, ["Running"])
-    children(fake, {"prep": "Running"})
+    Clock(fake, ["Running"])
+    serve_run_history(fake, {"prep": "Running"})
     submitted = jobs.submit_pipeline(PIPELINE, {}, settings, wait=False)
     capsys.readouterr()
     ml = ml_client(settings)

@@ -6,6 +6,8 @@ written by `amlops infra deploy`). A missing key is one line naming it and how t
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from amlops import __version__
@@ -86,3 +88,41 @@ def cancel_command(job_name: str, az: AzureSettings) -> str:
         f"az ml job cancel -n {job_name} -g {az.resource_group} -w {az.workspace} "
         f"--subscription {az.subscription_id}"
     )
+
+
+@dataclass(frozen=True)
+class ModelVersionView:
+    """What `amlops.registry` reads from an MLflow ModelVersion: name, version, tags."""
+
+    name: str
+    version: str
+    tags: dict[str, str]
+
+
+class WorkspaceModelRegistry:
+    """The slice of `MlflowClient` that `amlops.registry.resolve_role` uses, answered by azure-ai-ml.
+
+    The AML model registry behind a workspace (or an AML registry) has no aliases; `get_model_version_by_alias`
+    says so with NotImplementedError, and `amlops.registry` falls back to its `role.<role>` version tags, so a
+    champion is decided by the one code path of DESIGN.md §5 whether the registry is MLflow or Azure ML. It needs
+    no MLflow tracking plugin: the calls go through the same MLClient (and credential) as everything else here.
+    """
+
+    def __init__(self, ml: MLClient) -> None:
+        self._ml = ml
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersionView:
+        raise NotImplementedError("the Azure ML model registry has no aliases; roles are version tags")
+
+    def search_model_versions(self, filter_string: str = "", *_: Any, **__: Any) -> list[ModelVersionView]:
+        found = re.fullmatch(r"\s*name\s*=\s*'([^']+)'\s*", filter_string or "")
+        if not found:
+            raise ValueError(f"unsupported model search: {filter_string!r} (only name='<model>')")
+        return [self._view(m) for m in self._ml.models.list(name=found.group(1))]
+
+    def get_model_version(self, name: str, version: str) -> ModelVersionView:
+        return self._view(self._ml.models.get(name=name, version=str(version)))
+
+    @staticmethod
+    def _view(model: Any) -> ModelVersionView:
+        return ModelVersionView(str(model.name), str(model.version), {k: str(v) for k, v in (model.tags or {}).items()})

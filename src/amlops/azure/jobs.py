@@ -113,9 +113,46 @@ def apply_inputs(job: PipelineJob, inputs: dict[str, str], *, cwd: Path | None =
     return applied
 
 
+def model_inputs_to_assets(inputs: dict[str, str], ml: MLClient) -> dict[str, str]:
+    """MLflow model URIs (what local runs take) as AML model assets: `models:/m/3` -> `azureml:m:3`, and
+    `models:/m@champion` -> the version holding that role in the workspace (amlops.registry decides)."""
+    from amlops import registry
+
+    out = dict(inputs)
+    for key, value in inputs.items():
+        found = re.fullmatch(r"models:/([^/@]+)(?:/([^/@]+)|@([A-Za-z0-9_-]+))/?", value)
+        if not found:
+            continue
+        name, version, role = found.groups()
+        if role:
+            held = registry.resolve_role(azclient.WorkspaceModelRegistry(ml), name, role)
+            if held is None:
+                raise UserError(f"input {key}: no version of model {name!r} holds the role {role!r} in the workspace")
+            version = held[0]
+        out[key] = f"azureml:{name}:{version}"
+    return out
+
+
 def _set_input(job: PipelineJob, name: str, value: Any) -> None:
     # Attribute assignment is the SDK's way: it rebuilds the wrapped PipelineInput (item assignment would not).
     setattr(job.inputs, name, value)
+
+
+def clear_unset_data_inputs(job: PipelineJob) -> list[str]:
+    """Set data inputs declared without a path (optional ones, e.g. raw_file when raw_folder is given) to None.
+
+    azure-ai-ml 1.35 crashes on them at submission (`_flatten_group_inputs` reads `_meta` of a loaded YAML input,
+    which is None); None is what the SDK sends for an unset optional input anyway: the input is left out.
+    """
+    from azure.ai.ml import Input
+
+    cleared = []
+    for name in list(job.inputs):
+        data = getattr(job.inputs[name], "_data", None)
+        if isinstance(data, Input) and not data.path:
+            _set_input(job, name, None)
+            cleared.append(name)
+    return cleared
 
 
 def prepare_job(
@@ -139,6 +176,12 @@ def prepare_job(
     if not isinstance(job, PipelineJob):
         raise UserError(f"{path}: expected a pipeline job (type: pipeline), got {type(job).__name__}")
     applied = apply_inputs(job, inputs)
+    if "data_uri" in job.inputs and "data_uri" not in inputs:
+        # Lineage: a data asset or URL given for the data becomes the model's data.uri tag (see steps/train).
+        refs = [v for k, v in applied.items() if k != "data_uri" and (v.startswith("azureml:") or "://" in v)]
+        if len(refs) == 1:
+            _set_input(job, "data_uri", refs[0])
+    clear_unset_data_inputs(job)
     chosen = compute or az.compute
     if chosen:
         job.settings.default_compute = chosen
@@ -162,9 +205,11 @@ def submit_pipeline(
     """Submit `path` to the workspace of `env`; print the studio URL; wait for the end unless `wait=False`."""
     pipeline = Path(path)
     az = azclient.target(settings, env)
-    job, applied = prepare_job(pipeline, inputs, settings, az, compute, env)
     with azure_errors(az, env):
         ml = azclient.ml_client(settings, env)
+        if any(v.startswith("models:/") for v in inputs.values()):
+            inputs = model_inputs_to_assets(inputs, ml)
+        job, applied = prepare_job(pipeline, inputs, settings, az, compute, env)
         console.info(f"submitting {pipeline} to workspace {az.workspace} as job {job.name}")
         try:
             created = ml.jobs.create_or_update(job)
@@ -183,7 +228,8 @@ def submit_pipeline(
 
 
 def _status(job: Job) -> str:
-    return str(job.status or "Unknown")
+    status = job.status or "Unknown"
+    return str(getattr(status, "value", status))  # JobStatus is an Enum on some code paths, a str on others
 
 
 def _children(ml: MLClient, name: str) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,9 @@ _INFRA_DIR = typer.Option(
     None, "--infra-dir", help="Folder with main.bicep (default: infra/ next to the config)."
 )
 _DRY_RUN = typer.Option(False, "--dry-run", help="Print the az commands without running them.")
+_SUMMARY = typer.Option(
+    None, "--summary", help="Append the result as Markdown to this file (e.g. $GITHUB_STEP_SUMMARY)."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -54,6 +58,7 @@ def register(app: typer.Typer) -> None:
         parameter: list[str] | None = _PARAMETER,
         infra_dir: Path | None = _INFRA_DIR,
         dry_run: bool = _DRY_RUN,
+        summary: Path | None = _SUMMARY,
     ) -> None:
         """Show what a deployment would change, without changing anything."""
         _run(
@@ -66,6 +71,7 @@ def register(app: typer.Typer) -> None:
             parameters=parameter,
             infra_dir=infra_dir,
             dry_run=dry_run,
+            summary=summary,
             write_config=False,
         )
 
@@ -80,6 +86,7 @@ def register(app: typer.Typer) -> None:
         parameter: list[str] | None = _PARAMETER,
         infra_dir: Path | None = _INFRA_DIR,
         dry_run: bool = _DRY_RUN,
+        summary: Path | None = _SUMMARY,
         write_config: bool = typer.Option(
             True, "--write-config/--no-write-config", help="Write the outputs into amlops.yaml."
         ),
@@ -95,6 +102,7 @@ def register(app: typer.Typer) -> None:
             parameters=parameter,
             infra_dir=infra_dir,
             dry_run=dry_run,
+            summary=summary,
             write_config=write_config,
         )
 
@@ -112,6 +120,7 @@ def _run(
     parameters: list[str] | None,
     infra_dir: Path | None,
     dry_run: bool,
+    summary: Path | None,
     write_config: bool,
 ) -> None:
     from amlops import infra
@@ -120,10 +129,13 @@ def _run(
     settings = load_settings()
     folder = (infra_dir or settings.path("infra")).resolve()
     try:
+        param_file = infra.param_file_for(folder, env)
+    except infra.InfraError as exc:
+        raise UserError(str(exc)) from None
+    try:
         target = settings.azure_for(env)
     except ConfigError:
         target = settings.azure  # first deployment of this environment: nothing recorded yet
-    param_file = folder / "env" / f"{env}.bicepparam"
     group_name = resource_group or target.resource_group or infra.default_resource_group(param_file, env)
     if not group_name:
         raise UserError(f"no resource group for {env!r}: pass --resource-group")
@@ -138,7 +150,8 @@ def _run(
             subscription=subscription or target.subscription_id,
             create_group=create_group,
             parameters=tuple(parameters or ()),
-            work_dir=Path(work),
+            # A dry run prints paths that outlive this process.
+            work_dir=Path(tempfile.gettempdir()) if dry_run else Path(work),
         )
         try:
             infra.check_request(request)
@@ -164,22 +177,30 @@ def _run(
         captured = ""
         for i, command in enumerate(commands):
             info(f"$ {shlex.join(command)}")
-            capture = action == "deploy" and i == last
-            # stderr stays on the terminal (az progress and warnings); stdout of the deployment is its JSON.
+            # The last command's stdout is kept: the deployment JSON (outputs) or the what-if report. stderr
+            # stays on the terminal (az progress and warnings).
+            capture = i == last and (action == "deploy" or summary is not None)
             done = subprocess.run(
                 command, stdout=subprocess.PIPE if capture else None, text=True, check=False
             )
+            if capture and action == "what-if":
+                sys.stdout.write(done.stdout or "")
             if done.returncode != 0:
                 raise UserError(f"az exited with code {done.returncode} (its message is above)")
             if capture:
                 captured = done.stdout or ""
 
-    if action != "deploy":
+    if action == "what-if":
+        if summary is not None:
+            _append(summary, infra.what_if_markdown(env, commands[-1], captured))
         return
     try:
-        values = infra.settings_from_outputs(infra.parse_deployment_outputs(captured))
+        outputs = infra.parse_deployment_outputs(captured)
+        values = infra.settings_from_outputs(outputs)
     except infra.InfraError as exc:
         raise UserError(str(exc)) from None
+    if summary is not None:
+        _append(summary, infra.outputs_markdown(env, outputs))
     info(f"deployed {env}: workspace {values['workspace']} in {values['resource_group']}")
     if not write_config:
         for key, value in values.items():
@@ -194,3 +215,8 @@ def _run(
         info(f"{config_file}: azure.environments.{env} already up to date")
     for change in changes:
         info(f"{config_file}: {change.describe()}")
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(text)

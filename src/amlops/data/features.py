@@ -1,8 +1,9 @@
-"""Feature engineering and the model pipeline: calendar features + ordinal-encoded categories + gradient boosting.
+"""Feature engineering and the model pipeline: calendar features + ordinal-encoded categories + gradient
+boosting.
 
-The trained pipeline is pickled with this module *by value* (cloudpickle), so a saved model loads where amlops is
-not installed (an AML batch endpoint builds its environment from the model's pip requirements only). Keep this
-module self-contained: only numpy, pandas and scikit-learn, no amlops imports.
+The trained pipeline is pickled with this module *by value* (cloudpickle), so a saved model loads where
+amlops is not installed (an AML batch endpoint builds its environment from the model's pip requirements only).
+Keep this module self-contained: only numpy, pandas and scikit-learn, no amlops imports.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 CALENDAR_FEATURES = ["day_of_week", "day_of_month", "month", "year_sin", "year_cos"]
 DEFAULT_PARAMS: dict[str, Any] = {
     "loss": "poisson",  # counts: a log link keeps predictions positive and effects multiplicative
-    "learning_rate": 0.08,
-    "max_iter": 300,
+    "learning_rate": 0.05,
+    "max_iter": 200,
     "max_leaf_nodes": 31,
-    "min_samples_leaf": 20,
+    "min_samples_leaf": 40,
     "l2_regularization": 0.0,
     "early_stopping": False,  # early stopping draws a random validation split: off, so training is exact
 }
@@ -71,7 +72,9 @@ def build_pipeline(
         [
             (
                 "calendar",
-                FunctionTransformer(add_calendar_features, kw_args={"date_column": date_column}, validate=False),
+                FunctionTransformer(
+                    add_calendar_features, kw_args={"date_column": date_column}, validate=False
+                ),
             ),
             ("encode", encode),
             ("model", regressor),
@@ -79,7 +82,9 @@ def build_pipeline(
     )
 
 
-def model_input(df: pd.DataFrame, numeric: list[str], categorical: list[str], date_column: str) -> pd.DataFrame:
+def model_input(
+    df: pd.DataFrame, numeric: list[str], categorical: list[str], date_column: str
+) -> pd.DataFrame:
     """The model's input frame: date, numeric features as float64, categorical features as strings."""
     out = pd.DataFrame(index=df.index)
     out[date_column] = pd.to_datetime(df[date_column]).astype("datetime64[ns]")

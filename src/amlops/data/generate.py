@@ -6,11 +6,12 @@ Demand is a negative-binomial count around
              * (price / list price) ** -elasticity(category) * lift(category) ** promotion
              * exp(heat(category) * (temperature - 15))
 
-Deterministic by seed, and *prefix-stable*: every random draw is made day by day in its own stream, so the rows
-before the drift date are identical with and without drift, and a longer series starts with the shorter one.
+Deterministic by seed, and *prefix-stable*: every random draw is made day by day in its own stream, so the
+rows before the drift date are identical with and without drift, and a longer series starts with the shorter
+one.
 
 Drift kinds (from `drift_date`, scaled by `drift_strength`):
-- `price_shift`     prices rise by 30 % (demand reacts through the same elasticity: covariate change, big range shift)
+- `price_shift`     prices rise by 30 % (demand reacts through the same elasticity: a covariate change)
 - `new_category`    new products of a new category (`plant_based`) appear
 - `promo_response`  promotions lift demand far less than before (concept change)
 - `seasonality`     the weekly pattern moves (peak mid-week) and the yearly swing doubles (concept change)
@@ -31,8 +32,17 @@ CATEGORIES = ("beverages", "snacks", "dairy", "produce", "household", "frozen")
 NEW_CATEGORY = "plant_based"
 DRIFT_KINDS = ("price_shift", "new_category", "promo_response", "seasonality", "covariate_shift")
 COLUMNS = [
-    "row_id", "date", "store_id", "store_type", "product_id", "product_category",
-    "price", "promotion", "temperature", "holiday", "units_sold",
+    "row_id",
+    "date",
+    "store_id",
+    "store_type",
+    "product_id",
+    "product_category",
+    "price",
+    "promotion",
+    "temperature",
+    "holiday",
+    "units_sold",
 ]
 
 # Per category: list price, elasticity, promotion lift, temperature sensitivity (per degree C), holiday lift.
@@ -115,7 +125,9 @@ def generate(config: GeneratorConfig) -> pd.DataFrame:
     ent = rng["entities"]
     store_types = np.array([STORE_TYPES[i % len(STORE_TYPES)] for i in range(n_stores)])
     ent.shuffle(store_types)
-    store_size = np.exp(ent.normal(0.0, 0.25, n_stores)) * np.array([_STORE_TYPE_SCALE[t] for t in store_types])
+    store_size = np.exp(ent.normal(0.0, 0.25, n_stores)) * np.array(
+        [_STORE_TYPE_SCALE[t] for t in store_types]
+    )
     store_temp_offset = ent.normal(0.0, 2.0, n_stores)
 
     # Shared daily weather: seasonal cycle + AR(1) noise; each store a bit warmer or cooler.
@@ -125,8 +137,10 @@ def generate(config: GeneratorConfig) -> pd.DataFrame:
     for t in range(n_days):
         ar[t] = (0.7 * ar[t - 1] if t else 0.0) + shocks[t]
     regional = 12.0 + 10.0 * np.sin(2 * np.pi * (doy - 110) / 365.25) + ar
-    temperature = regional[:, None] + store_temp_offset[None, :] + _daily(
-        rng["store_temperature"], n_days, n_stores, "normal", scale=0.8
+    temperature = (
+        regional[:, None]
+        + store_temp_offset[None, :]
+        + _daily(rng["store_temperature"], n_days, n_stores, "normal", scale=0.8)
     )
     if "covariate_shift" in active:
         temperature = temperature + (6.0 * strength) * drift_on[:, None]
@@ -134,8 +148,17 @@ def generate(config: GeneratorConfig) -> pd.DataFrame:
     holiday = holidays(dates).astype(int)
     frames = [
         _block(
-            config, rng, prefix="", dates=dates, drift_on=drift_on, temperature=temperature, holiday=holiday,
-            store_types=store_types, store_size=store_size, n_products=config.products, first_product=1,
+            config,
+            rng,
+            prefix="",
+            dates=dates,
+            drift_on=drift_on,
+            temperature=temperature,
+            holiday=holiday,
+            store_types=store_types,
+            store_size=store_size,
+            n_products=config.products,
+            first_product=1,
             categories=[CATEGORIES[i % len(CATEGORIES)] for i in range(config.products)],
         )
     ]
@@ -143,9 +166,19 @@ def generate(config: GeneratorConfig) -> pd.DataFrame:
         n_new = max(1, config.products // 4)
         frames.append(
             _block(
-                config, rng, prefix="new_", dates=dates, drift_on=drift_on, temperature=temperature,
-                holiday=holiday, store_types=store_types, store_size=store_size, n_products=n_new,
-                first_product=config.products + 1, categories=[NEW_CATEGORY] * n_new, only_after_drift=True,
+                config,
+                rng,
+                prefix="new_",
+                dates=dates,
+                drift_on=drift_on,
+                temperature=temperature,
+                holiday=holiday,
+                store_types=store_types,
+                store_size=store_size,
+                n_products=n_new,
+                first_product=config.products + 1,
+                categories=[NEW_CATEGORY] * n_new,
+                only_after_drift=True,
             )
         )
     df = pd.concat(frames, ignore_index=True)
@@ -186,7 +219,7 @@ def _block(
         n_days, n_stores, n_products
     )
     week_of_day = np.arange(n_days) // 7
-    promo_p = np.where(("covariate_shift" in active) & drift_on, min(0.24 * (1 + strength), 0.9), 0.12)
+    promo_p = np.where(("covariate_shift" in active) & drift_on, min(0.12 * (1 + strength), 0.9), 0.12)
     promotion = (week_promo[week_of_day] < promo_p[:, None])[:, None, :] & (takes_part < 0.8)
 
     # Price: a slow walk around the list price per product, the drift's level shift, the promotion discount.
@@ -206,7 +239,9 @@ def _block(
         weekly_now = np.where(drift_on[:, None], shifted, weekly_now)
         amplitude = np.where(drift_on, 0.15 * (1 + strength), amplitude)
     doy = np.asarray(dates.dayofyear, dtype=float)
-    yearly = 1.0 + amplitude * np.sin(2 * np.pi * (doy - 80) / 365.25) + 0.25 * (np.asarray(dates.month) == 12)
+    yearly = (
+        1.0 + amplitude * np.sin(2 * np.pi * (doy - 80) / 365.25) + 0.25 * (np.asarray(dates.month) == 12)
+    )
     lift_now = np.broadcast_to(lift, (n_days, n_products)).copy()
     if "promo_response" in active:
         weaker = 1.0 + (lift - 1.0) * max(0.0, 1.0 - 0.8 * strength)
@@ -230,12 +265,14 @@ def _block(
     # Weather sensors fail now and then: ~0.5 % of temperatures missing (a nullable column in the schema).
     temp_grid = np.broadcast_to(np.round(temperature, 1)[:, :, None], units.shape).astype(float).copy()
     gaps = (
-        _daily(rng["nulls"], n_days, n_stores, "random") < 0.005 if not prefix else np.zeros((n_days, n_stores), bool)
+        _daily(rng["nulls"], n_days, n_stores, "random") < 0.005
+        if not prefix
+        else np.zeros((n_days, n_stores), bool)
     )
     temp_grid[np.broadcast_to(gaps[:, :, None], units.shape)] = np.nan
 
-    d_idx, s_idx, p_idx = np.meshgrid(np.arange(n_days), np.arange(n_stores), np.arange(n_products), indexing="ij")
-    d_idx, s_idx, p_idx = d_idx.ravel(), s_idx.ravel(), p_idx.ravel()
+    grid = np.meshgrid(np.arange(n_days), np.arange(n_stores), np.arange(n_products), indexing="ij")
+    d_idx, s_idx, p_idx = (axis.ravel() for axis in grid)
     store_ids = np.array([f"S{i + 1:03d}" for i in range(n_stores)])
     product_ids = np.array([f"P{first_product + i:03d}" for i in range(n_products)])
     day_str = np.asarray(dates.strftime("%Y%m%d"))

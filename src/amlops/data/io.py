@@ -1,7 +1,7 @@
 """Read raw data files (CSV or Parquet, one file or a folder of them) with one clear error per failure.
 
-CSV is read with every column as text so the validator, not the CSV parser, decides what a bad value is (and can
-quarantine one bad row instead of failing the file). Parquet keeps its own types.
+CSV is read with every column as text so the validator, not the CSV parser, decides what a bad value is (and
+can quarantine one bad row instead of failing the file). Parquet keeps its own types.
 """
 
 from __future__ import annotations
@@ -29,14 +29,19 @@ def _kind(path: Path) -> str:
     if name.endswith(PARQUET_SUFFIXES):
         return "parquet"
     raise DataFileError(
-        f"{path}: unsupported file type {''.join(path.suffixes) or '(none)'!r} (use .csv, .csv.gz or .parquet)"
+        f"{path}: unsupported file type {''.join(path.suffixes) or '(none)'!r} "
+        "(use .csv, .csv.gz or .parquet)"
     )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=NA_VALUES, skipinitialspace=False,
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=NA_VALUES,
+            skipinitialspace=False,
             encoding="utf-8",
         )
     except pd.errors.EmptyDataError:
@@ -57,7 +62,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
                 )
     dupes = [c for c in df.columns if "." in str(c) and str(c).rsplit(".", 1)[0] in df.columns]
     if dupes:
-        raise DataFileError(f"{path}: column {str(dupes[0]).rsplit('.', 1)[0]!r} appears more than once in the header")
+        raise DataFileError(
+            f"{path}: column {str(dupes[0]).rsplit('.', 1)[0]!r} appears more than once in the header"
+        )
     return df
 
 
@@ -76,7 +83,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def read_file(path: str | Path) -> pd.DataFrame:
-    """One CSV/Parquet file as a DataFrame, with `_source_file` and `_source_row` (1-based data line) added."""
+    """One CSV/Parquet file as a DataFrame, with `_source_file` and `_source_row` (1-based line) added."""
     p = Path(path)
     if not p.exists():
         raise DataFileError(f"{p}: file not found")
@@ -92,21 +99,25 @@ def read_file(path: str | Path) -> pd.DataFrame:
         raise DataFileError(f"{p}: no data rows (only a header)")
     df = df.reset_index(drop=True)
     df[SOURCE_FILE] = p.name
-    # The line a person finds the row on: CSV line numbers count the header (line 1); Parquet rows count from 1.
+    # The line a person finds the row on: CSV line numbers count the header (line 1); Parquet rows count from
+    # 1.
     df[SOURCE_ROW] = range(2, len(df) + 2) if kind == "csv" else range(1, len(df) + 1)
     return df
 
 
 def data_files(path: str | Path) -> list[Path]:
-    """The data files a path stands for: the file itself, or every CSV/Parquet file under a folder (sorted)."""
+    """The data files a path stands for: the file itself, or every CSV/Parquet file under a folder, sorted."""
     p = Path(path)
     if not p.exists():
         raise DataFileError(f"{p}: not found")
     if p.is_file():
         return [p]
     files = sorted(
-        f for f in p.rglob("*")
-        if f.is_file() and not f.name.startswith((".", "_")) and f.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES)
+        f
+        for f in p.rglob("*")
+        if f.is_file()
+        and not f.name.startswith((".", "_"))
+        and f.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES)
     )
     if not files:
         raise DataFileError(f"{p}: folder has no .csv or .parquet files")
@@ -124,9 +135,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if set(frame.columns) != first:
             missing = sorted(first - set(frame.columns)) or sorted(set(frame.columns) - first)
             raise DataFileError(f"{f}: columns differ from {files[0].name} (e.g. {missing[0]!r})")
-    # Mixed CSV/Parquet folders would mix text and typed columns: make everything text, the validator re-types.
+    # Mixed CSV/Parquet folders would mix text and typed columns: make everything text, the validator re-
+    # types.
     if len({_kind(f) for f in files}) > 1:
-        frames = [fr.astype({c: "str" for c in fr.columns if c not in (SOURCE_FILE, SOURCE_ROW)}) for fr in frames]
+        frames = [
+            fr.astype({c: "str" for c in fr.columns if c not in (SOURCE_FILE, SOURCE_ROW)}) for fr in frames
+        ]
     return pd.concat(frames, ignore_index=True)
 
 

@@ -19,9 +19,9 @@ A schema file says what a valid row looks like, and which columns the model uses
 
 Column keys: `dtype` (string | category | float | int | bool | date | datetime), `nullable` (default false),
 `max_null_share` (column-level limit when nullable), `min` / `max` (inclusive; numbers, or ISO dates for date
-columns), `allowed` (list of values), `allow_unseen` (true: values outside `allowed` are kept and reported, for
-categories that legitimately appear over time), `pattern` (regular expression a string must match in full),
-`unique` (no repeated values), `description`.
+columns), `allowed` (list of values), `allow_unseen` (true: values outside `allowed` are kept and reported,
+for categories that legitimately appear over time), `pattern` (regular expression a string must match in
+full), `unique` (no repeated values), `description`.
 """
 
 from __future__ import annotations
@@ -40,11 +40,28 @@ DTYPES: tuple[str, ...] = ("string", "category", "float", "int", "bool", "date",
 NUMERIC_DTYPES = ("float", "int")
 TEMPORAL_DTYPES = ("date", "datetime")
 _COLUMN_KEYS = {
-    "dtype", "nullable", "max_null_share", "min", "max", "allowed", "allow_unseen", "pattern", "unique",
+    "dtype",
+    "nullable",
+    "max_null_share",
+    "min",
+    "max",
+    "allowed",
+    "allow_unseen",
+    "pattern",
+    "unique",
     "description",
 }
 _TOP_KEYS = {
-    "name", "description", "version", "date_column", "id_column", "key", "series", "target", "features", "columns",
+    "name",
+    "description",
+    "version",
+    "date_column",
+    "id_column",
+    "key",
+    "series",
+    "target",
+    "features",
+    "columns",
 }
 
 
@@ -119,9 +136,15 @@ class DatasetSchema:
 
     @property
     def digest(self) -> str:
-        """sha256 of the schema's canonical JSON: two files that declare the same rules have the same digest."""
+        """sha256 of the schema's canonical JSON: the same rules give the same digest."""
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
         return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def pd_timestamp(value: float | str) -> Any:
+    import pandas as pd
+
+    return pd.Timestamp(str(value))
 
 
 def _fail(source: str, where: str, message: str) -> SchemaFileError:
@@ -146,7 +169,9 @@ def _parse_column(name: str, raw: Any, source: str) -> ColumnSpec:
         raise _fail(source, where, "expected a mapping such as {dtype: float, min: 0}")
     unknown = sorted(set(raw) - _COLUMN_KEYS)
     if unknown:
-        raise _fail(source, f"{where}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(_COLUMN_KEYS))})")
+        raise _fail(
+            source, f"{where}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(_COLUMN_KEYS))})"
+        )
     dtype = raw.get("dtype")
     if dtype not in DTYPES:
         raise _fail(source, f"{where}.dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -172,8 +197,15 @@ def _parse_column(name: str, raw: Any, source: str) -> ColumnSpec:
         elif dtype in NUMERIC_DTYPES and isinstance(value, int | float) and not isinstance(value, bool):
             bounds[bound] = float(value)
         else:
-            raise _fail(source, f"{where}.{bound}", f"only numeric and date columns take bounds, got {value!r}")
-    if bounds["min"] is not None and bounds["max"] is not None and bounds["min"] > bounds["max"]:  # type: ignore[operator]
+            raise _fail(
+                source, f"{where}.{bound}", f"only numeric and date columns take bounds, got {value!r}"
+            )
+    low, high = bounds["min"], bounds["max"]
+    if (
+        low is not None
+        and high is not None
+        and (pd_timestamp(low) > pd_timestamp(high) if dtype in TEMPORAL_DTYPES else float(low) > float(high))
+    ):
         raise _fail(source, where, "min is greater than max")
     allowed = raw.get("allowed")
     if allowed is not None and (not isinstance(allowed, list) or not allowed):
@@ -200,9 +232,12 @@ def _parse_column(name: str, raw: Any, source: str) -> ColumnSpec:
 
 
 def parse_schema(data: Any, source: str = "schema") -> DatasetSchema:
-    """Build a DatasetSchema from the parsed YAML mapping; raise SchemaFileError with one line on any problem."""
+    """Build a DatasetSchema from the parsed YAML mapping; raise SchemaFileError with one line on any
+    problem."""
     if not isinstance(data, dict):
-        raise SchemaFileError(f"{source}: expected a mapping with 'columns', 'date_column', 'target', 'features'")
+        raise SchemaFileError(
+            f"{source}: expected a mapping with 'columns', 'date_column', 'target', 'features'"
+        )
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
         raise _fail(source, unknown[0], f"unknown key (known: {', '.join(sorted(_TOP_KEYS))})")
@@ -233,15 +268,21 @@ def parse_schema(data: Any, source: str = "schema") -> DatasetSchema:
     series = tuple(known(c, "series") for c in _str_list(data.get("series"), source, "series"))
     features = data.get("features")
     if not isinstance(features, dict) or not (features.get("numeric") or features.get("categorical")):
-        raise _fail(source, "features", "expected {numeric: [...], categorical: [...]} naming the model's inputs")
-    numeric = tuple(known(c, "features.numeric") for c in _str_list(features.get("numeric"), source, "features"))
+        raise _fail(
+            source, "features", "expected {numeric: [...], categorical: [...]} naming the model's inputs"
+        )
+    numeric = tuple(
+        known(c, "features.numeric") for c in _str_list(features.get("numeric"), source, "features")
+    )
     categorical = tuple(
         known(c, "features.categorical") for c in _str_list(features.get("categorical"), source, "features")
     )
     by_name = {c.name: c for c in columns}
     for col in numeric:
         if by_name[col].dtype not in (*NUMERIC_DTYPES, "bool"):
-            raise _fail(source, "features.numeric", f"column {col!r} has dtype {by_name[col].dtype}, not numeric")
+            raise _fail(
+                source, "features.numeric", f"column {col!r} has dtype {by_name[col].dtype}, not numeric"
+            )
     overlap = set(numeric) & set(categorical)
     if overlap:
         raise _fail(source, "features", f"column {sorted(overlap)[0]!r} is both numeric and categorical")

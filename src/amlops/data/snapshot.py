@@ -1,8 +1,9 @@
 """Clean snapshots: validated rows as Parquet, versioned by the digest of their content.
 
-A snapshot folder holds `data.parquet` and `manifest.json`. The digest is sha256 over a canonical text form of the
-rows (columns in schema order, rows in key order, floats in shortest round-trip form, dates in ISO 8601), so the
-same rows give the same digest whatever the file they came from, the Parquet writer or the machine.
+A snapshot folder holds `data.parquet` and `manifest.json`. The digest is sha256 over a canonical text form
+of the rows (columns in schema order, rows in key order, floats in shortest round-trip form, dates in ISO
+8601), so the same rows give the same digest whatever the file they came from, the Parquet writer or the
+machine.
 """
 
 from __future__ import annotations
@@ -48,8 +49,11 @@ def short_version(digest: str) -> str:
     return digest.split(":", 1)[-1][:12]
 
 
-def write_snapshot(df: pd.DataFrame, schema: DatasetSchema, folder: str | Path, **extra: Any) -> dict[str, Any]:
-    """Write `data.parquet` + `manifest.json`; returns the manifest (digest, version, rows, date range, schema)."""
+def write_snapshot(
+    df: pd.DataFrame, schema: DatasetSchema, folder: str | Path, **extra: Any
+) -> dict[str, Any]:
+    """Write `data.parquet` + `manifest.json`; returns the manifest (digest, version, rows, date range,
+    schema)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     digest = content_digest(df, schema)
@@ -76,7 +80,9 @@ def write_snapshot(df: pd.DataFrame, schema: DatasetSchema, folder: str | Path, 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST_FILE
     if not path.is_file():
-        raise SnapshotError(f"{folder}: not a snapshot (no {MANIFEST_FILE}; was it written by the prep step?)")
+        raise SnapshotError(
+            f"{folder}: not a snapshot (no {MANIFEST_FILE}; was it written by the prep step?)"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -86,13 +92,16 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     return data
 
 
-def read_snapshot(folder: str | Path, schema: DatasetSchema | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The snapshot's rows and manifest; with a schema, refuse a snapshot validated against a different one."""
+def read_snapshot(
+    folder: str | Path, schema: DatasetSchema | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The snapshot's rows and manifest; with a schema, refuse one validated with another."""
     manifest = read_manifest(folder)
     if schema is not None and manifest.get("schema", {}).get("digest") != schema.digest:
+        used = manifest.get("schema", {})
         raise SnapshotError(
-            f"{folder}: snapshot was validated with schema {manifest.get('schema', {}).get('name')!r} "
-            f"({manifest.get('schema', {}).get('digest', '?')[:19]}), not with {schema.source or schema.name} "
+            f"{folder}: snapshot was validated with schema {used.get('name')!r} "
+            f"({str(used.get('digest', '?'))[:19]}), not with {schema.source or schema.name} "
             f"({schema.digest[:19]})"
         )
     path = Path(folder) / DATA_FILE

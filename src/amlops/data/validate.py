@@ -1,12 +1,15 @@
 """Validate raw rows against a declared schema: typed clean rows, quarantined rows with a reason each.
 
 Two kinds of failure:
-- structural (a column missing, a column that is entirely empty or unparseable, too many nulls): the file cannot be
-  used at all, `DataValidationError` is raised with one line naming the file, the column and the rule;
-- row-level (a value that does not parse, is out of range, not allowed, a duplicate key, a date out of order): the
-  row goes to quarantine with its reasons, and the caller decides with `enforce_limit` whether too many did.
+- structural (a column missing, a column that is entirely empty or unparseable, too many nulls): the file
+  cannot be used at all, `DataValidationError` is raised with one line naming the file, the column and the
+  rule;
+- row-level (a value that does not parse, is out of range, not allowed, a duplicate key, a date out of
+  order): the row goes to quarantine with its reasons, and the caller decides with `enforce_limit` whether too
+  many did.
 
-Parsing is done here (so that one bad value costs one row, not the column); the rules themselves are pandera checks.
+Parsing is done here (so that one bad value costs one row, not the column); the rules themselves are pandera
+checks.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from amlops.data.io import SOURCE_FILE, SOURCE_ROW
 from amlops.data.schema import ColumnSpec, DatasetSchema
 
 REASON_COLUMN = "_reason"
+ORDER_RULE = "dates_in_order"
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -103,7 +107,9 @@ def _parse(raw: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
         if pd.api.types.is_datetime64_any_dtype(raw):
             typed = pd.to_datetime(raw, errors="coerce", utc=True)
         else:
-            typed = pd.to_datetime(raw.astype("str").where(present), errors="coerce", utc=True, format="ISO8601")
+            typed = pd.to_datetime(
+                raw.astype("str").where(present), errors="coerce", utc=True, format="ISO8601"
+            )
     typed = typed.dt.tz_localize(None).astype("datetime64[ns]")
     if spec.dtype == "date":
         typed = typed.dt.normalize()
@@ -129,7 +135,7 @@ def _pandera_schema(schema: DatasetSchema) -> Any:
     for spec in schema.columns:
         checks = []
         if spec.is_numeric:
-            checks.append(pa.Check(_is_finite, name="finite", error="value is infinite"))
+            checks.append(pa.Check(_is_finite, name="finite"))
         if spec.min is not None:
             low = pd.Timestamp(str(spec.min)) if spec.is_temporal else spec.min
             checks.append(pa.Check.ge(low))
@@ -137,7 +143,9 @@ def _pandera_schema(schema: DatasetSchema) -> Any:
             high = pd.Timestamp(str(spec.max)) if spec.is_temporal else spec.max
             checks.append(pa.Check.le(high))
         if spec.allowed is not None and not spec.allow_unseen:
-            allowed = [str(a) for a in spec.allowed] if spec.dtype in ("string", "category") else list(spec.allowed)
+            allowed = (
+                [str(a) for a in spec.allowed] if spec.dtype in ("string", "category") else list(spec.allowed)
+            )
             checks.append(pa.Check.isin(allowed))
         if spec.pattern is not None:
             checks.append(pa.Check(_full_match(spec.pattern), name=f"pattern({spec.pattern})"))
@@ -146,9 +154,7 @@ def _pandera_schema(schema: DatasetSchema) -> Any:
         )
     frame_checks = []
     if schema.series:
-        frame_checks.append(
-            pa.Check(_dates_in_order(schema), name="dates_in_order", error="date goes backwards in its series")
-        )
+        frame_checks.append(pa.Check(_dates_in_order(schema), name=ORDER_RULE))
     return pa.DataFrameSchema(
         columns,
         checks=frame_checks,
@@ -182,7 +188,8 @@ def _rule_name(check: Any, column: Any) -> str:
 
 # ---------------------------------------------------------------------------------------------------- entry
 def validate_frame(raw: pd.DataFrame, schema: DatasetSchema, source: str) -> ValidationReport:
-    """Split raw rows into typed valid rows and quarantined rows; raise DataValidationError on structural faults."""
+    """Split raw rows into typed valid rows and quarantined rows; raise DataValidationError on structural
+    faults."""
     import pandera.pandas as pa
 
     total = len(raw)
@@ -193,9 +200,9 @@ def validate_frame(raw: pd.DataFrame, schema: DatasetSchema, source: str) -> Val
     present = [c for c in raw.columns if c not in (SOURCE_FILE, SOURCE_ROW)]
     missing = [c for c in declared if c not in raw.columns]
     if missing:
-        shown = ", ".join(present[:8]) + (", ..." if len(present) > 8 else "")
+        found = ", ".join(present[:8]) + (", ..." if len(present) > 8 else "")
         raise DataValidationError(
-            f"{source}: column {missing[0]!r}: rule 'required': missing from the data (found: {shown})"
+            f"{source}: column {missing[0]!r}: rule 'required': missing from the data (found: {found})"
         )
     report_warnings: list[str] = []
     extra = [c for c in present if c not in declared]
@@ -226,7 +233,9 @@ def validate_frame(raw: pd.DataFrame, schema: DatasetSchema, source: str) -> Val
         parse_bad[spec.name] = bad
         rule = f"dtype({spec.dtype})"
         if not spec.nullable and col_raw.isna().all():
-            raise DataValidationError(f"{source}: column {spec.name!r}: rule 'not_nullable': every value is empty")
+            raise DataValidationError(
+                f"{source}: column {spec.name!r}: rule 'not_nullable': every value is empty"
+            )
         if bad.all():
             example = col_raw[bad].iloc[0]
             raise DataValidationError(
@@ -258,19 +267,23 @@ def validate_frame(raw: pd.DataFrame, schema: DatasetSchema, source: str) -> Val
             rule = _rule_name(check, column)
             if rule == "duplicate_key":
                 col = ",".join(schema.key)
+            elif rule == ORDER_RULE:  # a row-wise frame check is reported once per column: keep the date's
+                col = schema.date_column
             if (row, col, rule) in seen:
                 continue
             seen.add((row, col, rule))
             grouped.setdefault((col, rule), []).append(row)
         for (col, rule), rows in grouped.items():
-            shown = raw[col.split(",")[0]] if col.split(",")[0] in raw.columns else None
+            shown: pd.Series | None = raw[col.split(",")[0]] if col.split(",")[0] in raw.columns else None
             if rule == "duplicate_key":
                 shown = raw[list(schema.key)].astype("str").agg("|".join, axis=1)
             fail(pd.Index(rows), col, rule, shown)
 
     for spec in schema.columns:
         if spec.allowed is not None and spec.allow_unseen:
-            known = {str(a) for a in spec.allowed} if spec.dtype in ("string", "category") else set(spec.allowed)
+            known = (
+                {str(a) for a in spec.allowed} if spec.dtype in ("string", "category") else set(spec.allowed)
+            )
             unseen = sorted({str(v) for v in typed[spec.name].dropna().unique() if v not in known})
             if unseen:
                 report_warnings.append(
@@ -304,8 +317,11 @@ def _finalise(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
     return out.sort_values(schema.sort_columns, kind="mergesort").reset_index(drop=True)
 
 
-def coerce_features(df: pd.DataFrame, schema: DatasetSchema, columns: list[str] | None = None) -> pd.DataFrame:
-    """Parse the given declared columns (default: the model's features) to their declared types, without rules.
+def coerce_features(
+    df: pd.DataFrame, schema: DatasetSchema, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """Parse the given declared columns (default: the model's features) to their declared types, without
+    rules.
 
     For scoring: new data must reach the model with the types it was trained on, CSV or Parquet alike.
     Unparseable values become missing; use `validate_frame` when bad rows should be reported instead.
@@ -329,7 +345,8 @@ def enforce_limit(report: ValidationReport, max_bad_row_share: float) -> None:
     if len(report.clean) == 0:
         col, rule, _ = report.top_rules(1)[0] if report.rule_counts else ("(all)", "?", 0)
         raise DataValidationError(
-            f"{report.source}: column {col!r}: rule {rule!r}: no valid rows left ({report.total_rows} quarantined)"
+            f"{report.source}: column {col!r}: rule {rule!r}: "
+            f"no valid rows left ({report.total_rows} quarantined)"
         )
     if report.bad_share <= max_bad_row_share:
         return

@@ -33,7 +33,9 @@ def float_keys(x: np.ndarray) -> np.ndarray:
 class Binner:
     """Maps float64 values (no NaN) to bin indices of `edges`. Build once per feature, call per chunk."""
 
-    def __init__(self, edges: np.ndarray, counts: np.ndarray | None = None, cells: int = GRID_CELLS) -> None:
+    def __init__(
+        self, edges: np.ndarray, counts: np.ndarray | None = None, discrete: bool = False, cells: int = GRID_CELLS
+    ) -> None:
         self.edges = np.ascontiguousarray(edges, dtype=np.float64)
         self.n_bins = max(len(self.edges) - 1, 0)
         self.mode = "search"
@@ -46,15 +48,18 @@ class Binner:
             cdf = np.concatenate([[0.0], np.cumsum(counts, dtype=np.float64)]) / float(counts.sum())
         else:
             cdf = np.linspace(0.0, 1.0, self.n_bins + 1)
-        probes = np.interp((np.arange(_PROBES) + 0.5) / _PROBES, cdf, self.edges)
+        levels = (np.arange(_PROBES) + 0.5) / _PROBES
+        if discrete:  # the values are the atoms themselves (each bin's left edge)
+            probes = self.edges[np.searchsorted(cdf[1:], levels, "right").clip(0, self.n_bins - 1)]
+        else:
+            probes = np.interp(levels, cdf, self.edges)
         best: tuple[float, str, tuple[Any, ...], int] | None = None
-        for mode, params, n_cells in (self._linear_params(cells), self._key_params(cells)):
+        for mode, params, n_cells in self._candidates(cells):
             if n_cells <= 0:
                 continue
             self.mode, self._params = mode, params
-            holds_edge = np.zeros(n_cells, dtype=bool)
-            holds_edge[self._cells(self.edges)] = True
-            mass = float(holds_edge[self._cells(probes)].mean())
+            _, ambiguous = self._layout(n_cells)
+            mass = float(ambiguous[self._cells(probes)].mean())
             if best is None or mass < best[0]:
                 best = (mass, mode, params, n_cells)
         self.mode = "search"
@@ -62,12 +67,44 @@ class Binner:
             return
         mass, mode, params, n_cells = best
         self.mode, self._params, self.ambiguous_mass = mode, params, mass
-        cell_of_edge = self._cells(self.edges)
-        # table[j] = number of edges in cells before j (= the bin of every value in j), or -1 if j holds an edge.
-        before = np.cumsum(np.bincount(cell_of_edge + 1, minlength=n_cells + 1))[:n_cells]
-        before[cell_of_edge] = -1
+        before, ambiguous = self._layout(n_cells)
+        # table[j] = the bin of every value in cell j, or -1 where a value's bin depends on more than its cell.
+        before[ambiguous] = -1
+        # A discrete profile ends with a sentinel edge just above the maximum: the maximum's cell then holds only
+        # the maximum (bin B) and values above it (overflow), told apart by one comparison instead of a search.
+        self._top = float(self.edges[-2]) if self.n_bins >= 1 else np.nan
+        if self.n_bins >= 1 and self.edges[-1] == np.nextafter(self.edges[-2], np.inf):
+            cells_of = self._cells(self.edges)
+            j = int(cells_of[-1])
+            alone = (cells_of == j).sum() == 2 and self._cells(np.nextafter(self.edges[-2:-1], -np.inf))[0] < j
+            if alone:
+                before[j] = -2
         dtype = np.int16 if self.n_bins + 1 < np.iinfo(np.int16).max else np.int32
         self._table = before.astype(dtype)
+
+    def _layout(self, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+        """(edges at or below the start of each cell, cells whose values straddle an edge).
+
+        An edge that is the smallest float of its cell (its predecessor maps to an earlier cell) is below every
+        value of the cell, so it does not make the cell ambiguous: with integer-aligned cells, integer atoms
+        (counts, codes, day numbers) never need the binary search.
+        """
+        cell = self._cells(self.edges)
+        starts_cell = self._cells(np.nextafter(self.edges, -np.inf)) < cell
+        first = np.where(starts_cell, cell, cell + 1)  # the first cell entirely at or above the edge
+        before = np.cumsum(np.bincount(first, minlength=n_cells + 1))[:n_cells]
+        ambiguous = np.zeros(n_cells, dtype=bool)
+        ambiguous[cell[~starts_cell]] = True
+        return before, ambiguous
+
+    def _candidates(self, cells: int) -> list[tuple[str, tuple[Any, ...], int]]:
+        plans = [self._linear_params(cells), self._key_params(cells)]
+        inner = self.edges[:-1]
+        span = float(self.edges[-1] - self.edges[0])
+        if np.all(inner == np.round(inner)) and 0 < span < cells:
+            # Integer-valued edges: one cell per integer, so every integer starts its own cell.
+            plans.append(("integer", (float(self.edges[0]) - 1.0, float(int(span) + 2)), int(span) + 3))
+        return plans
 
     def _linear_params(self, cells: int) -> tuple[str, tuple[Any, ...], int]:
         lo, hi = float(self.edges[0]), float(self.edges[-1])
@@ -79,7 +116,8 @@ class Binner:
 
     def _key_params(self, cells: int) -> tuple[str, tuple[Any, ...], int]:
         # Magnitudes far below the smallest non-zero edge would waste most cells on empty octaves near zero:
-        # the keys of (-tiny, tiny) are squeezed to 0 (still monotone).
+        # the keys of (-tiny, tiny) are squeezed to 0 (still monotone). This also gives -0.0 (key -1) and 0.0
+        # (key 0) the same cell, as they compare equal; edges are strictly increasing, so one is non-zero.
         nonzero = np.abs(self.edges[self.edges != 0])
         squeeze = int(float_keys(np.array([nonzero.min() / 1024.0]))[0]) if nonzero.size else 0
         kmin = _squeeze_int(int(float_keys(self.edges[:1])[0]), squeeze)
@@ -94,6 +132,14 @@ class Binner:
         """Cell index per value (monotone non-decreasing in the value)."""
         n = len(x)
         cell = ws.i64[:n] if ws is not None else np.empty(n, np.int64)
+        if self.mode == "integer":  # cell = floor(x) - lo + 1: exact, so every integer starts its own cell
+            origin, last_cell = self._params
+            c = ws.f64[:n] if ws is not None else np.empty(n, np.float64)
+            np.floor(x, out=c)
+            c -= origin
+            np.clip(c, 0.0, last_cell, out=c)
+            np.copyto(cell, c, casting="unsafe")
+            return cell
         if self.mode == "linear":
             lo, scale, last_cell = self._params
             c = ws.f64[:n] if ws is not None else np.empty(n, np.float64)
@@ -133,7 +179,16 @@ class Binner:
         np.take(self._table, cell, out=out)
         amb = np.flatnonzero(out < 0)
         if amb.size:
-            out[amb] = np.searchsorted(self.edges, x[amb], "right")
+            xs = x[amb]
+            code = out[amb]
+            top = code == -2
+            if top.any():
+                res = np.where(xs > self._top, self.n_bins + 1, self.n_bins).astype(out.dtype)
+                rest = ~top
+                res[rest] = np.searchsorted(self.edges, xs[rest], "right")
+                out[amb] = res
+            else:
+                out[amb] = np.searchsorted(self.edges, xs, "right")
         return out
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,7 @@ class MonitorOptions:
     min_window_rows: int = DEFAULT_MIN_WINDOW_ROWS
     chunk_rows: int = 1_000_000
     features: list[str] | None = None  # default: every feature of the profile
+    threads: int = 0  # features scored in parallel per chunk (numpy releases the GIL); 0: one per core, max 4
 
     def window_kind(self) -> tuple[str, int]:
         w = self.window.strip().lower()
@@ -230,7 +233,7 @@ def _days(column: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray, np
             per_day = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": _DAY_NS}[typ.unit]
             raw = pc.cast(column, pa.int64())
         elif pa.types.is_date32(typ):
-            per_day, raw = 1, pc.cast(column, pa.int64())
+            per_day, raw = 1, pc.cast(pc.cast(column, pa.int32()), pa.int64())
         elif pa.types.is_date64(typ):
             per_day, raw = 86_400_000, pc.cast(column, pa.int64())
         else:
@@ -272,7 +275,7 @@ class _NumericFeature:
     def __init__(self, name: str, profile: NumericProfile) -> None:
         self.name = name
         self.ref = M.NumericReference.from_profile(profile)
-        self.binner = Binner(profile.edges, profile.counts)
+        self.binner = Binner(profile.edges, profile.counts, discrete=profile.discrete)
         self.n_bins = len(profile.counts)
         self.lo = float(profile.edges[0]) if len(profile.edges) else math.nan
         self.hi = float(profile.edges[-1]) if len(profile.edges) else math.nan
@@ -286,7 +289,8 @@ class _NumericFeature:
         s = acc.scalars
         x, errors = numeric_values(column)
         total = float(x.sum()) if x.size else 0.0
-        if not math.isfinite(total):  # NaN (null), inf or a type error somewhere: split them off
+        finite_total = math.isfinite(total)
+        if not finite_total:  # NaN (null), inf or a type error somewhere: split them off
             finite = np.isfinite(x)
             nan = np.isnan(x)
             bad = ~finite & ~nan  # +-inf: not a usable number
@@ -309,7 +313,7 @@ class _NumericFeature:
             g = glob[0]
             counts = np.bincount(bins, minlength=width)
             acc.counts[g] += counts
-            s["s1"][g] += float(x.sum())
+            s["s1"][g] += total if finite_total else float(x.sum())
             s["s2"][g] += float(np.einsum("i,i->", x, x))
             if counts[0]:
                 s["under"][g] += float(self.lo * counts[0] - x[bins == 0].sum())
@@ -476,6 +480,7 @@ class Monitor:
         self.rows = np.zeros(0, dtype=np.int64)
         self.missing_columns: set[str] = set()
         self._checked = False
+        self._pool: ThreadPoolExecutor | None = None
         self._has_prediction = False
         self._has_label = False
 
@@ -524,26 +529,45 @@ class Monitor:
             self.rows[glob[0]] += n
         else:
             self.rows[glob] += np.bincount(local, minlength=len(glob))
-        for name, num in self.numeric.items():
-            if name in self.missing_columns:
-                num.add_missing_rows(glob, local, n)
+        features: list[_NumericFeature | _CategoricalFeature] = [*self.numeric.values(), *self.categorical.values()]
+        if self.prediction is not None and self._has_prediction:
+            features.append(self.prediction)
+
+        def one(feature: _NumericFeature | _CategoricalFeature) -> None:
+            if feature.name in self.missing_columns:
+                feature.add_missing_rows(glob, local, n)
             else:
-                num.update(batch.column(name), local, glob)
-        for name, cat in self.categorical.items():
-            if name in self.missing_columns:
-                cat.add_missing_rows(glob, local, n)
-            else:
-                cat.update(batch.column(name), local, glob)
+                feature.update(batch.column(feature.name), local, glob)
+
+        # Each feature owns its accumulators (and each thread its scratch buffers), so they can run side by side.
+        pool = self._executor()
+        if pool is None:
+            for feature in features:
+                one(feature)
+        else:
+            for _ in pool.map(one, features):
+                pass
         o = self.options
         if self._has_prediction and o.prediction_column:
             pred_col = batch.column(o.prediction_column)
-            if self.prediction is not None:
-                self.prediction.update(pred_col, local, glob)
             y = self._labels_for(batch)
             if y is not None:
                 from amlops.drift.profile import numeric_values
 
                 self.performance.update(y, numeric_values(pred_col)[0], local, glob)
+
+    def _executor(self) -> ThreadPoolExecutor | None:
+        threads = self.options.threads or min(os.cpu_count() or 1, 4)
+        if threads <= 1:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="amlops-monitor")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _labels_for(self, batch: pa.RecordBatch | pa.Table) -> np.ndarray | None:
         from amlops.drift.profile import numeric_values
@@ -709,7 +733,7 @@ class Monitor:
             },
         }
         if distributions and len(p.counts):
-            out["distribution"] = _numeric_distribution(num.ref, counts)
+            out["distribution"] = _numeric_distribution(num.ref, counts, over, under)
         return out
 
     def _score_categorical(self, cat: _CategoricalFeature, rows: Any, n_rows: int, distributions: bool) -> dict[str, Any]:
@@ -764,10 +788,13 @@ def run_monitor(
         batches: Iterable[pa.RecordBatch | pa.Table] = iter_batches(ds, columns, o.chunk_rows)
     else:
         batches = current
-    for batch in batches:
-        mon.update(batch)
-        if progress is not None:
-            progress(batch.num_rows)
+    try:
+        for batch in batches:
+            mon.update(batch)
+            if progress is not None:
+                progress(batch.num_rows)
+    finally:
+        mon.close()
     if mon.rows.sum() == 0:
         raise MonitorError("the current data has no rows")
     return mon.result()
@@ -787,23 +814,46 @@ def _rank_key(feature: dict[str, Any]) -> tuple[int, float]:
     return (int(feature["drifted"]), score)
 
 
-def _numeric_distribution(ref: M.NumericReference, counts: np.ndarray) -> dict[str, Any]:
-    """Reference vs current proportions on DISPLAY_BINS bins of equal reference mass (+ out-of-range)."""
+def _numeric_distribution(ref: M.NumericReference, counts: np.ndarray, over_sum: float, under_sum: float) -> dict[str, Any]:
+    """Reference vs current shares on DISPLAY_BINS equal-width bins over the bulk of both distributions.
+
+    Re-binned from the fine histograms (uniform inside a fine bin); values beyond the reference range are given
+    apart, as shares and their mean, since the profile keeps no finer picture of them.
+    """
     p = ref.profile
     c = p.counts.astype(np.float64)
-    total = c.sum()
-    cuts = np.searchsorted(np.cumsum(c), np.arange(1, DISPLAY_BINS) * total / DISPLAY_BINS, "left") + 1
-    groups = np.unique(np.concatenate([[0], cuts[cuts < len(c)]]))
-    edges = np.append(p.edges[groups], p.edges[-1])
-    n_cur = counts.sum()
-    ref_share = np.add.reduceat(c, groups) / total
-    cur_share = np.add.reduceat(counts[1:-1].astype(np.float64), groups) / n_cur if n_cur else ref_share * 0
+    cum_ref = ref.cdf
+    n_cur = float(counts.sum())
+    inner = counts[1:-1].astype(np.float64)
+    cum_cur = np.concatenate([[0.0], np.cumsum(inner)]) / max(inner.sum(), 1.0)
+    # Display range: the central 99.8% of the reference, widened to the current's bulk inside the range.
+    lo = float(np.interp(0.001, cum_ref, p.edges))
+    hi = float(np.interp(0.999, cum_ref, p.edges))
+    if inner.sum() > 0:
+        lo = min(lo, float(np.interp(0.001, cum_cur, p.edges)))
+        hi = max(hi, float(np.interp(0.999, cum_cur, p.edges)))
+    if p.discrete or not hi > lo:
+        lo, hi = float(p.edges[0]), float(p.edges[-1])
+    if p.discrete and len(c) <= DISPLAY_BINS:
+        edges = p.edges.copy()
+        ref_share = c / c.sum()
+        cur_share = inner / n_cur if n_cur else inner * 0
+    else:
+        edges = np.linspace(lo, hi, DISPLAY_BINS + 1)
+        ref_share = np.diff(np.interp(edges, p.edges, cum_ref))
+        cur_share = np.diff(np.interp(edges, p.edges, cum_cur)) * (inner.sum() / n_cur if n_cur else 0.0)
+    below = float(counts[0] / n_cur) if n_cur else 0.0
+    above = float(counts[-1] / n_cur) if n_cur else 0.0
     return {
         "edges": [float(e) for e in edges],
         "reference": [round(float(v), 6) for v in ref_share],
         "current": [round(float(v), 6) for v in cur_share],
-        "current_below": float(counts[0] / n_cur) if n_cur else 0.0,
-        "current_above": float(counts[-1] / n_cur) if n_cur else 0.0,
+        "current_below": below,
+        "current_above": above,
+        "current_below_mean": float(p.edges[0] - under_sum / counts[0]) if counts[0] else None,
+        "current_above_mean": float(p.edges[-1] + over_sum / counts[-1]) if counts[-1] else None,
+        "reference_min": _num(p.min),
+        "reference_max": _num(p.max),
         "discrete": p.discrete,
     }
 

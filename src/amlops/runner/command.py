@@ -1,6 +1,6 @@
 """Render a component's `command:` the way Azure ML does: `${{inputs.x}}`, `${{outputs.y}}` and `$[[...]]` blocks.
 
-An optional block `$[[ ... ]]` is kept only when every input it mentions has a value.
+An optional block `$[[ ... ]]` is kept only when every input it mentions has a (non-empty) value.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ _OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
 
 
 def _quote(value: str) -> str:
-    return value if value == "" or shlex.quote(value) == value else shlex.quote(value)
+    return shlex.quote(value) if value == "" or shlex.quote(value) != value else value
 
 
 def render(template: str, inputs: Mapping[str, str | None], outputs: Mapping[str, str], what: str) -> str:
@@ -25,7 +25,8 @@ def render(template: str, inputs: Mapping[str, str | None], outputs: Mapping[str
     def keep_block(match: re.Match[str]) -> str:
         body = match.group(1)
         for kind, name in _PLACEHOLDER.findall(body):
-            if kind == "inputs" and inputs.get(name) is None:
+            # An empty string counts as "not given": pipeline inputs cannot be null, so "" is how YAML says none.
+            if kind == "inputs" and inputs.get(name) in (None, ""):
                 return ""
         return body
 

@@ -1,14 +1,14 @@
 """evaluate: score the challenger and the current champion on the same recent holdout; decide the gate.
 
     python -m amlops.steps.evaluate --model DIR --snapshot DIR --schema demand.yaml --verdict OUT
-        --model-name NAME [--metric mae] [--max-mae X] [--max-rmse X] [--max-mape X] [--min-improvement 0.0]
-        [--bootstrap-samples 1000] [--confidence 0.95] [--require-confident true] [--seed 42] [--holdout-days 28]
+    --model-name NAME [--metric mae] [--max-mae X] [--max-rmse X] [--max-mape X] [--min-improvement 0.0]
+    [--bootstrap-samples 1000] [--confidence 0.95] [--require-confident true] [--seed 42] [--holdout-days 28]
 
-The gate passes only if every configured absolute threshold holds AND (when there is a champion) the challenger
-beats it on `metric` by at least `min_improvement` (relative) AND, with `require_confident`, the lower end of the
-block-bootstrap interval of the improvement is above zero. Anything that prevents a fair comparison (a champion
-that cannot score the holdout, non-finite predictions) fails the gate: it fails closed. The verdict goes to
-`verdict.json`; nothing downstream can override it.
+The gate passes only if every configured absolute threshold holds AND (when there is a champion) the
+challenger beats it on `metric` by at least `min_improvement` (relative) AND, with `require_confident`, the
+lower end of the block-bootstrap interval of the improvement is above zero. Anything that prevents a fair
+comparison (a champion that cannot score the holdout, non-finite predictions) fails the gate: it fails closed.
+The verdict goes to `verdict.json`; nothing downstream can override it.
 """
 
 from __future__ import annotations
@@ -45,8 +45,13 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def _optional_float(text: str) -> float | None:
-    return None if str(text).strip().lower() in ("", "none", "null") else float(text)
+def _limit(text: str) -> float | None:
+    """A threshold: empty, 'none' or <= 0 mean no limit (AML pipeline inputs cannot be null, so 0 stands for
+    it)."""
+    if str(text).strip().lower() in ("", "none", "null"):
+        return None
+    value = float(text)
+    return value if value > 0 else None
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -86,7 +91,11 @@ def relative_improvement(champion: np.ndarray | float, challenger: np.ndarray | 
 
 
 def bootstrap_interval(
-    champ: dict[str, np.ndarray], chall: dict[str, np.ndarray], metric: str, samples: int, confidence: float,
+    champ: dict[str, np.ndarray],
+    chall: dict[str, np.ndarray],
+    metric: str,
+    samples: int,
+    confidence: float,
     seed: int,
 ) -> dict[str, Any]:
     """Block bootstrap over days (rows of one day share weather and holidays, so they are not independent):
@@ -119,7 +128,7 @@ def predict(model: Any, df: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
 def _champion_metadata(client: Any, model_name: str, version: str) -> dict[str, str]:
     try:
         return dict(client.get_model_version(model_name, version).tags or {})
-    except Exception:  # noqa: BLE001 - lineage is informative here, not required for the gate
+    except Exception:  # lineage is informative here, not needed for the gate
         return {}
 
 
@@ -163,8 +172,10 @@ def evaluate(
     notes: list[str] = []
     try:
         challenger_pred = predict(mlflow.pyfunc.load_model(str(model_dir)), holdout, schema)
-    except Exception as exc:  # noqa: BLE001 - a challenger that cannot score is a failed evaluation, said in one line
-        raise EvaluateError(f"{model_dir}: the challenger cannot score the holdout ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # a challenger that cannot score: one line, exit 1
+        raise EvaluateError(
+            f"{model_dir}: the challenger cannot score the holdout ({str(exc).splitlines()[0]})"
+        ) from None
     chall_sums = _per_day_sums(y, challenger_pred, day_codes, n_days)
     chall = metrics_of(chall_sums)
     if not np.all(np.isfinite(challenger_pred)):
@@ -195,36 +206,45 @@ def evaluate(
             )
         try:
             champion_pred = predict(mlflow.pyfunc.load_model(uri), holdout, schema)
-        except Exception as exc:  # noqa: BLE001 - fail closed, with the reason in the verdict
-            reasons.append(f"champion v{version} could not score the holdout: {str(exc).splitlines()[0][:300]}")
+        except Exception as exc:  # fail closed, with the reason in the verdict
+            reasons.append(
+                f"champion v{version} could not score the holdout: {str(exc).splitlines()[0][:300]}"
+            )
         else:
             champ_sums = _per_day_sums(y, champion_pred, day_codes, n_days)
             champ = metrics_of(champ_sums)
             champion_block["metrics"] = champ
             improvement = float(relative_improvement(champ[metric], chall[metric]))
             interval = bootstrap_interval(champ_sums, chall_sums, metric, bootstrap_samples, confidence, seed)
-            interval |= {"confidence": confidence, "samples": bootstrap_samples, "method": "block bootstrap over days"}
+            interval |= {
+                "confidence": confidence,
+                "samples": bootstrap_samples,
+                "method": "block bootstrap over days",
+            }
             if not math.isfinite(improvement) or not chall[metric] < champ[metric]:
                 reasons.append(
-                    f"challenger {metric} {chall[metric]:.4g} does not beat champion v{version} ({champ[metric]:.4g})"
+                    f"challenger {metric} {chall[metric]:.4g} does not beat "
+                    f"champion v{version} ({champ[metric]:.4g})"
                 )
             elif improvement < min_improvement:
                 reasons.append(
-                    f"challenger improves {metric} by {improvement:.2%}, less than min_improvement {min_improvement:.2%}"
+                    f"challenger improves {metric} by {improvement:.2%}, "
+                    f"less than min_improvement {min_improvement:.2%}"
                 )
             if require_confident and (interval["low"] is None or not interval["low"] > 0):
                 low = "n/a" if interval["low"] is None else f"{interval['low']:.2%}"
                 high = "n/a" if interval["high"] is None else f"{interval['high']:.2%}"
                 reasons.append(
-                    f"improvement not significant: {confidence:.0%} interval [{low}, {high}] does not exclude 0"
+                    f"improvement not significant: "
+                    f"{confidence:.0%} interval [{low}, {high}] does not exclude 0"
                 )
 
     passed = not reasons
     if passed:
-        summary = (
-            f"gate passed: {metric} {chall[metric]:.4g}"
-            + (f" vs champion v{champion[0]} {champion_block['metrics'][metric]:.4g} ({improvement:+.2%})"
-               if champion and champion_block and champion_block["metrics"] else " (no champion)")
+        summary = f"gate passed: {metric} {chall[metric]:.4g}" + (
+            f" vs champion v{champion[0]} {champion_block['metrics'][metric]:.4g} ({improvement:+.2%})"
+            if champion and champion_block and champion_block["metrics"]
+            else " (no champion)"
         )
     else:
         summary = "gate failed: " + "; ".join(reasons)
@@ -279,16 +299,20 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m amlops.steps.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="the challenger: an MLflow model folder (train output)")
+    parser = argparse.ArgumentParser(
+        prog="python -m amlops.steps.evaluate", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--model", required=True, help="the challenger: an MLflow model folder (train output)"
+    )
     parser.add_argument("--snapshot", required=True, help="clean snapshot folder (prep output)")
     parser.add_argument("--schema", required=True)
     parser.add_argument("--verdict", required=True, help="output folder for verdict.json")
     parser.add_argument("--model-name", required=True, help="registered model whose champion is compared")
     parser.add_argument("--metric", default="mae", choices=METRICS)
-    parser.add_argument("--max-mae", type=_optional_float, default=None)
-    parser.add_argument("--max-rmse", type=_optional_float, default=None)
-    parser.add_argument("--max-mape", type=_optional_float, default=None)
+    parser.add_argument("--max-mae", type=_limit, default=None)
+    parser.add_argument("--max-rmse", type=_limit, default=None)
+    parser.add_argument("--max-mape", type=_limit, default=None)
     parser.add_argument("--min-improvement", type=float, default=0.0)
     parser.add_argument("--bootstrap-samples", type=int, default=1000)
     parser.add_argument("--confidence", type=float, default=0.95)
@@ -298,11 +322,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         verdict = evaluate(
-            args.model, args.snapshot, args.schema, args.verdict,
-            model_name=args.model_name, metric=args.metric, max_mae=args.max_mae, max_rmse=args.max_rmse,
-            max_mape=args.max_mape, min_improvement=args.min_improvement,
-            bootstrap_samples=args.bootstrap_samples, confidence=args.confidence,
-            require_confident=args.require_confident, seed=args.seed, holdout_days=args.holdout_days,
+            args.model,
+            args.snapshot,
+            args.schema,
+            args.verdict,
+            model_name=args.model_name,
+            metric=args.metric,
+            max_mae=args.max_mae,
+            max_rmse=args.max_rmse,
+            max_mape=args.max_mape,
+            min_improvement=args.min_improvement,
+            bootstrap_samples=args.bootstrap_samples,
+            confidence=args.confidence,
+            require_confident=args.require_confident,
+            seed=args.seed,
+            holdout_days=args.holdout_days,
         )
     except (EvaluateError, SchemaFileError, SnapshotError, SplitError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,16 +1,17 @@
-"""register: register the trained model with its lineage; set `challenger`; move `champion` only if the gate passed.
+"""register: register the trained model with its lineage; set `challenger`; move `champion` only if the gate
+passed.
 
     python -m amlops.steps.register --run-info DIR --verdict DIR --snapshot DIR --registration OUT
         --model-name NAME [--data-uri URI] [--auto-promote true] [--run-id ID] [--git-commit SHA]
 
-The pipeline run id comes from AZUREML_ROOT_RUN_ID (set by Azure ML and by the local runner), else --run-id. The
-commit from --git-commit, else AMLOPS_GIT_COMMIT. Idempotent: a version already registered by this pipeline run
-(tag `pipeline.run_id`) is reused, and the steps it missed (roles, event) are completed.
+The pipeline run id comes from AZUREML_ROOT_RUN_ID (set by Azure ML and by the local runner), else --run-id.
+The commit from --git-commit, else AMLOPS_GIT_COMMIT. Idempotent: a version already registered by this
+pipeline run (tag `pipeline.run_id`) is reused, and the steps it missed (roles, event) are completed.
 
-Order, so that a kill at any point leaves a consistent registry: (1) the version is created in ONE call that carries
-every lineage tag and the gate verdict (no version ever lacks them), marked `registration=pending`; (2) `challenger`
-moves to it; (3) only if the gate passed and auto-promote is on, `champion` moves and the event is appended;
-(4) `registration=complete`. The champion is the last thing touched.
+Order, so that a kill at any point leaves a consistent registry: (1) the version is created in ONE call that
+carries every lineage tag and the gate verdict (no version ever lacks them), marked `registration=pending`;
+(2) `challenger` moves to it; (3) only if the gate passed and auto-promote is on, `champion` moves and the
+event is appended; (4) `registration=complete`. The champion is the last thing touched.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def _read_json(folder: str | Path, name: str, what: str) -> dict[str, Any]:
 
 
 def config_digest(run_info: dict[str, Any], verdict: dict[str, Any]) -> str:
-    """sha256 of the configuration that produced the model and its verdict (training + gate), canonical JSON."""
+    """sha256 of the configuration that produced the model and its verdict (training + gate)."""
     config = {"train": run_info.get("config", {}), "gate": verdict.get("config", {})}
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -81,8 +82,13 @@ def _num(value: Any) -> str:
 
 
 def lineage_tags(
-    run_info: dict[str, Any], verdict: dict[str, Any], manifest: dict[str, Any], *, pipeline_run_id: str,
-    git_commit: str, data_uri: str,
+    run_info: dict[str, Any],
+    verdict: dict[str, Any],
+    manifest: dict[str, Any],
+    *,
+    pipeline_run_id: str,
+    git_commit: str,
+    data_uri: str,
 ) -> dict[str, str]:
     metric = str(verdict.get("metric", ""))
     champion = verdict.get("champion") or {}
@@ -140,7 +146,10 @@ def register(
     if len(digests) != 1:
         raise RegisterError(
             "inputs disagree on the data digest (snapshot, run info, verdict): "
-            + ", ".join(str(d)[:19] for d in (manifest["digest"], run_info.get("data_digest"), verdict.get("data_digest")))
+            + ", ".join(
+                str(d)[:19]
+                for d in (manifest["digest"], run_info.get("data_digest"), verdict.get("data_digest"))
+            )
         )
     for key in ("run_id", "model_source"):
         if not run_info.get(key):
@@ -156,7 +165,10 @@ def register(
             run_info, verdict, manifest, pipeline_run_id=pipeline_run_id, git_commit=commit, data_uri=data_uri
         )
         mv = client.create_model_version(
-            model_name, source=run_info["model_source"], run_id=run_info["run_id"], tags=tags,
+            model_name,
+            source=run_info["model_source"],
+            run_id=run_info["run_id"],
+            tags=tags,
             description=f"{verdict.get('summary', '')}"[:_MAX_TAG],
         )
         version = str(mv.version)
@@ -171,8 +183,10 @@ def register(
         checkpoint("register:after_challenger")
         if verdict["passed"] and auto_promote:
             promote(
-                client, model_name, version,
-                reason=f"gate passed in pipeline run {pipeline_run_id}: {verdict.get('summary', '')}"[:_MAX_TAG],
+                client,
+                model_name,
+                version,
+                reason=str(verdict.get("summary") or "gate passed")[:_MAX_TAG],
                 actor=f"pipeline:{pipeline_run_id}",
             )
             promoted = True
@@ -203,22 +217,32 @@ def register(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m amlops.steps.register", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m amlops.steps.register", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--run-info", required=True, help="train output folder with run_info.json")
     parser.add_argument("--verdict", required=True, help="evaluate output folder with verdict.json")
     parser.add_argument("--snapshot", required=True, help="prep output folder (for the data digest)")
     parser.add_argument("--registration", required=True, help="output folder for registration.json")
     parser.add_argument("--model-name", required=True)
-    parser.add_argument("--data-uri", default="")
+    parser.add_argument("--data-uri", nargs="?", const="", default="")
     parser.add_argument("--auto-promote", type=_bool, default=True)
     parser.add_argument("--run-id", default="", help="pipeline run id when AZUREML_ROOT_RUN_ID is not set")
-    parser.add_argument("--git-commit", default="", help="code commit (default: $AMLOPS_GIT_COMMIT)")
+    parser.add_argument(
+        "--git-commit", nargs="?", const="", default="", help="code commit (default: $AMLOPS_GIT_COMMIT)"
+    )
     args = parser.parse_args(argv)
     try:
         result = register(
-            args.run_info, args.verdict, args.snapshot, args.registration,
-            model_name=args.model_name, data_uri=args.data_uri, auto_promote=args.auto_promote,
-            run_id=args.run_id, git_commit=args.git_commit,
+            args.run_info,
+            args.verdict,
+            args.snapshot,
+            args.registration,
+            model_name=args.model_name,
+            data_uri=args.data_uri,
+            auto_promote=args.auto_promote,
+            run_id=args.run_id,
+            git_commit=args.git_commit,
         )
     except (RegisterError, RegistryError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)

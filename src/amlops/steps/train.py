@@ -1,12 +1,14 @@
-"""train: fit the seeded scikit-learn pipeline on a snapshot; log params, metrics, dataset and model to MLflow.
+"""train: fit the seeded scikit-learn pipeline on a snapshot; log params, metrics, dataset and model to
+MLflow.
 
     python -m amlops.steps.train --snapshot DIR --schema demand.yaml --model OUT --run-info OUT
         [--seed 42] [--holdout-days 28] [--params '{"max_iter": 300}'] [--data-uri azureml:demand:3]
 
-The most recent `holdout_days` days are kept out of training (the evaluate step scores them). The model folder
-(`--model`, an MLflow model) carries `reference_profile.json` (the training data's profile for monitoring) and
-`feature_importance.json`, and is logged as the run's `model` artifact so registering it versions them together.
-`--run-info` gets `run_info.json` (MLflow run id, model source URI, metrics, the config that produced the model).
+The most recent `holdout_days` days are kept out of training (the evaluate step scores them). The model
+folder (`--model`, an MLflow model) carries `reference_profile.json` (the training data's profile for
+monitoring) and `feature_importance.json`, and is logged as the run's `model` artifact so registering it
+versions them together. `--run-info` gets `run_info.json` (MLflow run id, model source URI, metrics, the
+config that produced the model).
 """
 
 from __future__ import annotations
@@ -43,6 +45,32 @@ class TrainError(ValueError):
     """Training cannot go on with these inputs; one line."""
 
 
+def parse_params(text: str | None) -> dict[str, Any]:
+    """`max_iter=200,learning_rate=0.05` (values read as YAML scalars) or a JSON object; empty: no overrides.
+
+    The k=v form needs no shell quoting, which matters: Azure ML pastes input values into the command."""
+    import yaml
+
+    text = (text or "").strip()
+    if text in ("", "{}", "none", "-"):
+        return {}
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TrainError(f"params: not valid JSON ({exc.msg}): {text!r}") from None
+        if not isinstance(value, dict):
+            raise TrainError(f"params: expected a JSON object, got {text!r}")
+        return value
+    out: dict[str, Any] = {}
+    for item in text.split(","):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise TrainError(f"params: expected k=v,k=v, got {item!r} in {text!r}")
+        out[key.strip()] = yaml.safe_load(raw.strip()) if raw.strip() else None
+    return out
+
+
 def checkpoint(name: str) -> None:
     if os.environ.get(KILL_HOOK_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -62,7 +90,8 @@ def _threads_for(rows: int) -> Any:
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE and MAPE (a fraction, over rows with a positive actual: zero sales have no percentage error)."""
+    """MAE, RMSE and MAPE (a fraction, over rows with a positive actual: zero sales have no percentage
+    error)."""
     y = np.asarray(y, dtype="float64")
     err = np.asarray(pred, dtype="float64") - y
     pos = y > 0
@@ -74,7 +103,8 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def pip_requirements() -> list[str]:
-    """Exactly what loading the model needs, pinned to this environment (inference is slow and unreproducible)."""
+    """Exactly what loading the model needs, pinned to this environment (inference is slow and
+    unreproducible)."""
     from importlib.metadata import version
 
     return [
@@ -84,7 +114,8 @@ def pip_requirements() -> list[str]:
 
 
 def _dataset_source(uri: str) -> Any:
-    """An MLflow dataset source for the data URI; `azureml:name:version` and other non-file URIs have no built-in
+    """An MLflow dataset source for the data URI; `azureml:name:version` and other non-file URIs have no
+    built-in
     resolver, so they are recorded as they are."""
     from mlflow.data.dataset_source import DatasetSource
     from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -131,7 +162,10 @@ def _importance(model: Any, X: pd.DataFrame, y: np.ndarray, seed: int) -> dict[s
     result = permutation_importance(
         model, sample, y_sample, scoring="neg_mean_absolute_error", n_repeats=3, random_state=seed, n_jobs=1
     )
-    return {col: round(float(max(v, 0.0)), 6) for col, v in zip(sample.columns, result.importances_mean, strict=True)}
+    return {
+        col: round(float(max(v, 0.0)), 6)
+        for col, v in zip(sample.columns, result.importances_mean, strict=True)
+    }
 
 
 def _save_model(
@@ -179,6 +213,7 @@ def train(
 ) -> dict[str, Any]:
     """Fit, log and save; returns the run info written to `run_info.json`."""
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
     from amlops.data.features import build_pipeline, model_input
     from amlops.drift.profile import build_profile
@@ -242,7 +277,7 @@ def train(
             }
         )
         mlflow.log_metrics(metrics)
-        dataset = mlflow.data.from_pandas(
+        dataset = from_pandas(
             df,
             source=_dataset_source(data_uri or manifest.get("data_uri") or str(Path(snapshot_dir).resolve())),
             targets=schema.target,
@@ -253,7 +288,11 @@ def train(
 
         model_dir = Path(tmp) / MODEL_ARTIFACT
         _save_model(
-            pipeline, model_dir, schema, X_train, train_pred,
+            pipeline,
+            model_dir,
+            schema,
+            X_train,
+            train_pred,
             metadata={
                 "amlops": {
                     "schema": schema.name,
@@ -271,7 +310,11 @@ def train(
         )
         profiled = train_df.assign(**{PREDICTION_COLUMN: train_pred})
         profile = build_profile(
-            profiled, numeric, categorical, target=schema.target, prediction=PREDICTION_COLUMN,
+            profiled,
+            numeric,
+            categorical,
+            target=schema.target,
+            prediction=PREDICTION_COLUMN,
             metadata={
                 "data_digest": manifest["digest"],
                 "date_column": schema.date_column,
@@ -304,7 +347,9 @@ def train(
             "feature_importance": importance,
         }
         Path(run_info_out).mkdir(parents=True, exist_ok=True)
-        (Path(run_info_out) / RUN_INFO_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
+        (Path(run_info_out) / RUN_INFO_FILE).write_text(
+            json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8"
+        )
     return info
 
 
@@ -316,20 +361,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-info", required=True, help="output folder: run_info.json")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--holdout-days", type=int, default=28)
-    parser.add_argument("--params", default="{}", help="JSON object of HistGradientBoostingRegressor parameters")
-    parser.add_argument("--data-uri", default="")
+    parser.add_argument(
+        "--params",
+        nargs="?",
+        const="",
+        default="",
+        help="regressor parameters over the defaults: k=v,k=v (or a JSON object)",
+    )
+    parser.add_argument("--data-uri", nargs="?", const="", default="")
     args = parser.parse_args(argv)
     try:
-        params = json.loads(args.params or "{}")
-        if not isinstance(params, dict):
-            raise TrainError(f"--params must be a JSON object, got {args.params!r}")
+        params = parse_params(args.params)
         train(
-            args.snapshot, args.schema, args.model, args.run_info,
-            seed=args.seed, holdout_days=args.holdout_days, params=params, data_uri=args.data_uri,
+            args.snapshot,
+            args.schema,
+            args.model,
+            args.run_info,
+            seed=args.seed,
+            holdout_days=args.holdout_days,
+            params=params,
+            data_uri=args.data_uri,
         )
-    except json.JSONDecodeError as exc:
-        print(f"error: --params is not valid JSON ({exc.msg}): {args.params!r}", file=sys.stderr)
-        return 1
     except (TrainError, SchemaFileError, SnapshotError, SplitError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark section in turn. Each section is its own script; add new ones at the end.
+# Peers run in their own venvs (bench/.venv-<tool>), created from fully pinned requirement files (uv pip compile).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DO_NOT_TRACK=1 MLFLOW_DISABLE_TELEMETRY=true NML_DISABLE_USAGE_LOGGING=1
+UV="${UV:-$(command -v uv || echo tools/.venv-uv/bin/uv)}"
+
+# A peer venv, rebuilt when its requirements file changes. BENCH_SKIP_PEERS=1 skips them.
+peer_venv() {
+  local name="$1" req="bench/requirements-$1.txt" venv="bench/.venv-$1"
+  local stamp="$venv/.requirements.sha256"
+  local want
+  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    echo "bench: creating $venv from $req"
+    "$UV" venv --quiet --allow-existing --python 3.11 "$venv"
+    "$UV" pip install --quiet --python "$venv/bin/python" -r "$req"
+    echo "$want" > "$stamp"
+  fi
+}
+
+if [[ "${BENCH_SKIP_PEERS:-0}" != "1" ]]; then
+  peer_venv evidently
+  peer_venv nannyml
+fi
+
+# 1. The monitor: amlops vs Evidently vs NannyML vs a read-once floor (+ the 100M-row streamed case).
+.venv/bin/python bench/monitor_bench.py
+
+# 2. (reserved) Scoring overhead: the lead adds bench/score_bench.py here.

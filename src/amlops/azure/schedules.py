@@ -1,0 +1,160 @@
+"""The monitoring and retraining schedules: `JobSchedule` + `CronTrigger` in a time zone, built from amlops.yaml.
+
+`build_schedule` makes the same object that `pipelines/<which>_schedule.yml` describes for `az ml schedule create`
+(a test checks both serialise to the same structure). The monitoring schedule also pins the champion as its model
+input: labels such as `@latest` are resolved once, when a schedule is created, so a label would freeze whatever
+version was latest then. Re-run `amlops schedule create` after a new champion is deployed to follow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from amlops import console
+from amlops.azure import client as azclient
+from amlops.azure.errors import azure_errors
+from amlops.console import UserError
+
+if TYPE_CHECKING:
+    from azure.ai.ml.entities import JobSchedule
+
+    from amlops.config import AzureSettings, Settings
+
+Which = Literal["monitoring", "training"]
+WHICH: tuple[Which, ...] = ("monitoring", "training")
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: str
+    pipeline: str  # under pipelines/
+    display_name: str
+    description: str
+
+
+SPECS: dict[str, ScheduleSpec] = {
+    "monitoring": ScheduleSpec(
+        "amlops-monitoring", "monitoring.yml", "amlops monitoring",
+        "Drift, data-quality and performance monitoring of the champion on the newest data.",
+    ),
+    "training": ScheduleSpec(
+        "amlops-training", "training.yml", "amlops retraining",
+        "Periodic retraining on the raw data folder; the gate decides whether the champion changes.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    name: str
+    enabled: bool
+    expression: str
+    time_zone: str
+    which: str | None
+
+
+def schedule_file(settings: Settings, which: Which) -> str:
+    return str(settings.path("pipelines") / f"{which}_schedule.yml")
+
+
+def build_schedule(which: Which, settings: Settings, az: AzureSettings, *, model: str | None = None) -> JobSchedule:
+    """The schedule as an object (no network): the pipeline YAML with the scheduled inputs, cron trigger, tags."""
+    from azure.ai.ml import Input, load_job
+    from azure.ai.ml.entities import CronTrigger, JobSchedule
+
+    if which not in SPECS:
+        raise UserError(f"unknown schedule {which!r} (known: {', '.join(WHICH)})")
+    spec = SPECS[which]
+    pipeline = settings.path("pipelines") / spec.pipeline
+    if not pipeline.is_file():
+        raise UserError(f"{pipeline}: pipeline file not found")
+    job = load_job(pipeline)
+    if which == "monitoring":
+        job.inputs.current_data = Input(type="uri_folder", path=az.monitoring_data)
+        if model:
+            job.inputs.model = Input(type="mlflow_model", path=model)
+        cron = az.monitoring_cron
+    else:
+        job.inputs.raw_folder = Input(type="uri_folder", path=az.training_data)
+        job.inputs.data_uri = az.training_data
+        cron = az.training_cron
+    job.experiment_name = job.experiment_name or settings.experiment
+    if az.compute:
+        job.settings.default_compute = az.compute
+    return JobSchedule(
+        name=spec.name,
+        display_name=spec.display_name,
+        description=spec.description,
+        tags={"amlops.schedule": which},
+        trigger=CronTrigger(expression=cron, time_zone=az.schedule_time_zone),
+        create_job=job,
+    )
+
+
+def create_schedules(settings: Settings, env: str | None = None, which: Which | None = None) -> list[str]:
+    """Create or update the schedule(s) in the workspace (a PUT replaces the definition); returns their names."""
+    from amlops.azure.deploy import champion_version
+    from amlops.azure.jobs import clear_unset_data_inputs
+
+    az = azclient.target(settings, env)
+    azclient.require(az, "compute", env)
+    chosen = [which] if which else list(WHICH)
+    names = []
+    with azure_errors(az, env):
+        ml = azclient.ml_client(settings, env)
+        for item in chosen:
+            model = None
+            if item == "monitoring":
+                model = f"azureml:{settings.model_name}:{champion_version(ml, settings, az)}"
+            schedule = build_schedule(item, settings, az, model=model)
+            schedule.tags = {**(schedule.tags or {}), **({"amlops.model": model} if model else {})}
+            clear_unset_data_inputs(schedule.create_job)  # type: ignore[arg-type]
+            console.info(
+                f"creating schedule {schedule.name}: {schedule.trigger.expression} "  # type: ignore[union-attr]
+                f"({az.schedule_time_zone}) in workspace {az.workspace}" + (f", model {model}" if model else "")
+            )
+            created = ml.schedules.begin_create_or_update(schedule).result()
+            names.append(str(created.name))
+    return names
+
+
+def list_schedules(settings: Settings, env: str | None = None) -> list[ScheduleInfo]:
+    """Every schedule of the workspace, enabled or not (amlops' own carry the tag amlops.schedule)."""
+    az = azclient.target(settings, env)
+    with azure_errors(az, env):
+        ml = azclient.ml_client(settings, env)
+        # "All" includes disabled schedules; the enum (ScheduleListViewType) lives in the SDK's private restclient.
+        found = list(ml.schedules.list(list_view_type="All"))  # type: ignore[arg-type]
+    out = []
+    for s in found:
+        trigger = s.trigger
+        out.append(ScheduleInfo(
+            name=str(s.name),
+            enabled=bool(s.is_enabled),
+            expression=str(getattr(trigger, "expression", "") or getattr(trigger, "frequency", "") or ""),
+            time_zone=str(getattr(getattr(trigger, "time_zone", ""), "value", getattr(trigger, "time_zone", ""))),
+            which=(s.tags or {}).get("amlops.schedule"),
+        ))
+    return out
+
+
+def disable_schedules(settings: Settings, env: str | None = None, which: Which | None = None) -> list[str]:
+    """Disable amlops' schedule(s); they stay in the workspace (`amlops schedule create` enables them again)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    az = azclient.target(settings, env)
+    chosen = [which] if which else list(WHICH)
+    done = []
+    with azure_errors(az, env):
+        ml = azclient.ml_client(settings, env)
+        for item in chosen:
+            name = SPECS[item].name
+            try:
+                ml.schedules.begin_disable(name=name).result()
+            except ResourceNotFoundError:
+                console.warn(f"schedule {name} does not exist in workspace {az.workspace}")
+                continue
+            console.info(f"disabled schedule {name}")
+            done.append(name)
+    return done

@@ -1,0 +1,470 @@
+"""The self-contained HTML report of a monitor result: verdict, per-feature table, plots (inline SVG, no assets).
+
+Rendered from the result dict alone (the JSON written next to it), so a report can be re-rendered from any
+stored result: `render_html(json.load(open("result.json")))`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+MAX_DISTRIBUTION_PLOTS = 12
+MAX_TREND_PLOTS = 8
+_REF_COLOR = "#6b7280"
+_CUR_COLOR = "#2563eb"
+_BAD = "#dc2626"
+_OK = "#16a34a"
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#111827;background:#f9fafb}
+main{max-width:1180px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 10px} .muted{color:#6b7280}
+.verdict{border-radius:10px;padding:16px 20px;margin:16px 0;color:#fff}
+.verdict.drift{background:#b91c1c}.verdict.no_drift{background:#15803d}.verdict.insufficient_data{background:#6b7280}
+.verdict .big{font-size:20px;font-weight:700}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}
+.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px;min-width:140px}
+.card b{display:block;font-size:18px}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e5e7eb}
+th,td{padding:6px 8px;border-bottom:1px solid #f1f5f9;text-align:right;white-space:nowrap}
+th{background:#f3f4f6;font-weight:600;position:sticky;top:0} td.l,th.l{text-align:left}
+tr.drifted td{background:#fef2f2}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
+.badge.yes{background:#dc2626}.badge.no{background:#16a34a}.badge.na{background:#9ca3af}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:12px}
+figure{margin:0;background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:8px}
+figcaption{font-weight:600;margin:0 0 4px} .legend span{margin-right:12px}
+.sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;vertical-align:middle}
+.heat td{text-align:center;min-width:28px;padding:4px} .heat td.l{text-align:left}
+.scroll{overflow-x:auto}
+code{background:#f3f4f6;padding:1px 4px;border-radius:4px}
+"""
+
+
+def render_html(result: dict[str, Any]) -> str:
+    v = result["verdict"]
+    overall = result["overall"]
+    windows = result.get("windows") or []
+    settings = result.get("settings", {})
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        f"<title>Monitor report — {_e(_verdict_title(v))}</title><style>{_CSS}</style></head><body><main>",
+        "<h1>amlops monitor report</h1>",
+        f"<div class='muted'>Created {_e(result.get('created_at', ''))} · current rows "
+        f"{_int(result['current']['row_count'])} · reference rows {_int(result['reference']['row_count'])} · "
+        f"window <code>{_e(settings.get('window', 'all'))}</code></div>",
+        _verdict(v, overall, windows),
+        _feature_table(result),
+    ]
+    if windows:
+        parts.append(_trend_section(result))
+    parts.append(_distribution_section(result))
+    parts.append(_quality_section(v))
+    if windows and any(w.get("performance") for w in windows):
+        parts.append(_performance_section(windows))
+    parts.append(_footer(result))
+    parts.append("</main></body></html>")
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------------------ sections
+def _verdict_title(v: dict[str, Any]) -> str:
+    return {"drift": "Drift detected", "no_drift": "No drift detected", "insufficient_data": "Not enough data"}.get(
+        v["status"], v["status"]
+    )
+
+
+def _verdict(v: dict[str, Any], overall: dict[str, Any], windows: list[dict[str, Any]]) -> str:
+    n_features = len(overall["features"])
+    cards = [
+        ("Drifted features", f"{len(v['drifted_features'])} / {n_features}"),
+        ("Drifted windows", f"{v['drifted_window_count']} / {v['evaluated_window_count']}"),
+        ("First drifted window", v["first_drifted_window"] or "—"),
+        ("Data-quality findings", str(len(v["data_quality_findings"]))),
+        ("Prediction drift", "yes" if v.get("prediction_drift") else ("no" if overall.get("prediction_drift") else "n/a")),
+    ]
+    perf = v.get("performance")
+    if perf and perf.get("count"):
+        cards.append(("MAE / RMSE", f"{_fmt(perf['mae'])} / {_fmt(perf['rmse'])}"))
+        cards.append(("MAPE", _pct(perf["mape"])))
+    card_html = "".join(f"<div class='card'><span class='muted'>{_e(k)}</span><b>{_e(val)}</b></div>" for k, val in cards)
+    return (
+        f"<section class='verdict {_e(v['status'])}'><div class='big'>{_e(_verdict_title(v))}</div>"
+        f"<div>{_e(v['summary'])}</div></section><div class='cards'>{card_html}</div>"
+    )
+
+
+def _feature_table(result: dict[str, Any]) -> str:
+    overall = result["overall"]
+    windows = result.get("windows") or []
+    importance = (result.get("reference", {}).get("metadata") or {}).get("feature_importance") or {}
+    drift_counts = {f: sum(1 for w in windows if f in w.get("drifted_features", [])) for f in overall["features"]}
+    evaluated = sum(1 for w in windows if w.get("status") == "ok")
+    head = ["Feature", "Type", "Drifted", "Deciding metric", "Value", "Threshold"]
+    if windows:
+        head.append("Windows drifted")
+    head += ["Jensen-Shannon", "PSI", "KS / χ² p-value", "Null rate", "Out-of-bounds", "Reference → current"]
+    if importance:
+        head.append("Importance")
+    rows = []
+    for name, f in overall["features"].items():
+        m = f["metrics"]
+        dec = m[f["deciding_metric"]]
+        p = m.get("two_sample_kolmogorov_smirnov_test") or m.get("pearsons_chi_squared_test") or {}
+        dq = f["data_quality"]
+        s = f["summary"]
+        if f["type"] == "numeric":
+            shift = f"{_fmt(s.get('reference_mean'))} → {_fmt(s.get('mean'))} (mean)"
+        else:
+            shift = f"{_int(s.get('unseen_count', 0))} unseen values"
+        cells = [
+            f"<td class='l'>{_e(name)}{' <span class=muted>(missing)</span>' if f.get('missing_column') else ''}</td>",
+            f"<td class='l'>{_e(f['type'])}</td>",
+            f"<td class='l'>{_badge(f['drifted'])}</td>",
+            f"<td class='l'>{_e(f['deciding_metric'])}</td>",
+            f"<td>{_fmt(dec['value'])}</td>",
+            f"<td>{_fmt(dec['threshold'])}</td>",
+        ]
+        if windows:
+            cells.append(f"<td>{drift_counts.get(name, 0)} / {evaluated}</td>")
+        cells += [
+            f"<td>{_fmt(m['jensen_shannon_distance']['value'])}</td>",
+            f"<td>{_fmt(m['population_stability_index']['value'])}</td>",
+            f"<td>{_fmt(p.get('value'))}</td>",
+            f"<td{_flag(dq['null_value_rate'])}>{_pct(dq['null_value_rate']['value'])}</td>",
+            f"<td{_flag(dq['out_of_bounds_rate'])}>{_pct(dq['out_of_bounds_rate']['value'])}</td>",
+            f"<td class='l'>{_e(shift)}</td>",
+        ]
+        if importance:
+            cells.append(f"<td>{_fmt(importance.get(name))}</td>")
+        rows.append(f"<tr class='{'drifted' if f['drifted'] else ''}' data-feature='{_e(name)}'>{''.join(cells)}</tr>")
+    pred = overall.get("prediction_drift")
+    pred_html = ""
+    if pred:
+        dec = pred["metrics"][pred["deciding_metric"]]
+        pred_html = (
+            f"<p>Prediction drift (model output vs the reference's {_e(pred.get('reference_role', 'prediction'))}): "
+            f"{_badge(pred['drifted'])} {_e(pred['deciding_metric'])} = {_fmt(dec['value'])} "
+            f"(threshold {_fmt(dec['threshold'])}).</p>"
+        )
+    header = "".join(f"<th class='l'>{_e(h)}</th>" if i < 4 else f"<th>{_e(h)}</th>" for i, h in enumerate(head))
+    return (
+        "<h2>Features, most drifted first</h2><p class='muted'>Whole current data against the reference. "
+        "A feature is drifted when its deciding metric crosses the threshold.</p>"
+        f"<div class='scroll'><table id='features'><thead><tr>{header}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>{pred_html}"
+    )
+
+
+def _trend_section(result: dict[str, Any]) -> str:
+    windows = result["windows"]
+    overall = result["overall"]
+    features = list(overall["features"])
+    # The heat table: every feature x window, shaded by metric / threshold.
+    head = "".join(f"<th title='{_e(w['window'])}'>{i + 1}</th>" for i, w in enumerate(windows))
+    body = []
+    for name in features:
+        cells = []
+        for w in windows:
+            f = w["features"].get(name)
+            if f is None:
+                cells.append("<td></td>")
+                continue
+            ratio = _ratio(f)
+            color = _heat(ratio, f["drifted"], w["status"] == "ok")
+            title = f"{w['window']}: {f['deciding_metric']} = {_fmt(f['metrics'][f['deciding_metric']]['value'])}"
+            mark = "●" if f["drifted"] else ""
+            cells.append(f"<td style='background:{color}' title='{_e(title)}'>{mark}</td>")
+        body.append(f"<tr><td class='l'>{_e(name)}</td>{''.join(cells)}</tr>")
+    legend = "".join(
+        f"<tr><td>{i + 1}</td><td class='l'>{_e(w['window'])}</td><td>{_int(w['row_count'])}</td>"
+        f"<td class='l'>{_e(w['status'])}</td><td class='l'>{_e(', '.join(w['drifted_features']) or '—')}</td></tr>"
+        for i, w in enumerate(windows)
+    )
+    drifted = [f for f in features if any(f in w["drifted_features"] for w in windows)]
+    plots = []
+    for name in (drifted or features)[:MAX_TREND_PLOTS]:
+        xs, ys, thr, metric = [], [], None, None
+        for w in windows:
+            f = w["features"].get(name)
+            if f is None:
+                continue
+            entry = f["metrics"][f["deciding_metric"]]
+            metric, thr = f["deciding_metric"], entry["threshold"]
+            xs.append(w["window"])
+            ys.append(entry["value"])
+        plots.append(
+            f"<figure data-plot='trend' data-feature='{_e(name)}'><figcaption>{_e(name)} — {_e(metric or '')} "
+            f"per window</figcaption>{_line_svg(xs, ys, thr)}</figure>"
+        )
+    return (
+        "<h2>Drift over time</h2><p class='muted'>Each cell is one window; colour is the deciding metric "
+        "relative to its threshold (● = drifted; grey = too few rows to judge).</p>"
+        f"<div class='scroll'><table class='heat'><thead><tr><th class='l'>Feature</th>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+        f"<details><summary>Windows</summary><table><thead><tr><th>#</th><th class='l'>Window</th><th>Rows</th>"
+        f"<th class='l'>Status</th><th class='l'>Drifted features</th></tr></thead><tbody>{legend}</tbody></table>"
+        f"</details><div class='grid' style='margin-top:12px'>{''.join(plots)}</div>"
+    )
+
+
+def _distribution_section(result: dict[str, Any]) -> str:
+    overall = result["overall"]
+    names = [n for n, f in overall["features"].items() if f["drifted"]]
+    title = "Distributions of the drifted features"
+    if not names:
+        names = list(overall["features"])[:4]
+        title = "Distributions of the features closest to their threshold"
+    figs = []
+    for name in names[:MAX_DISTRIBUTION_PLOTS]:
+        f = overall["features"][name]
+        d = f.get("distribution")
+        if not d:
+            continue
+        svg = _numeric_svg(d) if f["type"] == "numeric" else _categorical_svg(d)
+        figs.append(f"<figure data-plot='distribution' data-feature='{_e(name)}'><figcaption>{_e(name)}</figcaption>"
+                    f"{svg}</figure>")
+    pred = overall.get("prediction_drift")
+    if pred and pred.get("distribution"):
+        figs.append(f"<figure data-plot='distribution' data-feature='prediction'><figcaption>model output "
+                    f"(vs reference {_e(pred.get('reference_role', ''))})</figcaption>"
+                    f"{_numeric_svg(pred['distribution'])}</figure>")
+    legend = (f"<div class='legend'><span><i class='sw' style='background:{_REF_COLOR}'></i>reference</span>"
+              f"<span><i class='sw' style='background:{_CUR_COLOR}'></i>current</span></div>")
+    return f"<h2>{_e(title)}</h2>{legend}<div class='grid'>{''.join(figs)}</div>"
+
+
+def _quality_section(v: dict[str, Any]) -> str:
+    findings = v["data_quality_findings"]
+    if not findings:
+        return "<h2>Data quality</h2><p>No data-quality findings (null values, type errors, out-of-range values).</p>"
+    rows = "".join(
+        f"<tr><td class='l'>{_e(f['window'])}</td><td class='l'>{_e(f['feature'])}</td><td class='l'>{_e(f['metric'])}"
+        f"</td><td>{_pct(f['value'])}</td><td>{_pct(f['reference'])}</td><td>{_pct(f['threshold'])}</td></tr>"
+        for f in findings[:500]
+    )
+    more = f"<p class='muted'>{len(findings) - 500} more in result.json.</p>" if len(findings) > 500 else ""
+    return (
+        "<h2>Data quality</h2><p class='muted'>A finding when the rate in a window exceeds the reference's rate "
+        "by more than the threshold.</p><table id='quality'><thead><tr><th class='l'>Window</th>"
+        "<th class='l'>Feature</th><th class='l'>Metric</th><th>Rate</th><th>Reference</th><th>Threshold</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>{more}"
+    )
+
+
+def _performance_section(windows: list[dict[str, Any]]) -> str:
+    xs = [w["window"] for w in windows if w.get("performance")]
+    figs = []
+    for metric in ("mae", "rmse", "mape"):
+        ys = [w["performance"].get(metric) for w in windows if w.get("performance")]
+        figs.append(f"<figure data-plot='performance'><figcaption>{metric.upper()} per window</figcaption>"
+                    f"{_line_svg(xs, ys, None)}</figure>")
+    return f"<h2>Model performance (labelled rows)</h2><div class='grid'>{''.join(figs)}</div>"
+
+
+def _footer(result: dict[str, Any]) -> str:
+    s = result.get("settings", {})
+    thr = s.get("thresholds", {})
+    items = "".join(f"<li><code>{_e(k)}</code>: {_fmt(v)}</li>" for k, v in thr.items())
+    return (
+        "<h2>Settings</h2>"
+        f"<p>Deciding metrics: numeric <code>{_e(s.get('numeric_metric'))}</code>, categorical "
+        f"<code>{_e(s.get('categorical_metric'))}</code>. Windows with fewer than {_int(s.get('min_window_rows', 0))} "
+        "rows are reported but not judged. p-value metrics flag drift below their threshold, all others above.</p>"
+        f"<details><summary>Thresholds</summary><ul>{items}</ul></details>"
+        "<p class='muted'>Metric definitions: docs/monitor.md. Generated by amlops.</p>"
+    )
+
+
+# ------------------------------------------------------------------------------------------ SVG plots
+_W, _H, _PAD_L, _PAD_B, _PAD_T, _PAD_R = 360, 180, 30, 28, 14, 10
+
+
+def _numeric_svg(d: dict[str, Any]) -> str:
+    """Reference vs current shares per bin (equal width), and the current's out-of-range shares as side bars."""
+    edges = d["edges"]
+    ref, cur = d["reference"], d["current"]
+    if len(edges) < 2:
+        return "<p class='muted'>no values</p>"
+    if d.get("discrete"):
+        labels = [_fmt(e) for e in edges[:-1]]
+        below, above = d.get("current_below", 0.0), d.get("current_above", 0.0)
+        if below:
+            labels, ref, cur = ["<min", *labels], [0.0, *ref], [below, *cur]
+        if above:
+            labels, ref, cur = [*labels, ">max"], [*ref, 0.0], [*cur, above]
+        return _categorical_svg({"categories": labels, "reference": ref, "current": cur})
+    below, above = d.get("current_below", 0.0), d.get("current_above", 0.0)
+    lo, hi = edges[0], edges[-1]
+    span = (hi - lo) or 1.0
+    side = 34
+    plot_w = _W - _PAD_L - _PAD_R - 2 * side
+    top = max([*ref, *cur, below, above, 1e-12])
+
+    def sx(x: float) -> float:
+        return _PAD_L + side + (x - lo) / span * plot_w
+
+    def sy(val: float) -> float:
+        return _H - _PAD_B - val / top * (_H - _PAD_B - _PAD_T)
+
+    out = [_svg_open()]
+    for shares, color in ((ref, _REF_COLOR), (cur, _CUR_COLOR)):
+        for a, b, val in zip(edges[:-1], edges[1:], shares, strict=False):
+            x0, x1 = sx(a), sx(b)
+            out.append(f"<rect x='{x0:.1f}' y='{sy(val):.1f}' width='{max(x1 - x0, 0.6):.1f}' "
+                       f"height='{_H - _PAD_B - sy(val):.1f}' fill='{color}' fill-opacity='0.35'/>")
+        pts = []
+        for a, b, val in zip(edges[:-1], edges[1:], shares, strict=False):
+            pts += [f"{sx(a):.1f},{sy(val):.1f}", f"{sx(b):.1f},{sy(val):.1f}"]
+        out.append(f"<polyline points='{' '.join(pts)}' fill='none' stroke='{color}' stroke-width='1.5'/>")
+    # Out-of-range shares of the current data, on the same scale, at the sides.
+    for share, mean, x, label in (
+        (below, d.get("current_below_mean"), _PAD_L + 3, "<min"),
+        (above, d.get("current_above_mean"), _W - _PAD_R - side + 5, ">max"),
+    ):
+        h = share / top * (_H - _PAD_B - _PAD_T)
+        tip = f"{share:.2%} of current values {'below' if label == '<min' else 'above'} the reference range"
+        if mean is not None:
+            tip += f" (mean {_fmt(mean)})"
+        out.append(f"<rect x='{x}' y='{_H - _PAD_B - h:.1f}' width='{side - 8}' height='{h:.1f}' fill='{_BAD}' "
+                   f"fill-opacity='0.75'><title>{_e(tip)}</title></rect>")
+        out.append(f"<text x='{x + (side - 8) / 2:.1f}' y='{_H - _PAD_B + 11}' font-size='9' text-anchor='middle'>"
+                   f"{_e(label)}</text>")
+        if share >= 0.0005:
+            out.append(f"<text x='{x + (side - 8) / 2:.1f}' y='{max(_H - _PAD_B - h - 3, _PAD_T + 8):.1f}' "
+                       f"font-size='9' text-anchor='middle' fill='{_BAD}'>{share:.1%}</text>")
+    out.append(_axes(_fmt(lo), _fmt(hi), f"share (max {top:.1%})", left_x=_PAD_L + side, right_x=_W - _PAD_R - side))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _categorical_svg(d: dict[str, Any]) -> str:
+    cats, ref, cur = d["categories"], d["reference"], d["current"]
+    n = len(cats)
+    if n == 0:
+        return "<p class='muted'>no values</p>"
+    top = max([*ref, *cur, 1e-12])
+    plot_w = _W - _PAD_L - _PAD_R
+    group = plot_w / n
+    bar = max(group * 0.38, 1.0)
+    out = [_svg_open()]
+    for i, (name, r, c) in enumerate(zip(cats, ref, cur, strict=False)):
+        x = _PAD_L + i * group + group * 0.1
+        for j, (val, color) in enumerate(((r, _REF_COLOR), (c, _CUR_COLOR))):
+            h = val / top * (_H - _PAD_B - _PAD_T)
+            out.append(f"<rect x='{x + j * bar:.1f}' y='{_H - _PAD_B - h:.1f}' width='{bar:.1f}' height='{h:.1f}' "
+                       f"fill='{color}'><title>{_e(name)}: {'reference' if j == 0 else 'current'} {val:.1%}</title>"
+                       "</rect>")
+        label = name if len(name) <= 8 else name[:7] + "…"
+        out.append(f"<text x='{x + bar:.1f}' y='{_H - _PAD_B + 12}' font-size='9' text-anchor='middle'>{_e(label)}"
+                   "</text>")
+    out.append(_axes("", "", "share"))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _line_svg(xs: list[str], ys: list[float | None], threshold: float | None) -> str:
+    vals = [y for y in ys if y is not None and math.isfinite(y)]
+    if not vals:
+        return "<p class='muted'>no values</p>"
+    top = max([*vals, threshold or 0.0]) * 1.1 or 1.0
+    n = len(xs)
+    plot_w = _W - _PAD_L - _PAD_R
+
+    def sx(i: int) -> float:
+        return _PAD_L + (i / (n - 1) if n > 1 else 0.5) * plot_w
+
+    def sy(val: float) -> float:
+        return _H - _PAD_B - val / top * (_H - _PAD_B - _PAD_T)
+
+    out = [_svg_open()]
+    if threshold is not None and math.isfinite(threshold) and threshold <= top:
+        out.append(f"<line x1='{_PAD_L}' x2='{_W - _PAD_R}' y1='{sy(threshold):.1f}' y2='{sy(threshold):.1f}' "
+                   f"stroke='{_BAD}' stroke-dasharray='4 3'><title>threshold {threshold:g}</title></line>")
+    pts = [(sx(i), sy(y), xs[i], y) for i, y in enumerate(ys) if y is not None and math.isfinite(y)]
+    out.append(f"<polyline points='{' '.join(f'{x:.1f},{y:.1f}' for x, y, _, _ in pts)}' fill='none' "
+               f"stroke='{_CUR_COLOR}' stroke-width='1.8'/>")
+    for x, y, label, val in pts:
+        color = _BAD if threshold is not None and val is not None and val > threshold else _CUR_COLOR
+        out.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.6' fill='{color}'><title>{_e(label)}: {_fmt(val)}"
+                   "</title></circle>")
+    first, last = (xs[0], xs[-1]) if xs else ("", "")
+    out.append(_axes(first, last, f"max {_fmt(top / 1.1)}", left_x=_PAD_L + 22, right_x=_W - _PAD_R - 22))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _svg_open() -> str:
+    return f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {_W} {_H}' width='100%' role='img'>"
+
+
+def _axes(left: str, right: str, ylabel: str, left_x: float = _PAD_L, right_x: float = _W - _PAD_R) -> str:
+    y0 = _H - _PAD_B
+    return (
+        f"<line x1='{_PAD_L}' x2='{_W - _PAD_R}' y1='{y0}' y2='{y0}' stroke='#9ca3af'/>"
+        f"<line x1='{_PAD_L}' x2='{_PAD_L}' y1='{_PAD_T}' y2='{y0}' stroke='#9ca3af'/>"
+        f"<text x='{left_x}' y='{_H - 4}' font-size='10' text-anchor='middle'>{_e(left)}</text>"
+        f"<text x='{right_x}' y='{_H - 4}' font-size='10' text-anchor='middle'>{_e(right)}</text>"
+        f"<text x='4' y='{_PAD_T + 2}' font-size='9' fill='#6b7280'>{_e(ylabel)}</text>"
+    )
+
+
+# ------------------------------------------------------------------------------------------ formatting
+def _ratio(f: dict[str, Any]) -> float | None:
+    entry = f["metrics"][f["deciding_metric"]]
+    v, t = entry["value"], entry["threshold"]
+    if v is None or not t:
+        return None
+    if f["deciding_metric"] in ("two_sample_kolmogorov_smirnov_test", "pearsons_chi_squared_test"):
+        return t / v if v > 0 else 10.0
+    return float(v) / float(t)
+
+
+def _heat(ratio: float | None, drifted: bool, judged: bool) -> str:
+    if ratio is None or not judged:
+        return "#e5e7eb"
+    r = max(0.0, min(ratio, 2.0)) / 2.0  # 0 .. threshold .. 2x threshold
+    if drifted:
+        return f"rgba(220,38,38,{0.35 + 0.6 * r:.2f})"
+    return f"rgba(37,99,235,{0.08 + 0.4 * r:.2f})"
+
+
+def _badge(drifted: bool | None) -> str:
+    if drifted is None:
+        return "<span class='badge na'>n/a</span>"
+    return "<span class='badge yes'>drift</span>" if drifted else "<span class='badge no'>ok</span>"
+
+
+def _flag(entry: dict[str, Any]) -> str:
+    return f" style='color:{_BAD};font-weight:600'" if entry.get("exceeded") else ""
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, int | float):
+        if not math.isfinite(x):
+            return "—"
+        if x == 0:
+            return "0"
+        if abs(x) >= 1e5 or abs(x) < 1e-3:
+            return f"{x:.3g}"
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _pct(x: Any) -> str:
+    if x is None or not isinstance(x, int | float) or not math.isfinite(x):
+        return "—"
+    return f"{x:.2%}" if x >= 0.0001 or x == 0 else f"{x:.4%}"
+
+
+def _int(x: Any) -> str:
+    return f"{int(x):,}" if isinstance(x, int | float) else "—"
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)

@@ -1,0 +1,281 @@
+"""monitor: drift, data quality and performance of current data against a reference profile.
+
+    python -m amlops.steps.monitor --current PATH
+        [--reference-profile FILE | --reference-data PATH | --model-dir DIR]
+        [--labels FILE] [--window all|daily|weekly|auto|<N rows>] [--timestamp-column date] [--id-column row_id]
+        [--prediction-column prediction] [--label-column units_sold] [--features a,b,c]
+        [--min-window-rows 500] [--thresholds '{"normalized_wasserstein_distance": 0.15}'] [--chunk-rows N]
+        --output DIR
+
+PATH is a Parquet/CSV file or a folder of them, local or abfs://. Writes DIR/result.json (schema in
+docs/monitor.md), DIR/report.html and, when the profile was built from --reference-data, DIR/reference_profile.json.
+Logs metrics and both files to MLflow when MLFLOW_TRACKING_URI is set. `--window auto` is weekly when the timestamp
+column exists, else one window. Exit 0 whether drift was found or not; 1 with one `error:` line on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+PROFILE_FILE = "reference_profile.json"
+RESULT_FILE = "result.json"
+REPORT_FILE = "report.html"
+
+
+def load_reference(
+    reference_profile: str | None,
+    reference_data: str | None,
+    model_dir: str | None,
+    exclude: list[str],
+    features: list[str] | None,
+    target: str | None,
+    prediction: str | None,
+    chunk_rows: int = 1_000_000,
+) -> tuple[Any, bool]:
+    """(ReferenceProfile, built_here). Exactly one source must be given."""
+    from amlops.drift.profile import ProfileError, ReferenceProfile, build_profile_from_batches, infer_feature_types
+
+    given = [x for x in (reference_profile, reference_data, model_dir) if x]
+    if len(given) != 1:
+        raise ValueError("give exactly one of --reference-profile, --reference-data, --model-dir")
+    if model_dir:
+        location = model_dir.rstrip("/") + "/" + PROFILE_FILE
+        try:
+            return ReferenceProfile.from_json(location), False
+        except ProfileError as exc:
+            raise ValueError(f"{model_dir}: no usable {PROFILE_FILE} in the model folder ({exc})") from None
+    if reference_profile:
+        return ReferenceProfile.from_json(reference_profile), False
+    assert reference_data is not None
+    from amlops.drift.monitor import iter_batches, open_dataset
+
+    ds = open_dataset(reference_data)
+    names = ds.schema.names
+    numeric, categorical = infer_feature_types(ds.schema, exclude=exclude)
+    if features:
+        missing = [f for f in features if f not in names]
+        if missing:
+            raise ValueError(f"{reference_data}: no column(s) {', '.join(missing)}")
+        numeric = [f for f in features if f in numeric]
+        categorical = [f for f in features if f not in numeric]
+    if not numeric and not categorical:
+        raise ValueError(f"{reference_data}: no numeric or categorical columns to profile")
+    tgt = target if target and target in names else None
+    pred = prediction if prediction and prediction in names else None
+    columns = list(dict.fromkeys([*numeric, *categorical, *(c for c in (tgt, pred) if c)]))
+    profile = build_profile_from_batches(
+        iter_batches(ds, columns, chunk_rows), numeric, categorical, target=tgt, prediction=pred,
+        metadata={"source": reference_data},
+    )
+    if profile.row_count == 0:
+        raise ValueError(f"{reference_data}: no rows")
+    return profile, True
+
+
+def resolve_window(window: str, timestamp_column: str | None, current: str) -> str:
+    """`auto`: weekly when the data has the timestamp column, else one window over everything."""
+    if window.strip().lower() != "auto":
+        return window
+    from amlops.drift.monitor import open_dataset
+
+    names = open_dataset(current).schema.names
+    return "weekly" if timestamp_column and timestamp_column in names else "all"
+
+
+def parse_thresholds(text: str | None) -> dict[str, float]:
+    if not text:
+        return {}
+    try:
+        if text.lstrip().startswith("{"):
+            data = json.loads(text)
+        else:  # metric=value,metric=value
+            data = dict(item.split("=", 1) for item in text.split(",") if item.strip())
+        return {str(k).strip(): float(v) for k, v in data.items()}
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--thresholds: expected JSON or metric=value pairs ({exc})") from None
+
+
+def monitor(
+    current: str,
+    output: str | Path,
+    *,
+    reference_profile: str | None = None,
+    reference_data: str | None = None,
+    model_dir: str | None = None,
+    labels: str | None = None,
+    window: str = "all",
+    timestamp_column: str | None = None,
+    id_column: str | None = None,
+    prediction_column: str | None = None,
+    label_column: str | None = None,
+    features: list[str] | None = None,
+    min_window_rows: int | None = None,
+    thresholds: dict[str, float] | None = None,
+    chunk_rows: int = 1_000_000,
+    numeric_metric: str | None = None,
+    categorical_metric: str | None = None,
+) -> dict[str, Any]:
+    """Run the monitor and write result.json + report.html into `output`; returns the result dict."""
+    from amlops.drift.monitor import DEFAULT_MIN_WINDOW_ROWS, MonitorOptions, load_labels, run_monitor
+    from amlops.drift.report import render_html
+
+    exclude = [c for c in (timestamp_column, id_column, prediction_column, label_column) if c]
+    profile, built = load_reference(
+        reference_profile, reference_data, model_dir, exclude, features, label_column, prediction_column, chunk_rows
+    )
+    window = resolve_window(window, timestamp_column, current)
+    label_series = None
+    if labels:
+        if not id_column or not label_column:
+            raise ValueError("--labels needs --id-column and --label-column to join on")
+        label_series = load_labels(labels, id_column, label_column)
+    options = MonitorOptions(
+        window=window,
+        timestamp_column=timestamp_column,
+        id_column=id_column,
+        prediction_column=prediction_column,
+        label_column=label_column,
+        thresholds=thresholds or {},
+        min_window_rows=DEFAULT_MIN_WINDOW_ROWS if min_window_rows is None else min_window_rows,
+        chunk_rows=chunk_rows,
+        features=features if features and not built else None,
+        **{k: v for k, v in (("numeric_metric", numeric_metric), ("categorical_metric", categorical_metric)) if v},
+    )
+    result = run_monitor(current, profile, options, labels=label_series)
+    result["current"]["source"] = current
+    result["reference"]["source"] = reference_profile or reference_data or model_dir
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESULT_FILE).write_text(json.dumps(result, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    (out / REPORT_FILE).write_text(render_html(result), encoding="utf-8")
+    if built:
+        profile.to_json(out / PROFILE_FILE)
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        log_to_mlflow(result, out)
+    return result
+
+
+def mlflow_metrics(result: dict[str, Any]) -> list[tuple[str, float, int]]:
+    """(key, value, step) triples: per window (step = window number) and the verdict (step 0)."""
+    rows: list[tuple[str, float, int]] = []
+    v = result["verdict"]
+    rows.append(("drift_detected", float(v["drift_detected"]), 0))
+    rows.append(("drifted_feature_count", float(len(v["drifted_features"])), 0))
+    rows.append(("drifted_window_count", float(v["drifted_window_count"]), 0))
+    rows.append(("data_quality_finding_count", float(len(v["data_quality_findings"])), 0))
+    windows = result["windows"] or [result["overall"]]
+    for step, w in enumerate(windows):
+        rows.append(("window_row_count", float(w["row_count"]), step))
+        for name, f in w["features"].items():
+            for metric, entry in f["metrics"].items():
+                if entry["value"] is not None:
+                    rows.append((f"{_key(name)}.{metric}", float(entry["value"]), step))
+        pred = w.get("prediction_drift")
+        if pred:
+            for metric, entry in pred["metrics"].items():
+                if entry["value"] is not None:
+                    rows.append((f"prediction.{metric}", float(entry["value"]), step))
+        perf = w.get("performance") or {}
+        for metric in ("mae", "rmse", "mape"):
+            if perf.get(metric) is not None:
+                rows.append((metric, float(perf[metric]), step))
+    return rows
+
+
+def log_to_mlflow(result: dict[str, Any], out: Path) -> None:
+    import mlflow
+    from mlflow.entities import Metric
+
+    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", "amlops-monitor"))
+    active = mlflow.active_run()
+    run = active or mlflow.start_run(run_name="monitor")
+    try:
+        v = result["verdict"]
+        mlflow.set_tags({
+            "amlops.step": "monitor",
+            "amlops.monitor.status": v["status"],
+            "amlops.monitor.first_drifted_window": v["first_drifted_window"] or "",
+            "amlops.monitor.drifted_features": ",".join(v["drifted_features"])[:4000],
+        })
+        import time
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, val, now, step) for k, val, step in mlflow_metrics(result)]
+        client = mlflow.MlflowClient()
+        for i in range(0, len(metrics), 1000):
+            client.log_batch(run.info.run_id, metrics=metrics[i : i + 1000])
+        mlflow.log_artifact(str(out / RESULT_FILE), artifact_path="monitor")
+        mlflow.log_artifact(str(out / REPORT_FILE), artifact_path="monitor")
+    finally:
+        if active is None:
+            mlflow.end_run()
+
+
+def _key(name: str) -> str:
+    """MLflow metric keys allow letters, digits and _-. /: anything else becomes _."""
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m amlops.steps.monitor", description=__doc__.split("\n")[0])
+    p.add_argument("--current", required=True, help="Parquet/CSV file or folder, local or abfs://")
+    p.add_argument("--reference-profile", nargs="?", const="", help="reference_profile.json")
+    p.add_argument("--reference-data", nargs="?", const="", help="reference data (profile built on the fly)")
+    p.add_argument("--model-dir", nargs="?", const="", help="model folder holding reference_profile.json")
+    p.add_argument("--labels", nargs="?", const="", help="late labels file/folder with the id and label columns")
+    p.add_argument("--window", default="all", help="all | daily | weekly | auto | <N> rows (default: all)")
+    p.add_argument("--timestamp-column", nargs="?", const="")
+    p.add_argument("--id-column", nargs="?", const="")
+    p.add_argument("--prediction-column", nargs="?", const="")
+    p.add_argument("--label-column", nargs="?", const="")
+    p.add_argument("--features", nargs="?", const="", help="comma-separated subset of the profile's features")
+    p.add_argument("--min-window-rows", type=int)
+    p.add_argument("--thresholds", nargs="?", const="", help="JSON object or metric=value pairs overriding the default thresholds")
+    p.add_argument("--numeric-metric", nargs="?", const="")
+    p.add_argument("--categorical-metric", nargs="?", const="")
+    p.add_argument("--chunk-rows", type=int, default=1_000_000)
+    p.add_argument("--output", required=True, help="folder for result.json and report.html")
+    # Optional string inputs may arrive empty (a pipeline input of ""): `--flag` alone means "not set".
+    args = p.parse_args(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from amlops.drift.monitor import MonitorError
+    from amlops.drift.profile import ProfileError
+
+    try:
+        result = monitor(
+            args.current,
+            args.output,
+            reference_profile=args.reference_profile or None,
+            reference_data=args.reference_data or None,
+            model_dir=args.model_dir or None,
+            labels=args.labels or None,
+            window=args.window,
+            timestamp_column=args.timestamp_column or None,
+            id_column=args.id_column or None,
+            prediction_column=args.prediction_column or None,
+            label_column=args.label_column or None,
+            features=[f.strip() for f in args.features.split(",") if f.strip()] if args.features else None,
+            min_window_rows=args.min_window_rows,
+            thresholds=parse_thresholds(args.thresholds),
+            chunk_rows=args.chunk_rows,
+            numeric_metric=args.numeric_metric or None,
+            categorical_metric=args.categorical_metric or None,
+        )
+    except (MonitorError, ProfileError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    v = result["verdict"]
+    print(f"monitor: {v['status']}: {v['summary']}")
+    print(f"result: {Path(args.output) / RESULT_FILE}")
+    print(f"report: {Path(args.output) / REPORT_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

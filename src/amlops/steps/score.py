@@ -1,0 +1,640 @@
+"""score: batch-score Parquet/CSV files with an MLflow model; one Parquet file of predictions per input file.
+
+One code path, three ways in:
+
+- the AML `parallel` component (components/score.yml, run_function): `init()` runs once per worker with the
+  program arguments in sys.argv; `run(mini_batch)` scores a list of input files and returns one summary line
+  per file (the driver appends them to `append_row_to`);
+- `python -m amlops.steps.score --data PATH --model DIR --output DIR --model-version N` (one process);
+- `score_path(...)` / `score_files(...)` from Python.
+
+Every output row is the input row (all its columns) plus `prediction`, `model_version` and `scored_at` (UTC):
+each prediction traces to its input row (the id column) and to the model version that made it.
+
+Input is checked against the model's signature (required columns, types) for *every* file before anything
+is written: Parquet files by their footer (no data read), CSV files by parsing the signature's columns. A
+violation fails with one line naming the file, the column and the reason, and the output folder stays empty.
+
+The sklearn flavor's pickled estimator is loaded directly (what mlflow.sklearn.load_model unpickles, without
+importing MLflow in every worker) and fed the signature's columns converted from Arrow once; other flavors go
+through mlflow.pyfunc.
+"""
+
+# No `from __future__ import annotations` here: a parallel driver may load this file as a module that is not
+# in sys.modules, and dataclasses cannot resolve the string annotations of such a module (AttributeError).
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+MLMODEL_FILE = "MLmodel"
+DEFAULT_ID_COLUMN = "row_id"
+DEFAULT_PREDICTION_COLUMN = "prediction"
+VERSION_COLUMN = "model_version"
+SCORED_AT_COLUMN = "scored_at"
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# The spellings of "missing" the rest of amlops reads from CSV (amlops.data.io).
+NA_VALUES = ["", "NaN", "nan", "NULL", "null", "None", "N/A", "n/a", "#N/A"]
+# MLflow column types the scorer feeds, as an error message names them.
+_TYPE_WORDS = {
+    "double": "a number (double)",
+    "float": "a number (float)",
+    "long": "an integer (long)",
+    "integer": "an integer (int32)",
+    "boolean": "a boolean",
+    "string": "text (string)",
+    "datetime": "a date or timestamp",
+    "binary": "bytes",
+}
+_NULL_FREE_TYPES = {"long", "integer", "boolean"}  # numpy has no missing value for these
+
+
+class ScoreInputError(ValueError):
+    """Input (or a model) the scorer cannot use; one line naming the file, the column and why."""
+
+
+# ------------------------------------------------------------------------------------------------ the model
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # MLflow column type: double, float, long, integer, boolean, string, datetime, binary
+    required: bool = True
+
+
+@dataclass
+class Model:
+    """A loaded model and what the scorer needs to know about its input."""
+
+    predictor: Any  # anything with .predict(DataFrame)
+    columns: tuple[Column, ...]
+    folder: Path
+    flavor: str  # "sklearn" or "python_function"
+    metadata: dict[str, Any]
+
+    def _amlops(self, key: str) -> str | None:
+        value = (self.metadata.get("amlops") or {}).get(key)
+        return str(value) if value else None
+
+    @property
+    def id_column(self) -> str | None:
+        return self._amlops("id_column")
+
+    @property
+    def prediction_column(self) -> str | None:
+        return self._amlops("prediction_column")
+
+
+def _model_root(path: Path) -> Path:
+    """The folder holding MLmodel: the path itself or its only subfolder (a downloaded `models:/` input)."""
+    if (path / MLMODEL_FILE).is_file():
+        return path
+    inner = [p for p in path.iterdir() if (p / MLMODEL_FILE).is_file()] if path.is_dir() else []
+    if len(inner) == 1:
+        return inner[0]
+    raise ScoreInputError(f"{path}: not an MLflow model folder (no {MLMODEL_FILE} file)")
+
+
+def _signature_columns(mlmodel: dict[str, Any], where: Path) -> tuple[Column, ...]:
+    raw = (mlmodel.get("signature") or {}).get("inputs")
+    if not raw:
+        raise ScoreInputError(
+            f"{where}: the model has no input signature; log it with one (mlflow.models.infer_signature) "
+            "so that input can be checked before predictions are written"
+        )
+    try:
+        specs = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as exc:
+        raise ScoreInputError(f"{where}: the model's signature is not valid JSON ({exc.msg})") from None
+    columns = []
+    for spec in specs:
+        name, typ = spec.get("name"), spec.get("type")
+        if not name or typ not in _TYPE_WORDS:
+            raise ScoreInputError(
+                f"{where}: signature input {spec!r} is not a named column of type {', '.join(_TYPE_WORDS)} "
+                "(tensor and object signatures are not supported for batch scoring)"
+            )
+        columns.append(Column(str(name), str(typ), bool(spec.get("required", True))))
+    return tuple(columns)
+
+
+def load_model(path: str | Path) -> Model:
+    """Load an MLflow model folder: the sklearn flavor's pickled estimator when there is one, else pyfunc."""
+    import yaml
+
+    folder = _model_root(Path(path))
+    try:
+        mlmodel = yaml.safe_load((folder / MLMODEL_FILE).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScoreInputError(f"{folder / MLMODEL_FILE}: cannot read the model description ({exc})") from None
+    columns = _signature_columns(mlmodel, folder)
+    flavors = mlmodel.get("flavors") or {}
+    sk = flavors.get("sklearn") or {}
+    metadata = dict(mlmodel.get("metadata") or {})
+    if sk.get("pickled_model") and sk.get("serialization_format", "cloudpickle") in ("cloudpickle", "pickle"):
+        import cloudpickle
+
+        with (folder / str(sk["pickled_model"])).open("rb") as fh:
+            predictor = cloudpickle.load(fh)
+        return Model(predictor, columns, folder, "sklearn", metadata)
+    if "python_function" not in flavors:
+        raise ScoreInputError(f"{folder}: the model has neither a sklearn nor a python_function flavor")
+    import mlflow.pyfunc
+
+    return Model(mlflow.pyfunc.load_model(str(folder)), columns, folder, "python_function", metadata)
+
+
+# ------------------------------------------------------------------------------------------------ options
+@dataclass(frozen=True)
+class Options:
+    """What the scorer adds to each row, and which column identifies a row."""
+
+    model_version: str
+    id_column: str | None = DEFAULT_ID_COLUMN
+    prediction_column: str = DEFAULT_PREDICTION_COLUMN
+
+    @property
+    def added_columns(self) -> tuple[str, ...]:
+        return (self.prediction_column, VERSION_COLUMN, SCORED_AT_COLUMN)
+
+
+def resolve_options(
+    model: Model, model_version: str, id_column: str | None = None, prediction_column: str | None = None
+) -> Options:
+    """Options from the arguments, else the model's metadata (train records its id and prediction columns).
+    An empty id column means: no row id check."""
+    if not str(model_version or "").strip():
+        raise ScoreInputError(
+            "a model version is required: every prediction records the version that made it"
+        )
+    return Options(
+        model_version=str(model_version).strip(),
+        id_column=(model.id_column or DEFAULT_ID_COLUMN) if id_column is None else (id_column or None),
+        prediction_column=prediction_column or model.prediction_column or DEFAULT_PREDICTION_COLUMN,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ input files
+def is_data_file(path: Path) -> bool:
+    name = path.name.lower()
+    return not name.startswith((".", "_")) and name.endswith(CSV_SUFFIXES + PARQUET_SUFFIXES)
+
+
+def is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith(PARQUET_SUFFIXES)
+
+
+def data_files(path: str | Path) -> list[Path]:
+    """The files a path stands for: itself, or every CSV/Parquet file under a folder (sorted; names starting
+    with `.` or `_` are skipped, as Spark and pyarrow do)."""
+    p = Path(path)
+    if not p.exists():
+        raise ScoreInputError(f"{p}: not found")
+    if p.is_file():
+        if not is_data_file(p):
+            raise ScoreInputError(f"{p}: not a .csv, .csv.gz or .parquet file")
+        return [p]
+    files = sorted(f for f in p.rglob("*") if f.is_file() and is_data_file(f))
+    if not files:
+        raise ScoreInputError(f"{p}: folder has no .csv, .csv.gz or .parquet files")
+    return files
+
+
+def output_name(path: Path, root: Path | None) -> Path:
+    """Where a file's predictions go inside the output folder: its path relative to the input folder, with the
+    suffix `.parquet` (a.csv -> a.parquet, 2024/w01.parquet -> 2024/w01.parquet)."""
+    rel = Path(path.name)
+    if root is not None:
+        try:
+            rel = path.resolve().relative_to(root.resolve())
+        except ValueError:
+            rel = Path(path.name)
+    name = rel.name
+    for suffix in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return rel.with_name(name + ".parquet")
+
+
+def _arrow_type(mlflow_type: str) -> pa.DataType:
+    return {
+        "double": pa.float64(),
+        "float": pa.float32(),
+        "long": pa.int64(),
+        "integer": pa.int32(),
+        "boolean": pa.bool_(),
+        "string": pa.large_string(),
+        "datetime": pa.timestamp("ns"),
+        "binary": pa.large_binary(),
+    }[mlflow_type]
+
+
+def _type_ok(arrow_type: pa.DataType, expected: str) -> bool:
+    """Whether a column of this Arrow type converts to the signature's type without losing meaning (integers
+    widen to doubles, as MLflow's own schema enforcement allows; text never becomes a number)."""
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    if pa.types.is_null(t):  # no values at all: missing everywhere
+        return expected not in _NULL_FREE_TYPES
+    checks = {
+        "double": lambda: pa.types.is_floating(t) or pa.types.is_integer(t),
+        "float": lambda: pa.types.is_floating(t) or pa.types.is_integer(t),
+        "long": lambda: pa.types.is_integer(t),
+        "integer": lambda: pa.types.is_integer(t) and t.bit_width <= 32 and not pa.types.is_uint32(t),
+        "boolean": lambda: pa.types.is_boolean(t),
+        "string": lambda: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t),
+        "datetime": lambda: pa.types.is_timestamp(t) or pa.types.is_date(t),
+        "binary": lambda: pa.types.is_binary(t) or pa.types.is_large_binary(t),
+    }
+    return bool(checks[expected]())
+
+
+def _missing_values_error(where: Path | str, col: Column, count: int) -> ScoreInputError:
+    return ScoreInputError(
+        f"{where}: column {col.name!r} has {count} missing value(s), but the model expects "
+        f"{_TYPE_WORDS[col.type]}, which cannot be missing"
+    )
+
+
+def check_schema(
+    where: Path | str,
+    schema: pa.Schema,
+    model: Model,
+    options: Options,
+    null_counts: dict[str, int] | None = None,
+) -> None:
+    """Raise ScoreInputError (file, column, reason) unless a file with this Arrow schema can be scored."""
+    names = set(schema.names)
+    if options.id_column and options.id_column not in names:
+        raise ScoreInputError(
+            f"{where}: column {options.id_column!r} is missing: it is the row id each prediction is traced "
+            "to (set another with --id-column)"
+        )
+    for col in model.columns:
+        if col.name not in names:
+            if col.required:
+                raise ScoreInputError(
+                    f"{where}: column {col.name!r} is missing: the model requires it ({col.type})"
+                )
+            continue
+        arrow_type = schema.field(col.name).type
+        if not _type_ok(arrow_type, col.type):
+            raise ScoreInputError(
+                f"{where}: column {col.name!r} has type {arrow_type}, but the model expects "
+                f"{_TYPE_WORDS[col.type]}"
+            )
+        if col.type in _NULL_FREE_TYPES and (null_counts or {}).get(col.name, 0) > 0:
+            raise _missing_values_error(where, col, (null_counts or {})[col.name])
+    clash = [c for c in options.added_columns if c in names]
+    if clash:
+        raise ScoreInputError(
+            f"{where}: column {clash[0]!r} already exists, but the scorer adds "
+            f"{', '.join(options.added_columns)} (rename it, or choose another --prediction-column)"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    if path.stat().st_size == 0:
+        raise ScoreInputError(f"{path}: file is empty (0 bytes)")
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ScoreInputError(f"{path}: not a valid Parquet file ({_first_line(exc)})") from None
+
+
+def _parquet_null_counts(pf: pq.ParquetFile, columns: Iterable[str]) -> dict[str, int]:
+    """Missing values per column from the footer's statistics (no data read). Columns without statistics count
+    0 here; their missing values are caught when the data is converted."""
+    meta = pf.metadata
+    index = {meta.schema.column(i).path: i for i in range(meta.num_columns)}
+    counts: dict[str, int] = {}
+    for name in set(columns) & set(index):
+        total = 0
+        for rg in range(meta.num_row_groups):
+            stats = meta.row_group(rg).column(index[name]).statistics
+            if stats is not None and stats.has_null_count:
+                total += stats.null_count
+        counts[name] = total
+    return counts
+
+
+def _csv_convert_options(model: Model, options: Options) -> pacsv.ConvertOptions:
+    """The signature's and the id's columns are read as text and cast per column below, so that a bad value is
+    reported with its column; the other columns are typed by pyarrow's inference."""
+    as_text = [c.name for c in model.columns] + ([options.id_column] if options.id_column else [])
+    return pacsv.ConvertOptions(
+        column_types=dict.fromkeys(as_text, pa.string()), null_values=NA_VALUES, strings_can_be_null=True
+    )
+
+
+def _csv_schema(schema: pa.Schema, model: Model) -> pa.Schema:
+    """A CSV file's schema as if its text columns had the model's types: the cast checks the values."""
+    expected = {c.name: c for c in model.columns}
+    return pa.schema(
+        [pa.field(f.name, _arrow_type(expected[f.name].type)) if f.name in expected else f for f in schema]
+    )
+
+
+def _cast_text(path: Path, values: pa.ChunkedArray, col: Column) -> pa.ChunkedArray:
+    try:
+        cast = pc.cast(values, _arrow_type(col.type))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ScoreInputError(
+            f"{path}: column {col.name!r}: a value is not {_TYPE_WORDS[col.type]} ({_first_line(exc)})"
+        ) from None
+    if col.type in _NULL_FREE_TYPES and cast.null_count:
+        raise _missing_values_error(path, col, cast.null_count)
+    return cast
+
+
+def _csv_header(path: Path, model: Model, options: Options) -> pa.Schema:
+    """Column names of a CSV file from its first block only."""
+    if path.stat().st_size == 0:
+        raise ScoreInputError(f"{path}: file is empty (0 bytes)")
+    try:
+        with pacsv.open_csv(path, convert_options=_csv_convert_options(model, options)) as reader:
+            return reader.schema
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        raise ScoreInputError(f"{path}: not valid CSV ({_first_line(exc)})") from None
+
+
+def _read_csv(path: Path, model: Model, options: Options) -> pa.Table:
+    if path.stat().st_size == 0:
+        raise ScoreInputError(f"{path}: file is empty (0 bytes)")
+    try:
+        table = pacsv.read_csv(path, convert_options=_csv_convert_options(model, options))
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        raise ScoreInputError(f"{path}: not valid CSV ({_first_line(exc)})") from None
+    check_schema(path, _csv_schema(table.schema, model), model, options)
+    for col in model.columns:
+        if col.name in table.column_names and col.type not in ("string", "binary"):
+            index = table.column_names.index(col.name)
+            table = table.set_column(index, col.name, _cast_text(path, table.column(col.name), col))
+    return table
+
+
+def check_file(path: Path, model: Model, options: Options, *, parse_csv: bool = True) -> None:
+    """Check one input file against the model before anything is scored. Parquet: the footer only. CSV: every
+    value of the model's columns is parsed (CSV has no types); `parse_csv=False` checks the header only."""
+    if is_parquet(path):
+        pf = _parquet_file(path)
+        nulls = _parquet_null_counts(pf, [c.name for c in model.columns])
+        check_schema(path, pf.schema_arrow, model, options, nulls)
+    elif parse_csv:
+        _read_csv(path, model, options)
+    else:
+        check_schema(path, _csv_schema(_csv_header(path, model, options), model), model, options)
+
+
+def check_inputs(
+    files: Sequence[Path], model: Model, options: Options, root: Path | None, *, parse_csv: bool = True
+) -> None:
+    """Check every file, and that no two files would write the same predictions file."""
+    seen: dict[Path, Path] = {}
+    for f in files:
+        target = output_name(f, root)
+        if target in seen:
+            raise ScoreInputError(f"{f}: its predictions would overwrite those of {seen[target]} ({target})")
+        seen[target] = f
+        check_file(f, model, options, parse_csv=parse_csv)
+
+
+def read_input(path: Path, model: Model, options: Options) -> pa.Table:
+    """One input file as an Arrow table, checked against the model (again: a file may change after init)."""
+    if not is_parquet(path):
+        return _read_csv(path, model, options)
+    pf = _parquet_file(path)
+    try:
+        table = pf.read()
+    except (pa.ArrowException, OSError) as exc:
+        raise ScoreInputError(f"{path}: cannot read the Parquet data ({_first_line(exc)})") from None
+    check_schema(path, table.schema, model, options)
+    return table
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+def _column_values(path: Path, table: pa.Table, col: Column) -> Any:
+    """The numpy values the model gets for one signature column, in the form amlops.data.features.model_input
+    gives them: float64 with NaN, datetime64[ns], object arrays of str with NaN for missing text."""
+    n = table.num_rows
+    if col.name not in table.column_names:  # an optional column this file does not have
+        return np.full(n, np.nan, dtype="float64" if col.type in ("double", "float") else object)
+    values = table.column(col.name)
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    if col.type in _NULL_FREE_TYPES and values.null_count:
+        raise _missing_values_error(path, col, values.null_count)
+    if col.type == "datetime":
+        if pa.types.is_timestamp(values.type) and values.type.tz is not None:
+            values = values.cast(pa.timestamp(values.type.unit))  # the same instant, as naive UTC
+        return values.cast(pa.timestamp("ns")).to_numpy()
+    if col.type in ("string", "binary"):
+        out = values.to_numpy(zero_copy_only=False)
+        if values.null_count:
+            out[pc.is_null(values).to_numpy(zero_copy_only=False)] = np.nan
+        return out
+    if pa.types.is_null(values.type):
+        return np.full(n, np.nan)
+    return values.cast(_arrow_type(col.type)).to_numpy(zero_copy_only=False)
+
+
+def model_frame(path: Path, table: pa.Table, model: Model) -> pd.DataFrame:
+    """The model's input: the signature's columns in its order, converted from Arrow once."""
+    data = {}
+    for col in model.columns:
+        values = _column_values(path, table, col)
+        # dtype=object on purpose: pandas 3 would infer its `str` dtype from an object array of text.
+        data[col.name] = pd.Series(values, dtype=object if values.dtype == object else None, copy=False)
+    return pd.DataFrame(data, copy=False)
+
+
+def predict(path: Path, table: pa.Table, model: Model) -> np.ndarray:
+    """One prediction per row, as a 1-D array."""
+    frame = model_frame(path, table, model)
+    try:
+        raw = model.predictor.predict(frame)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ScoreInputError(f"{path}: the model cannot score this file: {_first_line(exc)}") from None
+    pred = np.asarray(raw)
+    if pred.ndim == 2 and pred.shape[1] == 1:
+        pred = pred[:, 0]
+    if pred.ndim != 1 or len(pred) != table.num_rows:
+        raise ScoreInputError(
+            f"{path}: the model returned shape {pred.shape} for {table.num_rows} rows; the scorer writes one "
+            "prediction per row"
+        )
+    return pred
+
+
+def with_predictions(table: pa.Table, pred: np.ndarray, options: Options, scored_at: datetime) -> pa.Table:
+    """The input columns untouched, plus prediction, model_version and scored_at (one time per file)."""
+    n = table.num_rows
+    out = table.replace_schema_metadata(None)  # the input's pandas metadata does not know the new columns
+    out = out.append_column(options.prediction_column, pa.array(pred))
+    out = out.append_column(VERSION_COLUMN, pa.repeat(pa.scalar(options.model_version, pa.string()), n))
+    stamp = pa.scalar(scored_at.astimezone(UTC), pa.timestamp("us", tz="UTC"))
+    return out.append_column(SCORED_AT_COLUMN, pa.repeat(stamp, n))
+
+
+def write_atomic(table: pa.Table, target: Path, metadata: dict[str, str]) -> None:
+    """Write a hidden temporary file next to the target, then rename it: readers see the whole file or none
+    (and names starting with `.` are skipped by pyarrow, Spark and this scorer)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class FileResult:
+    source: Path
+    output: Path
+    rows: int
+    model_version: str
+
+    def summary(self) -> str:
+        """The line the parallel driver appends to `append_row_to`."""
+        version, output = self.model_version, self.output.name
+        return f"{self.source.name} rows={self.rows} model_version={version} output={output}"
+
+
+def score_file(path: Path, model: Model, options: Options, output_dir: Path, root: Path | None) -> FileResult:
+    """Read, predict, write one file's predictions (the file must have been checked with check_inputs)."""
+    table = read_input(path, model, options)
+    scored_at = datetime.now(UTC)
+    pred = predict(path, table, model)
+    target = Path(output_dir) / output_name(path, root)
+    metadata = {
+        "amlops.model_version": options.model_version,
+        "amlops.source_file": path.name,
+        "amlops.scored_at": scored_at.isoformat(),
+    }
+    write_atomic(with_predictions(table, pred, options, scored_at), target, metadata)
+    return FileResult(path, target, table.num_rows, options.model_version)
+
+
+def score_files(
+    files: Sequence[Path], model: Model, options: Options, output_dir: Path, root: Path | None = None
+) -> list[FileResult]:
+    """Check every file first, then score them one by one."""
+    check_inputs(files, model, options, root)
+    return [score_file(f, model, options, output_dir, root) for f in files]
+
+
+def score_path(
+    data: str | Path,
+    model_path: str | Path,
+    output_dir: str | Path,
+    model_version: str,
+    *,
+    id_column: str | None = None,
+    prediction_column: str | None = None,
+) -> list[FileResult]:
+    """Score a file or a folder of files into `output_dir` (one Parquet file per input file)."""
+    model = load_model(model_path)
+    options = resolve_options(model, model_version, id_column, prediction_column)
+    root = Path(data)
+    return score_files(data_files(root), model, options, Path(output_dir), root if root.is_dir() else None)
+
+
+# ------------------------------------------------------------------------------------------------ entries
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--data", required=True, help="input: a CSV/Parquet file or a folder of them")
+    parser.add_argument("--model", required=True, help="input: an MLflow model folder")
+    parser.add_argument("--output", required=True, help="output folder: one Parquet file per input file")
+    parser.add_argument("--model-version", required=True, help="the model's registry version (on every row)")
+    parser.add_argument("--id-column", default=None, help="row id column (default: the model's, else row_id)")
+    parser.add_argument("--prediction-column", default=None, help="name of the prediction column")
+    return parser
+
+
+@dataclass
+class _Worker:
+    model: Model
+    options: Options
+    output: Path
+    root: Path | None
+
+
+_worker: _Worker | None = None
+
+
+def init() -> None:
+    """Parallel entry: load the model once per worker and check every input file before any mini-batch."""
+    global _worker
+    args, _unknown = _parser("score.py").parse_known_args(sys.argv[1:])
+    try:
+        model = load_model(args.model)
+        options = resolve_options(model, args.model_version, args.id_column, args.prediction_column)
+        data = Path(args.data)
+        root = data if data.is_dir() else None
+        check_inputs(data_files(data), model, options, root)
+    except ScoreInputError as exc:
+        # The line to act on; the driver adds the exception with its traceback.
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise
+    _worker = _Worker(model, options, Path(args.output), root)
+
+
+def run(mini_batch: Any) -> list[str]:
+    """Parallel entry: score the mini-batch's files; one summary line per file."""
+    if _worker is None:
+        raise RuntimeError("init() has not run in this worker")
+    if hasattr(mini_batch, "columns"):
+        raise ScoreInputError("the scorer reads files: declare the data input as uri_folder, not mltable")
+    lines = []
+    for item in mini_batch:
+        path = Path(item)
+        if not is_data_file(path):
+            lines.append(f"{path.name} skipped: not a .csv or .parquet file")
+            continue
+        lines.append(score_file(path, _worker.model, _worker.options, _worker.output, _worker.root).summary())
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser("python -m amlops.steps.score").parse_args(argv)
+    try:
+        results = score_path(
+            args.data,
+            args.model,
+            args.output,
+            args.model_version,
+            id_column=args.id_column,
+            prediction_column=args.prediction_column,
+        )
+    except ScoreInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    rows = sum(r.rows for r in results)
+    print(f"scored {rows} rows in {len(results)} file(s) with model version {results[0].model_version}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

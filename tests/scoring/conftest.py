@@ -1,0 +1,68 @@
+"""Fixtures for the scoring tests: two small models trained by the real train step, a registry per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scoring_helpers import MODEL_PARAMS, SCHEMA, SMALL
+
+from amlops.config import Settings
+from amlops.data.generate import generate
+from amlops.data.schema import load_schema
+from amlops.data.snapshot import write_snapshot
+
+@pytest.fixture(scope="session")
+def demand() -> pd.DataFrame:
+    return generate(SMALL)
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory, demand: pd.DataFrame) -> dict[str, Path]:
+    """{"v1": folder, "v2": folder}: MLflow models written by amlops.steps.train (the format scoring must read)."""
+    from amlops.steps.train import train
+
+    root = tmp_path_factory.mktemp("scoring-models")
+    snapshot = root / "snapshot"
+    write_snapshot(demand, load_schema(SCHEMA), snapshot)
+    folders = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.setenv("MLFLOW_EXPERIMENT_NAME", "scoring-fixture")
+        mp.delenv("AMLOPS_TEST_KILL_AT", raising=False)
+        for key, params in MODEL_PARAMS.items():
+            folders[key] = root / key / "model"
+            train(snapshot, SCHEMA, folders[key], root / key / "run_info", seed=3, holdout_days=14, params=params)
+    return folders
+
+
+@pytest.fixture
+def scoring_settings(tmp_path: Path) -> Iterator[Settings]:
+    """Settings rooted in tmp_path (SQLite MLflow, runs, model cache), written as amlops.yaml for the CLI."""
+    (tmp_path / "amlops.yaml").write_text("model_name: demand-score-test\nexperiment: scoring-tests\n")
+    yield Settings(base_dir=tmp_path, model_name="demand-score-test", experiment="scoring-tests")
+
+
+@pytest.fixture
+def register_model(scoring_settings: Settings) -> Callable[[Path], str]:
+    """Register a model folder as a new version of the settings' model (as the register step does: the run's
+    `model` artifact is the version's source); returns the version."""
+    from amlops import registry
+    from amlops.tracking import ensure_experiment
+
+    client = registry.client_for(scoring_settings)
+    experiment_id = ensure_experiment(scoring_settings)
+
+    def register(folder: Path) -> str:
+        run = client.create_run(experiment_id)
+        client.log_artifacts(run.info.run_id, str(folder), "model")
+        client.set_terminated(run.info.run_id)
+        registry.ensure_registered_model(client, scoring_settings.model_name)
+        mv = client.create_model_version(
+            scoring_settings.model_name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+        )
+        return str(mv.version)
+
+    return register

@@ -1,0 +1,105 @@
+"""Shared helpers of the training tests (uniquely named: conftest modules collide)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amlops.config import Settings
+from amlops.data.generate import GeneratorConfig
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "data" / "schema" / "demand.yaml"
+PIPELINE = REPO / "pipelines" / "training.yml"
+# Small and quick: 3 stores x 4 products x 150 days = 1,800 rows; few boosting rounds.
+SMALL = GeneratorConfig(days=150, stores=3, products=4, seed=7)
+FAST_PARAMS: dict[str, Any] = {"max_iter": 60}
+HOLDOUT_DAYS = 21
+
+
+@dataclass
+class StepRun:
+    """The outputs of one in-process pass through prep -> train -> evaluate -> register."""
+
+    root: Path
+    snapshot: Path
+    quarantine: Path
+    model: Path
+    run_info: Path
+    verdict: Path
+    registration: Path
+
+    def json(self, folder: Path, name: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((folder / name).read_text())
+        return data
+
+
+def run_steps(
+    settings: Settings,
+    raw: Path,
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    run_id: str,
+    params: dict[str, Any] | None = None,
+    register: bool = True,
+    **gate: Any,
+) -> StepRun:
+    """The training pipeline's steps as plain function calls (what the pipeline YAML wires together)."""
+    from amlops.steps.evaluate import evaluate
+    from amlops.steps.prep import prep
+    from amlops.steps.register import register as register_step
+    from amlops.steps.train import train
+
+    monkeypatch.setenv("AZUREML_ROOT_RUN_ID", run_id)
+    r = StepRun(
+        root,
+        root / "snapshot",
+        root / "quarantine",
+        root / "model",
+        root / "run_info",
+        root / "verdict",
+        root / "registration",
+    )
+    prep(raw, SCHEMA, r.snapshot, r.quarantine, max_bad_row_share=settings.data.max_bad_row_share)
+    train(
+        r.snapshot,
+        SCHEMA,
+        r.model,
+        r.run_info,
+        seed=settings.train.seed,
+        holdout_days=settings.train.holdout_days,
+        params=settings.train.params if params is None else params,
+    )
+    g = settings.gate
+    evaluate(
+        r.model,
+        r.snapshot,
+        SCHEMA,
+        r.verdict,
+        model_name=settings.model_name,
+        metric=gate.get("metric", g.metric),
+        max_mae=gate.get("max_mae", g.max_mae),
+        max_rmse=gate.get("max_rmse", g.max_rmse),
+        max_mape=gate.get("max_mape", g.max_mape),
+        min_improvement=gate.get("min_improvement", g.min_improvement),
+        bootstrap_samples=g.bootstrap_samples,
+        confidence=g.confidence,
+        require_confident=gate.get("require_confident", g.require_confident),
+        seed=settings.train.seed,
+        holdout_days=settings.train.holdout_days,
+    )
+    if register:
+        register_step(
+            r.run_info,
+            r.verdict,
+            r.snapshot,
+            r.registration,
+            model_name=settings.model_name,
+            auto_promote=gate.get("auto_promote", g.auto_promote),
+        )
+    return r
