@@ -1,13 +1,14 @@
-"""Monitor benchmark: amlops vs Evidently vs NannyML vs a read-once floor, on the same Parquet files, same run.
+"""Monitor benchmark: amlops vs Evidently vs NannyML vs a read-once floor, on the same Parquet files, same
+run.
 
-Data: 20 numeric + 5 categorical columns; the drifted current copy shifts 5 numeric (n00-n04) and 2 categorical
-(c0, c1) columns, the clean current copy is a fresh sample of the reference distribution. Every tool runs in its
-own interpreter (peers in their own venvs, bench/.venv-*), so peak RSS is per tool. amlops and the floor report the
-median of BENCH_RUNS runs; the peers one run each (they take minutes at 1M rows).
+Data: 20 numeric + 5 categorical columns; the drifted current copy shifts 5 numeric (n00-n04) and 2
+categorical (c0, c1) columns, the clean current copy is a fresh sample of the reference distribution. Every
+tool runs in its own interpreter (peers in their own venvs, bench/.venv-*), so peak RSS is per tool. amlops
+and the floor report the median of BENCH_RUNS runs; the peers one run each (they take minutes at 1M rows).
 
 Environment: BENCH_SIZES (default 100000,1000000), BENCH_RUNS (5), BENCH_SKIP_PEERS=1, BENCH_SKIP_100M=1,
-BENCH_BIG_ROWS (100000000), BENCH_PEERS_CLEAN_ALL=1 (peers on the clean copy at every size, not only the smallest).
-Results: a table on stdout and bench/results/monitor-<time>.json.
+BENCH_BIG_ROWS (100000000), BENCH_PEERS_CLEAN_ALL=1 (peers on the clean copy at every size, not only the
+smallest). Results: a table on stdout and bench/results/monitor-<time>.json.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ PYTHON = {
     "evidently": BENCH / ".venv-evidently/bin/python",
     "nannyml": BENCH / ".venv-nannyml/bin/python",
 }
-TARGETS = {"amlops_1m_seconds": 1.0, "vs_evidently": 100.0, "vs_nannyml": 15.0, "vs_floor": 3.0, "big_rss_mb": 1024.0}
+TARGETS = {
+    "amlops_1m_seconds": 1.0,
+    "vs_evidently": 100.0,
+    "vs_nannyml": 15.0,
+    "vs_floor": 3.0,
+    "big_rss_mb": 1024.0,
+}
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -96,7 +103,7 @@ def dataset(n: int) -> dict[str, Path]:
         return files
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    for (name, path), (seed, drift) in zip(files.items(), ((1, False), (2, True), (3, False)), strict=True):
+    for path, (seed, drift) in zip(files.values(), ((1, False), (2, True), (3, False)), strict=True):
         pq.write_table(make_table(n, seed, drift), path, row_group_size=min(n, 1_000_000))
     stamp.touch()
     return files
@@ -140,9 +147,18 @@ def run_worker(tool: str, reference: Path, current: Path, profile: Path | None, 
     if not python.exists():
         return {"tool": tool, "error": f"{python} missing (bench/run.sh creates it)"}
     cmd = [
-        str(python), str(WORKERS / f"{tool}_worker.py"),
-        "--reference", str(reference), "--current", str(current),
-        "--numeric", ",".join(NUMERIC), "--categorical", ",".join(CATEGORICAL), "--runs", str(runs),
+        str(python),
+        str(WORKERS / f"{tool}_worker.py"),
+        "--reference",
+        str(reference),
+        "--current",
+        str(current),
+        "--numeric",
+        ",".join(NUMERIC),
+        "--categorical",
+        ",".join(CATEGORICAL),
+        "--runs",
+        str(runs),
     ]
     if profile is not None:
         cmd += ["--profile", str(profile)]
@@ -164,7 +180,9 @@ def build_profile(reference: Path, n: int) -> tuple[Path, float]:
     path = DATA / f"{n}" / "reference_profile.json"
     started = time.perf_counter()
     ds = open_dataset(str(reference))
-    profile = build_profile_from_batches(iter_batches(ds, NUMERIC + CATEGORICAL, 1_000_000), NUMERIC, CATEGORICAL)
+    profile = build_profile_from_batches(
+        iter_batches(ds, NUMERIC + CATEGORICAL, 1_000_000), NUMERIC, CATEGORICAL
+    )
     profile.to_json(path)
     return path, time.perf_counter() - started
 
@@ -179,33 +197,47 @@ def flags(result: dict[str, Any], case: str) -> str:
     return "no false alarm" if not found else f"{len(found)} false: {','.join(sorted(found))}"
 
 
+def describe(res: dict[str, Any], case: str) -> str:
+    if "error" in res:
+        return f"error: {res['error']}"
+    return (
+        f"{res['seconds']:8.3f} s  cpu {res['cpu_seconds']:7.3f} s  rss {res['peak_rss_mb']:7.0f} MiB  "
+        f"{flags(res, case)}"
+    )
+
+
 # ------------------------------------------------------------------------------------------ main
 def main() -> int:
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "100000,1000000").split(",") if s]
     runs = int(os.environ.get("BENCH_RUNS", "5"))
     skip_peers = os.environ.get("BENCH_SKIP_PEERS") == "1"
     peers_clean_all = os.environ.get("BENCH_PEERS_CLEAN_ALL") == "1"
-    print(f"monitor bench · {os.cpu_count()} cores · load {os.getloadavg()[0]:.1f} · sizes {sizes} · "
-          f"median of {runs} runs (peers: 1)")
+    print(
+        f"monitor bench · {os.cpu_count()} cores · load {os.getloadavg()[0]:.1f} · sizes {sizes} · "
+        f"median of {runs} runs (peers: 1)"
+    )
     rows: list[dict[str, Any]] = []
     profiles: dict[int, Path] = {}
     for n in sizes:
         files = dataset(n)
         profile, seconds = build_profile(files["reference"], n)
         profiles[n] = profile
-        print(f"[{n:,} rows] reference profile built in {seconds:.2f} s ({profile.stat().st_size / 1024:.0f} KiB)")
+        print(
+            f"[{n:,} rows] reference profile built in {seconds:.2f} s "
+            f"({profile.stat().st_size / 1024:.0f} KiB)"
+        )
         for case in ("drift", "clean"):
             tools = ["amlops", "floor"]
             if not skip_peers and (case == "drift" or n == min(sizes) or peers_clean_all):
                 tools += ["evidently", "nannyml"]
             for tool in tools:
                 k = runs if tool in ("amlops", "floor") else 1
-                res = run_worker(tool, files["reference"], files[case], profile if tool == "amlops" else None, k)
+                res = run_worker(
+                    tool, files["reference"], files[case], profile if tool == "amlops" else None, k
+                )
                 res.update(rows=n, case=case)
                 rows.append(res)
-                print(f"  {case:5s} {tool:9s} " + (f"error: {res['error']}" if "error" in res else
-                      f"{res['seconds']:8.3f} s  cpu {res['cpu_seconds']:7.3f} s  rss {res['peak_rss_mb']:7.0f} MiB  "
-                      f"{flags(res, case)}"), flush=True)
+                print(f"  {case:5s} {tool:9s} {describe(res, case)}", flush=True)
     big = None
     if os.environ.get("BENCH_SKIP_100M") != "1":
         big_rows = int(os.environ.get("BENCH_BIG_ROWS", "100000000"))
@@ -216,13 +248,13 @@ def main() -> int:
         big = run_worker("amlops", dataset(base)["reference"], folder, profile, 1)
         big.update(rows=big_rows, case="drift-streamed")
         rows.append(big)
-        print("  " + (f"error: {big['error']}" if "error" in big else
-              f"amlops {big['seconds']:.1f} s  cpu {big['cpu_seconds']:.1f} s  rss {big['peak_rss_mb']:.0f} MiB  "
-              f"{flags(big, 'drift')}"))
+        print(f"  amlops {describe(big, 'drift')}")
     print_table(rows, sizes, big)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"monitor-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps({"load_average": os.getloadavg(), "rows": rows}, indent=1) + "\n", encoding="utf-8")
+    out.write_text(
+        json.dumps({"load_average": os.getloadavg(), "rows": rows}, indent=1) + "\n", encoding="utf-8"
+    )
     print(f"results: {out}")
     return 0
 
@@ -236,8 +268,10 @@ def _get(rows: list[dict[str, Any]], tool: str, n: int, case: str = "drift") -> 
 
 def print_table(rows: list[dict[str, Any]], sizes: list[int], big: dict[str, Any] | None) -> None:
     print()
-    head = f"{'rows':>11} {'case':6} {'tool':10} {'seconds':>9} {'cpu s':>8} {'rows/s':>12} {'peak RSS':>9} " \
-           f"{'x amlops':>9}  flags"
+    head = (
+        f"{'rows':>11} {'case':6} {'tool':10} {'seconds':>9} {'cpu s':>8} {'rows/s':>12} {'peak RSS':>9} "
+        f"{'x amlops':>9}  flags"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -246,45 +280,90 @@ def print_table(rows: list[dict[str, Any]], sizes: list[int], big: dict[str, Any
             continue
         ref = _get(rows, "amlops", r["rows"], r["case"])
         ratio = r["seconds"] / ref["seconds"] if ref and r["tool"] != "amlops" else None
-        print(f"{r['rows']:>11,} {r['case'][:6]:6} {r['tool']:10} {r['seconds']:>9.3f} {r['cpu_seconds']:>8.3f} "
-              f"{r['rows'] / r['seconds']:>12,.0f} {r['peak_rss_mb']:>7.0f}MB "
-              f"{(f'{ratio:.2f}x' if ratio else ''):>9}  {flags(r, 'drift' if r['case'] != 'clean' else 'clean')}")
+        label = "clean" if r["case"] == "clean" else "drift"
+        times = f"{r['seconds']:>9.3f} {r['cpu_seconds']:>8.3f} {r['rows'] / r['seconds']:>12,.0f}"
+        ratio_text = f"{ratio:.2f}x" if ratio else ""
+        print(
+            f"{r['rows']:>11,} {r['case'][:6]:6} {r['tool']:10} {times} {r['peak_rss_mb']:>7.0f}MB "
+            f"{ratio_text:>9}  {flags(r, label)}"
+        )
     print()
     n = 1_000_000 if 1_000_000 in sizes else max(sizes)
     a, e, nm, fl = (_get(rows, t, n) for t in ("amlops", "evidently", "nannyml", "floor"))
     checks: list[tuple[str, bool | None, str]] = []
     if a:
-        checks.append((f"amlops {n:,} rows x 25 features <= {TARGETS['amlops_1m_seconds']} s median",
-                       a["seconds"] <= TARGETS["amlops_1m_seconds"], f"{a['seconds']:.3f} s (cpu {a['cpu_seconds']:.3f} s)"))
+        checks.append(
+            (
+                f"amlops {n:,} rows x 25 features <= {TARGETS['amlops_1m_seconds']} s median",
+                a["seconds"] <= TARGETS["amlops_1m_seconds"],
+                f"{a['seconds']:.3f} s (cpu {a['cpu_seconds']:.3f} s)",
+            )
+        )
     if a and e:
-        checks.append((f">= {TARGETS['vs_evidently']:.0f}x faster than Evidently", e["seconds"] / a["seconds"]
-                       >= TARGETS["vs_evidently"], f"{e['seconds'] / a['seconds']:.0f}x"))
+        checks.append(
+            (
+                f">= {TARGETS['vs_evidently']:.0f}x faster than Evidently",
+                e["seconds"] / a["seconds"] >= TARGETS["vs_evidently"],
+                f"{e['seconds'] / a['seconds']:.0f}x",
+            )
+        )
     if a and nm:
-        checks.append((f">= {TARGETS['vs_nannyml']:.0f}x faster than NannyML", nm["seconds"] / a["seconds"]
-                       >= TARGETS["vs_nannyml"], f"{nm['seconds'] / a['seconds']:.0f}x"))
+        checks.append(
+            (
+                f">= {TARGETS['vs_nannyml']:.0f}x faster than NannyML",
+                nm["seconds"] / a["seconds"] >= TARGETS["vs_nannyml"],
+                f"{nm['seconds'] / a['seconds']:.0f}x",
+            )
+        )
     if a and fl:
-        checks.append((f"within {TARGETS['vs_floor']:.0f}x of the read-once floor", a["seconds"] / fl["seconds"]
-                       <= TARGETS["vs_floor"], f"{a['seconds'] / fl['seconds']:.2f}x"))
+        checks.append(
+            (
+                f"within {TARGETS['vs_floor']:.0f}x of the read-once floor",
+                a["seconds"] / fl["seconds"] <= TARGETS["vs_floor"],
+                f"{a['seconds'] / fl['seconds']:.2f}x",
+            )
+        )
     for tool in ("amlops", "evidently", "nannyml"):
         d, c = _get(rows, tool, n), _get(rows, tool, min(sizes), "clean")
         if d:
-            checks.append((f"{tool} flags the 7 injected columns ({n:,})", set(d["drifted"]) >= DRIFTED,
-                           flags(d, "drift")))
+            checks.append(
+                (
+                    f"{tool} flags the 7 injected columns ({n:,})",
+                    set(d["drifted"]) >= DRIFTED,
+                    flags(d, "drift"),
+                )
+            )
         if c:
-            checks.append((f"{tool} no false alarm on the clean copy ({min(sizes):,})", not c["drifted"],
-                           flags(c, "clean")))
+            checks.append(
+                (
+                    f"{tool} no false alarm on the clean copy ({min(sizes):,})",
+                    not c["drifted"],
+                    flags(c, "clean"),
+                )
+            )
     if big and "error" not in big:
-        checks.append((f"{big['rows']:,} rows streamed: peak RSS < {TARGETS['big_rss_mb']:.0f} MiB",
-                       big["peak_rss_mb"] < TARGETS["big_rss_mb"], f"{big['peak_rss_mb']:.0f} MiB"))
+        checks.append(
+            (
+                f"{big['rows']:,} rows streamed: peak RSS < {TARGETS['big_rss_mb']:.0f} MiB",
+                big["peak_rss_mb"] < TARGETS["big_rss_mb"],
+                f"{big['peak_rss_mb']:.0f} MiB",
+            )
+        )
         if a:
             per_row_small = a["seconds"] / a["rows"]
             per_row_big = big["seconds"] / big["rows"]
-            checks.append(("time linear in rows (100M per-row time within 1.5x of 1M)",
-                           per_row_big <= 1.5 * per_row_small,
-                           f"{big['rows'] / big['seconds']:,.0f} vs {a['rows'] / a['seconds']:,.0f} rows/s"))
+            checks.append(
+                (
+                    "time linear in rows (100M per-row time within 1.5x of 1M)",
+                    per_row_big <= 1.5 * per_row_small,
+                    f"{big['rows'] / big['seconds']:,.0f} vs {a['rows'] / a['seconds']:,.0f} rows/s",
+                )
+            )
     for label, ok, detail in checks:
         print(f"  {'PASS' if ok else 'MISS'}  {label}: {detail}")
-    print("  note: wall-clock on a shared 2-core machine; cpu s is the process CPU time (less sensitive to load).")
+    print(
+        "  note: wall-clock on a shared 2-core machine; cpu s is the process CPU time (less load-sensitive)."
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Evidently DataDriftPreset (runs in bench/.venv-evidently): read both Parquet files, report drifted columns."""
+"""Evidently DataDriftPreset (runs in bench/.venv-evidently): read both Parquet files, report drifted
+columns."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import os
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-import pandas as pd  # noqa: E402
-from _common import measure, parse  # noqa: E402
-from evidently import DataDefinition, Dataset, Report  # noqa: E402
-from evidently.presets import DataDriftPreset  # noqa: E402
+import pandas as pd
+from _common import measure, parse
+from evidently import DataDefinition, Dataset, Report
+from evidently.presets import DataDriftPreset
 
 
 def main() -> None:
@@ -20,7 +21,8 @@ def main() -> None:
         cur = pd.read_parquet(args.current, columns=[*args.numeric, *args.categorical])
         definition = DataDefinition(numerical_columns=args.numeric, categorical_columns=args.categorical)
         snapshot = Report([DataDriftPreset()]).run(
-            Dataset.from_pandas(cur, data_definition=definition), Dataset.from_pandas(ref, data_definition=definition)
+            Dataset.from_pandas(cur, data_definition=definition),
+            Dataset.from_pandas(ref, data_definition=definition),
         )
         drifted = []
         for metric in snapshot.dict()["metrics"]:

@@ -14,7 +14,9 @@ def main() -> None:
     columns = [*args.numeric, *args.categorical]
 
     def once() -> list[str]:
-        fmt = pds.ParquetFileFormat(read_options=pds.ParquetReadOptions(dictionary_columns=set(args.categorical)))
+        fmt = pds.ParquetFileFormat(
+            read_options=pds.ParquetReadOptions(dictionary_columns=set(args.categorical))
+        )
         ds = pds.dataset(args.current, format=fmt)
         sums = dict.fromkeys(columns, 0.0)
         scanner = ds.scanner(columns=columns, batch_size=1_000_000, batch_readahead=1, fragment_readahead=1)

@@ -1,6 +1,6 @@
-"""NannyML UnivariateDriftCalculator (runs in bench/.venv-nannyml): Wasserstein for numeric, Jensen-Shannon for
-categorical columns, NannyML's default thresholds (from the spread over 10 reference chunks); a column counts as
-drifted when any of the 10 analysis chunks alerts."""
+"""NannyML UnivariateDriftCalculator (runs in bench/.venv-nannyml): Wasserstein for numeric, Jensen-Shannon
+for categorical columns, NannyML's default thresholds (from the spread over 10 reference chunks); a column
+counts as drifted when any of the 10 analysis chunks alerts."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import os
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 
-import nannyml as nml  # noqa: E402
-import pandas as pd  # noqa: E402
-from _common import measure, parse  # noqa: E402
+import nannyml as nml
+import pandas as pd
+from _common import measure, parse
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "amlops.commands.registry_cmds",
     "amlops.commands.monitor",
     "amlops.commands.score",
+    "amlops.commands.azure_cmds",
 ]
 
 app = typer.Typer(

@@ -45,16 +45,20 @@ class AzureSettings(_Section):
     resource_group: str | None = None
     workspace: str | None = None
     location: str | None = None
-    compute: str | None = Field(None, description="Compute cluster name for pipeline jobs (from the infra outputs)")
-    registry: str | None = Field(None, description="AML registry for cross-environment promotion (optional)")
-    endpoint_name: str | None = Field(None, description="Batch endpoint name; default derived from the workspace")
-    smoke_input: str | None = Field(
-        None, description="Small CSV/Parquet file or folder scored by `amlops deploy` before a switch (--smoke-input)"
+    compute: str | None = Field(
+        None, description="Compute cluster name for pipeline jobs (from the infra outputs)"
     )
-    # Schedules (`amlops schedule create`; the same values as pipelines/*_schedule.yml for `az ml schedule create`).
-    schedule_time_zone: str = Field("UTC", description="Time zone of the cron schedules (Azure ML time zone name)")
+    registry: str | None = Field(None, description="AML registry for cross-environment promotion (optional)")
+    endpoint_name: str | None = Field(
+        None, description="Batch endpoint name; default derived from the workspace"
+    )
+    smoke_input: str | None = Field(
+        None, description="Small CSV/Parquet file or folder `amlops deploy` scores before a default switch"
+    )
+    # Schedules (`amlops schedule create`); the defaults match pipelines/*_schedule.yml (for the az CLI).
+    schedule_time_zone: str = Field("UTC", description="Time zone of the cron schedules (Azure ML's names)")
     monitoring_cron: str = Field("0 6 * * 1", description="Monitoring schedule (default: Mondays 06:00)")
-    training_cron: str = Field("0 3 1 * *", description="Retraining schedule (default: 1st of the month 03:00)")
+    training_cron: str = Field("0 3 1 * *", description="Retraining schedule (default: the 1st, 03:00)")
     monitoring_data: str = Field(
         "azureml://datastores/workspaceblobstore/paths/amlops/current/",
         description="Folder the scheduled monitoring job reads new data (with predictions) from",
@@ -65,7 +69,7 @@ class AzureSettings(_Section):
     )
     environments: dict[str, dict[str, str]] = Field(
         default_factory=dict,
-        description="Per-environment overrides (dev, prod): subscription_id, resource_group, workspace, compute",
+        description="Per-environment overrides (dev, prod) of the keys above, from `amlops infra deploy`",
     )
 
 

@@ -60,9 +60,10 @@ def validate_file(path: Path) -> tuple[str, str | None]:
         return kind, None if kind == "conda" else "unknown AML YAML (no $schema and no recognisable keys)"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from azure.ai.ml import load_component, load_data, load_environment, load_job, load_schedule
+        from azure.ai.ml import load_component, load_data, load_environment, load_job
+        from azure.ai.ml.entities._load_functions import load_schedule
 
-        loader = {
+        loader: Any = {
             "pipeline": load_job,
             "job": load_job,
             "component": load_component,
@@ -75,8 +76,17 @@ def validate_file(path: Path) -> tuple[str, str | None]:
             validate = getattr(entity, "_validate", None)
             if validate is not None:
                 result = validate()
-                if not getattr(result, "passed", True):
-                    return kind, summarize_sdk_error(Exception(str(result)))
+                # Compute is chosen at submission (`azure.compute` in amlops.yaml, or --set), as in the
+                # official examples that pass `--set settings.default_compute=...`; everything else must pass.
+                problems = {
+                    where: message
+                    for where, message in (getattr(result, "error_messages", None) or {}).items()
+                    if message != "Compute not set"
+                }
+                if problems:
+                    where, message = next(iter(problems.items()))
+                    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                    return kind, f"{where}: {message}{more}"
         except Exception as exc:
             return kind, summarize_sdk_error(exc)
     return kind, None

@@ -35,7 +35,9 @@ LOCATION = "westeurope"
 WS_GUID = "11111111-2222-3333-4444-555555555555"
 STORAGE_ACCOUNT = "stamlopsdev"
 CONTAINER = "azureml-blobstore-" + WS_GUID
-WS_PATH = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.MachineLearningServices/workspaces/{WS}"
+WS_PATH = (
+    f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.MachineLearningServices/workspaces/{WS}"
+)
 ARM = "management.azure.com"
 
 
@@ -69,6 +71,13 @@ class Reply:
 Handler = Callable[[Recorded], Reply]
 
 
+def _constant(reply: Reply) -> Handler:
+    def answer(_req: Recorded) -> Reply:
+        return reply
+
+    return answer
+
+
 def arm_error(status: int, code: str, message: str) -> Reply:
     return Reply(status, {"error": {"code": code, "message": message}})
 
@@ -85,7 +94,7 @@ class FakeAzure:
     # --- configuration ---------------------------------------------------------------------------------
     def on(self, method: str, pattern: str, handler: Handler | Reply) -> None:
         """Answer `method` requests whose `host + path` matches `pattern` (re.search)."""
-        fn: Handler = handler if callable(handler) else (lambda _req, r=handler: r)
+        fn: Handler = handler if not isinstance(handler, Reply) else _constant(handler)
         self._handlers.insert(0, (method.upper(), re.compile(pattern), fn))
 
     def put_resource(self, path: str, resource: dict[str, Any]) -> None:
@@ -95,7 +104,9 @@ class FakeAzure:
     # --- queries for assertions --------------------------------------------------------------------------
     def calls(self, method: str | None = None, pattern: str = "") -> list[Recorded]:
         rx = re.compile(pattern)
-        return [r for r in self.requests if (method is None or r.method == method) and rx.search(r.host + r.path)]
+        return [
+            r for r in self.requests if (method is None or r.method == method) and rx.search(r.host + r.path)
+        ]
 
     def writes(self) -> list[Recorded]:
         """Requests that create or change something (everything except reads and listSecrets-style POSTs)."""
@@ -104,19 +115,20 @@ class FakeAzure:
     # --- the HTTP boundary -----------------------------------------------------------------------------
     def send(self, prepared: requests.PreparedRequest) -> requests.Response:
         parts = urlsplit(prepared.url or "")
-        body = prepared.body
-        if hasattr(body, "read"):
-            body = body.read()  # type: ignore[union-attr]
-        if isinstance(body, str):
-            body = body.encode()
+        raw: Any = prepared.body
+        if hasattr(raw, "read"):
+            raw = raw.read()
+        elif raw is not None and not isinstance(raw, bytes | str):
+            raw = b"".join(c if isinstance(c, bytes) else str(c).encode() for c in raw)  # a streamed body
+        body: bytes = raw.encode() if isinstance(raw, str) else (raw or b"")
         rec = Recorded(
             method=(prepared.method or "GET").upper(),
             url=prepared.url or "",
             host=parts.netloc,
             path=unquote(parts.path),
             query=parse_qs(parts.query),
-            headers=dict(prepared.headers),
-            body=body or b"",
+            headers={k: v if isinstance(v, str) else v.decode() for k, v in prepared.headers.items()},
+            body=body,
         )
         self.requests.append(rec)
         reply = self._dispatch(rec)
@@ -159,20 +171,23 @@ class FakeAzure:
         raise AssertionError(f"fake Azure: unexpected ARM request {req.method} {req.url}")
 
     def _pending_upload(self, req: Recorded) -> Reply:
-        """A code/data upload: the service hands out a SAS for a fresh folder in the workspace's blob store."""
+        """A code/data upload: the service hands out a SAS for a fresh container in its blob store."""
         # The real service answers with a fresh container per pending upload.
         container = uuid.uuid4().hex
         base = f"https://{STORAGE_ACCOUNT}.blob.core.windows.net/{container}"
-        return Reply(200, {
-            "blobReferenceForConsumption": {
-                "blobUri": base,
-                "storageAccountArmId": f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/"
-                f"Microsoft.Storage/storageAccounts/{STORAGE_ACCOUNT}",
-                "credential": {"credentialType": "SAS", "sasUri": base + "?sv=2024-01-01&sig=fake"},
+        return Reply(
+            200,
+            {
+                "blobReferenceForConsumption": {
+                    "blobUri": base,
+                    "storageAccountArmId": f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/"
+                    f"Microsoft.Storage/storageAccounts/{STORAGE_ACCOUNT}",
+                    "credential": {"credentialType": "SAS", "sasUri": base + "?sv=2024-01-01&sig=fake"},
+                },
+                "pendingUploadId": container,
+                "pendingUploadType": "TemporaryBlobReference",
             },
-            "pendingUploadId": container,
-            "pendingUploadType": "TemporaryBlobReference",
-        })
+        )
 
     @staticmethod
     def _finish(path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +196,9 @@ class FakeAzure:
         arm_id = re.sub(r"^/mferp/managementfrontend", "", path)
         # Assets in a registry are identified as azureml://registries/<name>/<type>/<name>/versions/<v>.
         in_registry = re.search(r"/registries/([^/]+)/(.+/versions/[^/]+)$", arm_id)
-        out["id"] = f"azureml://registries/{in_registry.group(1)}/{in_registry.group(2)}" if in_registry else arm_id
+        out["id"] = (
+            f"azureml://registries/{in_registry.group(1)}/{in_registry.group(2)}" if in_registry else arm_id
+        )
         out["name"] = path.rstrip("/").rsplit("/", 1)[-1]
         out.setdefault("systemData", {"createdAt": "2026-11-26T10:00:00Z", "createdBy": "tester"})
         props = out.setdefault("properties", {})
@@ -190,7 +207,9 @@ class FakeAzure:
             if "/schedules/" in path.lower():
                 props.setdefault("isEnabled", True)  # the service's default for a new schedule
             if re.search(r"/models/[^/]+/versions/", path):
-                props.setdefault("flavors", {})  # the service reads them from MLmodel; the SDK expects the key
+                props.setdefault(
+                    "flavors", {}
+                )  # the service reads them from MLmodel; the SDK expects the key
         return out
 
     # --- Blob storage ------------------------------------------------------------------------------------
@@ -203,15 +222,17 @@ class FakeAzure:
             return Reply(200, headers={"ETag": '"0x2"'})
         if req.method == "PUT":
             self.blobs[key] = req.body
-            return Reply(201, headers={"ETag": '"0x1"', "Last-Modified": formatdate(usegmt=True),
-                                       "Content-MD5": ""})
+            return Reply(
+                201, headers={"ETag": '"0x1"', "Last-Modified": formatdate(usegmt=True), "Content-MD5": ""}
+            )
         if req.method == "GET" and comp == "list":
             prefix = req.query.get("prefix", [""])[0]
             container = req.path.strip("/")
             names = [k.split(f"/{container}/", 1)[1] for k in self.blobs if f"/{container}/" in k]
+            size = {n: len(self.blobs[f"{req.host}/{container}/{n}"]) for n in names}
             items = "".join(
-                f"<Blob><Name>{n}</Name><Properties><Content-Length>{len(self.blobs[req.host + '/' + container + '/' + n])}"
-                "</Content-Length><BlobType>BlockBlob</BlobType></Properties><Metadata /></Blob>"
+                f"<Blob><Name>{n}</Name><Properties><Content-Length>{size[n]}</Content-Length>"
+                "<BlobType>BlockBlob</BlobType></Properties><Metadata /></Blob>"
                 for n in sorted(names)
                 if n.startswith(prefix)
             )
@@ -224,8 +245,14 @@ class FakeAzure:
             if key not in self.blobs:
                 return Reply(404, headers={"x-ms-error-code": "BlobNotFound"})
             data = self.blobs[key]
-            headers = {"x-ms-blob-type": "BlockBlob", "ETag": '"0x1"', "Last-Modified": formatdate(usegmt=True)}
-            wanted = re.match(r"bytes=(\d+)-(\d*)", req.headers.get("x-ms-range") or req.headers.get("Range") or "")
+            headers = {
+                "x-ms-blob-type": "BlockBlob",
+                "ETag": '"0x1"',
+                "Last-Modified": formatdate(usegmt=True),
+            }
+            wanted = re.match(
+                r"bytes=(\d+)-(\d*)", req.headers.get("x-ms-range") or req.headers.get("Range") or ""
+            )
             if req.method == "GET" and wanted:  # ranged download, as azure-storage-blob always asks
                 start = int(wanted.group(1))
                 end = min(int(wanted.group(2) or len(data) - 1), len(data) - 1)
@@ -243,7 +270,9 @@ def _is_action(req: Recorded) -> bool:
     return not re.search(r"/(listSecrets|listKeys|listCredentials|list|discovery)$", req.path, re.IGNORECASE)
 
 
-_COLLECTIONS = re.compile(r"/(jobs|schedules|batchEndpoints|deployments|versions|components|data|models)$", re.I)
+_COLLECTIONS = re.compile(
+    r"/(jobs|schedules|batchEndpoints|deployments|versions|components|data|models)$", re.I
+)
 
 
 def _looks_like_collection(path: str) -> bool:
@@ -259,8 +288,12 @@ def _response(prepared: requests.PreparedRequest, reply: Reply) -> requests.Resp
     headers.update(reply.headers)
     headers.setdefault("Content-Length", str(len(body)))
     raw = HTTPResponse(
-        body=io.BytesIO(body), headers=headers, status=reply.status, preload_content=False,
-        decode_content=False, request_method=prepared.method,
+        body=io.BytesIO(body),
+        headers=headers,
+        status=reply.status,
+        preload_content=False,
+        decode_content=False,
+        request_method=prepared.method,
     )
     resp = requests.Response()
     resp.status_code = reply.status
@@ -268,9 +301,18 @@ def _response(prepared: requests.PreparedRequest, reply: Reply) -> requests.Resp
     resp.raw = raw
     resp.url = prepared.url or ""
     resp.request = prepared
-    resp.reason = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 404: "Not Found"}.get(
-        reply.status, "Status"
-    )
+    resp.reason = {
+        200: "OK",
+        201: "Created",
+        202: "Accepted",
+        204: "No Content",
+        206: "Partial Content",
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not Found",
+        409: "Conflict",
+    }.get(reply.status, "Status")
     resp.encoding = "utf-8"
     return resp
 
@@ -279,7 +321,8 @@ TENANT = "22222222-3333-4444-5555-666666666666"
 
 
 class FakeCredential:
-    """A TokenCredential handing out unsigned JWTs for the requested audience (the SDK reads `aud` and `tid`)."""
+    """A TokenCredential handing out unsigned JWTs for the requested audience (the SDK reads `aud` and
+    `tid`)."""
 
     def __init__(self) -> None:
         self.scopes: list[tuple[str, ...]] = []
@@ -289,10 +332,15 @@ class FakeCredential:
 
         self.scopes.append(scopes)
         audience = scopes[0].removesuffix("/.default") if scopes else ""
-        claims = {"aud": audience, "tid": TENANT, "oid": "33333333-0000-0000-0000-000000000000",
-                  "exp": int(time.time()) + 3600}
+        expires = int(time.time()) + 3600
+        claims = {
+            "aud": audience,
+            "tid": TENANT,
+            "oid": "33333333-0000-0000-0000-000000000000",
+            "exp": expires,
+        }
         token = ".".join(_b64(part) for part in ({"alg": "none", "typ": "JWT"}, claims)) + ".sig"
-        return AccessToken(token, claims["exp"])
+        return AccessToken(token, expires)
 
 
 def _b64(obj: Any) -> str:

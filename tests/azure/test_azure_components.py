@@ -6,16 +6,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
 from fakeazure import LOCATION, WS_PATH, FakeAzure, Recorded, Reply
 
 from amlops.azure.components import publish_components
 from amlops.config import Settings
+from conftest import FIXTURES
 
 REGISTRY = "reg-amlops"
 REG_RG = "rg-amlops-shared"
 REG_SUB = "00000000-0000-0000-0000-0000000000aa"
-REG_PATH = f"/subscriptions/{REG_SUB}/resourceGroups/{REG_RG}/providers/Microsoft.MachineLearningServices/registries/{REGISTRY}"
+REG_PATH = (
+    f"/subscriptions/{REG_SUB}/resourceGroups/{REG_RG}"
+    f"/providers/Microsoft.MachineLearningServices/registries/{REGISTRY}"
+)
 
 
 @pytest.fixture
@@ -27,7 +30,9 @@ def project(tmp_path: Path, settings: Settings) -> Settings:
 
 
 def component_puts(fake: FakeAzure, where: str = WS_PATH) -> list[Recorded]:
-    return [r for r in fake.calls("PUT", r"/components/amlops_test_[a-z]+/versions/") if r.path.startswith(where)]
+    return [
+        r for r in fake.calls("PUT", r"/components/amlops_test_[a-z]+/versions/") if r.path.startswith(where)
+    ]
 
 
 def test_publish_registers_each_component_with_a_content_version(fake: FakeAzure, project: Settings) -> None:
@@ -73,15 +78,23 @@ def test_a_code_change_gives_a_new_version(fake: FakeAzure, project: Settings, t
 
 def test_publish_to_a_registry(fake: FakeAzure, project: Settings) -> None:
     mfe = f"https://{LOCATION}.api.azureml.ms/"
-    fake.on("GET", rf"registries/{REGISTRY}/discovery$", Reply(200, {
-        "registryName": REGISTRY, "primaryRegion": LOCATION, "primaryRegionResourceProviderUri": mfe,
-        "subscriptionId": REG_SUB, "resourceGroup": REG_RG,
-    }))
+    fake.on(
+        "GET",
+        rf"registries/{REGISTRY}/discovery$",
+        Reply(
+            200,
+            {
+                "registryName": REGISTRY,
+                "primaryRegion": LOCATION,
+                "primaryRegionResourceProviderUri": mfe,
+                "subscriptionId": REG_SUB,
+                "resourceGroup": REG_RG,
+            },
+        ),
+    )
     published = publish_components(project, registry=REGISTRY)
 
     puts = [r for r in fake.requests if r.method == "PUT" and "/components/amlops_test_" in r.path]
     assert {r.host for r in puts} == {f"{LOCATION}.api.azureml.ms"}
-    assert {r.path.split("/components/")[0] for r in puts} == {
-        f"/mferp/managementfrontend{REG_PATH}"
-    }
+    assert {r.path.split("/components/")[0] for r in puts} == {f"/mferp/managementfrontend{REG_PATH}"}
     assert {p.name for p in published} == {"amlops_test_prep", "amlops_test_train"}

@@ -22,7 +22,9 @@ def snapshot(tmp_path: Path) -> Path:
     return folder
 
 
-def test_register_uploads_and_creates_a_versioned_asset(fake: FakeAzure, settings: Settings, snapshot: Path) -> None:
+def test_register_uploads_and_creates_a_versioned_asset(
+    fake: FakeAzure, settings: Settings, snapshot: Path
+) -> None:
     digest = snapshot_digest(snapshot)
     asset = register_snapshot(snapshot, "demand-raw", settings)
 
@@ -31,8 +33,10 @@ def test_register_uploads_and_creates_a_versioned_asset(fake: FakeAzure, setting
     # The files went to the workspace's default blob datastore (credentials from listSecrets).
     assert fake.calls("POST", r"/datastores/workspaceblobstore/listSecrets$")
     uploaded = {k.split("/snap/", 1)[1]: v for k, v in fake.blobs.items() if "/snap/" in k}
-    assert uploaded == {"part/a.csv": (snapshot / "part" / "a.csv").read_bytes(),
-                        "b.csv": (snapshot / "b.csv").read_bytes()}
+    assert uploaded == {
+        "part/a.csv": (snapshot / "part" / "a.csv").read_bytes(),
+        "b.csv": (snapshot / "b.csv").read_bytes(),
+    }
     blob_host = f"{STORAGE_ACCOUNT}.blob.core.windows.net"
     assert all(k.startswith(f"{blob_host}/{CONTAINER}/LocalUpload/") for k in fake.blobs if "/snap/" in k)
     # The data asset version: PUT with the datastore path, the type and the digest tag.
@@ -40,8 +44,9 @@ def test_register_uploads_and_creates_a_versioned_asset(fake: FakeAzure, setting
     assert put.path == f"{WS_PATH}/data/demand-raw/versions/{version}"
     props = put.json()["properties"]
     assert props["dataType"] == "uri_folder"
-    assert re.fullmatch(r"azureml://datastores/workspaceblobstore/paths/LocalUpload/[0-9a-f]{64}/snap",
-                        props["dataUri"])
+    assert re.fullmatch(
+        r"azureml://datastores/workspaceblobstore/paths/LocalUpload/[0-9a-f]{64}/snap", props["dataUri"]
+    )
     assert props["tags"]["data.digest"] == digest
 
 
@@ -81,8 +86,10 @@ def test_explicit_version_with_other_content_is_refused(
 def test_mltable_needs_an_mltable_file(fake: FakeAzure, settings: Settings, snapshot: Path) -> None:
     with pytest.raises(UserError, match="no MLTable file"):
         register_snapshot(snapshot, "demand-raw", settings, kind="mltable")
-    (snapshot / "MLTable").write_text("paths:\n  - pattern: ./*.csv\ntransformations:\n  - read_delimited:\n"
-                                      "      delimiter: ','\n      header: all_files_same_headers\n")
+    (snapshot / "MLTable").write_text(
+        "paths:\n  - pattern: ./*.csv\ntransformations:\n  - read_delimited:\n"
+        "      delimiter: ','\n      header: all_files_same_headers\n"
+    )
     register_snapshot(snapshot, "demand-table", settings, kind="mltable")
     [put] = fake.calls("PUT", r"/data/demand-table/versions/")
     assert put.json()["properties"]["dataType"] == "mltable"

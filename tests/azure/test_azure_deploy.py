@@ -7,12 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import MODEL, seed_model, serve_run_history
 from fakeazure import LOCATION, WS, WS_PATH, FakeAzure, Recorded, Reply, arm_error
 
 from amlops.azure import deploy
 from amlops.config import AzureSettings, Settings
 from amlops.console import UserError
+from conftest import MODEL, seed_model, serve_run_history
 
 EP = f"{WS_PATH}/batchEndpoints"
 
@@ -32,11 +32,23 @@ def serve_batch(fake: FakeAzure, job_status: str = "Completed") -> list[Recorded
     def invoke(req: Recorded) -> Reply:
         invocations.append(req)
         name = f"batchjob-{len(invocations)}"
-        fake.put_resource(f"{WS_PATH}/jobs/{name}", {"properties": {
-            "jobType": "Pipeline", "status": job_status, "experimentName": "smoke", "jobs": {}, "inputs": {},
-            "outputs": {}, "settings": {},
-        }})
-        return Reply(200, {"id": f"{WS_PATH}/jobs/{name}", "name": name, "properties": {"status": "NotStarted"}})
+        fake.put_resource(
+            f"{WS_PATH}/jobs/{name}",
+            {
+                "properties": {
+                    "jobType": "Pipeline",
+                    "status": job_status,
+                    "experimentName": "smoke",
+                    "jobs": {},
+                    "inputs": {},
+                    "outputs": {},
+                    "settings": {},
+                }
+            },
+        )
+        return Reply(
+            200, {"id": f"{WS_PATH}/jobs/{name}", "name": name, "properties": {"status": "NotStarted"}}
+        )
 
     fake.on("POST", rf"\.{LOCATION}\.inference\.ml\.azure\.com/jobs$", invoke)
     serve_run_history(fake)
@@ -68,7 +80,11 @@ def test_first_deploy_creates_endpoint_and_deployment_then_switches_after_smoke(
     assert result.endpoint == ep and result.deployment == "demand-forecaster-v2"
     assert result.model == f"{MODEL}:2" and result.changed and result.smoke_job == "batchjob-1"
     puts = creates(fake)
-    assert [p.path for p in puts] == [f"{EP}/{ep}", f"{EP}/{ep}/deployments/demand-forecaster-v2", f"{EP}/{ep}"]
+    assert [p.path for p in puts] == [
+        f"{EP}/{ep}",
+        f"{EP}/{ep}/deployments/demand-forecaster-v2",
+        f"{EP}/{ep}",
+    ]
     first, dep, switch = (p.json() for p in puts)
     assert first["location"] == LOCATION
     assert first["properties"]["authMode"].lower() == "aadtoken"  # Entra ID tokens, no keys
@@ -88,8 +104,9 @@ def test_first_deploy_creates_endpoint_and_deployment_then_switches_after_smoke(
     assert call.headers["Authorization"].startswith("Bearer ")
     smoke_input = call.json()["properties"]["inputData"]["UriFolder"]
     assert smoke_input["jobInputType"] == "UriFolder"
-    assert re.fullmatch(r"azureml://datastores/workspaceblobstore/paths/LocalUpload/[0-9a-f]{64}/smoke/",
-                        smoke_input["uri"])
+    assert re.fullmatch(
+        r"azureml://datastores/workspaceblobstore/paths/LocalUpload/[0-9a-f]{64}/smoke/", smoke_input["uri"]
+    )
     assert fake.requests.index(call) < fake.requests.index(switch_req := puts[2])
     assert switch_req.method == "PUT"
     assert any(k.endswith("/smoke/rows.csv") for k in fake.blobs)
@@ -139,7 +156,9 @@ def test_failed_smoke_job_keeps_the_old_default(fake: FakeAzure, settings: Setti
 
 def test_refuses_without_a_champion(fake: FakeAzure, settings: Settings) -> None:
     seed_model(fake, "1")  # registered, never promoted
-    with pytest.raises(UserError, match=rf"model '{MODEL}' has no champion in workspace {WS}: nothing to deploy"):
+    with pytest.raises(
+        UserError, match=rf"model '{MODEL}' has no champion in workspace {WS}: nothing to deploy"
+    ):
         deploy.deploy_champion(settings)
     assert not fake.writes()
 
@@ -161,8 +180,15 @@ def test_missing_compute_is_named(fake: FakeAzure, settings: Settings) -> None:
 def test_quota_error_on_deployment_is_advice(fake: FakeAzure, settings: Settings) -> None:
     seed_model(fake, "2", champion_since="2026-11-20T08:00:00.000000Z")
     serve_batch(fake)
-    fake.on("PUT", r"/deployments/[^/]+$", arm_error(
-        400, "QuotaExceeded", "Not enough quota available for Standard_DS3_v2 in SubscriptionId x. Current usage/limit: 8/10."))
+    fake.on(
+        "PUT",
+        r"/deployments/[^/]+$",
+        arm_error(
+            400,
+            "QuotaExceeded",
+            "Not enough quota available for Standard_DS3_v2 in SubscriptionId x. Current usage/limit: 8/10.",
+        ),
+    )
     with pytest.raises(UserError, match=r"^quota exceeded \(QuotaExceeded\): request more quota"):
         deploy.deploy_champion(settings)
 
@@ -170,11 +196,14 @@ def test_quota_error_on_deployment_is_advice(fake: FakeAzure, settings: Settings
 NAME_RULE = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
 
 
-@pytest.mark.parametrize("model", ["demand-forecaster", "Demand_Forecaster.v2", "9-lives", "x" * 80, "--a--b--"])
+@pytest.mark.parametrize(
+    "model", ["demand-forecaster", "Demand_Forecaster.v2", "9-lives", "x" * 80, "--a--b--"]
+)
 def test_endpoint_names_are_valid_stable_and_unique_per_workspace(model: str) -> None:
-    dev = AzureSettings(subscription_id="s1", resource_group="rg", workspace="mlw-dev")
-    prod = AzureSettings(subscription_id="s1", resource_group="rg", workspace="mlw-prod")
-    other = AzureSettings(subscription_id="s2", resource_group="rg", workspace="mlw-dev")
+    dev, prod, other = (
+        AzureSettings.model_validate({"subscription_id": sub, "resource_group": "rg", "workspace": ws})
+        for sub, ws in (("s1", "mlw-dev"), ("s1", "mlw-prod"), ("s2", "mlw-dev"))
+    )
     names = {deploy.endpoint_name(model, az) for az in (dev, prod, other)}
 
     assert len(names) == 3
@@ -183,3 +212,11 @@ def test_endpoint_names_are_valid_stable_and_unique_per_workspace(model: str) ->
     assert deploy.endpoint_name(model, dev) == deploy.endpoint_name(model, dev.model_copy())
     dep = deploy.deployment_name(model, "12345")
     assert 3 <= len(dep) <= 32 and NAME_RULE.match(dep) and dep.endswith("-v12345")
+
+
+def test_missing_smoke_input_fails_before_any_request(
+    fake: FakeAzure, settings: Settings, tmp_path: Path
+) -> None:
+    with pytest.raises(UserError, match=r"--smoke-input .*nope\.csv: not found"):
+        deploy.deploy_champion(settings, smoke_input=tmp_path / "nope.csv")
+    assert fake.requests == []

@@ -1,4 +1,4 @@
-"""`submit_pipeline` (`amlops run --target azure`): the pipeline job payload, uploads, status streaming, Ctrl-C."""
+"""`submit_pipeline` (`amlops run --target azure`): job payload, uploads, status streaming, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, serve_run_history
-from fakeazure import ARM, LOCATION, RG, SUB, WS, WS_PATH, FakeAzure, Recorded, Reply, arm_error
+from fakeazure import ARM, RG, SUB, WS, WS_PATH, FakeAzure, Recorded, Reply, arm_error
 
 from amlops.azure import jobs
 from amlops.azure.client import ml_client
 from amlops.config import Settings
 from amlops.console import UserError
+from conftest import FIXTURES, serve_run_history
 
 PIPELINE = FIXTURES / "pipelines" / "training.yml"
 
@@ -98,8 +98,12 @@ def test_components_code_and_data_are_uploaded(fake: FakeAzure, settings: Settin
 def test_inputs_override_the_yaml(fake: FakeAzure, settings: Settings, tmp_path: Path) -> None:
     local = tmp_path / "snapshot"
     shutil.copytree(FIXTURES / "data" / "raw", local)
-    submitted = submit(settings, {"raw_data": str(local), "seed": "7", "max_bad_row_share": "0.1"}, wait=False,
-                       compute="gpu-cluster")
+    submitted = submit(
+        settings,
+        {"raw_data": str(local), "seed": "7", "max_bad_row_share": "0.1"},
+        wait=False,
+        compute="gpu-cluster",
+    )
 
     body = job_puts(fake)[0].json()["properties"]
     assert body["inputs"]["seed"]["value"] == "7"
@@ -127,7 +131,9 @@ def test_data_asset_input(fake: FakeAzure, settings: Settings) -> None:
         ({"raw_data": "no/such/folder"}, "neither a local path nor a data asset"),
     ],
 )
-def test_bad_inputs_are_one_line(fake: FakeAzure, settings: Settings, inputs: dict[str, str], message: str) -> None:
+def test_bad_inputs_are_one_line(
+    fake: FakeAzure, settings: Settings, inputs: dict[str, str], message: str
+) -> None:
     with pytest.raises(UserError, match=message):
         submit(settings, inputs, wait=False)
     assert not job_puts(fake)
@@ -138,7 +144,8 @@ def test_missing_workspace_key_names_it(fake: FakeAzure, settings: Settings) -> 
     with pytest.raises(UserError) as info:
         submit(settings, wait=False)
     assert str(info.value) == (
-        "azure.subscription_id is not set (run `amlops infra deploy --env dev` or set AMLOPS_AZURE__SUBSCRIPTION_ID)"
+        "azure.subscription_id is not set "
+        "(run `amlops infra deploy --env dev` or set AMLOPS_AZURE__SUBSCRIPTION_ID)"
     )
     assert fake.requests == []
 
@@ -159,16 +166,28 @@ def test_environment_settings_pick_the_workspace(fake: FakeAzure, settings: Sett
         submit(settings, wait=False, env="prod")
 
 
-def test_wait_streams_until_completed(fake: FakeAzure, settings: Settings) -> None:
+def test_wait_streams_until_completed(
+    fake: FakeAzure, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     clock = Clock(fake, ["NotStarted", "Running", "Running", "Completed"])
     serve_run_history(fake, {"prep": "Completed", "train": "Running"})
     submitted = jobs.submit_pipeline(PIPELINE, {}, settings, wait=False)
     ml = ml_client(settings)
+    capsys.readouterr()
     status = jobs.wait_for_job(ml, submitted.name, settings.azure, sleep=clock.sleep, poll_seconds=5)
 
     assert status == "Completed"
     assert clock.sleeps == [5, 5, 5]
     assert fake.calls("GET", rf"/runs/{submitted.name}/children$")
+    # Not a terminal (CI): one progress line per change, not one per poll.
+    lines = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith(f"job {submitted.name}:")
+    ]
+    assert lines == [
+        f"job {submitted.name}: NotStarted; running: train Running",
+        f"job {submitted.name}: Running; running: train Running",
+        f"job {submitted.name}: Completed; running: train Running",
+    ]
 
 
 def test_failed_job_names_the_failed_step(fake: FakeAzure, settings: Settings) -> None:
@@ -183,9 +202,16 @@ def test_ctrl_c_prints_what_runs_and_offers_cancel(
 ) -> None:
     Clock(fake, ["Running"])
     serve_run_history(fake, {"prep": "Completed", "train": "Running"})
-    fake.on("POST", r"/jobs/[^/]+/cancel$", Reply(202, headers={
-        "Location": f"https://{ARM}{WS_PATH}/operationResults/cancel-1?api-version=2024-01-01-preview",
-    }))
+    fake.on(
+        "POST",
+        r"/jobs/[^/]+/cancel$",
+        Reply(
+            202,
+            headers={
+                "Location": f"https://{ARM}{WS_PATH}/operationResults/cancel-1?api-version=2024-01-01-preview",
+            },
+        ),
+    )
     fake.on("GET", r"/operationResults/cancel-1$", Reply(200, {"status": "Succeeded"}))
     submitted = jobs.submit_pipeline(PIPELINE, {}, settings, wait=False)
     ml = ml_client(settings)
@@ -197,6 +223,7 @@ def test_ctrl_c_prints_what_runs_and_offers_cancel(
         jobs.wait_for_job(ml, submitted.name, settings.azure, sleep=ctrl_c, confirm=lambda: True)
     assert info.value.exit_code == 130
     assert "cancel requested" in capsys.readouterr().out
+    assert str(info.value) == f"interrupted: cancel requested for job {submitted.name}"
     assert fake.calls("POST", rf"/jobs/{submitted.name}/cancel$")
 
 
@@ -223,12 +250,78 @@ def test_ctrl_c_without_cancel_prints_the_command(
 
 
 def test_authorisation_error_is_one_line(fake: FakeAzure, settings: Settings) -> None:
-    fake.on("PUT", r"/jobs/[^/]+$", arm_error(403, "AuthorizationFailed", (
-        "The client 'me@example.com' does not have authorization to perform action "
-        "'Microsoft.MachineLearningServices/workspaces/jobs/write'.")))
+    fake.on(
+        "PUT",
+        r"/jobs/[^/]+$",
+        arm_error(
+            403,
+            "AuthorizationFailed",
+            (
+                "The client 'me@example.com' does not have authorization to perform action "
+                "'Microsoft.MachineLearningServices/workspaces/jobs/write'."
+            ),
+        ),
+    )
     with pytest.raises(UserError) as info:
         submit(settings, wait=False)
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith(f"not authorised on workspace '{WS}'")
     assert "AzureML Data Scientist" in message
+
+
+def test_the_projects_training_pipeline(fake: FakeAzure, settings: Settings) -> None:
+    """pipelines/training.yml as `amlops run ... --target azure` sends it, on a registered data asset."""
+    training = Path(__file__).resolve().parents[2] / "pipelines" / "training.yml"
+    submitted = jobs.submit_pipeline(training, {"raw_folder": "demand@3", "seed": "7"}, settings, wait=False)
+
+    [put] = job_puts(fake)
+    body = put.json()["properties"]
+    assert put.path == f"{WS_PATH}/jobs/{submitted.name}"
+    assert body["settings"]["default_compute"] == f"{WS_PATH}/computes/cpu-cluster"
+    assert set(body["jobs"]) == {"prep", "train", "evaluate", "register"}
+    inputs = body["inputs"]
+    assert inputs["raw_folder"] == {"jobInputType": "uri_folder", "uri": f"{WS_PATH}/data/demand/versions/3"}
+    assert "raw_file" not in inputs  # declared without a path: an unset optional input, left out
+    # Lineage: the data asset is passed on as data_uri, which the train and register steps record.
+    assert inputs["data_uri"] == {"jobInputType": "literal", "value": "azureml:demand:3"}
+    assert inputs["seed"]["value"] == "7"
+    assert inputs["schema"]["jobInputType"] == "uri_file"  # the schema file next to the YAML was uploaded
+    assert inputs["schema"]["uri"].endswith("/demand.yaml")
+    steps = body["jobs"]
+    assert steps["prep"]["inputs"]["raw_folder"]["value"] == "${{parent.inputs.raw_folder}}"
+    assert steps["evaluate"]["inputs"]["model"]["value"] == "${{parent.jobs.train.outputs.model}}"
+    assert steps["register"]["inputs"]["verdict"]["value"] == "${{parent.jobs.evaluate.outputs.verdict}}"
+    assert steps["register"]["inputs"]["run_info"]["value"] == "${{parent.jobs.train.outputs.run_info}}"
+    names = {c.json()["properties"]["componentSpec"]["name"] for c in fake.calls("PUT", r"/components/")}
+    assert names == {"azureml_anonymous"}
+    commands = [
+        c.json()["properties"]["componentSpec"]["command"] for c in fake.calls("PUT", r"/components/")
+    ]
+    assert any(c.startswith("python -m amlops.steps.train") for c in commands)
+
+
+def test_mlflow_model_uri_inputs_become_model_assets(
+    fake: FakeAzure, settings: Settings, tmp_path: Path
+) -> None:
+    """`models:/name@champion` (what local runs take) resolves through the workspace's role tags."""
+    from conftest import seed_model
+
+    seed_model(fake, "4", champion_since="2026-11-20T08:00:00.000000Z")
+    monitoring = Path(__file__).resolve().parents[2] / "pipelines" / "monitoring.yml"
+    current = tmp_path / "current"
+    current.mkdir()
+    (current / "rows.csv").write_text("date,units_sold\n2026-11-01,3\n")
+    jobs.submit_pipeline(
+        monitoring,
+        {"current_data": str(current), "model": "models:/demand-forecaster@champion"},
+        settings,
+        wait=False,
+    )
+
+    inputs = job_puts(fake)[0].json()["properties"]["inputs"]
+    assert inputs["model"] == {
+        "jobInputType": "mlflow_model",
+        "uri": f"{WS_PATH}/models/demand-forecaster/versions/4",
+    }
+    assert inputs["current_data"]["uri"].endswith("/current/")

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MODEL, seed_model, seed_workspace
 from fakeazure import LOCATION, WS, WS_PATH, FakeAzure, Recorded, Reply
 
-from amlops.azure.deploy import champion_version
 from amlops.azure.client import ml_client
+from amlops.azure.deploy import champion_version
 from amlops.azure.promote import promote_to
 from amlops.config import Settings
 from amlops.console import UserError
+from conftest import MODEL, seed_model, seed_workspace
 
 REGISTRY = "reg-amlops"
 REG_SUB = "00000000-0000-0000-0000-0000000000aa"
 REG_RG = "rg-amlops-shared"
-REG_PATH = f"/subscriptions/{REG_SUB}/resourceGroups/{REG_RG}/providers/Microsoft.MachineLearningServices/registries/{REGISTRY}"
+REG_PATH = (
+    f"/subscriptions/{REG_SUB}/resourceGroups/{REG_RG}"
+    f"/providers/Microsoft.MachineLearningServices/registries/{REGISTRY}"
+)
 MFE = f"{LOCATION}.api.azureml.ms"
 PROD = "mlw-amlops-prod"
 PROD_PATH = WS_PATH.replace(WS, PROD)
 REG_BLOB = "https://stregamlops.blob.core.windows.net/reg-container"
-FILES = {"MLmodel": b"flavors:\n  python_function: {loader_module: mlflow.sklearn}\n", "model.skops": b"\x00model",
-         "reference_profile.json": b"{}"}
+FILES = {
+    "MLmodel": b"flavors:\n  python_function: {loader_module: mlflow.sklearn}\n",
+    "model.skops": b"\x00model",
+    "reference_profile.json": b"{}",
+}
 
 
 @pytest.fixture
@@ -37,10 +43,20 @@ def envs(settings: Settings) -> Settings:
 def serve_registry(fake: FakeAzure) -> list[Recorded]:
     """The registry: discovery, the import (server-side copy of a workspace model), SAS for downloads."""
     imports: list[Recorded] = []
-    fake.on("GET", rf"registries/{REGISTRY}/discovery$", Reply(200, {
-        "registryName": REGISTRY, "primaryRegion": LOCATION, "primaryRegionResourceProviderUri": f"https://{MFE}/",
-        "subscriptionId": REG_SUB, "resourceGroup": REG_RG,
-    }))
+    fake.on(
+        "GET",
+        rf"registries/{REGISTRY}/discovery$",
+        Reply(
+            200,
+            {
+                "registryName": REGISTRY,
+                "primaryRegion": LOCATION,
+                "primaryRegionResourceProviderUri": f"https://{MFE}/",
+                "subscriptionId": REG_SUB,
+                "resourceGroup": REG_RG,
+            },
+        ),
+    )
 
     def do_import(req: Recorded) -> Reply:
         imports.append(req)
@@ -53,9 +69,18 @@ def serve_registry(fake: FakeAzure) -> list[Recorded]:
         for file, data in FILES.items():  # the service copies the files into the registry's storage
             fake.blobs[f"{folder.removeprefix('https://')}/{file}"] = data
         resource = f"/mferp/managementfrontend{REG_PATH}/models/{name}/versions/{version}"
-        fake.put_resource(resource, {"properties": {"modelType": "mlflow_model", "modelUri": folder,
-                                                    "tags": dict(src["tags"]), "flavors": src["flavors"],
-                                                    "properties": {}}})
+        fake.put_resource(
+            resource,
+            {
+                "properties": {
+                    "modelType": "mlflow_model",
+                    "modelUri": folder,
+                    "tags": dict(src["tags"]),
+                    "flavors": src["flavors"],
+                    "properties": {},
+                }
+            },
+        )
         # A long-running operation: 202 and a Location to poll, which answers 200 with no body when done.
         operation = f"https://{MFE}/mferp/managementfrontend{REG_PATH}/operationResults/import-{len(imports)}"
         return Reply(202, headers={"Location": operation, "Retry-After": "0"})
@@ -64,10 +89,15 @@ def serve_registry(fake: FakeAzure) -> list[Recorded]:
     fake.on("GET", r"/operationResults/import-\d+$", Reply(200))
 
     def sas(req: Recorded) -> Reply:
-        return Reply(200, {"blobReferenceForConsumption": {
-            "blobUri": req.json()["blobUri"],
-            "credential": {"credentialType": "SAS", "sasUri": f"{REG_BLOB}?sv=2024-01-01&sig=fake"},
-        }})
+        return Reply(
+            200,
+            {
+                "blobReferenceForConsumption": {
+                    "blobUri": req.json()["blobUri"],
+                    "credential": {"credentialType": "SAS", "sasUri": f"{REG_BLOB}?sv=2024-01-01&sig=fake"},
+                }
+            },
+        )
 
     fake.on("POST", rf"registries/{REGISTRY}/datarefs/[^/]+/versions/[^/]+$", sas)
     return imports
@@ -88,14 +118,16 @@ def test_promote_shares_then_creates_in_the_target(fake: FakeAzure, envs: Settin
     [share] = imports
     assert share.host == MFE
     assert share.json()["properties"] == {
-        "referenceType": "Id", "destinationName": MODEL, "destinationVersion": "2",
+        "referenceType": "Id",
+        "destinationName": MODEL,
+        "destinationVersion": "2",
         "sourceAssetId": f"azureml://locations/{LOCATION}/workspaces/11111111-2222-3333-4444-555555555555"
-                         f"/models/{MODEL}/versions/2",
+        f"/models/{MODEL}/versions/2",
     }
     # The registry's files were downloaded and uploaded into prod's default datastore ...
     uploaded = {k.rsplit("/", 1)[-1]: v for k, v in fake.blobs.items() if "/LocalUpload/" in k}
     assert uploaded == FILES
-    # ... and registered there as the same name and version, an MLflow model, with lineage and the champion role.
+    # ... and registered there under the same name and version: MLflow model, lineage, the champion role.
     [put] = prod_models(fake)
     assert put.path == f"{PROD_PATH}/models/{MODEL}/versions/2"
     props = put.json()["properties"]
@@ -106,7 +138,7 @@ def test_promote_shares_then_creates_in_the_target(fake: FakeAzure, envs: Settin
     assert tags["data.digest"] == "sha256:" + "2" * 8 and tags["git.commit"] == "abc123"
     assert tags["promoted.reason"] == "passed the gate in dev" and tags["promoted.actor"] == "ci"
     assert tags["role.champion"] > "2026-11-20"
-    # amlops.registry now resolves the champion in prod to the promoted version (what `deploy --env prod` uses).
+    # amlops.registry now resolves prod's champion to the promoted version (what `deploy --env prod` uses).
     assert champion_version(ml_client(envs, "prod"), envs, envs.azure_for("prod")) == "2"
     # Nothing was written in dev.
     assert not [r for r in fake.writes() if f"/workspaces/{WS}/" in r.path]
@@ -153,4 +185,3 @@ def test_same_workspace_is_refused(fake: FakeAzure, envs: Settings) -> None:
     envs.azure.environments["prod"] = {"workspace": WS}
     with pytest.raises(UserError, match="source and target are the same workspace"):
         promote_to("prod", envs)
-

@@ -1,4 +1,4 @@
-"""Schedules: the objects built in code match pipelines/*_schedule.yml; create, list and disable on the wire."""
+"""Schedules: code-built objects match pipelines/*_schedule.yml; create, list and disable on the wire."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MODEL, seed_model
 from fakeazure import WS_PATH, FakeAzure
 
 from amlops.azure import schedules
 from amlops.config import Settings
 from amlops.console import UserError
+from conftest import MODEL, seed_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,17 +36,25 @@ def test_code_and_yaml_build_the_same_schedule(repo_settings: Settings, which: s
     from_yaml = _yaml(which)._to_dict()
 
     assert from_code == from_yaml
-    # Sanity: the comparison sees the fields that matter (a test that compares two empty dicts proves nothing).
-    assert from_yaml["trigger"]["expression"] == (az.monitoring_cron if which == "monitoring" else az.training_cron)
+    # The comparison sees the fields that matter (two empty dicts would compare equal and prove nothing).
+    assert from_yaml["trigger"]["expression"] == (
+        az.monitoring_cron if which == "monitoring" else az.training_cron
+    )
     assert from_yaml["trigger"]["time_zone"] == "UTC"
     assert from_yaml["create_job"]["jobs"]
 
 
 def test_config_changes_show_up_in_the_schedule(repo_settings: Settings) -> None:
-    az = repo_settings.azure.model_copy(update={"monitoring_cron": "0 5 * * *", "schedule_time_zone": "W. Europe Standard Time"})
+    az = repo_settings.azure.model_copy(
+        update={"monitoring_cron": "0 5 * * *", "schedule_time_zone": "W. Europe Standard Time"}
+    )
     built = schedules.build_schedule("monitoring", repo_settings, az, model="azureml:m:3")._to_dict()
 
-    assert built["trigger"] == {"type": "cron", "expression": "0 5 * * *", "time_zone": "W. Europe Standard Time"}
+    assert built["trigger"] == {
+        "type": "cron",
+        "expression": "0 5 * * *",
+        "time_zone": "W. Europe Standard Time",
+    }
     assert built["create_job"]["inputs"]["model"]["path"] == "azureml:m:3"
     assert built["create_job"]["settings"]["default_compute"] == "azureml:cpu-cluster"
     assert built != _yaml("monitoring")._to_dict()
@@ -58,7 +66,9 @@ def test_create_sends_both_schedules(fake: FakeAzure, repo_settings: Settings) -
     names = schedules.create_schedules(repo_settings)
 
     assert names == ["amlops-monitoring", "amlops-training"]
-    puts = {r.path.rsplit("/", 1)[-1]: r.json()["properties"] for r in fake.calls("PUT", r"/schedules/[^/]+$")}
+    puts = {
+        r.path.rsplit("/", 1)[-1]: r.json()["properties"] for r in fake.calls("PUT", r"/schedules/[^/]+$")
+    }
     mon = puts["amlops-monitoring"]
     assert mon["trigger"] == {"triggerType": "Cron", "expression": "0 6 * * 1", "timeZone": "UTC"}
     assert mon["action"]["actionType"] == "CreateJob"
@@ -67,9 +77,14 @@ def test_create_sends_both_schedules(fake: FakeAzure, repo_settings: Settings) -
     assert job["experimentName"] == "amlops-monitor"
     assert job["settings"]["default_compute"] == f"{WS_PATH}/computes/cpu-cluster"
     assert job["inputs"]["current_data"] == {
-        "jobInputType": "uri_folder", "uri": "azureml://datastores/workspaceblobstore/paths/amlops/current/"}
+        "jobInputType": "uri_folder",
+        "uri": "azureml://datastores/workspaceblobstore/paths/amlops/current/",
+    }
     # The champion (v2, not the newer v3) is pinned; unset optional references are left out.
-    assert job["inputs"]["model"] == {"jobInputType": "mlflow_model", "uri": f"{WS_PATH}/models/{MODEL}/versions/2"}
+    assert job["inputs"]["model"] == {
+        "jobInputType": "mlflow_model",
+        "uri": f"{WS_PATH}/models/{MODEL}/versions/2",
+    }
     assert "reference_profile" not in job["inputs"]
     assert job["jobs"]["monitor"]["inputs"]["current_data"]["value"] == "${{parent.inputs.current_data}}"
     assert mon["tags"]["amlops.model"] == f"azureml:{MODEL}:2"
@@ -78,8 +93,10 @@ def test_create_sends_both_schedules(fake: FakeAzure, repo_settings: Settings) -
     tjob = train["action"]["jobDefinition"]
     assert tjob["experimentName"] == "amlops-demand"
     assert tjob["inputs"]["raw_folder"]["uri"] == "azureml://datastores/workspaceblobstore/paths/amlops/raw/"
-    assert tjob["inputs"]["data_uri"] == {"jobInputType": "literal",
-                                          "value": "azureml://datastores/workspaceblobstore/paths/amlops/raw/"}
+    assert tjob["inputs"]["data_uri"] == {
+        "jobInputType": "literal",
+        "value": "azureml://datastores/workspaceblobstore/paths/amlops/raw/",
+    }
     assert set(tjob["jobs"]) == {"prep", "train", "evaluate", "register"}
 
 
@@ -94,7 +111,8 @@ def test_list_and_disable(fake: FakeAzure, repo_settings: Settings) -> None:
     schedules.create_schedules(repo_settings, which="training")
     listed = schedules.list_schedules(repo_settings)
     assert [(s.name, s.enabled, s.expression, s.time_zone, s.which) for s in listed] == [
-        ("amlops-training", True, "0 3 1 * *", "UTC", "training")]
+        ("amlops-training", True, "0 3 1 * *", "UTC", "training")
+    ]
     [get] = fake.calls("GET", r"/schedules$")
     assert get.query["listViewType"] == ["All"]
 

@@ -32,15 +32,21 @@ def test_binner_equals_searchsorted(name: str) -> None:
     binner = Binner(p.edges, p.counts, discrete=p.discrete)
     # Current data: shifted and scaled copies plus every edge, its neighbours and extreme values.
     edges = p.edges
-    probes = np.concatenate([
-        values * 1.3 + 0.2 * np.std(values[np.abs(values) < 1e200]),
-        values,
-        edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf),
-        [np.inf, -np.inf, 0.0, -0.0, 1e308, -1e308, 5e-324, -5e-324],
-    ])
+    probes = np.concatenate(
+        [
+            values * 1.3 + 0.2 * np.std(values[np.abs(values) < 1e200]),
+            values,
+            edges,
+            np.nextafter(edges, -np.inf),
+            np.nextafter(edges, np.inf),
+            [np.inf, -np.inf, 0.0, -0.0, 1e308, -1e308, 5e-324, -5e-324],
+        ]
+    )
     got = binner(probes)
     want = np.searchsorted(edges, probes, side="right")
-    assert np.array_equal(got, want), f"{name}: {int((got != want).sum())} values binned differently ({binner.mode})"
+    assert np.array_equal(got, want), (
+        f"{name}: {int((got != want).sum())} values binned differently ({binner.mode})"
+    )
 
 
 def test_grids_are_chosen_for_speed() -> None:

@@ -28,8 +28,9 @@ N_REF, N_CUR = 20_000, 8_000
 
 
 def _score(ref: np.ndarray, cur: np.ndarray, kind: str = "numeric") -> dict:
-    profile = build_profile(pd.DataFrame({"f": ref}), ["f"] if kind == "numeric" else [],
-                            ["f"] if kind == "categorical" else [])
+    profile = build_profile(
+        pd.DataFrame({"f": ref}), ["f"] if kind == "numeric" else [], ["f"] if kind == "categorical" else []
+    )
     result = run_monitor([pa.table({"f": cur})], profile, MonitorOptions(min_window_rows=1))
     return result["overall"]["features"]["f"]
 

@@ -21,8 +21,9 @@ def _weekly(**kw: object) -> MonitorOptions:
     return MonitorOptions(window="weekly", timestamp_column="date", **kw)  # type: ignore[arg-type]
 
 
-def test_drift_is_named_with_its_first_window(drifted_frame: pd.DataFrame,
-                                              reference_profile: ReferenceProfile) -> None:
+def test_drift_is_named_with_its_first_window(
+    drifted_frame: pd.DataFrame, reference_profile: ReferenceProfile
+) -> None:
     batches = _table(drifted_frame).to_batches(max_chunksize=2_500)  # many chunks, windows across them
     result = run_monitor(batches, reference_profile, _weekly())
     v = result["verdict"]
@@ -47,25 +48,34 @@ def test_clean_data_reports_no_drift(clean_frame: pd.DataFrame, reference_profil
 
 
 def test_daily_and_row_windows(drifted_frame: pd.DataFrame, reference_profile: ReferenceProfile) -> None:
-    daily = run_monitor([_table(drifted_frame)], reference_profile,
-                        MonitorOptions(window="daily", timestamp_column="date"))
+    daily = run_monitor(
+        [_table(drifted_frame)], reference_profile, MonitorOptions(window="daily", timestamp_column="date")
+    )
     assert len(daily["windows"]) == 28
     assert daily["windows"][0]["window"] == "2024-01-01"
     counts = drifted_frame["date"].dt.date.value_counts().sort_index()
     assert [w["row_count"] for w in daily["windows"]] == counts.tolist()
-    rows = run_monitor(_table(drifted_frame).to_batches(3_000), reference_profile, MonitorOptions(window="5000"))
+    rows = run_monitor(
+        _table(drifted_frame).to_batches(3_000), reference_profile, MonitorOptions(window="5000")
+    )
     assert [w["row_count"] for w in rows["windows"]] == [5_000, 5_000, 4_000]
     assert rows["windows"][1]["window"] == "rows 5000-9999"
 
 
-def test_small_windows_are_not_judged(drifted_frame: pd.DataFrame, reference_profile: ReferenceProfile) -> None:
-    result = run_monitor([_table(drifted_frame.iloc[:40])], reference_profile, MonitorOptions(min_window_rows=50))
+def test_small_windows_are_not_judged(
+    drifted_frame: pd.DataFrame, reference_profile: ReferenceProfile
+) -> None:
+    result = run_monitor(
+        [_table(drifted_frame.iloc[:40])], reference_profile, MonitorOptions(min_window_rows=50)
+    )
     assert result["overall"]["status"] == "insufficient_rows"
     assert result["verdict"]["status"] == "insufficient_data"
     assert not result["verdict"]["drift_detected"]
 
 
-def test_undated_rows_get_their_own_window(clean_frame: pd.DataFrame, reference_profile: ReferenceProfile) -> None:
+def test_undated_rows_get_their_own_window(
+    clean_frame: pd.DataFrame, reference_profile: ReferenceProfile
+) -> None:
     frame = clean_frame.copy()
     frame.loc[frame.index[:700], "date"] = pd.NaT
     result = run_monitor([_table(frame)], reference_profile, _weekly())
@@ -76,23 +86,31 @@ def test_undated_rows_get_their_own_window(clean_frame: pd.DataFrame, reference_
 def test_edge_cases_give_defined_values_and_findings() -> None:
     rng = np.random.default_rng(0)
     n = 2_000
-    ref = pd.DataFrame({
-        "constant": np.full(n, 5.0),
-        "normal": rng.normal(size=n),
-        "all_null_now": rng.normal(size=n),
-        "cat": rng.choice(["a", "b", "c"], n),
-    })
+    ref = pd.DataFrame(
+        {
+            "constant": np.full(n, 5.0),
+            "normal": rng.normal(size=n),
+            "all_null_now": rng.normal(size=n),
+            "cat": rng.choice(["a", "b", "c"], n),
+        }
+    )
     profile = build_profile(ref, ["constant", "normal", "all_null_now"], ["cat"])
-    cur = pd.DataFrame({
-        "constant": np.r_[np.full(n - 10, 5.0), np.full(10, 6.0)],
-        "normal": np.r_[rng.normal(size=n - 30), np.full(10, np.nan), np.full(10, np.inf), np.full(10, -np.inf)],
-        "all_null_now": np.full(n, np.nan),
-        "cat": np.r_[rng.choice(["a", "b", "c"], n - 200), np.full(200, "zzz-unseen")],
-    })
+    cur = pd.DataFrame(
+        {
+            "constant": np.r_[np.full(n - 10, 5.0), np.full(10, 6.0)],
+            "normal": np.r_[
+                rng.normal(size=n - 30), np.full(10, np.nan), np.full(10, np.inf), np.full(10, -np.inf)
+            ],
+            "all_null_now": np.full(n, np.nan),
+            "cat": np.r_[rng.choice(["a", "b", "c"], n - 200), np.full(200, "zzz-unseen")],
+        }
+    )
     result = run_monitor([_table(cur)], profile, MonitorOptions(min_window_rows=1))
     f = result["overall"]["features"]
     # Constant reference: distance relative to its value, out-of-range values found.
-    assert f["constant"]["metrics"]["normalized_wasserstein_distance"]["value"] == pytest.approx(10 * 1.0 / n / 5.0)
+    assert f["constant"]["metrics"]["normalized_wasserstein_distance"]["value"] == pytest.approx(
+        10 * 1.0 / n / 5.0
+    )
     assert f["constant"]["data_quality"]["out_of_bounds_rate"]["value"] == pytest.approx(10 / n)
     # NaN counts as null, +-inf as a type error; neither enters the distribution.
     assert f["normal"]["summary"]["null_count"] == 10 and f["normal"]["summary"]["type_error_count"] == 20
@@ -106,8 +124,11 @@ def test_edge_cases_give_defined_values_and_findings() -> None:
     assert f["cat"]["summary"]["unseen_count"] == 200
     assert f["cat"]["data_quality"]["out_of_bounds_rate"]["exceeded"]
     findings = {(x["feature"], x["metric"]) for x in result["verdict"]["data_quality_findings"]}
-    assert {("all_null_now", "null_value_rate"), ("normal", "data_type_error_rate"),
-            ("cat", "out_of_bounds_rate")} <= findings
+    assert {
+        ("all_null_now", "null_value_rate"),
+        ("normal", "data_type_error_rate"),
+        ("cat", "out_of_bounds_rate"),
+    } <= findings
 
 
 def test_single_row_and_all_null_reference() -> None:
@@ -116,12 +137,15 @@ def test_single_row_and_all_null_reference() -> None:
     result = run_monitor([pa.table({"v": [2.0], "w": [9.0]})], profile, MonitorOptions(min_window_rows=1))
     v, w = result["overall"]["features"]["v"], result["overall"]["features"]["w"]
     assert v["metrics"]["normalized_wasserstein_distance"]["value"] is None  # nothing to compare with
-    assert w["metrics"]["normalized_wasserstein_distance"]["value"] == pytest.approx(6.0 / np.std([1, 2, 3, 4, 5]))
+    assert w["metrics"]["normalized_wasserstein_distance"]["value"] == pytest.approx(
+        6.0 / np.std([1, 2, 3, 4, 5])
+    )
     assert w["data_quality"]["out_of_bounds_rate"]["value"] == 1.0
 
 
-def test_text_in_a_numeric_column_is_a_type_error(reference_profile: ReferenceProfile,
-                                                  clean_frame: pd.DataFrame) -> None:
+def test_text_in_a_numeric_column_is_a_type_error(
+    reference_profile: ReferenceProfile, clean_frame: pd.DataFrame
+) -> None:
     frame = clean_frame.copy()
     frame["x0"] = frame["x0"].astype(str)
     frame.loc[frame.index[:50], "x0"] = "n/a"
@@ -132,8 +156,11 @@ def test_text_in_a_numeric_column_is_a_type_error(reference_profile: ReferencePr
     assert not x0["drifted"]
 
 
-def test_performance_with_late_labels(tmp_path, drifted_frame: pd.DataFrame,  # type: ignore[no-untyped-def]
-                                      reference_profile: ReferenceProfile) -> None:
+def test_performance_with_late_labels(
+    tmp_path,
+    drifted_frame: pd.DataFrame,  # type: ignore[no-untyped-def]
+    reference_profile: ReferenceProfile,
+) -> None:
     labels = drifted_frame[["row_id", "units_sold"]].sample(frac=0.5, random_state=0)
     current = drifted_frame.drop(columns=["units_sold"])
     from amlops.drift.monitor import load_labels
@@ -155,8 +182,9 @@ def test_performance_with_late_labels(tmp_path, drifted_frame: pd.DataFrame,  # 
     assert result["overall"]["prediction_drift"]["reference_role"] == "prediction"
 
 
-def test_bad_inputs_raise_one_clear_error(reference_profile: ReferenceProfile, clean_frame: pd.DataFrame,
-                                          tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_inputs_raise_one_clear_error(
+    reference_profile: ReferenceProfile, clean_frame: pd.DataFrame, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(MonitorError, match="window"):
         run_monitor([_table(clean_frame)], reference_profile, MonitorOptions(window="fortnightly"))
     with pytest.raises(MonitorError, match="timestamp column"):
@@ -169,8 +197,11 @@ def test_bad_inputs_raise_one_clear_error(reference_profile: ReferenceProfile, c
         run_monitor([_table(clean_frame)], reference_profile, MonitorOptions(thresholds={"nope": 1.0}))
 
 
-def test_reads_folders_of_parquet_and_csv(tmp_path, clean_frame: pd.DataFrame,  # type: ignore[no-untyped-def]
-                                          reference_profile: ReferenceProfile) -> None:
+def test_reads_folders_of_parquet_and_csv(
+    tmp_path,
+    clean_frame: pd.DataFrame,  # type: ignore[no-untyped-def]
+    reference_profile: ReferenceProfile,
+) -> None:
     folder = tmp_path / "parts"
     folder.mkdir()
     clean_frame.iloc[:7_000].to_parquet(folder / "a.parquet")
@@ -188,7 +219,9 @@ def test_reads_folders_of_parquet_and_csv(tmp_path, clean_frame: pd.DataFrame,  
         assert a[key]["value"] == pytest.approx(b[key]["value"], abs=1e-9)
 
 
-def test_threads_do_not_change_results(drifted_frame: pd.DataFrame, reference_profile: ReferenceProfile) -> None:
+def test_threads_do_not_change_results(
+    drifted_frame: pd.DataFrame, reference_profile: ReferenceProfile
+) -> None:
     batches = _table(drifted_frame).to_batches(4_000)
     one = run_monitor(batches, reference_profile, _weekly(threads=1))
     two = run_monitor(batches, reference_profile, _weekly(threads=3))

@@ -162,13 +162,18 @@ def _assert_same_data(expected: ReferenceProfile, got: ReferenceProfile) -> None
     # The histograms (piecewise-linear CDFs) stay within 1% of each other everywhere.
     for name, e in expected.numeric.items():
         g = got.numeric[name]
-        cdf_e = np.interp(np.linspace(e.min, e.max, 200), e.edges, np.r_[0, np.cumsum(e.counts)] / e.counts.sum())
-        cdf_g = np.interp(np.linspace(e.min, e.max, 200), g.edges, np.r_[0, np.cumsum(g.counts)] / g.counts.sum())
+        cdf_e = np.interp(
+            np.linspace(e.min, e.max, 200), e.edges, np.r_[0, np.cumsum(e.counts)] / e.counts.sum()
+        )
+        cdf_g = np.interp(
+            np.linspace(e.min, e.max, 200), g.edges, np.r_[0, np.cumsum(g.counts)] / g.counts.sum()
+        )
         assert np.abs(cdf_e - cdf_g).max() < 0.01, name
 
 
-def test_profiles_score_their_own_data_as_no_drift(reference_frame: pd.DataFrame,
-                                                   reference_profile: ReferenceProfile) -> None:
+def test_profiles_score_their_own_data_as_no_drift(
+    reference_frame: pd.DataFrame, reference_profile: ReferenceProfile
+) -> None:
     table = pa.Table.from_pandas(reference_frame, preserve_index=False)
     result = run_monitor([table], reference_profile, MonitorOptions())
     for f in result["overall"]["features"].values():

@@ -49,8 +49,13 @@ class _Collect(HTMLParser):
         if self._row is not None and tag == "td":
             self._cells.append("".join(self._text).strip())
         if self._row is not None and tag == "tr":
-            self.rows.append({"feature": self._row["data-feature"], "class": self._row.get("class", ""),
-                              "cells": " | ".join(self._cells)})
+            self.rows.append(
+                {
+                    "feature": self._row["data-feature"],
+                    "class": self._row.get("class", ""),
+                    "cells": " | ".join(self._cells),
+                }
+            )
             self._row = None
         if tag == "table":
             self._in_table = False

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from scoring_helpers import MODEL_PARAMS, SCHEMA, SMALL
 
-from amlops.config import Settings
+from amlops.config import Settings, load_settings
 from amlops.data.generate import generate
 from amlops.data.schema import load_schema
 from amlops.data.snapshot import write_snapshot
+
 
 @pytest.fixture(scope="session")
 def demand() -> pd.DataFrame:
@@ -21,7 +24,7 @@ def demand() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory, demand: pd.DataFrame) -> dict[str, Path]:
-    """{"v1": folder, "v2": folder}: MLflow models written by amlops.steps.train (the format scoring must read)."""
+    """{"v1": folder, "v2": folder}: MLflow models written by amlops.steps.train (what scoring reads)."""
     from amlops.steps.train import train
 
     root = tmp_path_factory.mktemp("scoring-models")
@@ -34,15 +37,34 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory, demand: pd.DataFrame) -
         mp.delenv("AMLOPS_TEST_KILL_AT", raising=False)
         for key, params in MODEL_PARAMS.items():
             folders[key] = root / key / "model"
-            train(snapshot, SCHEMA, folders[key], root / key / "run_info", seed=3, holdout_days=14, params=params)
+            train(
+                snapshot,
+                SCHEMA,
+                folders[key],
+                root / key / "run_info",
+                seed=3,
+                holdout_days=14,
+                params=params,
+            )
     return folders
 
 
+@pytest.fixture(scope="session")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One SQLite MLflow store for the session (creating one takes seconds); tests differ by model name."""
+    root = tmp_path_factory.mktemp("scoring-mlflow")
+    return {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "artifact_root": str(root / "artifacts")}
+
+
 @pytest.fixture
-def scoring_settings(tmp_path: Path) -> Iterator[Settings]:
-    """Settings rooted in tmp_path (SQLite MLflow, runs, model cache), written as amlops.yaml for the CLI."""
-    (tmp_path / "amlops.yaml").write_text("model_name: demand-score-test\nexperiment: scoring-tests\n")
-    yield Settings(base_dir=tmp_path, model_name="demand-score-test", experiment="scoring-tests")
+def scoring_settings(tmp_path: Path, shared_store: dict[str, str]) -> Iterator[Settings]:
+    """Settings rooted in tmp_path (runs, model cache) on the shared store, with a model name of its own;
+    also written as amlops.yaml for the CLI."""
+    name = f"demand-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "amlops.yaml").write_text(
+        yaml.safe_dump({"model_name": name, "experiment": "scoring-tests", "mlflow": shared_store})
+    )
+    yield load_settings(tmp_path / "amlops.yaml", environ={})
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,10 @@ PIPELINE = REPO / "pipelines" / "batch_inference.yml"
 # 3 stores x 4 products x 120 days = 1,440 rows: seconds to train, enough for distinct models.
 SMALL = GeneratorConfig(days=120, stores=3, products=4, seed=11)
 # Two models that predict differently, so a test can tell which one scored.
-MODEL_PARAMS = {"v1": {"max_iter": 20}, "v2": {"max_iter": 40, "learning_rate": 0.2}}
+MODEL_PARAMS: dict[str, dict[str, Any]] = {
+    "v1": {"max_iter": 20},
+    "v2": {"max_iter": 40, "learning_rate": 0.2},
+}
 
 
 def bare_predictions(model_dir: Path, df: pd.DataFrame) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""`amlops score` and the batch inference pipeline: the champion scores, a promotion changes who scores next."""
+"""`amlops score` and the batch inference pipeline: the champion scores; a promotion changes who is next."""
 
 from __future__ import annotations
 
@@ -49,11 +49,15 @@ def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
         (None, "7", ("m", None, "7")),
     ],
 )
-def test_model_options(spec: str | None, version: str | None, expected: tuple[str, str | None, str | None]) -> None:
+def test_model_options(
+    spec: str | None, version: str | None, expected: tuple[str, str | None, str | None]
+) -> None:
     assert parse_model(spec, "m", version) == expected
 
 
-@pytest.mark.parametrize(("spec", "version"), [("m@", None), ("m/x", None), ("m@champion", "3"), (None, "v3")])
+@pytest.mark.parametrize(
+    ("spec", "version"), [("m@", None), ("m/x", None), ("m@champion", "3"), (None, "v3")]
+)
 def test_bad_model_options_are_one_line_errors(spec: str | None, version: str | None) -> None:
     with pytest.raises(UserError):
         parse_model(spec, "m", version)
@@ -88,7 +92,9 @@ def test_input_that_does_not_fit_the_model_fails_before_the_pipeline_starts(
     demand: pd.DataFrame,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    registry.promote(scoring_settings, scoring_settings.model_name, register_model(model_dirs["v1"]), "x", "t")
+    registry.promote(
+        scoring_settings, scoring_settings.model_name, register_model(model_dirs["v1"]), "x", "t"
+    )
     bad = scoring_settings.base_dir / "bad.parquet"
     demand.head(20).drop(columns=["promotion"]).to_parquet(bad, index=False)
     result = cli(scoring_settings, monkeypatch, "--input", str(bad))

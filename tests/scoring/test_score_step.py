@@ -128,7 +128,7 @@ def test_signature_violation_fails_with_one_line_and_writes_nothing(
 
 
 def load_entry_script() -> ModuleType:
-    """The entry script loaded the way a parallel driver does: from its file, not registered in sys.modules."""
+    """The entry script loaded as a parallel driver does: from its file, not registered in sys.modules."""
     spec = importlib.util.spec_from_file_location("score_entry", ENTRY_SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -175,7 +175,7 @@ def test_parallel_init_fails_before_any_mini_batch_on_a_bad_file(
     args = ["--data", str(data), "--model", str(model_dirs["v1"]), "--output", str(tmp_path / "out")]
     monkeypatch.setattr(sys, "argv", ["score.py", *args, "--model-version", "5"])
     entry = load_entry_script()
-    with pytest.raises(ValueError, match="z.parquet: column 'store_type' is missing"):
+    with pytest.raises(ValueError, match=r"z\.parquet: column 'store_type' is missing"):
         entry.init()
     assert capsys.readouterr().err.startswith(f"error: {data / 'z.parquet'}: column 'store_type' is missing")
     assert files_in(tmp_path / "out") == []
@@ -197,11 +197,20 @@ def test_module_entry_prints_one_error_line_and_exits_1(
     tmp_path: Path, demand: pd.DataFrame, model_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     demand.head(10).drop(columns=["holiday"]).to_parquet(tmp_path / "x.parquet", index=False)
-    args = ["--data", str(tmp_path / "x.parquet"), "--model", str(model_dirs["v1"]), "--output", str(tmp_path / "o")]
+    args = [
+        "--data",
+        str(tmp_path / "x.parquet"),
+        "--model",
+        str(model_dirs["v1"]),
+        "--output",
+        str(tmp_path / "o"),
+    ]
     code = score.main([*args, "--model-version", "1"])
     err = capsys.readouterr().err
     assert code == 1
-    assert err.splitlines() == [f"error: {tmp_path / 'x.parquet'}: column 'holiday' is missing: the model requires it (double)"]
+    assert err.splitlines() == [
+        f"error: {tmp_path / 'x.parquet'}: column 'holiday' is missing: the model requires it (double)"
+    ]
 
 
 def test_a_model_without_signature_is_refused(tmp_path: Path, model_dirs: dict[str, Path]) -> None:
@@ -221,7 +230,7 @@ def test_a_model_without_signature_is_refused(tmp_path: Path, model_dirs: dict[s
 def test_nulls_in_optional_text_and_numbers_are_scored_like_the_model_does(
     tmp_path: Path, demand: pd.DataFrame, model_dirs: dict[str, Path]
 ) -> None:
-    """Missing temperature (nullable in the schema) and a missing category reach the model as NaN, as in training."""
+    """Missing temperatures (nullable in the schema) and categories reach the model as NaN, as in training."""
     rows = demand.head(40).copy()
     rows.loc[rows.index[:5], "temperature"] = np.nan
     rows.loc[rows.index[5:8], "product_category"] = None

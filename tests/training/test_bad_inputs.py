@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from training_helpers import SCHEMA
+from training_helpers import SCHEMA, fresh_store
 
 from amlops import registry
 from amlops.config import Settings
@@ -79,14 +79,26 @@ def swap_dates(df: pd.DataFrame) -> pd.DataFrame:
 CASES = [
     # --- the file cannot be used: one line, exit 1
     Case("missing-column", edit(lambda d: d.drop(columns=["price"])), error=("'price'", "required")),
-    Case("wrong-dtype-column", edit(set_rows("price", "cheap", slice(None))), error=("'price'", "dtype(float)")),
-    Case("all-null-column", edit(set_rows("units_sold", None, slice(None))), error=("'units_sold'", "not_nullable")),
+    Case(
+        "wrong-dtype-column", edit(set_rows("price", "cheap", slice(None))), error=("'price'", "dtype(float)")
+    ),
+    Case(
+        "all-null-column",
+        edit(set_rows("units_sold", None, slice(None))),
+        error=("'units_sold'", "not_nullable"),
+    ),
     Case("empty-file", text_file(b"", "raw.csv"), error=("raw.csv", "file is empty")),
     Case("header-only", text_file(b"row_id,date,price\n", "raw.csv"), error=("raw.csv", "no data rows")),
-    Case("corrupt-parquet", text_file(b"PAR1\x00\x01garbage\x00PAR1", "raw.parquet"), error=("not a valid Parquet",)),
+    Case(
+        "corrupt-parquet",
+        text_file(b"PAR1\x00\x01garbage\x00PAR1", "raw.parquet"),
+        error=("not a valid Parquet",),
+    ),
     Case(
         "wrong-delimiter",
-        lambda df, tmp: (tmp / "raw.csv").write_text(df.head(20).to_csv(index=False, sep=";")) and tmp / "raw.csv",
+        lambda df, tmp: (
+            (tmp / "raw.csv").write_text(df.head(20).to_csv(index=False, sep=";")) and tmp / "raw.csv"
+        ),
         error=("wrong delimiter", "';'"),
     ),
     Case(
@@ -112,42 +124,82 @@ CASES = [
         error=("'units_sold'", "greater_than_or_equal_to(0", "no valid rows"),
     ),
     # --- some rows are bad: they are quarantined with a reason, the rest goes on
-    Case("wrong-dtype-rows", edit(set_rows("price", "cheap", slice(0, 4))), reason="price: dtype(float)", rows=4),
-    Case("unseen-category-rows", edit(set_rows("store_type", "kiosk", slice(0, 3))), reason="store_type: isin", rows=3),
     Case(
-        "negative-demand-rows", edit(set_rows("units_sold", -5, slice(0, 2))),
-        reason="units_sold: greater_than_or_equal_to(0", rows=2,
+        "wrong-dtype-rows",
+        edit(set_rows("price", "cheap", slice(0, 4))),
+        reason="price: dtype(float)",
+        rows=4,
+    ),
+    Case(
+        "unseen-category-rows",
+        edit(set_rows("store_type", "kiosk", slice(0, 3))),
+        reason="store_type: isin",
+        rows=3,
+    ),
+    Case(
+        "negative-demand-rows",
+        edit(set_rows("units_sold", -5, slice(0, 2))),
+        reason="units_sold: greater_than_or_equal_to(0",
+        rows=2,
     ),
     Case("duplicate-keys", edit(duplicate_rows), reason="date,store_id,product_id: duplicate_key", rows=2),
     Case("inf-values", edit(set_rows("price", np.inf, slice(0, 3))), reason="price: finite", rows=3),
-    Case("unparseable-date", edit(set_rows("date", "2024-02-30", slice(0, 2))), reason="date: dtype(date)", rows=2),
+    Case(
+        "unparseable-date",
+        edit(set_rows("date", "2024-02-30", slice(0, 2))),
+        reason="date: dtype(date)",
+        rows=2,
+    ),
     Case("date-out-of-order", edit(swap_dates), reason="dates_in_order", rows=1),
-    Case("fractional-units", edit(set_rows("units_sold", 2.5, slice(0, 2))), reason="units_sold: dtype(int)", rows=2),
+    Case(
+        "fractional-units",
+        edit(set_rows("units_sold", 2.5, slice(0, 2))),
+        reason="units_sold: dtype(int)",
+        rows=2,
+    ),
     Case("flag-not-allowed", edit(set_rows("promotion", 2, slice(0, 2))), reason="promotion: isin", rows=2),
-    Case("bad-id-pattern", edit(set_rows("store_id", "store-1", slice(0, 2))), reason="store_id: pattern", rows=2),
+    Case(
+        "bad-id-pattern",
+        edit(set_rows("store_id", "store-1", slice(0, 2))),
+        reason="store_id: pattern",
+        rows=2,
+    ),
     Case("text-in-parquet", parquet_with_text_prices, reason="price: dtype(float)", rows=3),
 ]
 
 
 @pytest.fixture(scope="module")
-def champion_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
+def champion_registry(
+    tmp_path_factory: pytest.TempPathFactory, store_template: Path
+) -> Iterator[tuple[Settings, str]]:
     """A registry with a champion (a registered version; the matrix never gets as far as training)."""
     from mlflow.tracking import MlflowClient
 
     root = tmp_path_factory.mktemp("registry")
     settings = Settings(base_dir=root, model_name="bad-inputs")
+    fresh_store(settings, store_template)
     client = registry.client_for(settings)
     registry.ensure_registered_model(client, settings.model_name)
     (root / "model").mkdir()
-    mv = MlflowClient(settings.tracking_uri).create_model_version(settings.model_name, source=str(root / "model"))
+    mv = MlflowClient(settings.tracking_uri).create_model_version(
+        settings.model_name, source=str(root / "model")
+    )
     registry.promote(client, settings.model_name, mv.version, reason="baseline", actor="test")
     yield settings, str(mv.version)
 
 
 def run_prep(raw: Path, tmp: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
     code = prep.main(
-        ["--raw", str(raw), "--schema", str(SCHEMA), "--snapshot", str(tmp / "snapshot"),
-         "--quarantine", str(tmp / "quarantine")]
+        [
+            "--raw",
+            str(raw),
+            "--schema",
+            str(SCHEMA),
+            "--snapshot",
+            str(tmp / "snapshot"),
+            "--quarantine",
+            str(tmp / "quarantine"),
+        ]
     )
     return code, capsys.readouterr().err.strip().splitlines()
 
@@ -178,7 +230,9 @@ def test_bad_input(
         assert code == 0, err
         quarantined = pd.read_csv(tmp_path / "quarantine" / "quarantine.csv", dtype=str)
         assert len(quarantined) == case.rows
-        assert quarantined["_reason"].str.contains(case.reason, regex=False).all(), quarantined["_reason"].tolist()
+        assert quarantined["_reason"].str.contains(case.reason, regex=False).all(), quarantined[
+            "_reason"
+        ].tolist()
         manifest = json.loads((tmp_path / "snapshot" / "manifest.json").read_text())
         assert manifest["quarantined_rows"] == case.rows
         assert manifest["rows"] == manifest["raw_rows"] - case.rows
@@ -187,12 +241,14 @@ def test_bad_input(
         assert np.isfinite(clean["price"]).all()
     settings, champion = champion_registry
     assert registry.resolve_champion(settings, settings.model_name) == (
-        champion, registry.model_uri(settings.model_name, champion)
+        champion,
+        registry.model_uri(settings.model_name, champion),
     )
 
 
-def test_the_error_names_the_file_column_and_rule(demand_df: pd.DataFrame, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_error_names_the_file_column_and_rule(
+    demand_df: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     raw = csv(set_rows("price", -1.0, slice(0, 400))(demand_df.copy()), tmp_path)
     code, err = run_prep(raw, tmp_path, capsys)
     assert code == 1
@@ -216,9 +272,21 @@ def test_the_step_as_a_process_exits_1_with_one_line(demand_df: pd.DataFrame, tm
 
     raw = csv(demand_df.drop(columns=["holiday"]), tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "amlops.steps.prep", "--raw", str(raw), "--schema", str(SCHEMA),
-         "--snapshot", str(tmp_path / "s"), "--quarantine", str(tmp_path / "q")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "amlops.steps.prep",
+            "--raw",
+            str(raw),
+            "--schema",
+            str(SCHEMA),
+            "--snapshot",
+            str(tmp_path / "s"),
+            "--quarantine",
+            str(tmp_path / "q"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracking import MlflowClient
+from training_helpers import fresh_store
 
 from amlops import registry
 from amlops.config import Settings
@@ -29,8 +30,8 @@ class NoAliasClient:
             def reject(*args: Any, **kwargs: Any) -> Any:
                 self.alias_calls += 1
                 raise MlflowException(
-                    f"API request to endpoint /api/2.0/mlflow/registered-models/alias failed with error code "
-                    f"404 != 200. Response body: '<html>Not Found</html>'",
+                    "API request to endpoint /api/2.0/mlflow/registered-models/alias failed with error code "
+                    "404 != 200. Response body: '<html>Not Found</html>'",
                     error_code=registry_error_code("ENDPOINT_NOT_FOUND"),
                 )
 
@@ -45,8 +46,9 @@ def registry_error_code(name: str) -> int:
 
 
 @pytest.fixture
-def inner(tmp_path: Path) -> MlflowClient:
+def inner(tmp_path: Path, store_template: Path) -> MlflowClient:
     settings = Settings(base_dir=tmp_path)
+    fresh_store(settings, store_template)
     client = registry.client_for(settings)
     registry.ensure_registered_model(client, NAME)
     for v in (1, 2, 3):
@@ -54,8 +56,13 @@ def inner(tmp_path: Path) -> MlflowClient:
         source.mkdir()
         (source / "reference_profile.json").write_text(json.dumps({"version": v}))
         client.create_model_version(
-            NAME, source=str(source), tags={"data.digest": f"sha256:{v}" * 4, "git.commit": f"commit{v}",
-                                            "gate.passed": "true" if v != 3 else "false"}
+            NAME,
+            source=str(source),
+            tags={
+                "data.digest": f"sha256:{v}" * 4,
+                "git.commit": f"commit{v}",
+                "gate.passed": "true" if v != 3 else "false",
+            },
         )
     return client
 
@@ -99,8 +106,13 @@ def test_tag_fallback_has_one_answer_after_an_interrupted_move(inner: MlflowClie
         (RestException({"error_code": "FEATURE_DISABLED", "message": "aliases"}), True),
         (RestException({"error": {"code": "UserError", "message": "Operation is not supported"}}), True),
         (NotImplementedError(), True),
-        (MlflowException("Registered model alias champion not found.",
-                         error_code=registry_error_code("INVALID_PARAMETER_VALUE")), False),
+        (
+            MlflowException(
+                "Registered model alias champion not found.",
+                error_code=registry_error_code("INVALID_PARAMETER_VALUE"),
+            ),
+            False,
+        ),
         (RestException({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "alias not found"}), False),
         (MlflowException("database is locked"), False),
     ],
@@ -121,7 +133,9 @@ def test_promote_rollback_and_history_at_time(client: Any) -> None:
 
     events = registry.history(client, NAME)
     assert [(e.action, e.version, e.previous, e.actor) for e in events] == [
-        ("promote", "1", None, "ci"), ("promote", "2", "1", "alice"), ("rollback", "1", "2", "bob"),
+        ("promote", "1", None, "ci"),
+        ("promote", "2", "1", "alice"),
+        ("rollback", "1", "2", "bob"),
     ]
     assert events[1].data_digest == "sha256:2" * 4 and events[1].git_commit == "commit2"
     t0, t1, t2 = (e.at for e in events)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
-from training_helpers import SCHEMA, run_steps
+from training_helpers import SCHEMA, make_tracked, run_steps
 
 from amlops import registry
 from amlops.config import Settings
@@ -25,6 +28,7 @@ from amlops.steps import register as register_step
 from amlops.steps.evaluate import evaluate, predict
 from amlops.steps.prep import prep
 from amlops.steps.train import parse_params, train
+from amlops.tracking import mlflow_env
 
 WEAK = {"max_iter": 3}
 
@@ -36,34 +40,71 @@ def holdout_predictions(model: Path, snapshot: Path, holdout_days: int) -> np.nd
     return predict(mlflow.pyfunc.load_model(str(model)), holdout, schema)
 
 
-def test_training_twice_gives_identical_predictions(tracked: Settings, raw_csv: Path, tmp_path: Path) -> None:
-    runs = []
-    for i in (1, 2):
-        out = tmp_path / f"run{i}"
-        manifest = prep(raw_csv, SCHEMA, out / "snapshot", out / "quarantine")
-        info = train(out / "snapshot", SCHEMA, out / "model", out / "info", seed=42,
-                     holdout_days=tracked.train.holdout_days, params=tracked.train.params)
-        runs.append((out, manifest, info))
-    (a, ma, ia), (b, mb, ib) = runs
+@dataclass
+class TrainedTwice:
+    settings: Settings
+    root: Path
+    runs: list[tuple[Path, dict[str, Any], dict[str, Any]]]
+
+
+@pytest.fixture(scope="module")
+def trained_twice(
+    tmp_path_factory: pytest.TempPathFactory, store_template: Path, demand_df: pd.DataFrame
+) -> Iterator[TrainedTwice]:
+    """The same data, configuration and seed trained twice (shared by the tests below: training is the slow part)."""
+    root = tmp_path_factory.mktemp("trained-twice")
+    with pytest.MonkeyPatch.context() as mp:
+        settings = make_tracked(root, store_template, mp)
+        raw = write_table(demand_df, root / "raw.csv")
+        runs = []
+        for i in (1, 2):
+            out = root / f"run{i}"
+            manifest = prep(raw, SCHEMA, out / "snapshot", out / "quarantine", data_uri="azureml:demand:3")
+            info = train(
+                out / "snapshot",
+                SCHEMA,
+                out / "model",
+                out / "info",
+                seed=42,
+                holdout_days=settings.train.holdout_days,
+                params=settings.train.params,
+                data_uri="azureml:demand:3",
+            )
+            runs.append((out, manifest, info))
+        yield TrainedTwice(settings, root, runs)
+
+
+def test_training_twice_gives_identical_predictions(trained_twice: TrainedTwice) -> None:
+    settings = trained_twice.settings
+    (a, ma, ia), (b, mb, ib) = trained_twice.runs
     assert ma["digest"] == mb["digest"]
     assert ia["run_id"] != ib["run_id"]  # two MLflow runs ...
     assert ia["metrics"] == ib["metrics"]  # ... with the same numbers
-    pa = holdout_predictions(a / "model", a / "snapshot", tracked.train.holdout_days)
-    pb = holdout_predictions(b / "model", b / "snapshot", tracked.train.holdout_days)
+    pa = holdout_predictions(a / "model", a / "snapshot", settings.train.holdout_days)
+    pb = holdout_predictions(b / "model", b / "snapshot", settings.train.holdout_days)
     assert len(pa) > 0 and np.array_equal(pa, pb)
-    # a different seed is a different model (the test can fail)
-    train(a / "snapshot", SCHEMA, tmp_path / "m3", tmp_path / "i3", seed=7, holdout_days=tracked.train.holdout_days,
-          params={**tracked.train.params, "max_features": 0.5})
-    pc = holdout_predictions(tmp_path / "m3", a / "snapshot", tracked.train.holdout_days)
+    # another seed (with column subsampling, so that the seed matters) is another model: the test can fail
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in mlflow_env(settings).items():
+            mp.setenv(key, value)
+        root = trained_twice.root
+        train(
+            a / "snapshot",
+            SCHEMA,
+            root / "m3",
+            root / "i3",
+            seed=7,
+            holdout_days=settings.train.holdout_days,
+            params={**settings.train.params, "max_features": 0.5},
+        )
+    pc = holdout_predictions(root / "m3", a / "snapshot", settings.train.holdout_days)
     assert not np.array_equal(pa, pc)
 
 
 def test_the_snapshot_digest_is_about_content_not_format(demand_df: pd.DataFrame, tmp_path: Path) -> None:
     csv = write_table(demand_df, tmp_path / "a.csv")
-    parquet = write_table(demand_df.sample(frac=1.0, random_state=1), tmp_path / "b.parquet")
     m1 = prep(csv, SCHEMA, tmp_path / "s1", tmp_path / "q1")
-    # shuffled rows break the series order rule; sort by date and the digest is the same as from the CSV
-    write_table(pd.read_parquet(parquet).sort_values(["date", "store_id", "product_id"]), parquet)
+    parquet = write_table(demand_df, tmp_path / "b.parquet")
     m2 = prep(parquet, SCHEMA, tmp_path / "s2", tmp_path / "q2")
     assert m1["digest"] == m2["digest"] and m1["digest"].startswith("sha256:")
     changed = demand_df.copy()
@@ -72,11 +113,10 @@ def test_the_snapshot_digest_is_about_content_not_format(demand_df: pd.DataFrame
     assert m3["digest"] != m1["digest"]
 
 
-def test_the_logged_run_and_model(tracked: Settings, raw_csv: Path, tmp_path: Path) -> None:
-    prep(raw_csv, SCHEMA, tmp_path / "snapshot", tmp_path / "q")
-    info = train(tmp_path / "snapshot", SCHEMA, tmp_path / "model", tmp_path / "info", seed=42,
-                 holdout_days=tracked.train.holdout_days, params=tracked.train.params, data_uri="azureml:demand:3")
-    client = MlflowClient(tracked.tracking_uri)
+def test_the_logged_run_and_model(trained_twice: TrainedTwice) -> None:
+    settings = trained_twice.settings
+    out, _, info = trained_twice.runs[0]
+    client = MlflowClient(settings.tracking_uri)
     run = client.get_run(info["run_id"])
     assert run.data.params["seed"] == "42" and run.data.params["model.max_iter"] == "60"
     assert {"holdout_mae", "holdout_rmse", "holdout_mape", "train_mae"} <= set(run.data.metrics)
@@ -85,25 +125,23 @@ def test_the_logged_run_and_model(tracked: Settings, raw_csv: Path, tmp_path: Pa
     assert dataset.dataset.digest == info["data_digest"].split(":")[1][:32]
     assert json.loads(dataset.dataset.source) == {"uri": "azureml:demand:3"}
     # the model folder: MLflow model + reference profile + feature importance, logged as the run's `model`
-    files = {p.name for p in (tmp_path / "model").iterdir()}
+    files = {p.name for p in (out / "model").iterdir()}
     assert {"MLmodel", "reference_profile.json", "feature_importance.json", "input_example.json"} <= files
     logged = {a.path for a in client.list_artifacts(info["run_id"], "model")}
     assert "model/reference_profile.json" in logged and "model/MLmodel" in logged
-    requirements = (tmp_path / "model" / "requirements.txt").read_text().split()
+    requirements = (out / "model" / "requirements.txt").read_text().split()
     assert all("==" in r for r in requirements) and any(r.startswith("scikit-learn==") for r in requirements)
-    profile = json.loads((tmp_path / "model" / "reference_profile.json").read_text())
+    profile = json.loads((out / "model" / "reference_profile.json").read_text())
     assert set(profile["numeric"]) == {"price", "promotion", "temperature", "holiday"}
     assert "store_type" in profile["categorical"] and "prediction" in profile["outputs"]
     assert set(profile["metadata"]["feature_importance"]) >= {"price", "store_id", "date"}
-    model = mlflow.pyfunc.load_model(str(tmp_path / "model"))
-    assert [c.name for c in model.metadata.get_input_schema().inputs][0] == "date"
+    model = mlflow.pyfunc.load_model(str(out / "model"))
+    assert model.metadata.get_input_schema().input_names()[0] == "date"
 
 
-def test_the_model_loads_without_amlops(tracked: Settings, raw_csv: Path, tmp_path: Path) -> None:
+def test_the_model_loads_without_amlops(trained_twice: TrainedTwice) -> None:
     """Scoring environments (an AML batch endpoint) have the model's pip requirements, not amlops."""
-    prep(raw_csv, SCHEMA, tmp_path / "snapshot", tmp_path / "q")
-    train(tmp_path / "snapshot", SCHEMA, tmp_path / "model", tmp_path / "info", seed=1, holdout_days=14,
-          params={"max_iter": 5})
+    out = trained_twice.runs[0][0]
     code = f"""
 import builtins, sys
 real = builtins.__import__
@@ -113,8 +151,8 @@ def guard(name, *a, **k):
     return real(name, *a, **k)
 builtins.__import__ = guard
 import mlflow.pyfunc, pandas as pd
-model = mlflow.pyfunc.load_model({str(tmp_path / "model")!r})
-rows = pd.read_parquet({str(tmp_path / "snapshot" / "data.parquet")!r}).head(5)
+model = mlflow.pyfunc.load_model({str(out / "model")!r})
+rows = pd.read_parquet({str(out / "snapshot" / "data.parquet")!r}).head(5)
 print(len(model.predict(rows)))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -152,7 +190,11 @@ def test_champion_challenger_sequence(
     client = MlflowClient(tracked.tracking_uri)
     tags = client.get_model_version(name, "3").tags
     assert set(registry.LINEAGE_TAGS) | set(registry.GATE_TAGS) <= set(tags)
-    assert tags["pipeline.run_id"] == "run-3" and tags["parent.version"] == "2" and tags["gate.passed"] == "false"
+    assert (
+        tags["pipeline.run_id"] == "run-3"
+        and tags["parent.version"] == "2"
+        and tags["gate.passed"] == "false"
+    )
     assert tags["git.commit"] == "c0ffee0" and tags["data.digest"].startswith("sha256:")
     assert tags["config.digest"].startswith("sha256:") and tags["registration"] == "complete"
     assert float(tags["gate.challenger"]) > float(tags["gate.champion"])
@@ -160,8 +202,10 @@ def test_champion_challenger_sequence(
     assert client.get_model_version(name, "1").tags["config.digest"] == tags["config.digest"]
     assert client.get_model_version(name, "2").tags["config.digest"] != tags["config.digest"]
     events = registry.history(tracked, name)
-    assert [(e.version, e.previous, e.actor) for e in events] == [("1", None, "pipeline:run-1"),
-                                                                   ("2", "1", "pipeline:run-2")]
+    assert [(e.version, e.previous, e.actor) for e in events] == [
+        ("1", None, "pipeline:run-1"),
+        ("2", "1", "pipeline:run-2"),
+    ]
     served = registry.served_at(tracked, name, "now")
     assert served is not None and served.version == "2"
     assert (served.data_digest, served.git_commit) == (tags["data.digest"], "c0ffee0")
@@ -170,8 +214,9 @@ def test_champion_challenger_sequence(
     assert client.download_artifacts(run_id, "gate/verdict.json", str(tmp_path / "dl"))
 
     # 4. Rerunning the registration of pipeline run 3 is a no-op: no second version, no event.
-    register_step.register(third.run_info, third.verdict, third.snapshot, tmp_path / "again",
-                           model_name=name, auto_promote=True)
+    register_step.register(
+        third.run_info, third.verdict, third.snapshot, tmp_path / "again", model_name=name, auto_promote=True
+    )
     assert len(registry.list_versions(tracked, name)) == 3
     assert len(registry.history(tracked, name)) == 2
 
@@ -198,17 +243,31 @@ def test_gate_thresholds_auto_promote_and_fail_closed(
     mv = client.create_model_version(name, source=str(broken))
     registry.promote(tracked, name, mv.version, reason="test", actor="test")
     out = tmp_path / "verdict"
-    result = evaluate(manual.model, manual.snapshot, SCHEMA, out, model_name=name,
-                      bootstrap_samples=100, holdout_days=tracked.train.holdout_days)
-    assert not result["passed"] and f"champion v{mv.version} could not score the holdout" in result["reasons"][0]
+    result = evaluate(
+        manual.model,
+        manual.snapshot,
+        SCHEMA,
+        out,
+        model_name=name,
+        bootstrap_samples=100,
+        holdout_days=tracked.train.holdout_days,
+    )
+    assert (
+        not result["passed"] and f"champion v{mv.version} could not score the holdout" in result["reasons"][0]
+    )
 
 
 def test_same_model_is_not_an_improvement_and_the_interval_is_seeded(
     tracked: Settings, raw_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = run_steps(tracked, raw_csv, tmp_path / "a", monkeypatch, run_id="a")
-    kwargs = dict(model_name=tracked.model_name, bootstrap_samples=200, seed=3,
-                  holdout_days=tracked.train.holdout_days, require_confident=False)
+    kwargs = dict(
+        model_name=tracked.model_name,
+        bootstrap_samples=200,
+        seed=3,
+        holdout_days=tracked.train.holdout_days,
+        require_confident=False,
+    )
     v1 = evaluate(first.model, first.snapshot, SCHEMA, tmp_path / "v1", **kwargs)  # type: ignore[arg-type]
     v2 = evaluate(first.model, first.snapshot, SCHEMA, tmp_path / "v2", **kwargs)  # type: ignore[arg-type]
     assert not v1["passed"] and v1["improvement"] == 0.0 and "does not beat" in v1["reasons"][0]
@@ -230,14 +289,18 @@ def test_bootstrap_interval_is_over_days() -> None:
 def test_params_parsing() -> None:
     assert parse_params("") == {} and parse_params("{}") == {}
     assert parse_params("max_iter=200,learning_rate=0.05,loss=absolute_error") == {
-        "max_iter": 200, "learning_rate": 0.05, "loss": "absolute_error"}
+        "max_iter": 200,
+        "learning_rate": 0.05,
+        "loss": "absolute_error",
+    }
     assert parse_params('{"max_iter": 5}') == {"max_iter": 5}
     with pytest.raises(ValueError, match="expected k=v"):
         parse_params("max_iter")
 
 
-def test_steps_refuse_mixed_inputs(tracked: Settings, raw_csv: Path, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_steps_refuse_mixed_inputs(
+    tracked: Settings, raw_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     r = run_steps(tracked, raw_csv, tmp_path / "a", monkeypatch, run_id="a", register=False)
     other = tmp_path / "other"
     changed = pd.read_csv(raw_csv)
@@ -247,5 +310,7 @@ def test_steps_refuse_mixed_inputs(tracked: Settings, raw_csv: Path, tmp_path: P
         register_step.register(r.run_info, r.verdict, other, tmp_path / "reg", model_name=tracked.model_name)
     monkeypatch.delenv("AZUREML_ROOT_RUN_ID")
     with pytest.raises(register_step.RegisterError, match="no pipeline run id"):
-        register_step.register(r.run_info, r.verdict, r.snapshot, tmp_path / "reg", model_name=tracked.model_name)
+        register_step.register(
+            r.run_info, r.verdict, r.snapshot, tmp_path / "reg", model_name=tracked.model_name
+        )
     assert registry.list_versions(tracked, tracked.model_name) == []

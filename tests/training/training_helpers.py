@@ -21,6 +21,43 @@ FAST_PARAMS: dict[str, Any] = {"max_iter": 60}
 HOLDOUT_DAYS = 21
 
 
+_TEMPLATE_DB: dict[str, Path] = {}
+
+
+def fresh_store(settings: Settings, template_root: Path) -> None:
+    """Give `settings` an empty, already-migrated SQLite MLflow store: copying one file instead of running the
+    schema migrations for every test (seconds each)."""
+    import shutil
+
+    if "db" not in _TEMPLATE_DB:
+        from amlops import registry
+
+        template = Settings(base_dir=template_root)
+        registry.client_for(template).search_experiments()  # creates and migrates the database
+        _TEMPLATE_DB["db"] = template.state_path / "mlflow.db"
+    target = settings.state_path / "mlflow.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_TEMPLATE_DB["db"], target)
+
+
+def make_tracked(root: Path, store_template: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings under `root` with the MLflow variables the local runner gives a step, set in the environment."""
+    from amlops.tracking import ensure_experiment, mlflow_env
+
+    settings = Settings(base_dir=root, model_name="demand-test", experiment="training-tests")
+    settings.data.schema_file = str(SCHEMA)
+    settings.train.params = dict(FAST_PARAMS)
+    settings.train.holdout_days = HOLDOUT_DAYS
+    settings.gate.bootstrap_samples = 200
+    fresh_store(settings, store_template)
+    ensure_experiment(settings)
+    for key, value in mlflow_env(settings).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AMLOPS_GIT_COMMIT", "c0ffee0")
+    monkeypatch.delenv("AMLOPS_TEST_KILL_AT", raising=False)
+    return settings
+
+
 @dataclass
 class StepRun:
     """The outputs of one in-process pass through prep -> train -> evaluate -> register."""

@@ -1,4 +1,4 @@
-"""`MLClient` from the settings: `MLClient(DefaultAzureCredential(), subscription, resource group, workspace)`.
+"""`MLClient(DefaultAzureCredential(), subscription, resource group, workspace)` from the settings.
 
 The workspace comes from `Settings.azure_for(env)` (`azure.environments.<env>` over the base `azure.*` keys,
 written by `amlops infra deploy`). A missing key is one line naming it and how to set it.
@@ -51,7 +51,7 @@ def target(settings: Settings, env: str | None) -> AzureSettings:
 
 
 def default_credential() -> TokenCredential:
-    """`az login`, environment variables (service principal), workload identity (GitHub OIDC) or managed identity.
+    """`az login`, a service principal (environment), workload identity (GitHub OIDC) or a managed identity.
 
     The interactive browser is left out so that CI never hangs waiting for a login nobody can complete.
     """
@@ -102,10 +102,10 @@ class ModelVersionView:
 class WorkspaceModelRegistry:
     """The slice of `MlflowClient` that `amlops.registry.resolve_role` uses, answered by azure-ai-ml.
 
-    The AML model registry behind a workspace (or an AML registry) has no aliases; `get_model_version_by_alias`
-    says so with NotImplementedError, and `amlops.registry` falls back to its `role.<role>` version tags, so a
-    champion is decided by the one code path of DESIGN.md §5 whether the registry is MLflow or Azure ML. It needs
-    no MLflow tracking plugin: the calls go through the same MLClient (and credential) as everything else here.
+    The AML model registry behind a workspace has no aliases: `get_model_version_by_alias` says so with
+    NotImplementedError, and `amlops.registry` falls back to its `role.<role>` version tags. So the champion
+    is decided by the one code path of DESIGN.md §5 whether the registry is MLflow or Azure ML, and no MLflow
+    tracking plugin is needed: the calls go through the same MLClient (and credential) as everything else.
     """
 
     def __init__(self, ml: MLClient) -> None:
@@ -125,4 +125,6 @@ class WorkspaceModelRegistry:
 
     @staticmethod
     def _view(model: Any) -> ModelVersionView:
-        return ModelVersionView(str(model.name), str(model.version), {k: str(v) for k, v in (model.tags or {}).items()})
+        return ModelVersionView(
+            str(model.name), str(model.version), {k: str(v) for k, v in (model.tags or {}).items()}
+        )

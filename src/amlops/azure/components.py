@@ -39,7 +39,8 @@ def component_files(settings: Settings) -> list[Path]:
 
 
 def _environment_identity(environment: Any) -> str:
-    """An environment reference as text; an inline/file environment by the SDK's content hash (its version)."""
+    """An environment reference as text; an inline/file environment by the SDK's content hash (its
+    version)."""
     if environment is None:
         return ""
     if isinstance(environment, str):
@@ -85,7 +86,7 @@ def publish_components(
         for path, component, version in loaded:
             try:
                 ml.components.get(name=component.name, version=version)
-                results.append(PublishedComponent(component.name, version, False, path))
+                results.append(PublishedComponent(str(component.name), version, False, path))
                 console.info(f"  {component.name}:{version} already in {where}")
                 continue
             except ResourceNotFoundError:

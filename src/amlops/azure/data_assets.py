@@ -45,7 +45,8 @@ def snapshot_digest(path: Path) -> str:
 
 
 def version_for(digest: str) -> str:
-    """The asset version for a digest: its first 12 hex digits (2^48 values; a clash is caught, not trusted)."""
+    """The asset version for a digest: its first 12 hex digits (2^48 values; a clash is caught, not
+    trusted)."""
     return digest.split(":", 1)[-1][:12]
 
 
@@ -57,7 +58,7 @@ def register_snapshot(
     version: str | None = None,
     kind: Kind = "uri_folder",
 ) -> str:
-    """Upload `path` and register it as data asset `name`; returns `azureml:<name>:<version>` for job inputs."""
+    """Upload `path` and register it as data asset `name`; returns `azureml:<name>:<version>`."""
     from azure.ai.ml.entities import Data
     from azure.core.exceptions import ResourceNotFoundError
 

@@ -18,10 +18,21 @@ if TYPE_CHECKING:
     from amlops.config import AzureSettings
 
 _QUOTA_CODES = {"QuotaExceeded", "InsufficientQuota", "QuotaExceededError", "ResourceQuotaExceeded"}
-_AUTHZ_CODES = {"AuthorizationFailed", "LinkedAuthorizationFailed", "AuthorizationPermissionMismatch", "Forbidden"}
-_MISSING_SCOPE_CODES = {"WorkspaceNotFound", "ResourceGroupNotFound", "SubscriptionNotFound", "InvalidSubscriptionId"}
+_AUTHZ_CODES = {"AuthorizationFailed", "LinkedAuthorizationFailed", "Forbidden"}
+_STORAGE_AUTHZ_CODES = {
+    "AuthorizationPermissionMismatch",
+    "AuthorizationFailure",
+    "KeyBasedAuthenticationNotPermitted",
+}
+_MISSING_SCOPE_CODES = {
+    "WorkspaceNotFound",
+    "ResourceGroupNotFound",
+    "SubscriptionNotFound",
+    "InvalidSubscriptionId",
+}
 _COMPUTE_MISSING = re.compile(
-    r"compute[^.]*?(not found|does not exist|could not be found|cannot be found)|ComputeNotFound", re.IGNORECASE
+    r"compute[^.]*?(not found|does not exist|could not be found|cannot be found)|ComputeNotFound",
+    re.IGNORECASE,
 )
 _WORKSPACE_MISSING = re.compile(
     r"workspaces/[^/\s']+'? under resource group|workspace (was )?not found|WorkspaceNotFound", re.IGNORECASE
@@ -29,7 +40,7 @@ _WORKSPACE_MISSING = re.compile(
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and its causes: azure-ai-ml wraps HTTP errors in its own exceptions (AssetException, ...)."""
+    """The exception and its causes: azure-ai-ml wraps HTTP errors in its own (AssetException, ...)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -39,9 +50,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _code_and_message(exc: BaseException) -> tuple[str, str, int | None]:
-    code = ""
+    code = str(getattr(exc, "error_code", "") or "")  # azure-storage-blob puts the service's code here
     error = getattr(exc, "error", None)
-    if error is not None:
+    if not code and error is not None:
         code = str(getattr(error, "code", "") or "")
     status = getattr(exc, "status_code", None)
     message = str(getattr(exc, "message", None) or exc)
@@ -77,7 +88,7 @@ def advice(exc: BaseException, az: AzureSettings | None = None, env: str | None 
             )
         if not isinstance(err, HttpResponseError):
             if _is_sdk_validation(err):
-                return f"azure-ai-ml rejected it before sending: {text}"
+                return f"azure-ai-ml: {text}"
             if isinstance(err, ServiceRequestError):
                 return f"cannot reach Azure ({text}): check the network, proxy and private endpoint settings"
             if _COMPUTE_MISSING.search(message):
@@ -88,15 +99,20 @@ def advice(exc: BaseException, az: AzureSettings | None = None, env: str | None 
                 f"Azure rejected the credential (401 {code or 'Unauthorized'}): run `az login` again, "
                 f"and check the tenant of subscription {az.subscription_id if az else ''}".rstrip()
             )
+        if code in _STORAGE_AUTHZ_CODES:
+            return (
+                f"not authorised on the storage account of {ws} ({code}): ask for the Storage Blob Data "
+                "Contributor role on it (uploads and downloads use your identity)"
+            )
         if status == 403 or code in _AUTHZ_CODES:
-            role = "Storage Blob Data Contributor on the storage account" if code == (
-                "AuthorizationPermissionMismatch"
-            ) else "AzureML Data Scientist (or Contributor) on the workspace"
-            return f"not authorised on {ws} ({code or '403'}): ask for the {role} role. Azure said: {text}"
+            return (
+                f"not authorised on {ws} ({code or '403'}): ask for the AzureML Data Scientist "
+                f"(or Contributor) role on the workspace. Azure said: {text}"
+            )
         if code in _QUOTA_CODES or "quota" in message.lower():
             return (
-                f"quota exceeded ({code or status}): request more quota for this VM family in the Azure portal "
-                f"(Quotas), or use a smaller instance type or fewer nodes. Azure said: {text}"
+                f"quota exceeded ({code or status}): request more quota for this VM family in the Azure "
+                f"portal (Quotas), or use a smaller instance type or fewer nodes. Azure said: {text}"
             )
         if _COMPUTE_MISSING.search(message):
             return _compute_advice(az, env_flag, text)

@@ -1,9 +1,10 @@
-"""Submit a pipeline job YAML to Azure ML (the YAML the local runner executes), stream its status, cancel on request.
+"""Submit a pipeline job YAML to Azure ML (the same YAML the local runner executes), stream its status.
 
 Inputs given on the command line (`--set inputs.x=...`) replace the YAML's: a local file or folder becomes an
 upload (the SDK puts it in the workspace's default datastore, as `az ml job create` does), `name@version` or
 `name:version` becomes the registered data asset `azureml:name:version`, `azureml:` / URLs pass through, and
-primitives are converted to the type of the YAML's value.
+primitives are converted to the type of the YAML's value. Ctrl-C while waiting says what is still running,
+prints the exact `az ml job cancel` command and offers to cancel.
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ if TYPE_CHECKING:
 
 DATA_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"}
 TERMINAL = {"Completed", "Failed", "Canceled", "NotResponding"}
-ACTIVE = {"NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running", "Finalizing", "CancelRequested"}
+ACTIVE = {
+    "NotStarted",
+    "Queued",
+    "Preparing",
+    "Provisioning",
+    "Starting",
+    "Running",
+    "Finalizing",
+    "CancelRequested",
+}
 _ASSET_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?P<sep>[:@])(?P<version>[A-Za-z0-9_.-]+)$")
 
 
@@ -92,23 +102,27 @@ def apply_inputs(job: PipelineJob, inputs: dict[str, str], *, cwd: Path | None =
         declared = getattr(current, "type", None)
         if isinstance(current, Input) or declared in DATA_TYPES:
             kind = str(declared or "uri_folder")
-            local = (cwd / value).expanduser() if not Path(value).is_absolute() else Path(value)
+            given = Path(value).expanduser()
+            local = given if given.is_absolute() else cwd / given
             if local.exists():
                 if kind == "uri_file" and local.is_dir():
-                    raise UserError(f"input {name}: {local} is a folder but the pipeline expects a file (uri_file)")
-                _set_input(job, name, Input(type=kind, path=str(local.resolve())))
+                    raise UserError(
+                        f"input {name}: {local} is a folder but the pipeline expects a file (uri_file)"
+                    )
+                set_input(job, name, Input(type=kind, path=str(local.resolve())))
                 applied[name] = str(local.resolve())
                 continue
             ref = data_reference(value)
             if ref is None:
                 raise UserError(
-                    f"input {name}: {value!r} is neither a local path nor a data asset (name:version, name@latest)"
+                    f"input {name}: {value!r} is neither a local path nor a data asset "
+                    "(name:version, name@latest)"
                 )
-            _set_input(job, name, Input(type=kind, path=ref))
+            set_input(job, name, Input(type=kind, path=ref))
             applied[name] = ref
         else:
             converted = _convert(name, current, value)
-            _set_input(job, name, converted)
+            set_input(job, name, converted)
             applied[name] = str(converted)
     return applied
 
@@ -127,22 +141,19 @@ def model_inputs_to_assets(inputs: dict[str, str], ml: MLClient) -> dict[str, st
         if role:
             held = registry.resolve_role(azclient.WorkspaceModelRegistry(ml), name, role)
             if held is None:
-                raise UserError(f"input {key}: no version of model {name!r} holds the role {role!r} in the workspace")
+                raise UserError(
+                    f"input {key}: no version of model {name!r} holds the role {role!r} in the workspace"
+                )
             version = held[0]
         out[key] = f"azureml:{name}:{version}"
     return out
 
 
-def _set_input(job: PipelineJob, name: str, value: Any) -> None:
-    # Attribute assignment is the SDK's way: it rebuilds the wrapped PipelineInput (item assignment would not).
-    setattr(job.inputs, name, value)
-
-
 def clear_unset_data_inputs(job: PipelineJob) -> list[str]:
-    """Set data inputs declared without a path (optional ones, e.g. raw_file when raw_folder is given) to None.
+    """Set data inputs declared without a path (e.g. raw_file when raw_folder is given) to None.
 
-    azure-ai-ml 1.35 crashes on them at submission (`_flatten_group_inputs` reads `_meta` of a loaded YAML input,
-    which is None); None is what the SDK sends for an unset optional input anyway: the input is left out.
+    azure-ai-ml 1.35 crashes on them at submission (`_flatten_group_inputs` reads `_meta` of an input loaded
+    from YAML, which is None). None is what the SDK sends for an unset optional input anyway: it is left out.
     """
     from azure.ai.ml import Input
 
@@ -150,9 +161,33 @@ def clear_unset_data_inputs(job: PipelineJob) -> list[str]:
     for name in list(job.inputs):
         data = getattr(job.inputs[name], "_data", None)
         if isinstance(data, Input) and not data.path:
-            _set_input(job, name, None)
+            set_input(job, name, None)
             cleared.append(name)
     return cleared
+
+
+def load_pipeline(path: Path) -> PipelineJob:
+    """The pipeline job YAML parsed by azure-ai-ml (as `az ml job create` would), or a one-line UserError."""
+    from azure.ai.ml import load_job
+    from azure.ai.ml.entities import PipelineJob, PipelineJobSettings
+
+    if not path.is_file():
+        raise UserError(f"{path}: pipeline file not found")
+    try:
+        job = load_job(path)
+    except Exception as exc:  # the SDK raises several types for bad YAML; all mean "fix the file"
+        raise UserError(f"{path}: not a valid pipeline job: {' '.join(str(exc).split())[:300]}") from exc
+    if not isinstance(job, PipelineJob):
+        raise UserError(f"{path}: expected a pipeline job (type: pipeline), got {type(job).__name__}")
+    if job.settings is None:
+        job.settings = PipelineJobSettings()
+    return job
+
+
+def set_input(job: PipelineJob, name: str, value: Any) -> None:
+    """Set a pipeline input. Attribute assignment is the SDK's way: it rebuilds the wrapped PipelineInput
+    (item assignment would replace it with a bare value the serialiser cannot handle)."""
+    setattr(job.inputs, name, value)
 
 
 def prepare_job(
@@ -164,33 +199,27 @@ def prepare_job(
     env: str | None = None,
 ) -> tuple[PipelineJob, dict[str, str]]:
     """Load the pipeline YAML with azure-ai-ml and make it ready to submit (no network)."""
-    from azure.ai.ml import load_job
-    from azure.ai.ml.entities import PipelineJob
-
-    if not path.is_file():
-        raise UserError(f"{path}: pipeline file not found")
-    try:
-        job = load_job(path)
-    except Exception as exc:  # the SDK raises several types for bad YAML; all mean "fix the file"
-        raise UserError(f"{path}: not a valid pipeline job: {' '.join(str(exc).split())[:300]}") from exc
-    if not isinstance(job, PipelineJob):
-        raise UserError(f"{path}: expected a pipeline job (type: pipeline), got {type(job).__name__}")
+    job = load_pipeline(path)
     applied = apply_inputs(job, inputs)
     if "data_uri" in job.inputs and "data_uri" not in inputs:
         # Lineage: a data asset or URL given for the data becomes the model's data.uri tag (see steps/train).
         refs = [v for k, v in applied.items() if k != "data_uri" and (v.startswith("azureml:") or "://" in v)]
         if len(refs) == 1:
-            _set_input(job, "data_uri", refs[0])
+            set_input(job, "data_uri", refs[0])
     clear_unset_data_inputs(job)
     chosen = compute or az.compute
+    assert job.settings is not None  # load_pipeline made sure
     if chosen:
         job.settings.default_compute = chosen
     elif not job.settings.default_compute:
         raise azclient.missing("compute", env)
     job.experiment_name = job.experiment_name or settings.experiment
     job.name = job_name(path)
-    job.tags = {**(job.tags or {}), "amlops.pipeline": path.name,
-                **{f"amlops.input.{k}": v[:250] for k, v in applied.items()}}
+    job.tags = {
+        **(job.tags or {}),
+        "amlops.pipeline": path.name,
+        **{f"amlops.input.{k}": v[:250] for k, v in applied.items()},
+    }
     return job, applied
 
 
@@ -214,8 +243,10 @@ def submit_pipeline(
         try:
             created = ml.jobs.create_or_update(job)
         except KeyboardInterrupt:
-            console.warn(f"interrupted while submitting; the job may exist: az ml job show -n {job.name} "
-                         f"-g {az.resource_group} -w {az.workspace}")
+            console.warn(
+                f"interrupted while submitting; the job may exist: az ml job show -n {job.name} "
+                f"-g {az.resource_group} -w {az.workspace}"
+            )
             raise UserError("interrupted", exit_code=130) from None
     name = str(created.name)
     console.info(f"job {name}: {created.studio_url}")
@@ -233,12 +264,11 @@ def _status(job: Job) -> str:
 
 
 def _children(ml: MLClient, name: str) -> list[tuple[str, str]]:
-    """(step, status) of a pipeline's child jobs; best effort, since progress must not fail the wait."""
-    from azure.core.exceptions import AzureError
-
+    """(step, status) of a pipeline's child jobs, from run history. Best effort: the progress display must
+    never fail the wait, and the SDK raises more than AzureError on odd answers (KeyError on discovery)."""
     try:
         return [(str(c.display_name or c.name), _status(c)) for c in ml.jobs.list(parent_job_name=name)]
-    except AzureError:
+    except Exception:
         return []
 
 
@@ -267,6 +297,7 @@ def wait_for_job(
     started = time.monotonic()
     status = "Unknown"
     steps: list[tuple[str, str]] = []
+    last = ""
     try:
         with console.out.status(f"job {name}: waiting") as spinner:
             while True:
@@ -277,12 +308,17 @@ def wait_for_job(
                 elapsed = int(time.monotonic() - started)
                 running = ", ".join(f"{s} {st}" for s, st in steps if st in ACTIVE) or "-"
                 spinner.update(f"job {name}: {status} ({elapsed // 60}m{elapsed % 60:02d}s) steps: {running}")
+                if not console.out.is_terminal and f"{status} {running}" != last:
+                    # No spinner in CI logs: one line per change instead.
+                    console.info(f"job {name}: {status}; running: {running}")
+                    last = f"{status} {running}"
                 if status in TERMINAL:
                     break
                 sleep(poll_seconds)
     except KeyboardInterrupt:
-        _interrupted(ml, name, az, status, steps, confirm)
-        raise UserError("interrupted: the job keeps running on Azure ML unless cancelled", exit_code=130) from None
+        cancelled = _interrupted(ml, name, az, status, steps, confirm)
+        what = f"cancel requested for job {name}" if cancelled else f"job {name} keeps running on Azure ML"
+        raise UserError(f"interrupted: {what}", exit_code=130) from None
     for step, st in steps:
         console.info(f"  step {step}: {st}")
     if status == "Completed":
@@ -290,20 +326,29 @@ def wait_for_job(
         return status
     failed = [s for s, st in steps if st == "Failed"]
     where = f" (failed steps: {', '.join(failed)})" if failed else ""
-    raise UserError(f"job {name} {status}{where}: see the logs in studio or `az ml job download -n {name} "
-                    f"-g {az.resource_group} -w {az.workspace} --all`")
+    raise UserError(
+        f"job {name} {status}{where}: see the logs in studio or `az ml job download -n {name} "
+        f"-g {az.resource_group} -w {az.workspace} --all`"
+    )
 
 
 def _interrupted(
-    ml: MLClient, name: str, az: AzureSettings, status: str, steps: list[tuple[str, str]],
+    ml: MLClient,
+    name: str,
+    az: AzureSettings,
+    status: str,
+    steps: list[tuple[str, str]],
     confirm: Callable[[], bool],
-) -> None:
+) -> bool:
+    """Say what is still running and how to cancel it; cancel when the user says so. True: cancelled."""
     console.warn(f"stopped waiting; job {name} is still {status} on Azure ML")
     for step, st in steps:
         if st in ACTIVE:
             console.warn(f"  step {step}: {st}")
     console.info(f"cancel it with: {azclient.cancel_command(name, az)}")
-    if confirm():
-        with azure_errors(az):
-            ml.jobs.begin_cancel(name).result()
-        console.info(f"cancel requested for job {name}")
+    if not confirm():
+        return False
+    with azure_errors(az):
+        ml.jobs.begin_cancel(name).result()
+    console.info(f"cancel requested for job {name}")
+    return True

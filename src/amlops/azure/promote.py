@@ -1,4 +1,4 @@
-"""`amlops promote --to ENV`: the source workspace's champion, through the AML registry, into the target workspace.
+"""`amlops promote --to ENV`: the source workspace's champion, through the AML registry, into the target.
 
 1. share: the champion version is copied from the source workspace into the registry (`models.share`, a
    server-side copy; the registry keeps its own immutable copy);
@@ -6,8 +6,9 @@
    source's lineage and gate tags, `promoted.from` naming the registry asset, and the champion role tag that
    `amlops.registry` reads, so `amlops deploy --env <target>` deploys it.
 
-Each step is skipped when already done (same asset in the registry, same `promoted.from` in the target), so
-re-running a promotion is safe; a different asset under the same name and version is refused, never overwritten.
+Each step is skipped when already done (same asset in the registry, same `promoted.from` in the target),
+so re-running a promotion is safe; a different asset under the same name and version is refused, never
+overwritten.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from amlops import console
 from amlops.azure import client as azclient
-from amlops.azure.deploy import _get, champion_version
+from amlops.azure.deploy import champion_version, get_or_none
 from amlops.azure.errors import azure_errors
 from amlops.console import UserError
 
@@ -30,7 +31,7 @@ PROMOTED_FROM = "promoted.from"
 
 
 def _source_env(settings: Settings, env: str, from_env: str | None) -> str | None:
-    """The explicit source, else `dev` when it exists (and is not the target), else the base `azure.*` keys."""
+    """The explicit source, else `dev` when it exists and is not the target, else the base `azure.*` keys."""
     if from_env:
         return from_env
     if "dev" in settings.azure.environments and env != "dev":
@@ -61,7 +62,7 @@ def promote_to(
     actor: str | None = None,
     from_env: str | None = None,
 ) -> str:
-    """Copy the champion (or `version`) of the source workspace to `env` via the registry; returns its asset id."""
+    """Copy the source workspace's champion (or `version`) to `env` via the registry; returns its asset id."""
     from azure.ai.ml.entities import Model
 
     from amlops import registry as roles
@@ -70,7 +71,9 @@ def promote_to(
     az_src = azclient.target(settings, source)
     az_dst = azclient.target(settings, env)
     if (az_src.subscription_id, az_src.resource_group, az_src.workspace) == (
-        az_dst.subscription_id, az_dst.resource_group, az_dst.workspace
+        az_dst.subscription_id,
+        az_dst.resource_group,
+        az_dst.workspace,
     ):
         raise UserError(f"source and target are the same workspace ({az_dst.workspace}): pass another --to")
     registry_name = az_dst.registry or az_src.registry
@@ -82,11 +85,14 @@ def promote_to(
         version = str(version or champion_version(src, settings, az_src))
         model = src.models.get(name=name, version=version)
         reg = azclient.registry_client(registry_name)
-        in_registry = _get(reg.models.get, name=name, version=version)
+        in_registry = get_or_none(reg.models.get, name=name, version=version)
         if in_registry is None:
-            console.info(f"sharing {name}:{version} from workspace {az_src.workspace} to registry {registry_name}")
-            src.models.share(name, version, share_with_name=name, share_with_version=version,
-                             registry_name=registry_name)
+            console.info(
+                f"sharing {name}:{version} from workspace {az_src.workspace} to registry {registry_name}"
+            )
+            src.models.share(
+                name, version, share_with_name=name, share_with_version=version, registry_name=registry_name
+            )
             in_registry = reg.models.get(name=name, version=version)
         elif (in_registry.tags or {}).get("data.digest") != (model.tags or {}).get("data.digest"):
             raise UserError(
@@ -100,7 +106,7 @@ def promote_to(
     role_tag = roles.ROLE_TAG_PREFIX + roles.CHAMPION
     with azure_errors(az_dst, env):
         dst = azclient.ml_client(settings, env)
-        existing = _get(dst.models.get, name=name, version=version)
+        existing = get_or_none(dst.models.get, name=name, version=version)
         if existing is not None:
             if (existing.tags or {}).get(PROMOTED_FROM) != registry_id:
                 raise UserError(
@@ -124,14 +130,19 @@ def promote_to(
         with tempfile.TemporaryDirectory(prefix="amlops-promote-") as tmp:
             console.info(f"copying {registry_id} into workspace {az_dst.workspace}")
             reg.models.download(name=name, version=version, download_path=tmp)
-            dst.models.create_or_update(Model(
-                name=name,
-                version=version,
-                type="mlflow_model",
-                path=str(_model_dir(Path(tmp))),
-                description=model.description or f"{name} promoted from {az_src.workspace}",
-                tags=tags,
-                properties=dict(model.properties or {}),
-            ))
-    console.info(f"[green]{name}:{version} is the champion in {az_dst.workspace}[/] (deploy: amlops deploy --env {env})")
+            dst.models.create_or_update(
+                Model(
+                    name=name,
+                    version=version,
+                    type="mlflow_model",
+                    path=str(_model_dir(Path(tmp))),
+                    description=model.description or f"{name} promoted from {az_src.workspace}",
+                    tags=tags,
+                    properties=dict(model.properties or {}),
+                )
+            )
+    console.info(
+        f"[green]{name}:{version} is the champion in {az_dst.workspace}[/] "
+        f"(deploy: amlops deploy --env {env})"
+    )
     return f"azureml:{name}:{version}"

@@ -1,9 +1,10 @@
-"""The monitoring and retraining schedules: `JobSchedule` + `CronTrigger` in a time zone, built from amlops.yaml.
+"""The monitoring and retraining schedules: `JobSchedule` + `CronTrigger` in a time zone, from amlops.yaml.
 
-`build_schedule` makes the same object that `pipelines/<which>_schedule.yml` describes for `az ml schedule create`
-(a test checks both serialise to the same structure). The monitoring schedule also pins the champion as its model
-input: labels such as `@latest` are resolved once, when a schedule is created, so a label would freeze whatever
-version was latest then. Re-run `amlops schedule create` after a new champion is deployed to follow it.
+`build_schedule` makes the object that `pipelines/<which>_schedule.yml` describes for `az ml schedule create`
+(a test checks that both serialise to the same structure). The monitoring schedule also pins the champion as
+its model input: the SDK resolves labels such as `@latest` once, when the schedule is created, so a label
+would freeze whatever version was latest then. Re-run `amlops schedule create` after a new champion is
+deployed to follow it.
 """
 
 from __future__ import annotations
@@ -35,11 +36,15 @@ class ScheduleSpec:
 
 SPECS: dict[str, ScheduleSpec] = {
     "monitoring": ScheduleSpec(
-        "amlops-monitoring", "monitoring.yml", "amlops monitoring",
+        "amlops-monitoring",
+        "monitoring.yml",
+        "amlops monitoring",
         "Drift, data-quality and performance monitoring of the champion on the newest data.",
     ),
     "training": ScheduleSpec(
-        "amlops-training", "training.yml", "amlops retraining",
+        "amlops-training",
+        "training.yml",
+        "amlops retraining",
         "Periodic retraining on the raw data folder; the gate decides whether the champion changes.",
     ),
 }
@@ -58,29 +63,30 @@ def schedule_file(settings: Settings, which: Which) -> str:
     return str(settings.path("pipelines") / f"{which}_schedule.yml")
 
 
-def build_schedule(which: Which, settings: Settings, az: AzureSettings, *, model: str | None = None) -> JobSchedule:
-    """The schedule as an object (no network): the pipeline YAML with the scheduled inputs, cron trigger, tags."""
-    from azure.ai.ml import Input, load_job
+def build_schedule(
+    which: Which, settings: Settings, az: AzureSettings, *, model: str | None = None
+) -> JobSchedule:
+    """The schedule as an object (no network): the pipeline YAML, its scheduled inputs, the cron trigger."""
+    from azure.ai.ml import Input
     from azure.ai.ml.entities import CronTrigger, JobSchedule
+
+    from amlops.azure.jobs import load_pipeline, set_input
 
     if which not in SPECS:
         raise UserError(f"unknown schedule {which!r} (known: {', '.join(WHICH)})")
     spec = SPECS[which]
-    pipeline = settings.path("pipelines") / spec.pipeline
-    if not pipeline.is_file():
-        raise UserError(f"{pipeline}: pipeline file not found")
-    job = load_job(pipeline)
+    job = load_pipeline(settings.path("pipelines") / spec.pipeline)
     if which == "monitoring":
-        job.inputs.current_data = Input(type="uri_folder", path=az.monitoring_data)
+        set_input(job, "current_data", Input(type="uri_folder", path=az.monitoring_data))
         if model:
-            job.inputs.model = Input(type="mlflow_model", path=model)
+            set_input(job, "model", Input(type="mlflow_model", path=model))
         cron = az.monitoring_cron
     else:
-        job.inputs.raw_folder = Input(type="uri_folder", path=az.training_data)
-        job.inputs.data_uri = az.training_data
+        set_input(job, "raw_folder", Input(type="uri_folder", path=az.training_data))
+        set_input(job, "data_uri", az.training_data)
         cron = az.training_cron
     job.experiment_name = job.experiment_name or settings.experiment
-    if az.compute:
+    if az.compute and job.settings is not None:
         job.settings.default_compute = az.compute
     return JobSchedule(
         name=spec.name,
@@ -93,7 +99,7 @@ def build_schedule(which: Which, settings: Settings, az: AzureSettings, *, model
 
 
 def create_schedules(settings: Settings, env: str | None = None, which: Which | None = None) -> list[str]:
-    """Create or update the schedule(s) in the workspace (a PUT replaces the definition); returns their names."""
+    """Create or update the schedule(s) (a PUT replaces the definition); returns their names."""
     from amlops.azure.deploy import champion_version
     from amlops.azure.jobs import clear_unset_data_inputs
 
@@ -112,7 +118,8 @@ def create_schedules(settings: Settings, env: str | None = None, which: Which | 
             clear_unset_data_inputs(schedule.create_job)  # type: ignore[arg-type]
             console.info(
                 f"creating schedule {schedule.name}: {schedule.trigger.expression} "  # type: ignore[union-attr]
-                f"({az.schedule_time_zone}) in workspace {az.workspace}" + (f", model {model}" if model else "")
+                f"({az.schedule_time_zone}) in workspace {az.workspace}"
+                + (f", model {model}" if model else "")
             )
             created = ml.schedules.begin_create_or_update(schedule).result()
             names.append(str(created.name))
@@ -124,23 +131,28 @@ def list_schedules(settings: Settings, env: str | None = None) -> list[ScheduleI
     az = azclient.target(settings, env)
     with azure_errors(az, env):
         ml = azclient.ml_client(settings, env)
-        # "All" includes disabled schedules; the enum (ScheduleListViewType) lives in the SDK's private restclient.
+        # "All" includes disabled ones (the ScheduleListViewType enum is in the SDK's private restclient).
         found = list(ml.schedules.list(list_view_type="All"))  # type: ignore[arg-type]
     out = []
     for s in found:
         trigger = s.trigger
-        out.append(ScheduleInfo(
-            name=str(s.name),
-            enabled=bool(s.is_enabled),
-            expression=str(getattr(trigger, "expression", "") or getattr(trigger, "frequency", "") or ""),
-            time_zone=str(getattr(getattr(trigger, "time_zone", ""), "value", getattr(trigger, "time_zone", ""))),
-            which=(s.tags or {}).get("amlops.schedule"),
-        ))
+        out.append(
+            ScheduleInfo(
+                name=str(s.name),
+                enabled=bool(s.is_enabled),
+                expression=str(getattr(trigger, "expression", "") or getattr(trigger, "frequency", "") or ""),
+                time_zone=str(
+                    getattr(getattr(trigger, "time_zone", ""), "value", getattr(trigger, "time_zone", ""))
+                ),
+                which=(s.tags or {}).get("amlops.schedule"),
+            )
+        )
     return out
 
 
 def disable_schedules(settings: Settings, env: str | None = None, which: Which | None = None) -> list[str]:
-    """Disable amlops' schedule(s); they stay in the workspace (`amlops schedule create` enables them again)."""
+    """Disable amlops' schedule(s); they stay in the workspace (`amlops schedule create` enables them
+    again)."""
     from azure.core.exceptions import ResourceNotFoundError
 
     az = azclient.target(settings, env)

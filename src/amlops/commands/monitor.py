@@ -1,8 +1,8 @@
 """`amlops monitor`: run pipelines/monitoring.yml on new data and print what drifted, and when.
 
-The reference is a model's stored profile (`--model NAME@ALIAS`, default: the champion of `model_name`), a profile
-file (`--profile`) or reference data profiled on the fly (`--reference`). Exit code 0 whether drift was found or not
-(the verdict is printed and in result.json); non-zero only when the input cannot be used.
+The reference is a model's stored profile (`--model NAME@ALIAS`, default: the champion of `model_name`), a
+profile file (`--profile`) or reference data profiled on the fly (`--reference`). Exit code 0 whether drift
+was found or not (the verdict is printed and in result.json); non-zero only when the input cannot be used.
 """
 
 from __future__ import annotations
@@ -10,17 +10,25 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from amlops.console import UserError, handle_errors, out
 
 MONITORING_PIPELINE = "pipelines/monitoring.yml"
+SHORT = {
+    "normalized_wasserstein_distance": "wasserstein (norm.)",
+    "jensen_shannon_distance": "jensen-shannon",
+    "population_stability_index": "PSI",
+    "two_sample_kolmogorov_smirnov_test": "KS p-value",
+    "pearsons_chi_squared_test": "chi² p-value",
+}
 
 
 def model_uri(spec: str) -> str:
-    """NAME@ALIAS -> models:/NAME@ALIAS; NAME/VERSION and NAME:VERSION -> models:/NAME/VERSION; URIs pass through."""
+    """NAME@ALIAS -> models:/NAME@ALIAS; NAME/VERSION and NAME:VERSION -> models:/NAME/VERSION; URIs pass
+    through."""
     if "://" in spec or spec.startswith("models:/"):
         return spec
     if Path(spec).expanduser().is_dir():  # a downloaded model folder
@@ -30,7 +38,9 @@ def model_uri(spec: str) -> str:
             name, ref = spec.split(sep, 1)
             if name and ref:
                 return f"models:/{name}@{ref}" if sep == "@" else f"models:/{name}/{ref}"
-    raise UserError(f"--model {spec!r}: expected NAME@ALIAS (e.g. demand-forecaster@champion) or NAME/VERSION")
+    raise UserError(
+        f"--model {spec!r}: expected NAME@ALIAS (e.g. demand-forecaster@champion) or NAME/VERSION"
+    )
 
 
 def _local(path: str) -> str:
@@ -80,7 +90,11 @@ def monitoring_inputs(
         inputs["labels"] = _local(labels)
     note = None
     chosen = window or m.window
-    if window is None and chosen.lower() in ("daily", "weekly") and _has_column(current, m.timestamp_column) is False:
+    if (
+        window is None
+        and chosen.lower() in ("daily", "weekly")
+        and _has_column(current, m.timestamp_column) is False
+    ):
         # The configured default needs a timestamp column this data does not have: one window, and say so.
         note = f"no {m.timestamp_column!r} column in the current data: one window over all rows"
         chosen = "all"
@@ -112,7 +126,9 @@ def print_summary(result: dict[str, Any], report: Path) -> None:
         f"{v['window_count'] or 1} · data-quality findings {len(v['data_quality_findings'])}"
     )
     names = v["drifted_features"] or list(overall["features"])[:5]
-    table = Table(title="Drifted features" if v["drifted_features"] else "Features closest to their threshold")
+    table = Table(
+        title="Drifted features" if v["drifted_features"] else "Features closest to their threshold"
+    )
     for col in ("feature", "type", "metric", "value", "threshold"):
         table.add_column(col, justify="left" if col in ("feature", "type", "metric") else "right")
     if windows:
@@ -122,7 +138,8 @@ def print_summary(result: dict[str, Any], report: Path) -> None:
         f = overall["features"][name]
         entry = f["metrics"][f["deciding_metric"]]
         value = "—" if entry["value"] is None else f"{entry['value']:.4g}"
-        row = [name, f["type"], f["deciding_metric"], value, f"{entry['threshold']:g}"]
+        metric = SHORT.get(f["deciding_metric"], f["deciding_metric"])
+        row = [name, f["type"], metric, value, f"{entry['threshold']:g}"]
         if windows:
             hits = [w["window"] for w in windows if name in w["drifted_features"]]
             row += [f"{len(hits)}/{v['evaluated_window_count']}", hits[0] if hits else "—"]
@@ -134,12 +151,14 @@ def print_summary(result: dict[str, Any], report: Path) -> None:
         entry = pred["metrics"][pred["deciding_metric"]]
         verdict = "[red]drift[/]" if v.get("prediction_drift") else "[green]ok[/]"
         value = "—" if entry["value"] is None else f"{entry['value']:.4g}"
-        out.print(f"prediction drift: {verdict} ({pred['deciding_metric']} {value})")
+        out.print(f"prediction drift: {verdict} ({SHORT.get(pred['deciding_metric'])} {value})")
     perf = v.get("performance")
     if perf and perf.get("count"):
         mape = "—" if perf.get("mape") is None else f"{perf['mape']:.1%}"
-        out.print(f"performance on {perf['count']:,} labelled rows: MAE {perf['mae']:.4g} · RMSE {perf['rmse']:.4g}"
-                  f" · MAPE {mape}")
+        out.print(
+            f"performance on {perf['count']:,} labelled rows: MAE {perf['mae']:.4g} · RMSE {perf['rmse']:.4g}"
+            f" · MAPE {mape}"
+        )
     out.print(f"report: {report}")
 
 
@@ -147,17 +166,34 @@ def register(app: typer.Typer) -> None:
     @app.command("monitor")
     @handle_errors
     def monitor(
-        current: str = typer.Option(..., "--current", help="New data: Parquet/CSV file or folder, or abfs:// URL"),
-        reference: str | None = typer.Option(None, "--reference", help="Reference data, profiled on the fly"),
-        profile: str | None = typer.Option(None, "--profile", help="A reference_profile.json"),
-        model: str | None = typer.Option(
-            None, "--model", help="Model whose stored profile is the reference: NAME@ALIAS (default: champion)"
-        ),
-        labels: str | None = typer.Option(None, "--labels", help="Late labels (id + label columns)"),
-        window: str | None = typer.Option(None, "--window", help="all | daily | weekly | N (rows); default: config"),
-        out_dir: Path | None = typer.Option(None, "--out", help="Also copy result.json and report.html here"),
-        open_report: bool = typer.Option(False, "--open", help="Open the HTML report in a browser"),
-        pipeline: Path | None = typer.Option(None, "--pipeline", help=f"Default: {MONITORING_PIPELINE}"),
+        current: Annotated[
+            str, typer.Option("--current", help="New data: Parquet/CSV file or folder, or abfs:// URL")
+        ],
+        reference: Annotated[
+            str | None, typer.Option("--reference", help="Reference data, profiled on the fly")
+        ] = None,
+        profile: Annotated[str | None, typer.Option("--profile", help="A reference_profile.json")] = None,
+        model: Annotated[
+            str | None,
+            typer.Option(
+                "--model", help="Model whose stored profile is the reference: NAME@ALIAS (default: champion)"
+            ),
+        ] = None,
+        labels: Annotated[
+            str | None, typer.Option("--labels", help="Late labels (id + label columns)")
+        ] = None,
+        window: Annotated[
+            str | None, typer.Option("--window", help="all | daily | weekly | N (rows); default: config")
+        ] = None,
+        out_dir: Annotated[
+            Path | None, typer.Option("--out", help="Also copy result.json and report.html here")
+        ] = None,
+        open_report: Annotated[
+            bool, typer.Option("--open", help="Open the HTML report in a browser")
+        ] = False,
+        pipeline: Annotated[
+            Path | None, typer.Option("--pipeline", help=f"Default: {MONITORING_PIPELINE}")
+        ] = None,
     ) -> None:
         """Drift, data quality and performance of new data against a reference; prints the verdict."""
         from amlops.config import load_settings

@@ -18,9 +18,10 @@ def register(app: typer.Typer) -> None:
         """Load and validate AML YAML with azure-ai-ml's own loaders and validators (no Azure access)."""
         from amlops.validation import find_yaml, validate_file
 
-        files = find_yaml(paths or [Path("components"), Path("pipelines")])
+        roots = paths or [Path("components"), Path("pipelines")]
+        files = find_yaml(roots)
         if not files:
-            raise UserError("no YAML files found under " + ", ".join(str(p) for p in paths or ["components", "pipelines"]))
+            raise UserError("no YAML files found under " + ", ".join(str(p) for p in roots))
         failures = 0
         for file in files:
             kind, problem = validate_file(file)

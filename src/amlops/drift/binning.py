@@ -1,12 +1,13 @@
 """Fast, exact assignment of values to the bins of a reference histogram.
 
-`np.searchsorted` over ~500 edges costs ~50 ns per value (a branchy binary search), which alone would spend the
-monitor's whole time budget. Instead each feature gets a lookup table over a grid of cells: uniform in the value
-("linear"), or uniform in an order-preserving integer view of the float's bits ("keys": linear within an octave,
-logarithmic across octaves, so heavy tails stay resolved). The grid with less reference mass in ambiguous cells
-wins. Because the value -> cell map is monotone (every step of it rounds monotonically), a cell holding no edge
-maps straight to its bin; only values in the few cells that hold an edge go through `searchsorted`. The result
-equals `np.searchsorted(edges, x, side="right")` exactly (tests check this); the grid only changes speed.
+`np.searchsorted` over ~500 edges costs ~50 ns per value (a branchy binary search), which alone would spend
+the monitor's whole time budget. Instead each feature gets a lookup table over a grid of cells: uniform in the
+value ("linear"), or uniform in an order-preserving integer view of the float's bits ("keys": linear within an
+octave, logarithmic across octaves, so heavy tails stay resolved). The grid with less reference mass in
+ambiguous cells wins. Because the value -> cell map is monotone (every step of it rounds monotonically), a
+cell holding no edge maps straight to its bin; only values in the few cells that hold an edge go through
+`searchsorted`. The result equals `np.searchsorted(edges, x, side="right")` exactly (tests check this); the
+grid only changes speed.
 
 Bin index convention: 0 = below the first edge (underflow), i in 1..B = [edges[i-1], edges[i]), B+1 = at or
 above the last edge (overflow). Callers remove NaN first.
@@ -34,7 +35,11 @@ class Binner:
     """Maps float64 values (no NaN) to bin indices of `edges`. Build once per feature, call per chunk."""
 
     def __init__(
-        self, edges: np.ndarray, counts: np.ndarray | None = None, discrete: bool = False, cells: int = GRID_CELLS
+        self,
+        edges: np.ndarray,
+        counts: np.ndarray | None = None,
+        discrete: bool = False,
+        cells: int = GRID_CELLS,
     ) -> None:
         self.edges = np.ascontiguousarray(edges, dtype=np.float64)
         self.n_bins = max(len(self.edges) - 1, 0)
@@ -68,15 +73,18 @@ class Binner:
         mass, mode, params, n_cells = best
         self.mode, self._params, self.ambiguous_mass = mode, params, mass
         before, ambiguous = self._layout(n_cells)
-        # table[j] = the bin of every value in cell j, or -1 where a value's bin depends on more than its cell.
+        # table[j] = the bin of every value in cell j, or -1 where a value's bin needs more than its cell.
         before[ambiguous] = -1
-        # A discrete profile ends with a sentinel edge just above the maximum: the maximum's cell then holds only
-        # the maximum (bin B) and values above it (overflow), told apart by one comparison instead of a search.
+        # A discrete profile ends with a sentinel edge just above the maximum: the maximum's cell then holds
+        # only the maximum (bin B) and values above it (overflow), told apart by one comparison instead of a
+        # search.
         self._top = float(self.edges[-2]) if self.n_bins >= 1 else np.nan
         if self.n_bins >= 1 and self.edges[-1] == np.nextafter(self.edges[-2], np.inf):
             cells_of = self._cells(self.edges)
             j = int(cells_of[-1])
-            alone = (cells_of == j).sum() == 2 and self._cells(np.nextafter(self.edges[-2:-1], -np.inf))[0] < j
+            alone = (cells_of == j).sum() == 2 and self._cells(np.nextafter(self.edges[-2:-1], -np.inf))[
+                0
+            ] < j
             if alone:
                 before[j] = -2
         dtype = np.int16 if self.n_bins + 1 < np.iinfo(np.int16).max else np.int32
@@ -85,9 +93,9 @@ class Binner:
     def _layout(self, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
         """(edges at or below the start of each cell, cells whose values straddle an edge).
 
-        An edge that is the smallest float of its cell (its predecessor maps to an earlier cell) is below every
-        value of the cell, so it does not make the cell ambiguous: with integer-aligned cells, integer atoms
-        (counts, codes, day numbers) never need the binary search.
+        An edge that is the smallest float of its cell (its predecessor maps to an earlier cell) is below
+        every value of the cell, so it does not make the cell ambiguous: with integer-aligned cells, integer
+        atoms (counts, codes, day numbers) never need the binary search.
         """
         cell = self._cells(self.edges)
         starts_cell = self._cells(np.nextafter(self.edges, -np.inf)) < cell
@@ -111,7 +119,7 @@ class Binner:
         scale = cells / (hi - lo)
         if not np.isfinite(scale) or scale <= 0:
             return "linear", (), 0
-        # c = (x - lo) * scale + 1, clipped to [0, cells + 1]: cell 0 holds x < lo, cells + 1 everything >= hi.
+        # c = (x - lo) * scale + 1, clipped to [0, cells + 1]: cell 0 holds x < lo, cells + 1 all x >= hi.
         return "linear", (lo, scale, float(cells + 1)), cells + 2
 
     def _key_params(self, cells: int) -> tuple[str, tuple[Any, ...], int]:
@@ -168,7 +176,7 @@ class Binner:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Bin index per value, equal to np.searchsorted(edges, x, 'right').
 
-        The result may be a view of a per-thread scratch buffer: use it before the next call in the same thread.
+        The result may be a view of a per-thread scratch buffer: use it before the thread's next call.
         """
         n = len(x)
         if self.mode == "search" or n == 0:
@@ -193,7 +201,7 @@ class Binner:
 
 
 class _Workspace(threading.local):
-    """Scratch arrays reused across calls (fresh multi-MB arrays per call cost page faults, not arithmetic)."""
+    """Scratch arrays reused across calls (fresh multi-MB arrays cost page faults, more than the math)."""
 
     def __init__(self) -> None:
         self.size = 0

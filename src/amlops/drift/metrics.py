@@ -37,9 +37,9 @@ PERFORMANCE_METRICS = ("mae", "rmse", "mape")
 # Metrics whose value is a p-value: drift when the value is BELOW the threshold. All others: above.
 P_VALUE_METRICS = frozenset({"two_sample_kolmogorov_smirnov_test", "pearsons_chi_squared_test"})
 
-# AML model monitoring defaults where it states one (normalized Wasserstein 0.1 for numeric, Jensen-Shannon 0.1
-# for categorical); PSI 0.2 is the usual "significant shift" rule; p-value thresholds are 0.05. Data quality:
-# a finding when the current rate exceeds the reference rate by more than the threshold.
+# AML model monitoring defaults where it states one (normalized Wasserstein 0.1 for numeric, Jensen-Shannon
+# 0.1 for categorical); PSI 0.2 is the usual "significant shift" rule; p-value thresholds are 0.05. Data
+# quality: a finding when the current rate exceeds the reference rate by more than the threshold.
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "numeric.normalized_wasserstein_distance": 0.1,
     "numeric.jensen_shannon_distance": 0.1,
@@ -106,7 +106,7 @@ def jensen_shannon_distance(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def population_stability_index(p: np.ndarray, q: np.ndarray) -> float:
-    """PSI = sum (q - p) ln(q / p) over bins, with proportions floored at PSI_EPSILON (reference p, current q)."""
+    """PSI = sum (q - p) ln(q / p) over bins (reference p, current q), proportions floored at PSI_EPSILON."""
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     sp, sq = p.sum(), q.sum()
@@ -168,7 +168,10 @@ class NumericReference:
         cdf = np.concatenate([[0.0], np.cumsum(counts)]) / total if total > 0 else np.zeros(len(p.edges))
         n_bins = len(counts)
         if n_bins:
-            cuts = np.searchsorted(np.cumsum(counts), np.arange(1, COARSE_BINS) * total / COARSE_BINS, "left") + 1
+            cuts = (
+                np.searchsorted(np.cumsum(counts), np.arange(1, COARSE_BINS) * total / COARSE_BINS, "left")
+                + 1
+            )
             groups = np.unique(np.concatenate([[0], cuts[cuts < n_bins]])).astype(np.int64)
             ref_coarse = np.concatenate([[0.0], np.add.reduceat(counts, groups), [0.0]])
         else:
@@ -184,7 +187,7 @@ class NumericReference:
         return cls(p, cdf, np.diff(p.edges), groups, ref_coarse, scale)
 
     def coarse(self, counts: np.ndarray) -> np.ndarray:
-        """Current counts (len B+2: underflow, bins, overflow) on the coarse bins (underflow, groups, overflow)."""
+        """Current counts (underflow, B bins, overflow) summed into (underflow, coarse groups, overflow)."""
         inner = counts[1:-1]
         grouped = np.add.reduceat(inner, self.groups) if len(self.groups) else np.zeros(0)
         return np.concatenate([[counts[0]], grouped, [counts[-1]]]).astype(np.float64)
@@ -230,14 +233,24 @@ def numeric_drift(
     coarse = ref.coarse(counts)
     d = ks_statistic(ref, counts)
     out = {
-        "normalized_wasserstein_distance": _entry("numeric", "normalized_wasserstein_distance", w / ref.scale,
-                                                  thresholds),
-        "jensen_shannon_distance": _entry("numeric", "jensen_shannon_distance",
-                                          jensen_shannon_distance(ref.ref_coarse, coarse), thresholds),
-        "population_stability_index": _entry("numeric", "population_stability_index",
-                                             population_stability_index(ref.ref_coarse, coarse), thresholds),
-        "two_sample_kolmogorov_smirnov_test": _entry("numeric", "two_sample_kolmogorov_smirnov_test",
-                                                     ks_pvalue(d, ref.profile.count, n_cur), thresholds),
+        "normalized_wasserstein_distance": _entry(
+            "numeric", "normalized_wasserstein_distance", w / ref.scale, thresholds
+        ),
+        "jensen_shannon_distance": _entry(
+            "numeric", "jensen_shannon_distance", jensen_shannon_distance(ref.ref_coarse, coarse), thresholds
+        ),
+        "population_stability_index": _entry(
+            "numeric",
+            "population_stability_index",
+            population_stability_index(ref.ref_coarse, coarse),
+            thresholds,
+        ),
+        "two_sample_kolmogorov_smirnov_test": _entry(
+            "numeric",
+            "two_sample_kolmogorov_smirnov_test",
+            ks_pvalue(d, ref.profile.count, n_cur),
+            thresholds,
+        ),
     }
     out["two_sample_kolmogorov_smirnov_test"]["statistic"] = _num(d)
     return out
@@ -269,10 +282,18 @@ def categorical_drift(
         return {m: _entry("categorical", m, None, thresholds) for m in CATEGORICAL_METRICS}
     p_value, stat = chi_squared_test(ref.ref_counts, counts)
     out = {
-        "jensen_shannon_distance": _entry("categorical", "jensen_shannon_distance",
-                                          jensen_shannon_distance(ref.ref_counts, counts), thresholds),
-        "population_stability_index": _entry("categorical", "population_stability_index",
-                                             population_stability_index(ref.ref_counts, counts), thresholds),
+        "jensen_shannon_distance": _entry(
+            "categorical",
+            "jensen_shannon_distance",
+            jensen_shannon_distance(ref.ref_counts, counts),
+            thresholds,
+        ),
+        "population_stability_index": _entry(
+            "categorical",
+            "population_stability_index",
+            population_stability_index(ref.ref_counts, counts),
+            thresholds,
+        ),
         "pearsons_chi_squared_test": _entry("categorical", "pearsons_chi_squared_test", p_value, thresholds),
     }
     out["pearsons_chi_squared_test"]["statistic"] = _num(stat)
@@ -281,11 +302,17 @@ def categorical_drift(
 
 # ------------------------------------------------------------------------------------------ data quality
 def data_quality(
-    rows: int, nulls: int, type_errors: int, out_of_bounds: int, valid: int, reference_null_rate: float,
+    rows: int,
+    nulls: int,
+    type_errors: int,
+    out_of_bounds: int,
+    valid: int,
+    reference_null_rate: float,
     thresholds: Thresholds,
 ) -> dict[str, dict[str, float | bool | None]]:
     """Rates in the window: nulls and type errors over all rows; out-of-bounds over the valid values.
     A finding (exceeded) when the rate is above the reference's rate (0 for errors and bounds) + threshold."""
+
     def entry(metric: str, value: float | None, baseline: float) -> dict[str, float | bool | None]:
         t = thresholds.get("", metric)
         hit = value is not None and value > baseline + t
@@ -339,7 +366,9 @@ class RegressionSums:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _entry(kind: str, metric: str, value: float | None, thresholds: Thresholds) -> dict[str, float | bool | None]:
+def _entry(
+    kind: str, metric: str, value: float | None, thresholds: Thresholds
+) -> dict[str, float | bool | None]:
     t = thresholds.get(kind, metric)
     v = _num(value)
     return {"value": v, "threshold": t, "exceeded": exceeded(metric, v, t)}

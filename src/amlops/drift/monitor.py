@@ -1,10 +1,10 @@
 """The streaming monitor: one pass over the current data, in chunks, against a reference profile.
 
 Per chunk and feature the values are binned on the reference edges and counted per window (one `np.bincount`
-over window x bin), so memory is bounded by windows x features x bins, not by rows. Windows come from a timestamp
-column (daily, weekly: ISO weeks starting Monday, in UTC) or from row counts. At the end every window, and the
-whole current data ("overall"), is scored with the metrics in `amlops.drift.metrics`, and the result is a plain
-dict with the documented schema (docs/monitor.md; `RESULT_SCHEMA_VERSION`).
+over window x bin), so memory is bounded by windows x features x bins, not by rows. Windows come from a
+timestamp column (daily, weekly: ISO weeks starting Monday, in UTC) or from row counts. At the end every
+window, and the whole current data ("overall"), is scored with the metrics in `amlops.drift.metrics`, and the
+result is a plain dict with the documented schema (docs/monitor.md; `RESULT_SCHEMA_VERSION`).
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ class MonitorOptions:
         m = re.fullmatch(r"(\d+)\s*(rows?)?", w)
         if m and int(m.group(1)) > 0:
             return "rows", int(m.group(1))
-        raise MonitorError(f"window {self.window!r}: use all, daily, weekly or a number of rows (e.g. 100000)")
+        raise MonitorError(
+            f"window {self.window!r}: use all, daily, weekly or a number of rows (e.g. 100000)"
+        )
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -102,7 +104,9 @@ def open_dataset(location: str, dictionary_columns: Iterable[str] = ()) -> Any:
     if kind == "csv":
         fmt: Any = pds.CsvFileFormat()
     else:
-        fmt = pds.ParquetFileFormat(read_options=pds.ParquetReadOptions(dictionary_columns=set(dictionary_columns)))
+        fmt = pds.ParquetFileFormat(
+            read_options=pds.ParquetReadOptions(dictionary_columns=set(dictionary_columns))
+        )
     filesystem = None if type(fs).__name__ == "LocalFileSystem" else fs
     try:
         return pds.dataset(files, format=fmt, filesystem=filesystem)
@@ -128,7 +132,9 @@ def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
     ds = open_dataset(location)
     missing = [c for c in (id_column, label_column) if c not in ds.schema.names]
     if missing:
-        raise MonitorError(f"{location}: labels need column(s) {', '.join(missing)} (has: {', '.join(ds.schema.names)})")
+        raise MonitorError(
+            f"{location}: labels need column(s) {', '.join(missing)} (has: {', '.join(ds.schema.names)})"
+        )
     table = ds.to_table(columns=[id_column, label_column])
     frame = table.to_pandas()
     labels = pd.to_numeric(frame[label_column], errors="coerce")
@@ -173,7 +179,9 @@ class Windows:
             return (np.arange(start, start + n, dtype=np.intp) // self.size) - first, glob
         assert self.column is not None
         days, valid = _days(batch.column(self.column), self.column)
-        keys = days if self.kind == "daily" else (days + 3) // 7  # 1970-01-01 was a Thursday: weeks from Monday
+        keys = (
+            days if self.kind == "daily" else (days + 3) // 7
+        )  # 1970-01-01 was a Thursday: weeks from Monday
         kv = keys[valid] if valid is not None else keys
         if kv.size == 0:
             return None, self._ids([_UNDATED])
@@ -181,7 +189,11 @@ class Windows:
         span = int(kv.max()) - kmin + 1
         present = np.bincount(kv - kmin, minlength=span) > 0
         lookup = np.cumsum(present) - 1
-        local = lookup[keys - kmin] if valid is None else np.where(valid, lookup[np.where(valid, keys, kmin) - kmin], -1)
+        local = (
+            lookup[keys - kmin]
+            if valid is None
+            else np.where(valid, lookup[np.where(valid, keys, kmin) - kmin], -1)
+        )
         labels: list[Any] = (np.flatnonzero(present) + kmin).tolist()
         if valid is not None and not valid.all():
             local = np.where(local < 0, len(labels), local)
@@ -201,7 +213,11 @@ class Windows:
         epoch = dt.date(1970, 1, 1)
         if self.kind == "daily":
             day = epoch + dt.timedelta(days=int(key))
-            return {"window": day.isoformat(), "start": day.isoformat(), "end": (day + dt.timedelta(days=1)).isoformat()}
+            return {
+                "window": day.isoformat(),
+                "start": day.isoformat(),
+                "end": (day + dt.timedelta(days=1)).isoformat(),
+            }
         monday = epoch + dt.timedelta(days=7 * int(key) - 3)
         year, week, _ = monday.isocalendar()
         return {
@@ -212,6 +228,7 @@ class Windows:
 
     def order(self) -> list[int]:
         """Global indices in chronological order (undated last)."""
+
         def sort_key(i: int) -> tuple[int, float]:
             k = self.keys[i]
             return (1, 0.0) if k == _UNDATED or k == "all" else (0, float(k))
@@ -239,7 +256,9 @@ def _days(column: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray, np
         else:
             raise MonitorError(f"timestamp column {name!r} has type {typ}: expected a date or timestamp")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise MonitorError(f"timestamp column {name!r}: cannot read as dates ({str(exc).splitlines()[0]})") from None
+        raise MonitorError(
+            f"timestamp column {name!r}: cannot read as dates ({str(exc).splitlines()[0]})"
+        ) from None
     valid = None
     if raw.null_count:
         valid = np.asarray(pc.is_valid(raw).to_numpy(zero_copy_only=False), dtype=bool)
@@ -376,8 +395,11 @@ class _CategoricalFeature:
                 arr = pc.dictionary_encode(arr)
             dictionary = category_strings(arr.dictionary).to_pylist()
             # dictionary position -> reference position; unseen -> "other" (k); null -> k + 1
-            mapping = np.array([self.ref.index.get(v, self.k) if v is not None else self.k + 1 for v in dictionary]
-                               + [self.k + 1], dtype=np.intp)
+            mapping = np.array(
+                [self.ref.index.get(v, self.k) if v is not None else self.k + 1 for v in dictionary]
+                + [self.k + 1],
+                dtype=np.intp,
+            )
             idx = arr.indices
             if idx.null_count:
                 idx = pc.fill_null(idx, len(dictionary))
@@ -441,7 +463,10 @@ class Monitor:
     """Feed record batches with `update`; `result()` scores every window and returns the result dict."""
 
     def __init__(
-        self, profile: ReferenceProfile, options: MonitorOptions | None = None, labels: pd.Series | None = None
+        self,
+        profile: ReferenceProfile,
+        options: MonitorOptions | None = None,
+        labels: pd.Series | None = None,
     ) -> None:
         self.profile = profile
         self.options = options or MonitorOptions()
@@ -451,7 +476,9 @@ class Monitor:
         except ValueError as exc:
             raise MonitorError(str(exc)) from None
         if o.numeric_metric not in M.NUMERIC_METRICS:
-            raise MonitorError(f"numeric metric {o.numeric_metric!r}: use one of {', '.join(M.NUMERIC_METRICS)}")
+            raise MonitorError(
+                f"numeric metric {o.numeric_metric!r}: use one of {', '.join(M.NUMERIC_METRICS)}"
+            )
         if o.categorical_metric not in M.CATEGORICAL_METRICS:
             raise MonitorError(
                 f"categorical metric {o.categorical_metric!r}: use one of {', '.join(M.CATEGORICAL_METRICS)}"
@@ -465,7 +492,9 @@ class Monitor:
         if unknown:
             raise MonitorError(f"feature(s) not in the reference profile: {', '.join(unknown)}")
         self.numeric = {f: _NumericFeature(f, profile.numeric[f]) for f in wanted if f in profile.numeric}
-        self.categorical = {f: _CategoricalFeature(f, profile.categorical[f]) for f in wanted if f in profile.categorical}
+        self.categorical = {
+            f: _CategoricalFeature(f, profile.categorical[f]) for f in wanted if f in profile.categorical
+        }
         self.prediction: _NumericFeature | None = None
         self.prediction_reference: str | None = None
         if o.prediction_column:
@@ -510,7 +539,9 @@ class Monitor:
             self._has_label = True
         if self.labels is not None:
             if not o.id_column or o.id_column not in names:
-                raise MonitorError(f"labels are joined on the id column {o.id_column!r}, not in the current data")
+                raise MonitorError(
+                    f"labels are joined on the id column {o.id_column!r}, not in the current data"
+                )
             extra.append(o.id_column)
         self._checked = True
         return list(dict.fromkeys([c for c in cols if c in names] + [c for c in extra if c]))
@@ -524,12 +555,17 @@ class Monitor:
         local, glob = self.windows.assign(batch)
         need = int(glob.max()) + 1
         if len(self.rows) < need:
-            self.rows = np.concatenate([self.rows, np.zeros(max(need, 2 * len(self.rows)) - len(self.rows), np.int64)])
+            self.rows = np.concatenate(
+                [self.rows, np.zeros(max(need, 2 * len(self.rows)) - len(self.rows), np.int64)]
+            )
         if local is None:
             self.rows[glob[0]] += n
         else:
             self.rows[glob] += np.bincount(local, minlength=len(glob))
-        features: list[_NumericFeature | _CategoricalFeature] = [*self.numeric.values(), *self.categorical.values()]
+        features: list[_NumericFeature | _CategoricalFeature] = [
+            *self.numeric.values(),
+            *self.categorical.values(),
+        ]
         if self.prediction is not None and self._has_prediction:
             features.append(self.prediction)
 
@@ -539,7 +575,8 @@ class Monitor:
             else:
                 feature.update(batch.column(feature.name), local, glob)
 
-        # Each feature owns its accumulators (and each thread its scratch buffers), so they can run side by side.
+        # Each feature owns its accumulators (and each thread its scratch buffers), so they can run side by
+        # side.
         pool = self._executor()
         if pool is None:
             for feature in features:
@@ -599,10 +636,7 @@ class Monitor:
         for w in evaluated:
             for f in w["data_quality_findings"]:
                 findings.append({"window": w["window"], **f})
-        if not evaluated:
-            status = "insufficient_data"
-        else:
-            status = "drift" if drifted_windows else "no_drift"
+        status = "insufficient_data" if not evaluated else "drift" if drifted_windows else "no_drift"
         performance = overall.get("performance")
         verdict = {
             "status": status,
@@ -612,8 +646,9 @@ class Monitor:
             "drifted_window_count": len(drifted_windows),
             "window_count": len(windows),
             "evaluated_window_count": len(evaluated),
-            "prediction_drift": bool(any(w.get("prediction_drift", {}) and w["prediction_drift"]["drifted"]
-                                         for w in evaluated)),
+            "prediction_drift": bool(
+                any(w.get("prediction_drift", {}) and w["prediction_drift"]["drifted"] for w in evaluated)
+            ),
             "data_quality_findings": findings,
             "performance": performance,
         }
@@ -664,8 +699,15 @@ class Monitor:
                 feat["drifted"] = False
             for metric, entry in feat["data_quality"].items():
                 if entry["exceeded"]:
-                    findings.append({"feature": name, "metric": metric, "value": entry["value"],
-                                     "threshold": entry["threshold"], "reference": entry["reference"]})
+                    findings.append(
+                        {
+                            "feature": name,
+                            "metric": metric,
+                            "value": entry["value"],
+                            "threshold": entry["threshold"],
+                            "reference": entry["reference"],
+                        }
+                    )
         ranked = sorted(features, key=lambda f: _rank_key(features[f]), reverse=True)
         drifted = [f for f in ranked if features[f]["drifted"]]
         out: dict[str, Any] = {
@@ -686,8 +728,10 @@ class Monitor:
                 pred["drifted"] = False
             out["prediction_drift"] = pred
         if self.performance.acc.scalars:
-            perf = self.performance.sums(rows).result()
-            baseline = self.profile.metadata.get("performance") if isinstance(self.profile.metadata, dict) else None
+            perf: dict[str, Any] = dict(self.performance.sums(rows).result())
+            baseline = (
+                self.profile.metadata.get("performance") if isinstance(self.profile.metadata, dict) else None
+            )
             if isinstance(baseline, dict):
                 perf["reference"] = {k: baseline.get(k) for k in M.PERFORMANCE_METRICS if k in baseline}
             out["performance"] = perf
@@ -736,7 +780,9 @@ class Monitor:
             out["distribution"] = _numeric_distribution(num.ref, counts, over, under)
         return out
 
-    def _score_categorical(self, cat: _CategoricalFeature, rows: Any, n_rows: int, distributions: bool) -> dict[str, Any]:
+    def _score_categorical(
+        self, cat: _CategoricalFeature, rows: Any, n_rows: int, distributions: bool
+    ) -> dict[str, Any]:
         acc = cat.acc
         acc.ensure(len(self.windows.keys), ("errors",))
         counts = acc.counts[rows]
@@ -814,11 +860,13 @@ def _rank_key(feature: dict[str, Any]) -> tuple[int, float]:
     return (int(feature["drifted"]), score)
 
 
-def _numeric_distribution(ref: M.NumericReference, counts: np.ndarray, over_sum: float, under_sum: float) -> dict[str, Any]:
+def _numeric_distribution(
+    ref: M.NumericReference, counts: np.ndarray, over_sum: float, under_sum: float
+) -> dict[str, Any]:
     """Reference vs current shares on DISPLAY_BINS equal-width bins over the bulk of both distributions.
 
-    Re-binned from the fine histograms (uniform inside a fine bin); values beyond the reference range are given
-    apart, as shares and their mean, since the profile keeps no finer picture of them.
+    Re-binned from the fine histograms (uniform inside a fine bin); values beyond the reference range are
+    given apart, as shares and their mean, since the profile keeps no finer picture of them.
     """
     p = ref.profile
     c = p.counts.astype(np.float64)

@@ -4,9 +4,10 @@ Per numeric feature: histogram on (near-)quantile edges, moments, min/max and nu
 Per categorical feature: category counts, with the tail beyond `max_categories` folded into an "other" bucket.
 Built in one pass, from a DataFrame or from chunked pyarrow batches, so memory is bounded by the profile size.
 
-Histogram semantics (used by the monitor too): bin i is [edges[i], edges[i+1]); the last edge is just above the
-maximum, so every reference value falls in a bin. A feature with at most `bins` distinct values is `discrete`:
-its edges are those values (each bin holds exactly one value), which makes the metrics exact for such columns.
+Histogram semantics (used by the monitor too): bin i is [edges[i], edges[i+1]); the last edge is just above
+the maximum, so every reference value falls in a bin. A feature with at most `bins` distinct values is
+`discrete`: its edges are those values (each bin holds exactly one value), which makes the metrics exact for
+such columns.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ import pyarrow.compute as pc
 SCHEMA_VERSION = 1
 DEFAULT_BINS = 500
 DEFAULT_MAX_CATEGORIES = 1000
-# The first chunk of a column is sketched at FINE_FACTOR x bins quantiles; the final edges are a subset of those,
-# so the final counts stay exact sums of fine counts.
+# The first chunk of a column is sketched at FINE_FACTOR x bins quantiles; the final edges are a subset of
+# those, so the final counts stay exact sums of fine counts.
 FINE_FACTOR = 16
 # Values of later chunks that fall outside the first chunk's range are kept raw up to this many, then folded
 # into extension bins (keeps memory bounded when the data is ordered, e.g. a trend over time).
@@ -194,12 +195,17 @@ class ReferenceProfile:
         if data.get("schema") != "amlops.reference_profile" or not isinstance(version, int):
             raise ProfileError("not an amlops reference profile (missing schema / schema_version)")
         if version > SCHEMA_VERSION:
-            raise ProfileError(f"profile schema_version {version} is newer than this amlops ({SCHEMA_VERSION})")
+            raise ProfileError(
+                f"profile schema_version {version} is newer than this amlops ({SCHEMA_VERSION})"
+            )
         return cls(
             numeric={n: NumericProfile.from_dict(n, d) for n, d in data.get("numeric", {}).items()},
-            categorical={n: CategoricalProfile.from_dict(n, d) for n, d in data.get("categorical", {}).items()},
+            categorical={
+                n: CategoricalProfile.from_dict(n, d) for n, d in data.get("categorical", {}).items()
+            },
             outputs={
-                n: NumericProfile.from_dict(str(d.get("column", n)), d) for n, d in data.get("outputs", {}).items()
+                n: NumericProfile.from_dict(str(d.get("column", n)), d)
+                for n, d in data.get("outputs", {}).items()
             },
             row_count=int(data["row_count"]),
             bins=int(data.get("bins", DEFAULT_BINS)),
@@ -238,6 +244,8 @@ class ReferenceProfile:
                 text = Path(location.removeprefix("file://")).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ProfileError(f"{location}: reference profile not found") from None
+        except UnicodeDecodeError:
+            raise ProfileError(f"{location}: not valid JSON (not UTF-8 text)") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -259,7 +267,9 @@ class ReferenceProfile:
                 for n, p in self.categorical.items()
             },
             outputs={
-                n: _merge_numeric(p, other.outputs[n], self.bins) for n, p in self.outputs.items() if n in other.outputs
+                n: _merge_numeric(p, other.outputs[n], self.bins)
+                for n, p in self.outputs.items()
+                if n in other.outputs
             },
             row_count=self.row_count + other.row_count,
             bins=self.bins,
@@ -304,14 +314,16 @@ def build_profile_from_batches(
 
 
 def numeric_values(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(float64 values with NaN for nulls, mask of values that are not numbers at all, or None if there are none).
+    """(float64 values, NaN for nulls; mask of values that are not numbers at all, or None if there are none).
 
-    String columns (a CSV where a number column holds text) are parsed; what does not parse is a type error: NaN
-    in the values and True in the mask, so callers can tell it from a null.
+    String columns (a CSV where a number column holds text) are parsed; what does not parse is a type error:
+    NaN in the values and True in the mask, so callers can tell it from a null.
     """
     typ = column.type
     if pa.types.is_dictionary(typ):
-        column = column.cast(typ.value_type) if isinstance(column, pa.ChunkedArray) else column.dictionary_decode()
+        column = (
+            column.cast(typ.value_type) if isinstance(column, pa.ChunkedArray) else column.dictionary_decode()
+        )
         typ = column.type
     if pa.types.is_floating(typ):
         return _to_float(column), None
@@ -463,35 +475,41 @@ class _NumericSketch:
             high = np.sort(np.concatenate(self.high))
             ext = np.unique(high[np.floor(np.linspace(0, len(high) - 1, per_side + 1)).astype(np.int64)])
             top = np.nextafter(high[-1], np.inf)
-            edges = np.unique(np.concatenate([[self.fine_edges[-1]], ext[1:-1] if len(ext) > 2 else [], [top]]))
+            edges = np.unique(
+                np.concatenate([[self.fine_edges[-1]], ext[1:-1] if len(ext) > 2 else [], [top]])
+            )
             counts = np.diff(np.searchsorted(high, edges, "left"))
             self.fine_edges = np.concatenate([self.fine_edges, edges[1:]])
             self.fine_counts = np.concatenate([self.fine_counts, counts]).astype(np.int64)
         self.low, self.high, self.n_outliers = [], [], 0
 
     def finalize(self) -> NumericProfile:
-        base = {
-            "name": self.name,
-            "count": self.n,
-            "null_count": self.null_count,
-            "nonfinite_count": self.nonfinite_count,
-            "mean": self.mean if self.n else math.nan,
-            "m2": self.m2 if self.n else math.nan,
-            "min": self.min if self.n else math.nan,
-            "max": self.max if self.n else math.nan,
-            "dtype": self.dtype,
-        }
+        discrete = False
         if self.n == 0:
-            return NumericProfile(edges=np.empty(0), counts=np.empty(0, dtype=np.int64), **base)
-        if self.atoms is not None:
+            edges, counts = np.empty(0), np.empty(0, dtype=np.int64)
+        elif self.atoms is not None:
             values = np.array(sorted(self.atoms), dtype=np.float64)
             counts = np.array([self.atoms[v] for v in values.tolist()], dtype=np.int64)
             edges = np.append(values, np.nextafter(values[-1], np.inf))
-            return NumericProfile(edges=edges, counts=counts, discrete=True, **base)
-        self._fold_outliers()
-        assert self.fine_edges is not None and self.fine_counts is not None
-        edges, counts = coarsen(self.fine_edges, self.fine_counts, self.bins)
-        return NumericProfile(edges=edges, counts=counts, **base)
+            discrete = True
+        else:
+            self._fold_outliers()
+            assert self.fine_edges is not None and self.fine_counts is not None
+            edges, counts = coarsen(self.fine_edges, self.fine_counts, self.bins)
+        return NumericProfile(
+            name=self.name,
+            edges=edges,
+            counts=counts,
+            count=self.n,
+            null_count=self.null_count,
+            nonfinite_count=self.nonfinite_count,
+            mean=self.mean if self.n else math.nan,
+            m2=self.m2 if self.n else math.nan,
+            min=self.min if self.n else math.nan,
+            max=self.max if self.n else math.nan,
+            discrete=discrete,
+            dtype=self.dtype,
+        )
 
 
 def coarsen(edges: np.ndarray, counts: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -707,8 +725,13 @@ def _merge_categorical(a: CategoricalProfile, b: CategoricalProfile, cap: int) -
     for k, v in b.categories.items():
         counts[k] = counts.get(k, 0) + v
     return _capped(
-        a.name, counts, a.other_count + b.other_count, a.other_distinct + b.other_distinct,
-        a.null_count + b.null_count, cap, a.dtype,
+        a.name,
+        counts,
+        a.other_count + b.other_count,
+        a.other_distinct + b.other_distinct,
+        a.null_count + b.null_count,
+        cap,
+        a.dtype,
     )
 
 

@@ -1,4 +1,4 @@
-"""The self-contained HTML report of a monitor result: verdict, per-feature table, plots (inline SVG, no assets).
+"""The self-contained HTML report of a monitor result: verdict, feature table, plots (inline SVG, no assets).
 
 Rendered from the result dict alone (the JSON written next to it), so a report can be re-rendered from any
 stored result: `render_html(json.load(open("result.json")))`.
@@ -18,11 +18,13 @@ _BAD = "#dc2626"
 _OK = "#16a34a"
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#111827;background:#f9fafb}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#111827;
+  background:#f9fafb}
 main{max-width:1180px;margin:0 auto;padding:24px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 10px} .muted{color:#6b7280}
 .verdict{border-radius:10px;padding:16px 20px;margin:16px 0;color:#fff}
-.verdict.drift{background:#b91c1c}.verdict.no_drift{background:#15803d}.verdict.insufficient_data{background:#6b7280}
+.verdict.drift{background:#b91c1c}.verdict.no_drift{background:#15803d}
+.verdict.insufficient_data{background:#6b7280}
 .verdict .big{font-size:20px;font-weight:700}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}
 .card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px;min-width:140px}
@@ -72,9 +74,11 @@ def render_html(result: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------------ sections
 def _verdict_title(v: dict[str, Any]) -> str:
-    return {"drift": "Drift detected", "no_drift": "No drift detected", "insufficient_data": "Not enough data"}.get(
-        v["status"], v["status"]
-    )
+    return {
+        "drift": "Drift detected",
+        "no_drift": "No drift detected",
+        "insufficient_data": "Not enough data",
+    }.get(v["status"], v["status"])
 
 
 def _verdict(v: dict[str, Any], overall: dict[str, Any], windows: list[dict[str, Any]]) -> str:
@@ -84,13 +88,18 @@ def _verdict(v: dict[str, Any], overall: dict[str, Any], windows: list[dict[str,
         ("Drifted windows", f"{v['drifted_window_count']} / {v['evaluated_window_count']}"),
         ("First drifted window", v["first_drifted_window"] or "—"),
         ("Data-quality findings", str(len(v["data_quality_findings"]))),
-        ("Prediction drift", "yes" if v.get("prediction_drift") else ("no" if overall.get("prediction_drift") else "n/a")),
+        (
+            "Prediction drift",
+            "yes" if v.get("prediction_drift") else ("no" if overall.get("prediction_drift") else "n/a"),
+        ),
     ]
     perf = v.get("performance")
     if perf and perf.get("count"):
         cards.append(("MAE / RMSE", f"{_fmt(perf['mae'])} / {_fmt(perf['rmse'])}"))
         cards.append(("MAPE", _pct(perf["mape"])))
-    card_html = "".join(f"<div class='card'><span class='muted'>{_e(k)}</span><b>{_e(val)}</b></div>" for k, val in cards)
+    card_html = "".join(
+        f"<div class='card'><span class='muted'>{_e(k)}</span><b>{_e(val)}</b></div>" for k, val in cards
+    )
     return (
         f"<section class='verdict {_e(v['status'])}'><div class='big'>{_e(_verdict_title(v))}</div>"
         f"<div>{_e(v['summary'])}</div></section><div class='cards'>{card_html}</div>"
@@ -101,7 +110,9 @@ def _feature_table(result: dict[str, Any]) -> str:
     overall = result["overall"]
     windows = result.get("windows") or []
     importance = (result.get("reference", {}).get("metadata") or {}).get("feature_importance") or {}
-    drift_counts = {f: sum(1 for w in windows if f in w.get("drifted_features", [])) for f in overall["features"]}
+    drift_counts = {
+        f: sum(1 for w in windows if f in w.get("drifted_features", [])) for f in overall["features"]
+    }
     evaluated = sum(1 for w in windows if w.get("status") == "ok")
     head = ["Feature", "Type", "Drifted", "Deciding metric", "Value", "Threshold"]
     if windows:
@@ -110,6 +121,7 @@ def _feature_table(result: dict[str, Any]) -> str:
     if importance:
         head.append("Importance")
     rows = []
+    missing = " <span class=muted>(missing)</span>"
     for name, f in overall["features"].items():
         m = f["metrics"]
         dec = m[f["deciding_metric"]]
@@ -121,7 +133,7 @@ def _feature_table(result: dict[str, Any]) -> str:
         else:
             shift = f"{_int(s.get('unseen_count', 0))} unseen values"
         cells = [
-            f"<td class='l'>{_e(name)}{' <span class=muted>(missing)</span>' if f.get('missing_column') else ''}</td>",
+            f"<td class='l'>{_e(name)}{missing if f.get('missing_column') else ''}</td>",
             f"<td class='l'>{_e(f['type'])}</td>",
             f"<td class='l'>{_badge(f['drifted'])}</td>",
             f"<td class='l'>{_e(f['deciding_metric'])}</td>",
@@ -140,17 +152,21 @@ def _feature_table(result: dict[str, Any]) -> str:
         ]
         if importance:
             cells.append(f"<td>{_fmt(importance.get(name))}</td>")
-        rows.append(f"<tr class='{'drifted' if f['drifted'] else ''}' data-feature='{_e(name)}'>{''.join(cells)}</tr>")
+        rows.append(
+            f"<tr class='{'drifted' if f['drifted'] else ''}' data-feature='{_e(name)}'>{''.join(cells)}</tr>"
+        )
     pred = overall.get("prediction_drift")
     pred_html = ""
     if pred:
         dec = pred["metrics"][pred["deciding_metric"]]
         pred_html = (
-            f"<p>Prediction drift (model output vs the reference's {_e(pred.get('reference_role', 'prediction'))}): "
+            f"<p>Prediction drift (model output vs the reference's {_e(pred.get('reference_role'))}): "
             f"{_badge(pred['drifted'])} {_e(pred['deciding_metric'])} = {_fmt(dec['value'])} "
             f"(threshold {_fmt(dec['threshold'])}).</p>"
         )
-    header = "".join(f"<th class='l'>{_e(h)}</th>" if i < 4 else f"<th>{_e(h)}</th>" for i, h in enumerate(head))
+    header = "".join(
+        f"<th class='l'>{_e(h)}</th>" if i < 4 else f"<th>{_e(h)}</th>" for i, h in enumerate(head)
+    )
     return (
         "<h2>Features, most drifted first</h2><p class='muted'>Whole current data against the reference. "
         "A feature is drifted when its deciding metric crosses the threshold.</p>"
@@ -175,13 +191,16 @@ def _trend_section(result: dict[str, Any]) -> str:
                 continue
             ratio = _ratio(f)
             color = _heat(ratio, f["drifted"], w["status"] == "ok")
-            title = f"{w['window']}: {f['deciding_metric']} = {_fmt(f['metrics'][f['deciding_metric']]['value'])}"
+            title = (
+                f"{w['window']}: {f['deciding_metric']} = {_fmt(f['metrics'][f['deciding_metric']]['value'])}"
+            )
             mark = "●" if f["drifted"] else ""
             cells.append(f"<td style='background:{color}' title='{_e(title)}'>{mark}</td>")
         body.append(f"<tr><td class='l'>{_e(name)}</td>{''.join(cells)}</tr>")
     legend = "".join(
         f"<tr><td>{i + 1}</td><td class='l'>{_e(w['window'])}</td><td>{_int(w['row_count'])}</td>"
-        f"<td class='l'>{_e(w['status'])}</td><td class='l'>{_e(', '.join(w['drifted_features']) or '—')}</td></tr>"
+        f"<td class='l'>{_e(w['status'])}</td>"
+        f"<td class='l'>{_e(', '.join(w['drifted_features']) or '—')}</td></tr>"
         for i, w in enumerate(windows)
     )
     drifted = [f for f in features if any(f in w["drifted_features"] for w in windows)]
@@ -197,7 +216,8 @@ def _trend_section(result: dict[str, Any]) -> str:
             xs.append(w["window"])
             ys.append(entry["value"])
         plots.append(
-            f"<figure data-plot='trend' data-feature='{_e(name)}'><figcaption>{_e(name)} — {_e(metric or '')} "
+            f"<figure data-plot='trend' data-feature='{_e(name)}'>"
+            f"<figcaption>{_e(name)} — {_e(metric or '')} "
             f"per window</figcaption>{_line_svg(xs, ys, thr)}</figure>"
         )
     return (
@@ -205,8 +225,9 @@ def _trend_section(result: dict[str, Any]) -> str:
         "relative to its threshold (● = drifted; grey = too few rows to judge).</p>"
         f"<div class='scroll'><table class='heat'><thead><tr><th class='l'>Feature</th>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></div>"
-        f"<details><summary>Windows</summary><table><thead><tr><th>#</th><th class='l'>Window</th><th>Rows</th>"
-        f"<th class='l'>Status</th><th class='l'>Drifted features</th></tr></thead><tbody>{legend}</tbody></table>"
+        "<details><summary>Windows</summary><table><thead><tr><th>#</th><th class='l'>Window</th>"
+        "<th>Rows</th><th class='l'>Status</th><th class='l'>Drifted features</th></tr></thead>"
+        f"<tbody>{legend}</tbody></table>"
         f"</details><div class='grid' style='margin-top:12px'>{''.join(plots)}</div>"
     )
 
@@ -225,32 +246,43 @@ def _distribution_section(result: dict[str, Any]) -> str:
         if not d:
             continue
         svg = _numeric_svg(d) if f["type"] == "numeric" else _categorical_svg(d)
-        figs.append(f"<figure data-plot='distribution' data-feature='{_e(name)}'><figcaption>{_e(name)}</figcaption>"
-                    f"{svg}</figure>")
+        figs.append(
+            f"<figure data-plot='distribution' data-feature='{_e(name)}'><figcaption>{_e(name)}</figcaption>"
+            f"{svg}</figure>"
+        )
     pred = overall.get("prediction_drift")
     if pred and pred.get("distribution"):
-        figs.append(f"<figure data-plot='distribution' data-feature='prediction'><figcaption>model output "
-                    f"(vs reference {_e(pred.get('reference_role', ''))})</figcaption>"
-                    f"{_numeric_svg(pred['distribution'])}</figure>")
-    legend = (f"<div class='legend'><span><i class='sw' style='background:{_REF_COLOR}'></i>reference</span>"
-              f"<span><i class='sw' style='background:{_CUR_COLOR}'></i>current</span></div>")
+        figs.append(
+            f"<figure data-plot='distribution' data-feature='prediction'><figcaption>model output "
+            f"(vs reference {_e(pred.get('reference_role', ''))})</figcaption>"
+            f"{_numeric_svg(pred['distribution'])}</figure>"
+        )
+    legend = (
+        f"<div class='legend'><span><i class='sw' style='background:{_REF_COLOR}'></i>reference</span>"
+        f"<span><i class='sw' style='background:{_CUR_COLOR}'></i>current</span></div>"
+    )
     return f"<h2>{_e(title)}</h2>{legend}<div class='grid'>{''.join(figs)}</div>"
 
 
 def _quality_section(v: dict[str, Any]) -> str:
     findings = v["data_quality_findings"]
     if not findings:
-        return "<h2>Data quality</h2><p>No data-quality findings (null values, type errors, out-of-range values).</p>"
+        return (
+            "<h2>Data quality</h2><p>No data-quality findings (nulls, type errors, out-of-range values).</p>"
+        )
     rows = "".join(
-        f"<tr><td class='l'>{_e(f['window'])}</td><td class='l'>{_e(f['feature'])}</td><td class='l'>{_e(f['metric'])}"
+        f"<tr><td class='l'>{_e(f['window'])}</td><td class='l'>{_e(f['feature'])}</td>"
+        f"<td class='l'>{_e(f['metric'])}"
         f"</td><td>{_pct(f['value'])}</td><td>{_pct(f['reference'])}</td><td>{_pct(f['threshold'])}</td></tr>"
         for f in findings[:500]
     )
     more = f"<p class='muted'>{len(findings) - 500} more in result.json.</p>" if len(findings) > 500 else ""
     return (
-        "<h2>Data quality</h2><p class='muted'>A finding when the rate in a window exceeds the reference's rate "
+        "<h2>Data quality</h2><p class='muted'>A finding when the rate in a window exceeds the reference's "
+        "rate "
         "by more than the threshold.</p><table id='quality'><thead><tr><th class='l'>Window</th>"
-        "<th class='l'>Feature</th><th class='l'>Metric</th><th>Rate</th><th>Reference</th><th>Threshold</th></tr>"
+        "<th class='l'>Feature</th><th class='l'>Metric</th><th>Rate</th><th>Reference</th>"
+        "<th>Threshold</th></tr>"
         f"</thead><tbody>{rows}</tbody></table>{more}"
     )
 
@@ -260,8 +292,10 @@ def _performance_section(windows: list[dict[str, Any]]) -> str:
     figs = []
     for metric in ("mae", "rmse", "mape"):
         ys = [w["performance"].get(metric) for w in windows if w.get("performance")]
-        figs.append(f"<figure data-plot='performance'><figcaption>{metric.upper()} per window</figcaption>"
-                    f"{_line_svg(xs, ys, None)}</figure>")
+        figs.append(
+            f"<figure data-plot='performance'><figcaption>{metric.upper()} per window</figcaption>"
+            f"{_line_svg(xs, ys, None)}</figure>"
+        )
     return f"<h2>Model performance (labelled rows)</h2><div class='grid'>{''.join(figs)}</div>"
 
 
@@ -272,8 +306,9 @@ def _footer(result: dict[str, Any]) -> str:
     return (
         "<h2>Settings</h2>"
         f"<p>Deciding metrics: numeric <code>{_e(s.get('numeric_metric'))}</code>, categorical "
-        f"<code>{_e(s.get('categorical_metric'))}</code>. Windows with fewer than {_int(s.get('min_window_rows', 0))} "
-        "rows are reported but not judged. p-value metrics flag drift below their threshold, all others above.</p>"
+        f"<code>{_e(s.get('categorical_metric'))}</code>. Windows with fewer than "
+        f"{_int(s.get('min_window_rows', 0))} rows are reported but not judged. p-value metrics flag drift "
+        "below their threshold, all others above.</p>"
         f"<details><summary>Thresholds</summary><ul>{items}</ul></details>"
         "<p class='muted'>Metric definitions: docs/monitor.md. Generated by amlops.</p>"
     )
@@ -284,7 +319,7 @@ _W, _H, _PAD_L, _PAD_B, _PAD_T, _PAD_R = 360, 180, 30, 28, 14, 10
 
 
 def _numeric_svg(d: dict[str, Any]) -> str:
-    """Reference vs current shares per bin (equal width), and the current's out-of-range shares as side bars."""
+    """Reference vs current shares per equal-width bin; the current's out-of-range shares as side bars."""
     edges = d["edges"]
     ref, cur = d["reference"], d["current"]
     if len(edges) < 2:
@@ -314,8 +349,10 @@ def _numeric_svg(d: dict[str, Any]) -> str:
     for shares, color in ((ref, _REF_COLOR), (cur, _CUR_COLOR)):
         for a, b, val in zip(edges[:-1], edges[1:], shares, strict=False):
             x0, x1 = sx(a), sx(b)
-            out.append(f"<rect x='{x0:.1f}' y='{sy(val):.1f}' width='{max(x1 - x0, 0.6):.1f}' "
-                       f"height='{_H - _PAD_B - sy(val):.1f}' fill='{color}' fill-opacity='0.35'/>")
+            out.append(
+                f"<rect x='{x0:.1f}' y='{sy(val):.1f}' width='{max(x1 - x0, 0.6):.1f}' "
+                f"height='{_H - _PAD_B - sy(val):.1f}' fill='{color}' fill-opacity='0.35'/>"
+            )
         pts = []
         for a, b, val in zip(edges[:-1], edges[1:], shares, strict=False):
             pts += [f"{sx(a):.1f},{sy(val):.1f}", f"{sx(b):.1f},{sy(val):.1f}"]
@@ -329,14 +366,22 @@ def _numeric_svg(d: dict[str, Any]) -> str:
         tip = f"{share:.2%} of current values {'below' if label == '<min' else 'above'} the reference range"
         if mean is not None:
             tip += f" (mean {_fmt(mean)})"
-        out.append(f"<rect x='{x}' y='{_H - _PAD_B - h:.1f}' width='{side - 8}' height='{h:.1f}' fill='{_BAD}' "
-                   f"fill-opacity='0.75'><title>{_e(tip)}</title></rect>")
-        out.append(f"<text x='{x + (side - 8) / 2:.1f}' y='{_H - _PAD_B + 11}' font-size='9' text-anchor='middle'>"
-                   f"{_e(label)}</text>")
+        out.append(
+            f"<rect x='{x}' y='{_H - _PAD_B - h:.1f}' width='{side - 8}' height='{h:.1f}' fill='{_BAD}' "
+            f"fill-opacity='0.75'><title>{_e(tip)}</title></rect>"
+        )
+        out.append(
+            f"<text x='{x + (side - 8) / 2:.1f}' y='{_H - _PAD_B + 11}' font-size='9' text-anchor='middle'>"
+            f"{_e(label)}</text>"
+        )
         if share >= 0.0005:
-            out.append(f"<text x='{x + (side - 8) / 2:.1f}' y='{max(_H - _PAD_B - h - 3, _PAD_T + 8):.1f}' "
-                       f"font-size='9' text-anchor='middle' fill='{_BAD}'>{share:.1%}</text>")
-    out.append(_axes(_fmt(lo), _fmt(hi), f"share (max {top:.1%})", left_x=_PAD_L + side, right_x=_W - _PAD_R - side))
+            out.append(
+                f"<text x='{x + (side - 8) / 2:.1f}' y='{max(_H - _PAD_B - h - 3, _PAD_T + 8):.1f}' "
+                f"font-size='9' text-anchor='middle' fill='{_BAD}'>{share:.1%}</text>"
+            )
+    out.append(
+        _axes(_fmt(lo), _fmt(hi), f"share (max {top:.1%})", left_x=_PAD_L + side, right_x=_W - _PAD_R - side)
+    )
     out.append("</svg>")
     return "".join(out)
 
@@ -355,12 +400,16 @@ def _categorical_svg(d: dict[str, Any]) -> str:
         x = _PAD_L + i * group + group * 0.1
         for j, (val, color) in enumerate(((r, _REF_COLOR), (c, _CUR_COLOR))):
             h = val / top * (_H - _PAD_B - _PAD_T)
-            out.append(f"<rect x='{x + j * bar:.1f}' y='{_H - _PAD_B - h:.1f}' width='{bar:.1f}' height='{h:.1f}' "
-                       f"fill='{color}'><title>{_e(name)}: {'reference' if j == 0 else 'current'} {val:.1%}</title>"
-                       "</rect>")
+            out.append(
+                f"<rect x='{x + j * bar:.1f}' y='{_H - _PAD_B - h:.1f}' width='{bar:.1f}' height='{h:.1f}' "
+                f"fill='{color}'><title>{_e(name)}: {'reference' if j == 0 else 'current'} {val:.1%}</title>"
+                "</rect>"
+            )
         label = name if len(name) <= 8 else name[:7] + "…"
-        out.append(f"<text x='{x + bar:.1f}' y='{_H - _PAD_B + 12}' font-size='9' text-anchor='middle'>{_e(label)}"
-                   "</text>")
+        out.append(
+            f"<text x='{x + bar:.1f}' y='{_H - _PAD_B + 12}' font-size='9' text-anchor='middle'>{_e(label)}"
+            "</text>"
+        )
     out.append(_axes("", "", "share"))
     out.append("</svg>")
     return "".join(out)
@@ -382,15 +431,21 @@ def _line_svg(xs: list[str], ys: list[float | None], threshold: float | None) ->
 
     out = [_svg_open()]
     if threshold is not None and math.isfinite(threshold) and threshold <= top:
-        out.append(f"<line x1='{_PAD_L}' x2='{_W - _PAD_R}' y1='{sy(threshold):.1f}' y2='{sy(threshold):.1f}' "
-                   f"stroke='{_BAD}' stroke-dasharray='4 3'><title>threshold {threshold:g}</title></line>")
+        out.append(
+            f"<line x1='{_PAD_L}' x2='{_W - _PAD_R}' y1='{sy(threshold):.1f}' y2='{sy(threshold):.1f}' "
+            f"stroke='{_BAD}' stroke-dasharray='4 3'><title>threshold {threshold:g}</title></line>"
+        )
     pts = [(sx(i), sy(y), xs[i], y) for i, y in enumerate(ys) if y is not None and math.isfinite(y)]
-    out.append(f"<polyline points='{' '.join(f'{x:.1f},{y:.1f}' for x, y, _, _ in pts)}' fill='none' "
-               f"stroke='{_CUR_COLOR}' stroke-width='1.8'/>")
+    out.append(
+        f"<polyline points='{' '.join(f'{x:.1f},{y:.1f}' for x, y, _, _ in pts)}' fill='none' "
+        f"stroke='{_CUR_COLOR}' stroke-width='1.8'/>"
+    )
     for x, y, label, val in pts:
         color = _BAD if threshold is not None and val is not None and val > threshold else _CUR_COLOR
-        out.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.6' fill='{color}'><title>{_e(label)}: {_fmt(val)}"
-                   "</title></circle>")
+        out.append(
+            f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.6' fill='{color}'><title>{_e(label)}: {_fmt(val)}"
+            "</title></circle>"
+        )
     first, last = (xs[0], xs[-1]) if xs else ("", "")
     out.append(_axes(first, last, f"max {_fmt(top / 1.1)}", left_x=_PAD_L + 22, right_x=_W - _PAD_R - 22))
     out.append("</svg>")

@@ -395,8 +395,8 @@ def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | 
                 )
     outputs = {k: flat.follow(v) for k, v in flat.top_outputs.items()}
     for key, pout in (job.outputs or {}).items():
-        data = _input_data(pout)
-        target = getattr(data, "path", None) if data is not None and not isinstance(data, str) else None
+        out_data = _input_data(pout)
+        target = getattr(out_data, "path", None) if out_data is not None and not isinstance(out_data, str) else None
         if target and key in outputs:
             ref = outputs[key]
             steps[ref.job].outputs[ref.output].target = resolve_location(str(target), base, f"output {key!r}")

@@ -2,15 +2,17 @@
 
     python -m amlops.steps.monitor --current PATH
         [--reference-profile FILE | --reference-data PATH | --model-dir DIR]
-        [--labels FILE] [--window all|daily|weekly|auto|<N rows>] [--timestamp-column date] [--id-column row_id]
+        [--labels FILE] [--window all|daily|weekly|auto|<N rows>] [--timestamp-column date] [--id-column
+        row_id]
         [--prediction-column prediction] [--label-column units_sold] [--features a,b,c]
         [--min-window-rows 500] [--thresholds '{"normalized_wasserstein_distance": 0.15}'] [--chunk-rows N]
         --output DIR
 
 PATH is a Parquet/CSV file or a folder of them, local or abfs://. Writes DIR/result.json (schema in
-docs/monitor.md), DIR/report.html and, when the profile was built from --reference-data, DIR/reference_profile.json.
-Logs metrics and both files to MLflow when MLFLOW_TRACKING_URI is set. `--window auto` is weekly when the timestamp
-column exists, else one window. Exit 0 whether drift was found or not; 1 with one `error:` line on bad input.
+docs/monitor.md), DIR/report.html and, when the profile was built from --reference-data,
+DIR/reference_profile.json. Logs metrics and both files to MLflow when MLFLOW_TRACKING_URI is set. `--window
+auto` is weekly when the timestamp column exists, else one window. Exit 0 whether drift was found or not; 1
+with one `error:` line on bad input.
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ def load_reference(
     chunk_rows: int = 1_000_000,
 ) -> tuple[Any, bool]:
     """(ReferenceProfile, built_here). Exactly one source must be given."""
-    from amlops.drift.profile import ProfileError, ReferenceProfile, build_profile_from_batches, infer_feature_types
+    from amlops.drift.profile import (
+        ProfileError,
+        ReferenceProfile,
+        build_profile_from_batches,
+        infer_feature_types,
+    )
 
     given = [x for x in (reference_profile, reference_data, model_dir) if x]
     if len(given) != 1:
@@ -69,7 +76,11 @@ def load_reference(
     pred = prediction if prediction and prediction in names else None
     columns = list(dict.fromkeys([*numeric, *categorical, *(c for c in (tgt, pred) if c)]))
     profile = build_profile_from_batches(
-        iter_batches(ds, columns, chunk_rows), numeric, categorical, target=tgt, prediction=pred,
+        iter_batches(ds, columns, chunk_rows),
+        numeric,
+        categorical,
+        target=tgt,
+        prediction=pred,
         metadata={"source": reference_data},
     )
     if profile.row_count == 0:
@@ -126,7 +137,14 @@ def monitor(
 
     exclude = [c for c in (timestamp_column, id_column, prediction_column, label_column) if c]
     profile, built = load_reference(
-        reference_profile, reference_data, model_dir, exclude, features, label_column, prediction_column, chunk_rows
+        reference_profile,
+        reference_data,
+        model_dir,
+        exclude,
+        features,
+        label_column,
+        prediction_column,
+        chunk_rows,
     )
     window = resolve_window(window, timestamp_column, current)
     label_series = None
@@ -144,7 +162,8 @@ def monitor(
         min_window_rows=DEFAULT_MIN_WINDOW_ROWS if min_window_rows is None else min_window_rows,
         chunk_rows=chunk_rows,
         features=features if features and not built else None,
-        **{k: v for k, v in (("numeric_metric", numeric_metric), ("categorical_metric", categorical_metric)) if v},
+        numeric_metric=numeric_metric or MonitorOptions.numeric_metric,
+        categorical_metric=categorical_metric or MonitorOptions.categorical_metric,
     )
     result = run_monitor(current, profile, options, labels=label_series)
     result["current"]["source"] = current
@@ -196,12 +215,14 @@ def log_to_mlflow(result: dict[str, Any], out: Path) -> None:
     run = active or mlflow.start_run(run_name="monitor")
     try:
         v = result["verdict"]
-        mlflow.set_tags({
-            "amlops.step": "monitor",
-            "amlops.monitor.status": v["status"],
-            "amlops.monitor.first_drifted_window": v["first_drifted_window"] or "",
-            "amlops.monitor.drifted_features": ",".join(v["drifted_features"])[:4000],
-        })
+        mlflow.set_tags(
+            {
+                "amlops.step": "monitor",
+                "amlops.monitor.status": v["status"],
+                "amlops.monitor.first_drifted_window": v["first_drifted_window"] or "",
+                "amlops.monitor.drifted_features": ",".join(v["drifted_features"])[:4000],
+            }
+        )
         import time
 
         now = int(time.time() * 1000)
@@ -227,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference-profile", nargs="?", const="", help="reference_profile.json")
     p.add_argument("--reference-data", nargs="?", const="", help="reference data (profile built on the fly)")
     p.add_argument("--model-dir", nargs="?", const="", help="model folder holding reference_profile.json")
-    p.add_argument("--labels", nargs="?", const="", help="late labels file/folder with the id and label columns")
+    p.add_argument(
+        "--labels", nargs="?", const="", help="late labels file/folder with the id and label columns"
+    )
     p.add_argument("--window", default="all", help="all | daily | weekly | auto | <N> rows (default: all)")
     p.add_argument("--timestamp-column", nargs="?", const="")
     p.add_argument("--id-column", nargs="?", const="")
@@ -235,7 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label-column", nargs="?", const="")
     p.add_argument("--features", nargs="?", const="", help="comma-separated subset of the profile's features")
     p.add_argument("--min-window-rows", type=int)
-    p.add_argument("--thresholds", nargs="?", const="", help="JSON object or metric=value pairs overriding the default thresholds")
+    p.add_argument(
+        "--thresholds",
+        nargs="?",
+        const="",
+        help="JSON object or metric=value pairs overriding the default thresholds",
+    )
     p.add_argument("--numeric-metric", nargs="?", const="")
     p.add_argument("--categorical-metric", nargs="?", const="")
     p.add_argument("--chunk-rows", type=int, default=1_000_000)

@@ -1,0 +1,115 @@
+"""Azure ML commands: `amlops deploy`, `amlops components publish`, `amlops schedule create|list|disable`.
+
+The work is in `amlops.azure.*` (imported inside the commands: azure-ai-ml takes seconds to import).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from amlops.console import handle_errors, out
+
+_ENV = typer.Option(None, "--env", "-e", help="Azure environment from azure.environments (dev, prod).")
+_SMOKE = typer.Option(
+    None,
+    "--smoke-input",
+    help="Small CSV/Parquet file or folder scored before the default switches "
+    "(default: azure.smoke_input, only when something changed).",
+)
+
+
+class Which(StrEnum):
+    monitoring = "monitoring"
+    training = "training"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("deploy")
+    @handle_errors
+    def deploy(
+        env: str | None = _ENV,
+        smoke_input: Path | None = _SMOKE,
+    ) -> None:
+        """Deploy the champion MLflow model to a batch endpoint: create or update, smoke job, default."""
+        from amlops.azure.deploy import deploy_champion
+        from amlops.config import load_settings
+
+        result = deploy_champion(load_settings(), env, smoke_input=smoke_input)
+        out.print(
+            f"endpoint {result.endpoint}: deployment {result.deployment} serves {result.model}"
+            + ("" if result.changed else " (unchanged)")
+        )
+        if result.smoke_job:
+            out.print(f"smoke job: {result.smoke_job}")
+
+    components = typer.Typer(help="Azure ML components built from components/*.yml.", no_args_is_help=True)
+
+    @components.command("publish")
+    @handle_errors
+    def publish(
+        env: str | None = _ENV,
+        registry: str | None = typer.Option(
+            None, "--registry", help="Publish to this AML registry instead of the workspace."
+        ),
+    ) -> None:
+        """Register every component with a version derived from its content (unchanged ones are skipped)."""
+        from amlops.azure.components import publish_components
+        from amlops.config import load_settings
+
+        done = publish_components(load_settings(), env, registry=registry)
+        created = sum(1 for c in done if c.created)
+        out.print(f"{created} published, {len(done) - created} already up to date")
+
+    app.add_typer(components, name="components")
+
+    schedule = typer.Typer(
+        help="The monitoring and retraining schedules in the workspace.", no_args_is_help=True
+    )
+    which_option = typer.Option(None, "--which", "-w", help="Only this schedule (default: both).")
+
+    @schedule.command("create")
+    @handle_errors
+    def create(env: str | None = _ENV, which: Which | None = which_option) -> None:
+        """Create or update the schedule(s) from amlops.yaml (monitoring pins the current champion)."""
+        from amlops.azure.schedules import create_schedules
+        from amlops.config import load_settings
+
+        names = create_schedules(load_settings(), env, which.value if which else None)  # type: ignore[arg-type]
+        out.print(f"scheduled: {', '.join(names)}")
+
+    @schedule.command("list")
+    @handle_errors
+    def list_(env: str | None = _ENV) -> None:
+        """Schedules of the workspace, enabled or not."""
+        from amlops.azure.schedules import list_schedules
+        from amlops.config import load_settings
+
+        found = list_schedules(load_settings(), env)
+        if not found:
+            out.print("no schedules (create them with `amlops schedule create`)")
+            return
+        from rich.table import Table
+
+        table = Table(title_justify="left")
+        for column in ("name", "enabled", "cron", "time zone", "amlops"):
+            table.add_column(column)
+        for s in found:
+            table.add_row(
+                s.name, "yes" if s.enabled else "[yellow]no[/]", s.expression, s.time_zone, s.which or "-"
+            )
+        out.print(table)
+
+    @schedule.command("disable")
+    @handle_errors
+    def disable(env: str | None = _ENV, which: Which | None = which_option) -> None:
+        """Disable the schedule(s); `amlops schedule create` enables them again."""
+        from amlops.azure.schedules import disable_schedules
+        from amlops.config import load_settings
+
+        names = disable_schedules(load_settings(), env, which.value if which else None)  # type: ignore[arg-type]
+        out.print(f"disabled: {', '.join(names) or 'nothing'}")
+
+    app.add_typer(schedule, name="schedule")
