@@ -21,7 +21,7 @@ tools/.venv-uv/bin/uv:
 	tools/.venv-uv/bin/pip install --quiet uv==$(UV_VERSION)
 
 $(BIN)/amlops: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python 3.11
+	$(UV) sync --frozen --compile-bytecode --python 3.11
 	@touch $@
 
 setup: $(BIN)/amlops ## create .venv from uv.lock

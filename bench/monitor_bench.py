@@ -324,7 +324,7 @@ def print_table(rows: list[dict[str, Any]], sizes: list[int], big: dict[str, Any
             )
         )
     for tool in ("amlops", "evidently", "nannyml"):
-        d, c = _get(rows, tool, n), _get(rows, tool, min(sizes), "clean")
+        d = _get(rows, tool, n)
         if d:
             checks.append(
                 (
@@ -333,14 +333,16 @@ def print_table(rows: list[dict[str, Any]], sizes: list[int], big: dict[str, Any
                     flags(d, "drift"),
                 )
             )
-        if c:
-            checks.append(
-                (
-                    f"{tool} no false alarm on the clean copy ({min(sizes):,})",
-                    not c["drifted"],
-                    flags(c, "clean"),
+        for size in sizes:
+            c = _get(rows, tool, size, "clean")
+            if c:
+                checks.append(
+                    (
+                        f"{tool} no false alarm on the clean copy ({size:,})",
+                        not c["drifted"],
+                        flags(c, "clean"),
+                    )
                 )
-            )
     if big and "error" not in big:
         checks.append(
             (

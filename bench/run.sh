@@ -28,4 +28,5 @@ fi
 # 1. The monitor: amlops vs Evidently vs NannyML vs a read-once floor (+ the 100M-row streamed case).
 .venv/bin/python bench/monitor_bench.py
 
-# 2. (reserved) Scoring overhead: the lead adds bench/score_bench.py here.
+# 2. Scoring overhead: the batch scoring step vs the bare model.predict on the same 1M rows.
+.venv/bin/python bench/scoring_bench.py

@@ -3,16 +3,24 @@
 Data: 1M rows of the demand generator (amlops.data.generate) in BENCH_SCORING_FILES Parquet files. Model:
 trained by the real train step (default parameters: 300 boosting rounds) on a year of 5 stores x 20 products.
 
-- bare: `model.predict(X)`, the model loaded by MLflow's sklearn loader and X the 1M rows already in memory in
-  model-input form (amlops.data.features.model_input): nothing but the prediction.
-- step: the parallel entry script in this process, as a worker runs it: `init()` (load the model, check every
-  file against the signature) then `run(mini_batch)` over mini-batches of 2 files (read Parquet, convert,
-  predict, add prediction/model_version/scored_at, write Parquet atomically).
+The baseline is `model.predict(X)`: the model loaded by MLflow's sklearn loader, X the rows already in memory
+in model-input form (amlops.data.features.model_input), nothing but the prediction. It is compared with the
+scoring step doing everything a worker does: `init()` (load the model, check every file against the signature)
+and `run()` over the files (read Parquet, convert, predict, add prediction/model_version/scored_at, write).
 
-Runs are interleaved (bare, step, bare, step, ...) so that load from other processes hits both alike; the
-medians of BENCH_RUNS runs are compared. Target: step <= 1.10 x bare. Both must give the same predictions.
+- in-process, default threads: the entry script in this process, OpenMP and Arrow with a thread per core, as
+  the baseline. This is the overhead the target is about.
+- in-process, one thread: the same with both capped at one thread. Parallel regions make wall-clock time
+  erratic when other processes hold the cores; one thread is the least load-sensitive view of the overhead.
+- parallel driver: the step as `amlops run` runs it (python -m amlops.runner.parallel: 2 worker processes x 1
+  thread, one file per mini-batch), process start and imports included, against the default-threads baseline.
 
-Environment: BENCH_SCORING_ROWS (1000000), BENCH_SCORING_FILES (10), BENCH_RUNS (3).
+Runs are interleaved (baseline, step, baseline, step, ...) so that load from other processes hits both alike;
+medians of BENCH_RUNS runs are compared. Target: step <= 1.10 x baseline. The step's predictions must equal
+the baseline's, row for row.
+
+Environment: BENCH_SCORING_ROWS (1000000), BENCH_SCORING_FILES (10), BENCH_RUNS (3),
+BENCH_SCORING_SKIP_DRIVER=1 (skip the parallel driver runs).
 Results: a table on stdout and bench/results/scoring-<time>.json.
 """
 
@@ -24,6 +32,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,14 +50,19 @@ RESULTS = ROOT / "bench" / "results"
 SCHEMA = ROOT / "data" / "schema" / "demand.yaml"
 ENTRY_SCRIPT = ROOT / "src" / "amlops" / "steps" / "score.py"
 TARGET_RATIO = 1.10
-MINI_BATCH_FILES = 2  # components/score.yml mini_batch_size
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of one call."""
-    wall, cpu = time.perf_counter(), time.process_time()
+    """(wall seconds, CPU seconds of this process and its finished children) of one call."""
+    before = os.times()
+    wall = time.perf_counter()
     fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
+    wall = time.perf_counter() - wall
+    after = os.times()
+    cpu = sum(
+        getattr(after, k) - getattr(before, k) for k in ("user", "system", "children_user", "children_system")
+    )
+    return wall, cpu
 
 
 def train_model(root: Path) -> Path:
@@ -90,8 +104,31 @@ def load_entry_script() -> ModuleType:
     return module
 
 
+def read_predictions(folder: Path) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(f) for f in sorted(folder.glob("*.parquet"))], ignore_index=True)
+
+
+def summarize(
+    name: str, rows: int, base: list[tuple[float, float]], step: list[tuple[float, float]]
+) -> dict[str, Any]:
+    b_wall, s_wall = statistics.median(x[0] for x in base), statistics.median(x[0] for x in step)
+    b_cpu, s_cpu = statistics.median(x[1] for x in base), statistics.median(x[1] for x in step)
+    return {
+        "config": name,
+        "rows": rows,
+        "baseline": [{"seconds": w, "cpu_seconds": c} for w, c in base],
+        "step": [{"seconds": w, "cpu_seconds": c} for w, c in step],
+        "median_seconds": {"baseline": b_wall, "step": s_wall},
+        "median_cpu_seconds": {"baseline": b_cpu, "step": s_cpu},
+        "overhead_ratio": s_wall / b_wall,
+        "cpu_overhead_ratio": s_cpu / b_cpu,
+        "passed": s_wall / b_wall <= TARGET_RATIO,
+    }
+
+
 def main() -> int:
     import mlflow.sklearn
+    from threadpoolctl import threadpool_limits
 
     from amlops.data.features import model_input
     from amlops.data.schema import load_schema
@@ -99,9 +136,12 @@ def main() -> int:
     rows = int(os.environ.get("BENCH_SCORING_ROWS", "1000000"))
     n_files = int(os.environ.get("BENCH_SCORING_FILES", "10"))
     runs = int(os.environ.get("BENCH_RUNS", "3"))
+    with_driver = os.environ.get("BENCH_SCORING_SKIP_DRIVER") != "1"
     print(
         f"== scoring overhead: {rows:,} rows in {n_files} Parquet files, median of {runs} runs ==", flush=True
     )
+    results: list[dict[str, Any]] = []
+    identical: dict[str, bool] = {}
     with tempfile.TemporaryDirectory(prefix="amlops-scoring-bench-") as tmp:
         root = Path(tmp)
         started = time.perf_counter()
@@ -114,58 +154,97 @@ def main() -> int:
             df, list(schema.numeric_features), list(schema.categorical_features), schema.date_column
         )
         model = mlflow.sklearn.load_model(str(model_dir))
+        expected = model.predict(X)
         files = sorted(str(p) for p in data.glob("*.parquet"))
-        batches = [files[i : i + MINI_BATCH_FILES] for i in range(0, len(files), MINI_BATCH_FILES)]
         out = root / "predictions"
-        sys.argv = ["score.py", "--data", str(data), "--model", str(model_dir), "--output", str(out)]
-        sys.argv += ["--model-version", "1"]
+        args = ["--data", str(data), "--model", str(model_dir), "--output", str(out), "--model-version", "1"]
         entry = load_entry_script()
 
-        def step() -> None:
-            entry.init()
-            for batch in batches:
-                entry.run(batch)
+        def in_process(threads: int) -> Callable[[], None]:
+            def step() -> None:
+                sys.argv = ["score.py", *args, "--threads", str(threads)]
+                entry.init()
+                for f in files:
+                    entry.run([f])
 
-        bare: list[tuple[float, float]] = []
-        scored: list[tuple[float, float]] = []
-        for r in range(runs):
-            shutil.rmtree(out, ignore_errors=True)
-            bare.append(timed(lambda: model.predict(X)))
-            scored.append(timed(step))
-            print(
-                f"  run {r + 1}: bare {bare[-1][0]:.2f} s (cpu {bare[-1][1]:.2f}), "
-                f"step {scored[-1][0]:.2f} s (cpu {scored[-1][1]:.2f})",
-                flush=True,
+            return step
+
+        def check(name: str) -> None:
+            got = read_predictions(out)
+            identical[name] = bool(
+                np.array_equal(got["prediction"].to_numpy(), expected)
+                and got["row_id"].tolist() == df["row_id"].tolist()
             )
-        expected = model.predict(X)
-        got = pd.concat([pd.read_parquet(f) for f in sorted(out.glob("*.parquet"))], ignore_index=True)
-        identical = bool(np.array_equal(got["prediction"].to_numpy(), expected))
-        same_rows = got["row_id"].tolist() == df["row_id"].tolist()
-        output_mb = sum(f.stat().st_size for f in out.glob("*.parquet")) / 2**20
-        input_mb = sum(Path(f).stat().st_size for f in files) / 2**20
 
-    bare_s = statistics.median(b[0] for b in bare)
-    step_s = statistics.median(s[0] for s in scored)
-    bare_cpu = statistics.median(b[1] for b in bare)
-    step_cpu = statistics.median(s[1] for s in scored)
-    ratio, cpu_ratio = step_s / bare_s, step_cpu / bare_cpu
-    ok = ratio <= TARGET_RATIO
-    print(f"  {'':28}{'wall s':>10}{'cpu s':>10}{'rows/s':>14}")
-    print(f"  {'bare model.predict':28}{bare_s:>10.2f}{bare_cpu:>10.2f}{rows / bare_s:>14,.0f}")
-    print(f"  {'scoring step (init + run)':28}{step_s:>10.2f}{step_cpu:>10.2f}{rows / step_s:>14,.0f}")
-    print(f"  overhead: {ratio - 1:+.1%} wall, {cpu_ratio - 1:+.1%} cpu (target <= {TARGET_RATIO - 1:+.0%})")
+        def measure(name: str, baseline: Callable[[], Any], step: Callable[[], Any]) -> None:
+            base: list[tuple[float, float]] = []
+            scored: list[tuple[float, float]] = []
+            for r in range(runs):
+                shutil.rmtree(out, ignore_errors=True)
+                base.append(timed(baseline))
+                scored.append(timed(step))
+                print(
+                    f"  {name} run {r + 1}: baseline {base[-1][0]:.2f} s (cpu {base[-1][1]:.2f}), "
+                    f"step {scored[-1][0]:.2f} s (cpu {scored[-1][1]:.2f})",
+                    flush=True,
+                )
+            check(name)
+            results.append(summarize(name, rows, base, scored))
+
+        # 1. default threads (the step leaves the thread pools alone with --threads 0)
+        measure("in-process, default threads", lambda: model.predict(X), in_process(0))
+
+        # 2. the parallel driver, as `amlops run` starts it (before any cap: its workers are fresh processes)
+        if with_driver:
+            spec_path = root / "parallel_spec.json"
+            spec = {
+                "entry_script": "amlops/steps/score.py",
+                "program_arguments": " ".join([*args, "--threads", "1"]),
+                "input_data": str(data),
+                "input_type": "uri_folder",
+                "append_row_to": str(root / "summary"),
+                "mini_batch_size": "1",
+                "max_concurrency_per_instance": 2,
+                "retry_settings": {"max_retries": 0, "timeout": 3600},
+                "mini_batch_error_threshold": 0,
+                "error_threshold": 0,
+            }
+            spec_path.write_text(json.dumps(spec), encoding="utf-8")
+
+            def driver() -> None:
+                subprocess.run(
+                    [sys.executable, "-m", "amlops.runner.parallel", "--spec", str(spec_path)],
+                    cwd=ROOT / "src",
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+
+            measure("parallel driver, 2 workers x 1 thread", lambda: model.predict(X), driver)
+
+        # 3. one thread for both (last: the step's cap stays for the rest of the process)
+        def one_thread_baseline() -> None:
+            with threadpool_limits(limits=1):
+                model.predict(X)
+
+        measure("in-process, one thread", one_thread_baseline, in_process(1))
+
+    print(f"  {'':40}{'baseline s':>11}{'step s':>9}{'overhead':>10}{'cpu overhead':>14}")
+    for r in results:
+        m = r["median_seconds"]
+        print(
+            f"  {r['config']:40}{m['baseline']:>11.2f}{m['step']:>9.2f}"
+            f"{r['overhead_ratio'] - 1:>+10.1%}{r['cpu_overhead_ratio'] - 1:>+14.1%}"
+        )
+    for r in results:
+        mark = "PASS" if r["passed"] else "MISS"
+        print(
+            f"  {mark}  {r['config']}: scoring costs {r['overhead_ratio']:.3f}x bare predict "
+            f"(target <= {TARGET_RATIO})"
+        )
+    for name, same in identical.items():
+        print(f"  {'PASS' if same else 'MISS'}  {name}: predictions equal model.predict, row for row")
     print(
-        f"  {'PASS' if ok else 'MISS'}  scoring {rows:,} rows costs <= {TARGET_RATIO:.2f}x bare predict: "
-        f"{ratio:.3f}x"
-    )
-    print(
-        f"  {'PASS' if identical and same_rows else 'MISS'}  "
-        "the step's predictions equal model.predict, row for row"
-    )
-    print(f"  input {input_mb:.0f} MiB Parquet, output {output_mb:.0f} MiB Parquet")
-    print(
-        "  note: wall-clock on a shared 2-core machine; cpu s is the process CPU time (pyarrow and OpenMP "
-        "threads included)."
+        "  note: wall-clock on a shared 2-core machine; cpu s counts OpenMP/Arrow threads and children."
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -173,15 +252,9 @@ def main() -> int:
         "rows": rows,
         "files": n_files,
         "runs": runs,
-        "bare": [{"seconds": w, "cpu_seconds": c} for w, c in bare],
-        "step": [{"seconds": w, "cpu_seconds": c} for w, c in scored],
-        "median_seconds": {"bare": bare_s, "step": step_s},
-        "median_cpu_seconds": {"bare": bare_cpu, "step": step_cpu},
-        "overhead_ratio": ratio,
-        "cpu_overhead_ratio": cpu_ratio,
         "target_ratio": TARGET_RATIO,
-        "passed": ok,
-        "predictions_identical": identical and same_rows,
+        "results": results,
+        "predictions_identical": identical,
         "cpu_count": os.cpu_count(),
         "load_average": list(os.getloadavg()),
     }

@@ -1,12 +1,14 @@
-"""Read-once floor: one streamed pass over the current Parquet summing each column (same reader as amlops)."""
+"""Read-once floor: one streamed pass over the current Parquet summing each column, with the very reader the
+amlops monitor uses (same projection, dictionary-encoded categoricals, chunk size), and nothing else."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pds
 from _common import measure, parse
+
+from amlops.drift.monitor import MonitorOptions, iter_batches, open_dataset
 
 
 def main() -> None:
@@ -14,13 +16,9 @@ def main() -> None:
     columns = [*args.numeric, *args.categorical]
 
     def once() -> list[str]:
-        fmt = pds.ParquetFileFormat(
-            read_options=pds.ParquetReadOptions(dictionary_columns=set(args.categorical))
-        )
-        ds = pds.dataset(args.current, format=fmt)
+        ds = open_dataset(args.current, dictionary_columns=args.categorical)
         sums = dict.fromkeys(columns, 0.0)
-        scanner = ds.scanner(columns=columns, batch_size=1_000_000, batch_readahead=1, fragment_readahead=1)
-        for batch in scanner.to_batches():
+        for batch in iter_batches(ds, columns, MonitorOptions().chunk_rows):
             for name in args.numeric:
                 sums[name] += float(np.nansum(batch.column(name).to_numpy(zero_copy_only=False)))
             for name in args.categorical:

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "amlops.commands.monitor",
     "amlops.commands.score",
     "amlops.commands.azure_cmds",
+    "amlops.commands.loop_cmd",
 ]
 
 app = typer.Typer(

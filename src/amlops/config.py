@@ -75,14 +75,16 @@ class AzureSettings(_Section):
 
 class DataSettings(_Section):
     schema_file: str = Field("data/schema/demand.yaml", description="Declared schema of the raw data")
-    max_bad_row_share: float = Field(0.05, ge=0.0, le=1.0, description="Above this share of invalid rows prep fails")
+    max_bad_row_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="Above this share of invalid rows prep fails"
+    )
     raw: str | None = Field(
-        None, description="Default training data for `amlops train`: file, folder, URL or azureml:name:version"
+        None, description="Default data for `amlops train`: file, folder, URL or azureml:name:version"
     )
 
 
 class TrainSettings(_Section):
-    # The target and the features are declared in the schema (data.schema_file), not here: one source of truth.
+    # The target and the features are declared in the schema (data.schema_file): one source of truth.
     seed: int = 42
     holdout_days: int = Field(28, gt=0, description="Most recent days kept out of training for the gate")
     params: dict[str, Any] = Field(
@@ -97,7 +99,9 @@ class GateSettings(_Section):
     max_mape: float | None = Field(None, gt=0)
     min_improvement: float = Field(0.0, ge=0.0, description="Relative margin the challenger must win by")
     bootstrap_samples: int = Field(1000, ge=50)
-    confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Level of the bootstrap interval of the improvement")
+    confidence: float = Field(
+        0.95, gt=0.0, lt=1.0, description="Level of the bootstrap interval of the improvement"
+    )
     require_confident: bool = Field(
         True, description="Also require the interval's lower end above zero (the win is not a coin flip)"
     )
@@ -114,7 +118,7 @@ class MonitorSettings(_Section):
         default_factory=dict,
         description="Override AML default thresholds: {metric: value} or {numeric.<metric>: value} (docs/monitor.md)",
     )
-    chunk_rows: int = Field(1_000_000, gt=0)
+    chunk_rows: int = Field(250_000, gt=0, description="Rows per streamed chunk (memory is bounded by it)")
     min_window_rows: int = Field(500, ge=1, description="Windows with fewer rows are reported but not judged")
     numeric_metric: Literal[
         "normalized_wasserstein_distance",

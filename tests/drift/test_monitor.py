@@ -227,3 +227,15 @@ def test_threads_do_not_change_results(
     two = run_monitor(batches, reference_profile, _weekly(threads=3))
     for a, b in zip(one["windows"], two["windows"], strict=True):
         assert a["features"] == b["features"]
+
+
+def test_label_ids_of_another_type_still_join(
+    drifted_frame: pd.DataFrame, reference_profile: ReferenceProfile
+) -> None:
+    labels = drifted_frame[["row_id", "units_sold"]].iloc[:1000]
+    series = pd.Series(labels["units_sold"].to_numpy(), index=pd.Index(labels["row_id"].astype(str)))
+    opts = MonitorOptions(id_column="row_id", prediction_column="prediction", label_column="units_sold")
+    result = run_monitor(
+        [_table(drifted_frame.drop(columns=["units_sold"]))], reference_profile, opts, labels=series
+    )
+    assert result["verdict"]["performance"]["count"] == 1000

@@ -179,3 +179,11 @@ def test_profiles_score_their_own_data_as_no_drift(
     for f in result["overall"]["features"].values():
         assert f["metrics"][f["deciding_metric"]]["value"] < 1e-3
     assert result["verdict"]["status"] == "no_drift"
+
+
+def test_nan_in_metadata_is_written_as_null(tmp_path: Path, reference_frame: pd.DataFrame) -> None:
+    profile = build_profile(
+        reference_frame, ["x0"], [], metadata={"feature_importance": {"x0": float("nan")}}
+    )
+    profile.to_json(tmp_path / "p.json")
+    assert ReferenceProfile.from_json(tmp_path / "p.json").metadata == {"feature_importance": {"x0": None}}

@@ -48,9 +48,12 @@ def test_predictions_trace_to_row_and_version_and_equal_model_predict(
     assert ((scored["scored_at"] >= before) & (scored["scored_at"] <= after)).all()
     # The same numbers as MLflow's sklearn loader on the same rows (exactly: same inputs, same model).
     np.testing.assert_array_equal(scored["prediction"].to_numpy(), bare_predictions(model_dirs["v1"], demand))
-    meta = pq.read_schema(tmp_path / "out" / "a.parquet").metadata
-    assert meta[b"amlops.model_version"] == b"3"
-    assert meta[b"amlops.source_file"] == b"a.parquet"
+    written = pq.read_schema(tmp_path / "out" / "a.parquet")
+    assert written.metadata[b"amlops.model_version"] == b"3"
+    assert written.metadata[b"amlops.source_file"] == b"a.parquet"
+    # The input columns keep their types (text read as dictionaries for speed is written back as text).
+    source = pq.read_schema(data / "a.parquet")
+    assert [written.field(name).type for name in source.names] == [f.type for f in source]
 
 
 def test_different_models_give_different_predictions(

@@ -1,5 +1,5 @@
-"""Bad inputs: every case ends in one clear error line (exit 1, no snapshot) or in quarantined rows with a reason
-each — and the champion stays where it was."""
+"""Bad inputs: every case ends in one clear error line (exit 1, no snapshot) or in quarantined rows with a
+reason each — and the champion stays where it was."""
 
 from __future__ import annotations
 
@@ -57,6 +57,12 @@ def text_file(content: bytes, name: str) -> Builder:
     return build
 
 
+def semicolons(df: pd.DataFrame, tmp: Path) -> Path:
+    path = tmp / "raw.csv"
+    path.write_text(df.head(20).to_csv(index=False, sep=";"))
+    return path
+
+
 def parquet_with_text_prices(df: pd.DataFrame, tmp: Path) -> Path:
     df = df.copy()
     df["price"] = df["price"].astype(str)
@@ -94,13 +100,7 @@ CASES = [
         text_file(b"PAR1\x00\x01garbage\x00PAR1", "raw.parquet"),
         error=("not a valid Parquet",),
     ),
-    Case(
-        "wrong-delimiter",
-        lambda df, tmp: (
-            (tmp / "raw.csv").write_text(df.head(20).to_csv(index=False, sep=";")) and tmp / "raw.csv"
-        ),
-        error=("wrong delimiter", "';'"),
-    ),
+    Case("wrong-delimiter", semicolons, error=("wrong delimiter", "';'")),
     Case(
         "ragged-csv",
         text_file(b"row_id,date,store_id\na,2024-01-01,S001\nb,2024-01-02,S001,extra\n", "raw.csv"),
@@ -253,7 +253,8 @@ def test_the_error_names_the_file_column_and_rule(
     code, err = run_prep(raw, tmp_path, capsys)
     assert code == 1
     assert err == [
-        f"error: {raw}: column 'price': rule 'greater_than_or_equal_to(0.01)' failed on 400 row(s), e.g. '-1.0'; "
+        f"error: {raw}: column 'price': rule 'greater_than_or_equal_to(0.01)' "
+        "failed on 400 row(s), e.g. '-1.0'; "
         f"400 of {len(demand_df)} rows invalid ({400 / len(demand_df):.1%}), above max_bad_row_share 5.0%"
     ]
     # The quarantine is written even when the step fails, so the rows can be inspected.

@@ -52,7 +52,7 @@ def test_columns_keys_and_the_declared_schema(base: pd.DataFrame) -> None:
 
 
 def test_structure_weekly_seasonality_promotions_and_weather(base: pd.DataFrame) -> None:
-    by_weekday = base.groupby(base["date"].dt.dayofweek)["units_sold"].mean()
+    by_weekday = base.groupby(base["date"].dt.day_of_week)["units_sold"].mean()
     assert by_weekday.max() / by_weekday.min() > 1.1  # a weekly pattern
     promo = base.groupby("promotion")["units_sold"].mean()
     assert promo[1] > 1.2 * promo[0]  # promotions lift demand
@@ -109,10 +109,10 @@ def test_each_drift_kind_does_what_it_says(base: pd.DataFrame) -> None:
 
     season = drifted("seasonality")
     pd.testing.assert_series_equal(season["temperature"], base["temperature"])
-    weekday = base["date"].dt.dayofweek
+    weekday = base["date"].dt.day_of_week
     peak_before = base[after].groupby(weekday[after])["units_sold"].mean().idxmax()
     s_after = season[after.to_numpy()]
-    peak_after = s_after.groupby(s_after["date"].dt.dayofweek)["units_sold"].mean().idxmax()
+    peak_after = s_after.groupby(s_after["date"].dt.day_of_week)["units_sold"].mean().idxmax()
     assert peak_after != peak_before
 
 

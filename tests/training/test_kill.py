@@ -66,7 +66,8 @@ def with_champion(
 def test_kill_mid_training(
     tracked: Settings, with_champion: StepRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Killed after the model was fitted AND logged to the MLflow run (the latest point before the outputs)."""
+    """Killed after the model was fitted AND logged to the MLflow run (the latest point before the
+    outputs)."""
     name = tracked.model_name
     out = tmp_path / "second"
     monkeypatch.setenv("AZUREML_ROOT_RUN_ID", "run-2")
@@ -102,7 +103,7 @@ def test_kill_mid_registration(
     name = tracked.model_name
     second = run_steps(tracked, raw_csv, tmp_path / "second", monkeypatch, run_id="run-2", register=False)
     assert second.json(second.verdict, "verdict.json")["passed"]  # this one would be promoted
-    args = [
+    args: list[str | Path] = [
         "--run-info",
         second.run_info,
         "--verdict",

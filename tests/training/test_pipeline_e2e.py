@@ -1,5 +1,5 @@
-"""pipelines/training.yml through the local runner and the CLI: `amlops train`, then `amlops history --at T` answers
-which data and which commit made the model that served at T."""
+"""pipelines/training.yml through the local runner and the CLI: `amlops train`, then `amlops history --at T`
+answers which data and which commit made the model that served at T."""
 
 from __future__ import annotations
 
@@ -79,7 +79,8 @@ def test_train_history_bad_input_and_a_killed_registration(
     assert registry.resolve_champion(settings, "demand-e2e")[0] == "1"  # type: ignore[index]
     assert len(registry.list_versions(settings, "demand-e2e")) == 1
 
-    # 4. Registration killed inside a pipeline run; the rerun of that run completes it without a second version.
+    # 4. Registration killed inside a pipeline run; the rerun of that run completes it without a second
+    # version.
     from amlops.commands.train import training_inputs
 
     inputs = training_inputs(settings, str(raw))

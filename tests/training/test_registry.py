@@ -1,4 +1,5 @@
-"""Registry conventions: roles through aliases or tags (one resolver), append-only events, history at time T."""
+"""Registry conventions: roles through aliases or tags (one resolver), append-only events, history at time
+T."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ NAME = "reg-test"
 
 
 class NoAliasClient:
-    """An MlflowClient as Azure ML's MLflow endpoint may behave: every alias call is rejected (no such route)."""
+    """An MlflowClient as Azure ML's MLflow endpoint may behave: every alias call is rejected (no route)."""
 
     def __init__(self, inner: MlflowClient) -> None:
         self._inner = inner

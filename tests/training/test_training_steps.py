@@ -51,7 +51,8 @@ class TrainedTwice:
 def trained_twice(
     tmp_path_factory: pytest.TempPathFactory, store_template: Path, demand_df: pd.DataFrame
 ) -> Iterator[TrainedTwice]:
-    """The same data, configuration and seed trained twice (shared by the tests below: training is the slow part)."""
+    """The same data, configuration and seed trained twice (shared by the tests below: training is the slow
+    part)."""
     root = tmp_path_factory.mktemp("trained-twice")
     with pytest.MonkeyPatch.context() as mp:
         settings = make_tracked(root, store_template, mp)
@@ -121,6 +122,7 @@ def test_the_logged_run_and_model(trained_twice: TrainedTwice) -> None:
     assert run.data.params["seed"] == "42" and run.data.params["model.max_iter"] == "60"
     assert {"holdout_mae", "holdout_rmse", "holdout_mape", "train_mae"} <= set(run.data.metrics)
     assert run.data.tags["data.digest"] == info["data_digest"] and run.data.tags["git.commit"] == "c0ffee0"
+    assert run.inputs is not None
     (dataset,) = run.inputs.dataset_inputs
     assert dataset.dataset.digest == info["data_digest"].split(":")[1][:32]
     assert json.loads(dataset.dataset.source) == {"uri": "azureml:demand:3"}

@@ -41,7 +41,8 @@ def fresh_store(settings: Settings, template_root: Path) -> None:
 
 
 def make_tracked(root: Path, store_template: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings under `root` with the MLflow variables the local runner gives a step, set in the environment."""
+    """Settings under `root` with the MLflow variables the local runner gives a step, set in the
+    environment."""
     from amlops.tracking import ensure_experiment, mlflow_env
 
     settings = Settings(base_dir=root, model_name="demand-test", experiment="training-tests")

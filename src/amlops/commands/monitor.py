@@ -129,17 +129,19 @@ def print_summary(result: dict[str, Any], report: Path) -> None:
     table = Table(
         title="Drifted features" if v["drifted_features"] else "Features closest to their threshold"
     )
-    for col in ("feature", "type", "metric", "value", "threshold"):
-        table.add_column(col, justify="left" if col in ("feature", "type", "metric") else "right")
+    table.add_column("feature", no_wrap=True)
+    table.add_column("metric", no_wrap=True)
+    table.add_column("value", justify="right")
+    table.add_column("threshold", justify="right")
     if windows:
-        table.add_column("windows drifted", justify="right")
-        table.add_column("first drifted window")
+        table.add_column("windows", justify="right")
+        table.add_column("first drifted", no_wrap=True)
     for name in names:
         f = overall["features"][name]
         entry = f["metrics"][f["deciding_metric"]]
         value = "—" if entry["value"] is None else f"{entry['value']:.4g}"
         metric = SHORT.get(f["deciding_metric"], f["deciding_metric"])
-        row = [name, f["type"], metric, value, f"{entry['threshold']:g}"]
+        row = [name, metric, value, f"{entry['threshold']:g}"]
         if windows:
             hits = [w["window"] for w in windows if name in w["drifted_features"]]
             row += [f"{len(hits)}/{v['evaluated_window_count']}", hits[0] if hits else "—"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from typing import Annotated, Any
@@ -61,13 +60,7 @@ def register(app: typer.Typer) -> None:
         if to is not None:
             from amlops.azure.promote import promote_to
 
-            accepted = inspect.signature(promote_to).parameters
-            extra = {
-                k: v
-                for k, v in {"version": version, "reason": reason, "actor": actor}.items()
-                if k in accepted and v is not None
-            }
-            result = promote_to(to, settings, **extra)
+            result = promote_to(to, settings, version=version, reason=reason, actor=actor or default_actor())
             if result is not None:
                 out.print(str(result))
             return

@@ -70,7 +70,7 @@ def resolve_version(registry_client: Any, name: str, role: str | None, version: 
         raise UserError(str(exc)) from None
     if found is None:
         raise UserError(
-            f"model {name!r} has no {role}: train and promote one first (amlops train), "
+            f"model {name!r} has no {role or DEFAULT_ROLE}: train and promote one first (amlops train), "
             "or pass --model-version"
         )
     return found[0]
@@ -78,10 +78,12 @@ def resolve_version(registry_client: Any, name: str, role: str | None, version: 
 
 def download_model(settings: Settings, client: Any, name: str, version: str) -> Path:
     """The model folder of `name` v`version`, downloaded once: registered versions never change."""
+    import os
     import tempfile
 
     import mlflow
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per file is noise here
     cache = settings.state_path / "models" / name / version
     if (cache / "MLmodel").is_file():
         return cache

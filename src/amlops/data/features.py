@@ -35,8 +35,8 @@ def add_calendar_features(X: pd.DataFrame, date_column: str) -> pd.DataFrame:
     """Replace the date column by calendar features (weekday, day of month, month, position in the year)."""
     out = X.copy()
     when = pd.to_datetime(out.pop(date_column))
-    year_angle = 2 * np.pi * (when.dt.dayofyear.to_numpy(dtype="float64") - 1) / 365.25
-    out["day_of_week"] = when.dt.dayofweek.to_numpy(dtype="float64")
+    year_angle = 2 * np.pi * (when.dt.day_of_year.to_numpy(dtype="float64") - 1) / 365.25
+    out["day_of_week"] = when.dt.day_of_week.to_numpy(dtype="float64")
     out["day_of_month"] = when.dt.day.to_numpy(dtype="float64")
     out["month"] = when.dt.month.to_numpy(dtype="float64")
     out["year_sin"] = np.sin(year_angle)

@@ -93,7 +93,7 @@ def holidays(dates: pd.DatetimeIndex) -> np.ndarray:
     """Public-holiday flag: fixed dates plus the fourth Thursday of November (a US-like calendar)."""
     md = dates.month * 100 + dates.day
     fixed = np.isin(md, [101, 501, 704, 1111, 1224, 1225, 1231])
-    thanksgiving = (dates.month == 11) & (dates.dayofweek == 3) & (dates.day >= 22) & (dates.day <= 28)
+    thanksgiving = (dates.month == 11) & (dates.day_of_week == 3) & (dates.day >= 22) & (dates.day <= 28)
     return np.asarray(fixed | thanksgiving)
 
 
@@ -131,7 +131,7 @@ def generate(config: GeneratorConfig) -> pd.DataFrame:
     store_temp_offset = ent.normal(0.0, 2.0, n_stores)
 
     # Shared daily weather: seasonal cycle + AR(1) noise; each store a bit warmer or cooler.
-    doy = np.asarray(dates.dayofyear, dtype=float)
+    doy = np.asarray(dates.day_of_year, dtype=float)
     shocks = _daily(rng["temperature"], n_days, 1, "normal", scale=2.5)[:, 0]
     ar = np.zeros(n_days)
     for t in range(n_days):
@@ -230,7 +230,7 @@ def _block(
     price = np.round(list_price[None, None, :] * level[:, None, :] * np.where(promotion, 0.8, 1.0), 2)
 
     # Demand.
-    dow = np.asarray(dates.dayofweek)
+    dow = np.asarray(dates.day_of_week)
     weekly = np.array([_WEEKLY[t] for t in store_types])  # (S, 7)
     weekly_now = weekly[:, dow].T  # (D, S)
     amplitude = np.full(n_days, 0.15)
@@ -238,7 +238,7 @@ def _block(
         shifted = np.roll(weekly, -3, axis=1)[:, dow].T  # peak moves from the weekend to mid-week
         weekly_now = np.where(drift_on[:, None], shifted, weekly_now)
         amplitude = np.where(drift_on, 0.15 * (1 + strength), amplitude)
-    doy = np.asarray(dates.dayofyear, dtype=float)
+    doy = np.asarray(dates.day_of_year, dtype=float)
     yearly = (
         1.0 + amplitude * np.sin(2 * np.pi * (doy - 80) / 365.25) + 0.25 * (np.asarray(dates.month) == 12)
     )

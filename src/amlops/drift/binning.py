@@ -63,7 +63,7 @@ class Binner:
             if n_cells <= 0:
                 continue
             self.mode, self._params = mode, params
-            _, ambiguous = self._layout(n_cells)
+            _, ambiguous = self._layout(n_cells, table=False)
             mass = float(ambiguous[self._cells(probes)].mean())
             if best is None or mass < best[0]:
                 best = (mass, mode, params, n_cells)
@@ -73,6 +73,7 @@ class Binner:
         mass, mode, params, n_cells = best
         self.mode, self._params, self.ambiguous_mass = mode, params, mass
         before, ambiguous = self._layout(n_cells)
+        assert before is not None
         # table[j] = the bin of every value in cell j, or -1 where a value's bin needs more than its cell.
         before[ambiguous] = -1
         # A discrete profile ends with a sentinel edge just above the maximum: the maximum's cell then holds
@@ -90,7 +91,7 @@ class Binner:
         dtype = np.int16 if self.n_bins + 1 < np.iinfo(np.int16).max else np.int32
         self._table = before.astype(dtype)
 
-    def _layout(self, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    def _layout(self, n_cells: int, table: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         """(edges at or below the start of each cell, cells whose values straddle an edge).
 
         An edge that is the smallest float of its cell (its predecessor maps to an earlier cell) is below
@@ -99,10 +100,12 @@ class Binner:
         """
         cell = self._cells(self.edges)
         starts_cell = self._cells(np.nextafter(self.edges, -np.inf)) < cell
-        first = np.where(starts_cell, cell, cell + 1)  # the first cell entirely at or above the edge
-        before = np.cumsum(np.bincount(first, minlength=n_cells + 1))[:n_cells]
         ambiguous = np.zeros(n_cells, dtype=bool)
         ambiguous[cell[~starts_cell]] = True
+        if not table:  # scoring a candidate grid only needs the ambiguous cells
+            return None, ambiguous
+        first = np.where(starts_cell, cell, cell + 1)  # the first cell entirely at or above the edge
+        before = np.cumsum(np.bincount(first, minlength=n_cells + 1))[:n_cells]
         return before, ambiguous
 
     def _candidates(self, cells: int) -> list[tuple[str, tuple[Any, ...], int]]:

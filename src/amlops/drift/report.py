@@ -180,7 +180,9 @@ def _trend_section(result: dict[str, Any]) -> str:
     overall = result["overall"]
     features = list(overall["features"])
     # The heat table: every feature x window, shaded by metric / threshold.
-    head = "".join(f"<th title='{_e(w['window'])}'>{i + 1}</th>" for i, w in enumerate(windows))
+    head = "".join(
+        f"<th title='{_e(w['window'])}'>{_e(_short(w['window'], i))}</th>" for i, w in enumerate(windows)
+    )
     body = []
     for name in features:
         cells = []
@@ -468,6 +470,11 @@ def _axes(left: str, right: str, ylabel: str, left_x: float = _PAD_L, right_x: f
 
 
 # ------------------------------------------------------------------------------------------ formatting
+def _short(window: str, i: int) -> str:
+    """A column label for a window: 2024-W05 -> W05, 2024-01-29 -> 01-29, row blocks by number."""
+    return window.split("-", 1)[1] if window[:4].isdigit() and "-" in window else str(i + 1)
+
+
 def _ratio(f: dict[str, Any]) -> float | None:
     entry = f["metrics"][f["deciding_metric"]]
     v, t = entry["value"], entry["threshold"]

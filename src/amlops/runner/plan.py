@@ -396,10 +396,10 @@ def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | 
     outputs = {k: flat.follow(v) for k, v in flat.top_outputs.items()}
     for key, pout in (job.outputs or {}).items():
         out_data = _input_data(pout)
-        target = getattr(out_data, "path", None) if out_data is not None and not isinstance(out_data, str) else None
-        if target and key in outputs:
+        sink = getattr(out_data, "path", None) if out_data is not None and not isinstance(out_data, str) else None
+        if sink and key in outputs:
             ref = outputs[key]
-            steps[ref.job].outputs[ref.output].target = resolve_location(str(target), base, f"output {key!r}")
+            steps[ref.job].outputs[ref.output].target = resolve_location(str(sink), base, f"output {key!r}")
 
     graph = {name: step.upstream() for name, step in steps.items()}
     try:

@@ -231,7 +231,9 @@ def evaluate(
                     f"challenger improves {metric} by {improvement:.2%}, "
                     f"less than min_improvement {min_improvement:.2%}"
                 )
-            if require_confident and (interval["low"] is None or not interval["low"] > 0):
+            # Only worth saying when the challenger looks better: a clear loss needs no interval to fail.
+            beats = math.isfinite(improvement) and chall[metric] < champ[metric]
+            if beats and require_confident and (interval["low"] is None or not interval["low"] > 0):
                 low = "n/a" if interval["low"] is None else f"{interval['low']:.2%}"
                 high = "n/a" if interval["high"] is None else f"{interval['high']:.2%}"
                 reasons.append(

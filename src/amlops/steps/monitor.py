@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -37,7 +38,7 @@ def load_reference(
     features: list[str] | None,
     target: str | None,
     prediction: str | None,
-    chunk_rows: int = 1_000_000,
+    chunk_rows: int = 250_000,
 ) -> tuple[Any, bool]:
     """(ReferenceProfile, built_here). Exactly one source must be given."""
     from amlops.drift.profile import (
@@ -127,7 +128,7 @@ def monitor(
     features: list[str] | None = None,
     min_window_rows: int | None = None,
     thresholds: dict[str, float] | None = None,
-    chunk_rows: int = 1_000_000,
+    chunk_rows: int = 250_000,
     numeric_metric: str | None = None,
     categorical_metric: str | None = None,
 ) -> dict[str, Any]:
@@ -170,6 +171,7 @@ def monitor(
     result["reference"]["source"] = reference_profile or reference_data or model_dir
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
+    result = finite_json(result)
     (out / RESULT_FILE).write_text(json.dumps(result, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     (out / REPORT_FILE).write_text(render_html(result), encoding="utf-8")
     if built:
@@ -177,6 +179,17 @@ def monitor(
     if os.environ.get("MLFLOW_TRACKING_URI"):
         log_to_mlflow(result, out)
     return result
+
+
+def finite_json(value: Any) -> Any:
+    """The result with NaN/inf turned into null (strict JSON), e.g. in metadata copied from the profile."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def mlflow_metrics(result: dict[str, Any]) -> list[tuple[str, float, int]]:
@@ -266,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--numeric-metric", nargs="?", const="")
     p.add_argument("--categorical-metric", nargs="?", const="")
-    p.add_argument("--chunk-rows", type=int, default=1_000_000)
+    p.add_argument("--chunk-rows", type=int, default=250_000)
     p.add_argument("--output", required=True, help="folder for result.json and report.html")
     # Optional string inputs may arrive empty (a pipeline input of ""): `--flag` alone means "not set".
     args = p.parse_args(argv)

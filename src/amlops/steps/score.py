@@ -61,6 +61,7 @@ _TYPE_WORDS = {
     "binary": "bytes",
 }
 _NULL_FREE_TYPES = {"long", "integer", "boolean"}  # numpy has no missing value for these
+SMALL_FILE_ROWS = 50_000
 
 
 class ScoreInputError(ValueError):
@@ -417,17 +418,31 @@ def check_inputs(
         check_file(f, model, options, parse_csv=parse_csv)
 
 
-def read_input(path: Path, model: Model, options: Options) -> pa.Table:
-    """One input file as an Arrow table, checked against the model (again: a file may change after init)."""
+def read_input(path: Path, model: Model, options: Options) -> tuple[pa.Table, pa.Schema]:
+    """One input file as an Arrow table, checked against the model (again: a file may change after init), and
+    the schema its columns are written back with.
+
+    The model's text columns are read as dictionaries: Parquet stores them so, and decoding them into one
+    string per row costs more than the rest of the read (a few distinct store or product names for a million
+    rows). They are cast back to the file's own type when written."""
     if not is_parquet(path):
-        return _read_csv(path, model, options)
+        table = _read_csv(path, model, options)
+        return table, table.schema
     pf = _parquet_file(path)
+    schema = pf.schema_arrow
+    check_schema(path, schema, model, options)
+    text = [
+        c.name
+        for c in model.columns
+        if c.type == "string"
+        and c.name in schema.names
+        and not pa.types.is_dictionary(schema.field(c.name).type)
+    ]
     try:
-        table = pf.read()
+        table = pq.ParquetFile(path, metadata=pf.metadata, read_dictionary=text).read()
     except (pa.ArrowException, OSError) as exc:
         raise ScoreInputError(f"{path}: cannot read the Parquet data ({_first_line(exc)})") from None
-    check_schema(path, table.schema, model, options)
-    return table
+    return table, schema
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -438,22 +453,43 @@ def _column_values(path: Path, table: pa.Table, col: Column) -> Any:
     if col.name not in table.column_names:  # an optional column this file does not have
         return np.full(n, np.nan, dtype="float64" if col.type in ("double", "float") else object)
     values = table.column(col.name)
+    if pa.types.is_null(values.type):  # no values at all
+        return np.full(n, np.nan, dtype="float64" if col.type in ("double", "float") else object)
+    if col.type == "string":
+        return _text_values(values)
     if pa.types.is_dictionary(values.type):
         values = values.cast(values.type.value_type)
     if col.type in _NULL_FREE_TYPES and values.null_count:
         raise _missing_values_error(path, col, values.null_count)
-    if col.type == "datetime":
-        if pa.types.is_timestamp(values.type) and values.type.tz is not None:
-            values = values.cast(pa.timestamp(values.type.unit))  # the same instant, as naive UTC
-        return values.cast(pa.timestamp("ns")).to_numpy()
-    if col.type in ("string", "binary"):
+    if col.type == "binary":
         out = values.to_numpy(zero_copy_only=False)
         if values.null_count:
             out[pc.is_null(values).to_numpy(zero_copy_only=False)] = np.nan
         return out
-    if pa.types.is_null(values.type):
-        return np.full(n, np.nan)
-    return values.cast(_arrow_type(col.type)).to_numpy(zero_copy_only=False)
+    try:
+        if col.type == "datetime":
+            if pa.types.is_timestamp(values.type) and values.type.tz is not None:
+                values = values.cast(pa.timestamp(values.type.unit))  # the same instant, as naive UTC
+            return values.cast(pa.timestamp("ns")).to_numpy()
+        return values.cast(_arrow_type(col.type)).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:  # e.g. out of range, integers too large
+        raise ScoreInputError(
+            f"{path}: column {col.name!r}: cannot convert to {_TYPE_WORDS[col.type]} ({_first_line(exc)})"
+        ) from None
+
+
+def _text_values(values: pa.ChunkedArray) -> np.ndarray:
+    """Text as an object array of str (NaN where missing), built from each chunk's dictionary: one Python
+    string per distinct value, then a take, instead of one Python string per row."""
+    parts = []
+    for chunk in values.chunks:
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
+        labels = np.empty(len(encoded.dictionary) + 1, dtype=object)
+        labels[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
+        labels[-1] = np.nan  # where the index is missing
+        codes = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+        parts.append(labels.take(codes))
+    return np.concatenate(parts) if parts else np.empty(0, dtype=object)
 
 
 def model_frame(path: Path, table: pa.Table, model: Model) -> pd.DataFrame:
@@ -466,11 +502,25 @@ def model_frame(path: Path, table: pa.Table, model: Model) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
+def _threads_for(rows: int) -> Any:
+    """One OpenMP thread for a small file unless OMP_NUM_THREADS says otherwise: a tree ensemble's parallel
+    regions (one per tree) cost more than they save below ~50k rows, much more on a busy machine (the train
+    step decides the same way). Predictions are the same either way."""
+    from contextlib import nullcontext
+
+    if os.environ.get("OMP_NUM_THREADS") or rows >= SMALL_FILE_ROWS:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="openmp")
+
+
 def predict(path: Path, table: pa.Table, model: Model) -> np.ndarray:
     """One prediction per row, as a 1-D array."""
     frame = model_frame(path, table, model)
     try:
-        raw = model.predictor.predict(frame)
+        with _threads_for(table.num_rows):
+            raw = model.predictor.predict(frame)
     except (TypeError, ValueError, KeyError) as exc:
         raise ScoreInputError(f"{path}: the model cannot score this file: {_first_line(exc)}") from None
     pred = np.asarray(raw)
@@ -484,25 +534,39 @@ def predict(path: Path, table: pa.Table, model: Model) -> np.ndarray:
     return pred
 
 
-def with_predictions(table: pa.Table, pred: np.ndarray, options: Options, scored_at: datetime) -> pa.Table:
-    """The input columns untouched, plus prediction, model_version and scored_at (one time per file)."""
+def with_predictions(
+    table: pa.Table, schema: pa.Schema, pred: np.ndarray, options: Options, scored_at: datetime
+) -> pa.Table:
+    """The input columns with their file's types, plus prediction, model_version and scored_at (one time per
+    file)."""
     n = table.num_rows
-    out = table.replace_schema_metadata(None)  # the input's pandas metadata does not know the new columns
+    out = table
+    for i, field in enumerate(schema):
+        if (
+            out.schema.field(i).type != field.type
+        ):  # read as a dictionary for the model: back to the file's type
+            out = out.set_column(i, field.name, out.column(i).cast(field.type))
+    out = out.replace_schema_metadata(None)  # the input's pandas metadata does not know the new columns
     out = out.append_column(options.prediction_column, pa.array(pred))
     out = out.append_column(VERSION_COLUMN, pa.repeat(pa.scalar(options.model_version, pa.string()), n))
     stamp = pa.scalar(scored_at.astimezone(UTC), pa.timestamp("us", tz="UTC"))
     return out.append_column(SCORED_AT_COLUMN, pa.repeat(stamp, n))
 
 
-def write_atomic(table: pa.Table, target: Path, metadata: dict[str, str]) -> None:
+def write_atomic(table: pa.Table, target: Path, metadata: dict[str, str], plain: Iterable[str] = ()) -> None:
     """Write a hidden temporary file next to the target, then rename it: readers see the whole file or none
-    (and names starting with `.` are skipped by pyarrow, Spark and this scorer)."""
+    (and names starting with `.` are skipped by pyarrow, Spark and this scorer).
+
+    Dictionary encoding is skipped for floating-point columns and the `plain` ones (row ids): their values are
+    nearly all distinct, and the writer would hash every value only to fall back to plain encoding."""
     target.parent.mkdir(parents=True, exist_ok=True)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    skip = set(plain)
+    dictionary = [f.name for f in table.schema if f.name not in skip and not pa.types.is_floating(f.type)]
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, use_dictionary=dictionary)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -524,7 +588,7 @@ class FileResult:
 
 def score_file(path: Path, model: Model, options: Options, output_dir: Path, root: Path | None) -> FileResult:
     """Read, predict, write one file's predictions (the file must have been checked with check_inputs)."""
-    table = read_input(path, model, options)
+    table, schema = read_input(path, model, options)
     scored_at = datetime.now(UTC)
     pred = predict(path, table, model)
     target = Path(output_dir) / output_name(path, root)
@@ -533,7 +597,8 @@ def score_file(path: Path, model: Model, options: Options, output_dir: Path, roo
         "amlops.source_file": path.name,
         "amlops.scored_at": scored_at.isoformat(),
     }
-    write_atomic(with_predictions(table, pred, options, scored_at), target, metadata)
+    plain = [options.id_column] if options.id_column else []
+    write_atomic(with_predictions(table, schema, pred, options, scored_at), target, metadata, plain)
     return FileResult(path, target, table.num_rows, options.model_version)
 
 
@@ -553,12 +618,30 @@ def score_path(
     *,
     id_column: str | None = None,
     prediction_column: str | None = None,
+    threads: int = 0,
 ) -> list[FileResult]:
     """Score a file or a folder of files into `output_dir` (one Parquet file per input file)."""
     model = load_model(model_path)
+    limit_threads(threads)
     options = resolve_options(model, model_version, id_column, prediction_column)
     root = Path(data)
     return score_files(data_files(root), model, options, Path(output_dir), root if root.is_dir() else None)
+
+
+def limit_threads(threads: int) -> None:
+    """Cap the native thread pools of this process (OpenMP in the model, BLAS, Arrow); 0 leaves the defaults.
+
+    Why: parallel scoring runs `max_concurrency_per_instance` workers per node, and each one's OpenMP would
+    otherwise start a thread per core; more threads than cores makes every parallel region wait for a thread
+    the OS has parked (measured here: 2 workers x 2 threads on 2 cores ran up to 3x slower than 2 x 1). Called
+    after the model is loaded, so the model's OpenMP runtime is one of the pools capped.
+    """
+    if threads <= 0:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads)
+    pa.set_cpu_count(threads)
 
 
 # ------------------------------------------------------------------------------------------------ entries
@@ -570,6 +653,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--model-version", required=True, help="the model's registry version (on every row)")
     parser.add_argument("--id-column", default=None, help="row id column (default: the model's, else row_id)")
     parser.add_argument("--prediction-column", default=None, help="name of the prediction column")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="native threads per process (0: one per core, the default)"
+    )
     return parser
 
 
@@ -590,6 +676,7 @@ def init() -> None:
     args, _unknown = _parser("score.py").parse_known_args(sys.argv[1:])
     try:
         model = load_model(args.model)
+        limit_threads(args.threads)
         options = resolve_options(model, args.model_version, args.id_column, args.prediction_column)
         data = Path(args.data)
         root = data if data.is_dir() else None
@@ -627,6 +714,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model_version,
             id_column=args.id_column,
             prediction_column=args.prediction_column,
+            threads=args.threads,
         )
     except ScoreInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

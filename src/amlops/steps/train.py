@@ -20,6 +20,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -277,14 +278,19 @@ def train(
             }
         )
         mlflow.log_metrics(metrics)
-        dataset = from_pandas(
-            df,
-            source=_dataset_source(data_uri or manifest.get("data_uri") or str(Path(snapshot_dir).resolve())),
-            targets=schema.target,
-            name=f"{schema.name}@{short_version(manifest['digest'])}",
-            digest=manifest["digest"].split(":", 1)[-1][:32],
-        )
-        mlflow.log_input(dataset, context="training")
+        # MLflow hints about integer columns and ambiguous local sources here; neither applies to a record.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = from_pandas(
+                df,
+                source=_dataset_source(
+                    data_uri or manifest.get("data_uri") or str(Path(snapshot_dir).resolve())
+                ),
+                targets=schema.target,
+                name=f"{schema.name}@{short_version(manifest['digest'])}",
+                digest=manifest["digest"].split(":", 1)[-1][:32],
+            )
+            mlflow.log_input(dataset, context="training")
 
         model_dir = Path(tmp) / MODEL_ARTIFACT
         _save_model(

@@ -1,0 +1,150 @@
+"""`amlops loop` (monitor → policy → retrain, once or repeatedly) and `amlops demo` (the closed-loop story)."""
+
+from __future__ import annotations
+
+import re
+import time
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from amlops.console import UserError, handle_errors, out
+
+
+class LoopTarget(str, Enum):
+    local = "local"
+    azure = "azure"
+
+
+class RetrainVia(str, Enum):
+    local = "local"
+    azure = "azure"
+    github = "github"
+
+
+def parse_every(text: str) -> float:
+    """`90s`, `15m`, `1h`, `1d` -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if not m:
+        raise UserError(f"--every {text!r}: expected a number with s, m, h or d (e.g. 15m, 1h)")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("loop")
+    @handle_errors
+    def loop(
+        current: Path | None = typer.Option(None, "--current", help="New data with predictions (file or folder)"),
+        labels: Path | None = typer.Option(None, "--labels", help="Late labels (row id + actual), joined on id"),
+        history: Path | None = typer.Option(
+            None, "--history", help="Labelled data to retrain on (the policy's recent window is taken from it)"
+        ),
+        original: Path | None = typer.Option(
+            None, "--original", help="Original training data, added when policy.include_original_data is true"
+        ),
+        once: bool = typer.Option(False, "--once", help="One cycle, then exit"),
+        every: str | None = typer.Option(None, "--every", help="Repeat every interval (e.g. 1h, 1d)"),
+        target: LoopTarget = typer.Option(LoopTarget.local, "--target", help="Where the monitoring job runs"),
+        env: str | None = typer.Option(None, "--env", help="Azure environment (azure.environments.<env>)"),
+        retrain_via: RetrainVia | None = typer.Option(
+            None, "--retrain-via",
+            help="local (default for --target local), azure (submit the training job), or github (write "
+                 "retrain=true to $GITHUB_OUTPUT for the workflow to dispatch train.yml)",
+        ),
+    ) -> None:
+        """Monitor → policy → retrain. Each cycle's decision and reasons go to .amlops/retrain/decisions.jsonl."""
+        from amlops.config import load_settings
+
+        if once == bool(every):
+            raise UserError("give exactly one of --once or --every INTERVAL")
+        interval = parse_every(every) if every else 0.0
+        settings = load_settings()
+        via = retrain_via or (RetrainVia.local if target is LoopTarget.local else RetrainVia.azure)
+        if target is LoopTarget.local and via is not RetrainVia.local:
+            raise UserError("--target local retrains locally; use --target azure for --retrain-via azure|github")
+        if target is LoopTarget.azure and via is RetrainVia.local:
+            raise UserError("--target azure retrains on Azure ML (--retrain-via azure) or through GitHub (github)")
+        if target is LoopTarget.local and current is None:
+            raise UserError("--current is required for --target local")
+        cycle = 0
+        while True:
+            cycle += 1
+            if target is LoopTarget.azure:
+                from amlops.loop import cycle_azure
+
+                decision, detail = cycle_azure(
+                    settings, env, str(current) if current else None, str(labels) if labels else None, via.value
+                )
+            else:
+                from amlops.loop import cycle_local
+
+                assert current is not None
+                outcome, _ = cycle_local(settings, current, labels, history, original=original)
+                decision, detail = outcome.decision, outcome.training
+                if outcome.monitor.report:
+                    out.print(f"  report: {outcome.monitor.report}")
+            color = "red" if decision.retrain else "green"
+            out.print(f"[bold {color}]{decision.action.upper()}[/] {decision.reasons[0] if decision.reasons else ''}")
+            for reason in decision.reasons[1:]:
+                out.print(f"  · {reason}")
+            if detail:
+                shown = {k: v for k, v in detail.items() if k in {"status", "training_job", "studio_url", "run_id",
+                                                                  "monitoring_job", "key"}}
+                if shown:
+                    out.print(f"  {shown}")
+            if once:
+                return
+            out.print(f"[dim]cycle {cycle} done; next in {every}[/]")
+            time.sleep(interval)
+
+    @app.command("demo")
+    @handle_errors
+    def demo(
+        out_dir: Path = typer.Option(Path(".amlops/demo"), "--out", help="Folder for the demo's state and reports"),
+        weeks: int = typer.Option(52, "--weeks", min=20, help="Weeks of data (the change comes at ~60%)"),
+        seed: int = typer.Option(7, "--seed"),
+    ) -> None:
+        """The closed loop on the embedded default: drift detected, retrain triggered, gated promotion."""
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.table import Table
+
+        from amlops.config import load_settings
+        from amlops.demo import DemoConfig, WeekRow, run_demo
+
+        base = load_settings()
+        cfg = DemoConfig(seed=seed, weeks=weeks, change_week=int(weeks * 0.58),
+                         train_weeks=min(16, int(weeks * 0.3)))
+        table = Table(title="amlops demo — one row per week", show_lines=False)
+        for col in ("week", "starts", "champion", "drift verdict", "MAE", "action"):
+            table.add_column(col, no_wrap=col != "drift verdict")
+        started = time.perf_counter()
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=out, transient=True) as progress:
+            task = progress.add_task("setting up", total=cfg.weeks - cfg.train_weeks)
+
+            def on_step(message: str) -> None:
+                progress.update(task, description=message[:90])
+                progress.console.print(f"[dim]{message}[/]")
+
+            def on_week(row: WeekRow) -> None:
+                progress.advance(task)
+                marker = "[red]" if row.drifted_features else ""
+                mae = f"{row.mae:.2f}" if row.mae is not None else "-"
+                change = " ◆" if row.after_change and row.week == cfg.change_week + 1 else ""
+                table.add_row(str(row.week), row.start + change, row.champion,
+                              f"{marker}{row.drift}", mae, row.action)
+
+            result = run_demo(base, out_dir.resolve(), cfg, on_week=on_week, on_step=on_step)
+        out.print(table)
+        out.print(f"◆ market change ({', '.join(cfg.drifts)}) on {cfg.change_date}")
+        out.print(f"[bold]finished in {time.perf_counter() - started:.0f}s[/]")
+        out.print("where to look:")
+        out.print(f"  error over time:   {result.plot}")
+        out.print(f"  timeline (JSON):   {result.timeline_file}")
+        for report in result.reports:
+            out.print(f"  monitor report:    {report}")
+        state = out_dir.resolve() / "state"
+        out.print(f"  MLflow UI:         .venv/bin/mlflow ui --backend-store-uri sqlite:///{state / 'mlflow.db'}")
+        out.print(f"  promotions:        AMLOPS_STATE_DIR={state} amlops history")
+        out.print(f"  decisions:         {state / 'retrain' / 'decisions.jsonl'}")

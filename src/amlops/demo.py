@@ -1,0 +1,264 @@
+"""`amlops demo`: the closed loop told as a story on the embedded default (local runner, SQLite MLflow, folders).
+
+A year of daily demand with a market change at a known date. v1 is trained on the first weeks and promoted. Then
+the demo walks forward week by week: the week is scored by the champion, its actual demand arrives as late labels,
+the monitor compares it with the champion's reference profile, and the policy decides. After the change the monitor
+flags the changed features and the error rises; the policy retrains on recent labelled data; the challenger passes
+the gate and becomes champion; the error recovers.
+
+Every job is a pipeline YAML run by the local runner. To finish in minutes rather than an hour, each champion
+scores and monitors all the weeks ahead of it in one batch-inference run and one monitoring run (weekly windows);
+the policy then reads those windows one week at a time, exactly as `amlops loop` would after each week. When it
+says retrain at week k, training uses only the data up to week k, and the weeks after k are scored and monitored
+again by whoever is champion then. Scores and window metrics depend only on the model and the window's rows, so
+the timeline equals a strict week-by-week run (tests/loop/test_demo.py checks one week against a separate run).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from amlops.config import Settings
+from amlops.drift.policy import WindowSignal
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    seed: int = 7
+    start: date = date(2025, 1, 6)  # a Monday: weekly windows line up with the weeks the demo walks
+    weeks: int = 52
+    stores: int = 8
+    products: int = 12
+    train_weeks: int = 16
+    change_week: int = 30
+    drifts: tuple[str, ...] = ("price_shift", "new_category")
+
+    @property
+    def change_date(self) -> date:
+        return self.start + timedelta(weeks=self.change_week)
+
+    def week_start(self, k: int) -> date:
+        return self.start + timedelta(weeks=k)
+
+
+@dataclass
+class WeekRow:
+    week: int
+    start: str
+    champion: str
+    drift: str  # "ok" | "drift: a, b" | "insufficient"
+    drifted_features: list[str]
+    mae: float | None
+    action: str
+    after_change: bool
+
+
+@dataclass
+class DemoResult:
+    rows: list[WeekRow] = field(default_factory=list)
+    promotions: list[dict[str, Any]] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+    plot: str | None = None
+    timeline_file: str | None = None
+    folder: str = ""
+
+
+def demo_settings(base: Settings, folder: Path) -> Settings:
+    """The user's settings, with the demo's own state (a fresh registry) and a policy sized for weekly windows."""
+    data = base.model_dump()
+    data.update(state_dir=str(folder / "state"), runs_dir=str(folder / "runs"), experiment="amlops-demo")
+    data["mlflow"] = {"tracking_uri": None, "registry_uri": None, "artifact_root": None}
+    data["train"] = {**data["train"], "holdout_days": 7}
+    data["gate"] = {**data["gate"], "min_improvement": 0.05}
+    data["monitor"] = {**data["monitor"], "window": "weekly", "min_window_rows": 300}
+    data["policy"] = {
+        **data["policy"],
+        "drift_windows_n": 2,
+        "drift_windows_m": 3,
+        "cooldown_hours": 24 * 21,
+        "min_rows": 300,
+        "retrain_window_days": 7 * 10,
+        "include_original_data": False,
+    }
+    settings = Settings.model_validate(data)
+    settings.base_dir = base.base_dir
+    settings.source = base.source
+    return settings
+
+
+def _week_of(day: date, cfg: DemoConfig) -> int:
+    return (day - cfg.start).days // 7
+
+
+def run_demo(
+    base: Settings,
+    folder: Path,
+    cfg: DemoConfig = DemoConfig(),  # noqa: B008 - frozen dataclass
+    on_week: Callable[[WeekRow], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> DemoResult:
+    import pandas as pd
+
+    from amlops.data.generate import GeneratorConfig, generate
+    from amlops.loop import champion, evaluate_policy, monitor_local, retrain_dataset, score_local, train_local
+    from amlops.retrain import record_decision, trigger
+
+    say = on_step or (lambda _msg: None)
+    if folder.exists():
+        shutil.rmtree(folder)
+    data_dir = folder / "data"
+    data_dir.mkdir(parents=True)
+    settings = demo_settings(base, folder)
+    result = DemoResult(folder=str(folder))
+
+    say(f"generating {cfg.weeks} weeks of demand ({cfg.stores} stores x {cfg.products} products), "
+        f"market change ({', '.join(cfg.drifts)}) on {cfg.change_date}")
+    full = generate(GeneratorConfig(start=cfg.start, days=cfg.weeks * 7, stores=cfg.stores, products=cfg.products,
+                                    seed=cfg.seed, drift_date=cfg.change_date, drifts=cfg.drifts))
+    full["date"] = pd.to_datetime(full["date"])
+    week_no = ((full["date"] - pd.Timestamp(cfg.start)).dt.days // 7).to_numpy()
+    full_path = data_dir / "demand.parquet"
+    full.to_parquet(full_path, index=False)
+    label = settings.monitor.label_column
+    id_col = settings.monitor.id_column
+
+    train_path = data_dir / "initial_training.parquet"
+    full[week_no < cfg.train_weeks].to_parquet(train_path, index=False)
+    say(f"training v1 on weeks 1-{cfg.train_weeks} through pipelines/training.yml")
+    first = train_local(settings, train_path)
+    champ = champion(settings)
+    if champ is None:
+        raise RuntimeError(f"v1 was not promoted: {json.dumps(first.get('verdict'))[:300]}")
+    result.promotions.append({"week": cfg.train_weeks, "version": champ.version, "reason": "initial model"})
+
+    def segment(start_week: int, version: str) -> dict[int, tuple[dict[str, Any], Any]]:
+        """Score and monitor weeks start_week.. with the current champion: {week: (window, signal)}."""
+        seg_dir = data_dir / f"segment-v{version}-w{start_week}"
+        seg_dir.mkdir(parents=True)
+        rows = full[week_no >= start_week]
+        inputs = seg_dir / "inputs"
+        inputs.mkdir()
+        rows.drop(columns=[label]).to_parquet(inputs / "batch.parquet", index=False)
+        labels = seg_dir / "labels.parquet"
+        rows[[id_col, label]].to_parquet(labels, index=False)
+        say(f"v{version}: scoring weeks {start_week + 1}-{cfg.weeks} (pipelines/batch_inference.yml)")
+        predictions = score_local(settings, inputs, current)
+        say(f"v{version}: monitoring weekly windows with late labels (pipelines/monitoring.yml)")
+        run = monitor_local(settings, predictions, labels, current.model_dir)
+        if run.report is not None:
+            kept = folder / "reports" / f"monitor-v{version}-from-week{start_week + 1}.html"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run.report, kept)
+            result.reports.append(str(kept))
+        windows: dict[int, tuple[dict[str, Any], Any]] = {}
+        for w in run.result.get("windows") or []:
+            if w.get("start"):
+                windows[_week_of(date.fromisoformat(str(w["start"])[:10]), cfg)] = (w, run.result)
+        return windows
+
+    current = champ
+    history: list[WindowSignal] = []
+    windows = segment(cfg.train_weeks, current.version)
+    k = cfg.train_weeks
+    while k < cfg.weeks:
+        served = current.version  # the champion that scored this week; a retrain now serves from next week
+        window, seg_result = windows.get(k, ({}, {"windows": []}))
+        now = datetime.combine(cfg.week_start(k) + timedelta(days=7), time(0), tzinfo=UTC)
+        one = {**seg_result, "windows": [window] if window else []}
+        decision, history = evaluate_policy(settings, one, current, now, history)
+        record_decision(settings, decision, {"champion": current.version, "week": k + 1,
+                                             "simulated_now": now.isoformat()})
+        perf = window.get("performance") or {}
+        drifted = list(window.get("drifted_features") or [])
+        status = window.get("status")
+        drift = "insufficient" if status not in (None, "ok") else (f"drift: {', '.join(drifted)}" if drifted else "ok")
+        action = "-"
+        next_windows = None
+        if decision.retrain:
+            labelled = data_dir / "labelled_history.parquet"
+            full[week_no <= k].to_parquet(labelled, index=False)
+            dest = folder / "state" / "retrain" / f"data-week{k + 1}.parquet"
+            say(f"week {k + 1}: policy says retrain — {decision.reasons[0]}")
+
+            def start(until: date = now.date() - timedelta(days=1), labelled: Path = labelled,
+                      dest: Path = dest) -> dict[str, Any]:
+                retrain_dataset(settings, labelled, until, dest)
+                return train_local(settings, dest)
+
+            fired = trigger(settings, decision, start, now=now)
+            training = fired.detail
+            verdict = training.get("verdict") or {}
+            new = champion(settings)
+            new_version = training.get("registration", {}).get("version", "?")
+            if new is not None and new.version != current.version:
+                action = f"retrain → v{new.version} promoted"
+                result.promotions.append({"week": k + 1, "version": new.version,
+                                          "reason": "; ".join(decision.reasons[:2])})
+                current = new
+                history = []
+                if k + 1 < cfg.weeks:
+                    next_windows = segment(k + 1, current.version)
+            else:
+                why = verdict.get("reason") or verdict.get("summary") or "gate failed"
+                action = f"retrain → v{new_version} rejected: {str(why)[:80]}"
+        row = WeekRow(
+            week=k + 1,
+            start=cfg.week_start(k).isoformat(),
+            champion=f"v{served}",
+            drift=drift,
+            drifted_features=drifted,
+            mae=float(perf["mae"]) if perf.get("mae") is not None else None,
+            action=action,
+            after_change=cfg.week_start(k) >= cfg.change_date,
+        )
+        result.rows.append(row)
+        if on_week:
+            on_week(row)
+        if next_windows is not None:
+            windows = next_windows
+        k += 1
+
+    result.timeline_file = str(folder / "timeline.json")
+    Path(result.timeline_file).write_text(
+        json.dumps({"config": {**asdict(cfg), "change_date": cfg.change_date.isoformat()},
+                    "rows": [asdict(r) for r in result.rows], "promotions": result.promotions},
+                   indent=2, default=str), encoding="utf-8")
+    result.plot = str(plot_timeline(result, cfg, folder / "error_over_time.png"))
+    return result
+
+
+def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weeks = [r.week for r in result.rows]
+    mae = [r.mae if r.mae is not None else float("nan") for r in result.rows]
+    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
+    ax.plot(weeks, mae, marker="o", markersize=3.5, color="#2b6cb0", label="weekly MAE (champion, late labels)")
+    drifted = [(r.week, r.mae) for r in result.rows if r.drifted_features and r.mae is not None]
+    if drifted:
+        ax.scatter(*zip(*drifted, strict=True), color="#d9480f", zorder=3, s=28, label="drift flagged")
+    change_week = cfg.change_week + 1
+    ax.axvline(change_week, color="#868e96", linestyle="--", linewidth=1)
+    ax.text(change_week + 0.2, ax.get_ylim()[1] * 0.95, "market change", color="#495057", fontsize=8, va="top")
+    for p in result.promotions[1:]:
+        ax.axvline(p["week"] + 0.5, color="#2f9e44", linewidth=1.5)
+        ax.text(p["week"] + 0.7, ax.get_ylim()[1] * 0.85, f"v{p['version']} promoted", color="#2f9e44", fontsize=8,
+                va="top")
+    ax.set_xlabel("week")
+    ax.set_ylabel("MAE (units)")
+    ax.set_title("amlops demo: error over time, drift and promotions")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
