@@ -243,9 +243,7 @@ def main() -> int:
         )
     for name, same in identical.items():
         print(f"  {'PASS' if same else 'MISS'}  {name}: predictions equal model.predict, row for row")
-    print(
-        "  note: wall-clock on a shared 2-core machine; cpu s counts OpenMP/Arrow threads and children."
-    )
+    print("  note: wall-clock on a shared 2-core machine; cpu s counts OpenMP/Arrow threads and children.")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     record = {

@@ -59,6 +59,7 @@ def main() -> None:
     """Console-script entry: one-line errors for expected failures, exit code 1 (2 for usage errors)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         app(standalone_mode=True)
     except console.UserError as exc:

@@ -138,6 +138,11 @@ class PolicySettings(_Section):
     min_drift_importance_share: float = Field(
         0.1, ge=0.0, le=1.0, description="Drifted features must carry this share of feature importance to alarm"
     )
+    confirm_drift_with_labels: bool = Field(
+        True,
+        description="When a window has labels, drift alarms only if its measured error rose too: drift the model "
+        "copes with (seasons, covariate shift) starts no retrain. Unlabelled windows alarm on drift alone.",
+    )
     cooldown_hours: float = Field(24.0, ge=0.0)
     min_rows: int = Field(100, ge=0)
     retrain_window_days: int = Field(120, gt=0)

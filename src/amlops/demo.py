@@ -37,7 +37,9 @@ class DemoConfig:
     products: int = 12
     train_weeks: int = 16
     change_week: int = 30
-    drifts: tuple[str, ...] = ("price_shift", "new_category")
+    # A hot summer with a promotion push (covariate shift the trees cannot extrapolate) and a new product line.
+    drifts: tuple[str, ...] = ("covariate_shift", "new_category")
+    drift_strength: float = 1.5
 
     @property
     def change_date(self) -> date:
@@ -52,8 +54,8 @@ class WeekRow:
     week: int
     start: str
     champion: str
-    drift: str  # "ok" | "drift: a, b" | "insufficient"
     drifted_features: list[str]
+    verdict: str  # "ok" | "ALARM" | "n/a" (window too small to judge)
     mae: float | None
     action: str
     after_change: bool
@@ -63,6 +65,7 @@ class WeekRow:
 class DemoResult:
     rows: list[WeekRow] = field(default_factory=list)
     promotions: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
     plot: str | None = None
     timeline_file: str | None = None
@@ -79,6 +82,7 @@ def demo_settings(base: Settings, folder: Path) -> Settings:
     data["monitor"] = {**data["monitor"], "window": "weekly", "min_window_rows": 300}
     data["policy"] = {
         **data["policy"],
+        "performance_degradation": 0.3,
         "drift_windows_n": 2,
         "drift_windows_m": 3,
         "cooldown_hours": 24 * 21,
@@ -120,7 +124,8 @@ def run_demo(
     say(f"generating {cfg.weeks} weeks of demand ({cfg.stores} stores x {cfg.products} products), "
         f"market change ({', '.join(cfg.drifts)}) on {cfg.change_date}")
     full = generate(GeneratorConfig(start=cfg.start, days=cfg.weeks * 7, stores=cfg.stores, products=cfg.products,
-                                    seed=cfg.seed, drift_date=cfg.change_date, drifts=cfg.drifts))
+                                    seed=cfg.seed, drift_date=cfg.change_date, drifts=cfg.drifts,
+                                    drift_strength=cfg.drift_strength))
     full["date"] = pd.to_datetime(full["date"])
     week_no = ((full["date"] - pd.Timestamp(cfg.start)).dt.days // 7).to_numpy()
     full_path = data_dir / "demand.parquet"
@@ -176,8 +181,10 @@ def run_demo(
                                              "simulated_now": now.isoformat()})
         perf = window.get("performance") or {}
         drifted = list(window.get("drifted_features") or [])
-        status = window.get("status")
-        drift = "insufficient" if status not in (None, "ok") else (f"drift: {', '.join(drifted)}" if drifted else "ok")
+        if window.get("status") != "ok":
+            verdict = "n/a"
+        else:
+            verdict = "ALARM" if str(window.get("window")) in decision.alarms else "ok"
         action = "-"
         next_windows = None
         if decision.retrain:
@@ -193,7 +200,7 @@ def run_demo(
 
             fired = trigger(settings, decision, start, now=now)
             training = fired.detail
-            verdict = training.get("verdict") or {}
+            gate = training.get("verdict") or {}
             new = champion(settings)
             new_version = training.get("registration", {}).get("version", "?")
             if new is not None and new.version != current.version:
@@ -205,14 +212,15 @@ def run_demo(
                 if k + 1 < cfg.weeks:
                     next_windows = segment(k + 1, current.version)
             else:
-                why = verdict.get("reason") or verdict.get("summary") or "gate failed"
-                action = f"retrain → v{new_version} rejected: {str(why)[:80]}"
+                action = f"retrain → v{new_version} rejected by the gate"
+                result.rejections.append({"week": k + 1, "version": new_version,
+                                          "gate": gate.get("reason") or gate.get("summary") or gate})
         row = WeekRow(
             week=k + 1,
             start=cfg.week_start(k).isoformat(),
             champion=f"v{served}",
-            drift=drift,
             drifted_features=drifted,
+            verdict=verdict,
             mae=float(perf["mae"]) if perf.get("mae") is not None else None,
             action=action,
             after_change=cfg.week_start(k) >= cfg.change_date,
@@ -227,10 +235,26 @@ def run_demo(
     result.timeline_file = str(folder / "timeline.json")
     Path(result.timeline_file).write_text(
         json.dumps({"config": {**asdict(cfg), "change_date": cfg.change_date.isoformat()},
-                    "rows": [asdict(r) for r in result.rows], "promotions": result.promotions},
+                    "rows": [asdict(r) for r in result.rows], "promotions": result.promotions,
+                    "rejections": result.rejections},
                    indent=2, default=str), encoding="utf-8")
     result.plot = str(plot_timeline(result, cfg, folder / "error_over_time.png"))
     return result
+
+
+def summary(result: DemoResult, cfg: DemoConfig) -> dict[str, float | None]:
+    """Mean weekly MAE before the change, between the change and the first promotion after it, and after."""
+    change = cfg.change_week + 1
+    promoted = next((p["week"] for p in result.promotions[1:] if p["week"] >= change), None)
+
+    def mean(rows: list[WeekRow]) -> float | None:
+        vals = [r.mae for r in rows if r.mae is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    before = mean([r for r in result.rows if r.week < change])
+    during = mean([r for r in result.rows if change <= r.week <= (promoted or cfg.weeks)])
+    after = mean([r for r in result.rows if promoted is not None and r.week > promoted])
+    return {"mae_before_change": before, "mae_after_change_old_model": during, "mae_after_promotion": after}
 
 
 def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path) -> Path:
@@ -243,9 +267,13 @@ def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path) -> Path:
     mae = [r.mae if r.mae is not None else float("nan") for r in result.rows]
     fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
     ax.plot(weeks, mae, marker="o", markersize=3.5, color="#2b6cb0", label="weekly MAE (champion, late labels)")
-    drifted = [(r.week, r.mae) for r in result.rows if r.drifted_features and r.mae is not None]
+    drifted = [(r.week, r.mae) for r in result.rows if r.drifted_features and r.verdict != "ALARM" and r.mae]
     if drifted:
-        ax.scatter(*zip(*drifted, strict=True), color="#d9480f", zorder=3, s=28, label="drift flagged")
+        ax.scatter(*zip(*drifted, strict=True), facecolors="none", edgecolors="#f08c00", zorder=3, s=30,
+                   label="some features drifted, error held (no alarm)")
+    alarms = [(r.week, r.mae) for r in result.rows if r.verdict == "ALARM" and r.mae is not None]
+    if alarms:
+        ax.scatter(*zip(*alarms, strict=True), color="#e03131", zorder=4, s=40, label="policy alarm")
     change_week = cfg.change_week + 1
     ax.axvline(change_week, color="#868e96", linestyle="--", linewidth=1)
     ax.text(change_week + 0.2, ax.get_ylim()[1] * 0.95, "market change", color="#495057", fontsize=8, va="top")

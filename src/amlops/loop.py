@@ -77,15 +77,16 @@ def signals(result: dict[str, Any]) -> list[WindowSignal]:
                 rows=int(w.get("row_count") or 0) if w.get("status") == "ok" else 0,
                 drifted_features=tuple(w.get("drifted_features") or ()),
                 mae=perf.get("mae"),
+                wape=perf.get("wape"),
             )
         )
     return out
 
 
-def baseline_mae(result: dict[str, Any]) -> float | None:
-    """The champion's own holdout MAE, which the monitor reports as the reference for performance."""
+def baseline(result: dict[str, Any], metric: str) -> float | None:
+    """The champion's own holdout error, which the monitor reports as the reference for performance."""
     for w in result.get("windows") or []:
-        ref = ((w.get("performance") or {}).get("reference") or {}).get("mae")
+        ref = ((w.get("performance") or {}).get("reference") or {}).get(metric)
         if ref:
             return float(ref)
     return None
@@ -186,7 +187,8 @@ def evaluate_policy(
         settings.policy,
         model_version=champ.version,
         importance=champ.importance(),
-        baseline_mae=baseline_mae(result),
+        baseline_mae=baseline(result, "mae"),
+        baseline_wape=baseline(result, "wape"),
         last_retrain_at=last_retrain_at(settings),
         now=now,
     )
@@ -271,7 +273,8 @@ def cycle_azure(settings: Settings, env: str | None, current: str | None, labels
         if not found_json:
             raise UserError(f"monitoring job {job.name} produced no result.json")
         result = json.loads(found_json[0].read_text(encoding="utf-8"))
-    decision = decide(signals(result), settings.policy, model_version=version, baseline_mae=baseline_mae(result),
+    decision = decide(signals(result), settings.policy, model_version=version,
+                      baseline_mae=baseline(result, "mae"), baseline_wape=baseline(result, "wape"),
                       last_retrain_at=last_retrain_at(settings), now=datetime.now(UTC))
     record_decision(settings, decision, {"champion": version, "monitoring_job": job.name, "env": env})
     detail: dict[str, Any] = {"monitoring_job": job.name}

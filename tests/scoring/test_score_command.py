@@ -164,3 +164,58 @@ def test_pipeline_step_fails_on_a_bad_csv_value_with_no_output(
     assert f"{data / 'b.csv'}: column 'temperature': a value is not a number (double)" in first_line
     assert "warm" in first_line
     assert files_in(info.value.result.run_dir / "score" / "predictions") == []
+
+
+class FakeModels:
+    """azure-ai-ml's `ml.models`: versions with tags, no aliases (as the Azure ML registry has none)."""
+
+    def __init__(self, tags: dict[str, dict[str, str]]) -> None:
+        self._tags = tags
+
+    def _model(self, name: str, version: str) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(name=name, version=version, tags=self._tags[version])
+
+    def list(self, name: str) -> list[Any]:
+        return [self._model(name, v) for v in self._tags]
+
+    def get(self, name: str, version: str) -> Any:
+        return self._model(name, version)
+
+
+def test_on_azure_the_champion_comes_from_role_tags_and_the_model_input_is_the_asset(
+    scoring_settings: Settings, demand: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    import amlops.azure.client
+    import amlops.azure.jobs
+    from amlops.azure.jobs import SubmittedJob
+
+    tags = {
+        "1": {"role.champion": "2026-01-05T10:00:00.000000Z"},  # a stale tag left by an interrupted move
+        "2": {"role.champion": "2026-02-01T09:00:00.000000Z"},
+        "3": {"role.challenger": "2026-02-02T09:00:00.000000Z"},
+    }
+    fake_ml = SimpleNamespace(models=FakeModels(tags))
+    submitted: dict[str, Any] = {}
+
+    def submit(path: Path, inputs: dict[str, str], settings: Settings, **kwargs: Any) -> SubmittedJob:
+        submitted.update(path=path, inputs=inputs, **kwargs)
+        submitted["uploaded"] = sorted(p.name for p in Path(inputs["data"]).iterdir())
+        return SubmittedJob("batch-inference-1", None, "Completed")
+
+    monkeypatch.setattr(amlops.azure.client, "ml_client", lambda settings, env=None: fake_ml)
+    monkeypatch.setattr(amlops.azure.jobs, "submit_pipeline", submit)
+    data = scoring_settings.base_dir / "week.parquet"
+    demand.head(10).to_parquet(data, index=False)
+    result = cli(scoring_settings, monkeypatch, "--input", str(data), "--target", "azure")
+    assert result.exit_code == 0, result.output
+    name = scoring_settings.model_name
+    assert submitted["inputs"]["model"] == f"azureml:{name}:2"
+    assert submitted["inputs"]["model_version"] == "2"
+    # A single file travels as a folder holding it (the pipeline's data input is a uri_folder).
+    assert submitted["uploaded"] == ["week.parquet"]
+    assert not Path(submitted["inputs"]["data"]).exists()  # the staged copy is gone once submitted
+    assert "az ml job download -n batch-inference-1 --output-name predictions" in result.output

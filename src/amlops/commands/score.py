@@ -10,6 +10,8 @@ starts.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -199,19 +201,21 @@ def _score_azure(
     out.print(f"  predictions: az ml job download -n {submitted.name} --output-name predictions{target}")
 
 
-def _azure_data(value: str) -> str:
-    """A local file becomes a folder holding it (the input is uri_folder); assets and URLs pass through."""
+@contextmanager
+def _azure_data(value: str) -> Iterator[str]:
+    """A local file is given as a folder holding a copy of it (the input is a uri_folder), kept until the
+    job is submitted (the SDK uploads it then); folders, assets and URLs pass through."""
     local = Path(value).expanduser()
-    if not local.exists():
-        return value
-    if local.is_dir():
-        return str(local.resolve())
+    if not local.is_file():
+        yield str(local.resolve()) if local.exists() else value
+        return
     import tempfile
 
-    staged = Path(tempfile.mkdtemp(prefix="amlops-score-")) / "data"
-    staged.mkdir()
-    shutil.copy2(local, staged / local.name)
-    return str(staged)
+    with tempfile.TemporaryDirectory(prefix="amlops-score-") as tmp:
+        staged = Path(tmp) / "data"
+        staged.mkdir()
+        shutil.copy2(local, staged / local.name)
+        yield str(staged)
 
 
 def register(app: typer.Typer) -> None:
@@ -254,7 +258,8 @@ def register(app: typer.Typer) -> None:
         name, role, pinned = parse_model(model, settings.model_name, model_version)
         dest = out_dir.expanduser().resolve() if out_dir else None
         if target is Target.azure:
-            _score_azure(settings, path, _azure_data(input_), name, role, pinned, env, dest)
+            with _azure_data(input_) as data_ref:
+                _score_azure(settings, path, data_ref, name, role, pinned, env, dest)
             return
         if input_.startswith("azureml:") or "://" in input_:
             raise UserError(

@@ -33,7 +33,7 @@ NUMERIC_METRICS = (
 )
 CATEGORICAL_METRICS = ("jensen_shannon_distance", "population_stability_index", "pearsons_chi_squared_test")
 DATA_QUALITY_METRICS = ("null_value_rate", "data_type_error_rate", "out_of_bounds_rate")
-PERFORMANCE_METRICS = ("mae", "rmse", "mape")
+PERFORMANCE_METRICS = ("mae", "rmse", "mape", "wape")
 # Metrics whose value is a p-value: drift when the value is BELOW the threshold. All others: above.
 P_VALUE_METRICS = frozenset({"two_sample_kolmogorov_smirnov_test", "pearsons_chi_squared_test"})
 
@@ -328,13 +328,15 @@ def data_quality(
 # ------------------------------------------------------------------------------------------ performance
 @dataclass
 class RegressionSums:
-    """Streaming sums for MAE / RMSE / MAPE (MAPE over rows with a non-zero label, as a fraction)."""
+    """Streaming sums for MAE / RMSE / MAPE (MAPE over rows with a non-zero label, as a fraction) and WAPE
+    (sum of absolute errors over sum of absolute actuals: scale-free, stable with small counts)."""
 
     n: int = 0
     abs_err: float = 0.0
     sq_err: float = 0.0
     ape: float = 0.0
     n_ape: int = 0
+    abs_y: float = 0.0
 
     def add(self, y: np.ndarray, yhat: np.ndarray) -> None:
         ok = np.isfinite(y) & np.isfinite(yhat)
@@ -346,6 +348,7 @@ class RegressionSums:
         self.sq_err += float(np.einsum("i,i->", e, e))
         self.ape += float((e[nz] / np.abs(y[nz])).sum())
         self.n_ape += int(nz.sum())
+        self.abs_y += float(np.abs(y).sum())
 
     def merge(self, other: RegressionSums) -> None:
         self.n += other.n
@@ -353,15 +356,17 @@ class RegressionSums:
         self.sq_err += other.sq_err
         self.ape += other.ape
         self.n_ape += other.n_ape
+        self.abs_y += other.abs_y
 
     def result(self) -> dict[str, float | int | None]:
         if self.n == 0:
-            return {"count": 0, "mae": None, "rmse": None, "mape": None}
+            return {"count": 0, "mae": None, "rmse": None, "mape": None, "wape": None}
         return {
             "count": self.n,
             "mae": self.abs_err / self.n,
             "rmse": math.sqrt(self.sq_err / self.n),
             "mape": self.ape / self.n_ape if self.n_ape else None,
+            "wape": self.abs_err / self.abs_y if self.abs_y else None,
         }
 
 

@@ -418,7 +418,7 @@ class _CategoricalFeature:
             self.acc.counts[glob, self.k + 1] += np.bincount(local, minlength=len(glob))
 
 
-_PERF = ("n", "abs", "sq", "ape", "n_ape")
+_PERF = ("n", "abs", "sq", "ape", "n_ape", "abs_y")
 
 
 class _Performance:
@@ -441,6 +441,7 @@ class _Performance:
             s["sq"][g] += np.einsum("i,i->", e, e)
             s["ape"][g] += ape.sum()
             s["n_ape"][g] += nz.sum()
+            s["abs_y"][g] += np.abs(np.where(ok, y, 0.0)).sum()
             return
         nw = len(glob)
         s["n"][glob] += np.bincount(local, weights=ok.astype(np.float64), minlength=nw)
@@ -448,6 +449,7 @@ class _Performance:
         s["sq"][glob] += np.bincount(local, weights=e * e, minlength=nw)
         s["ape"][glob] += np.bincount(local, weights=ape, minlength=nw)
         s["n_ape"][glob] += np.bincount(local, weights=nz.astype(np.float64), minlength=nw)
+        s["abs_y"][glob] += np.bincount(local, weights=np.abs(np.where(ok, y, 0.0)), minlength=nw)
 
     def sums(self, rows: np.ndarray | slice | int) -> M.RegressionSums:
         s = self.acc.scalars
@@ -459,6 +461,7 @@ class _Performance:
             sq_err=float(np.sum(s["sq"][rows])),
             ape=float(np.sum(s["ape"][rows])),
             n_ape=int(np.sum(s["n_ape"][rows])),
+            abs_y=float(np.sum(s["abs_y"][rows])),
         )
 
 

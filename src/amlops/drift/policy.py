@@ -25,6 +25,7 @@ class WindowSignal:
     rows: int
     drifted_features: tuple[str, ...] = ()
     mae: float | None = None
+    wape: float | None = None  # scale-free: preferred for the loss test when both sides have it
 
 
 @dataclass
@@ -59,27 +60,56 @@ def weighted_drift_share(drifted: tuple[str, ...] | list[str], importance: dict[
     return sum(max(importance.get(f, 0.0), 0.0) for f in drifted) / total
 
 
+def _loss(signal: WindowSignal, baseline_mae: float | None, baseline_wape: float | None
+          ) -> tuple[float, str] | None:
+    """Relative error increase against the champion's holdout error: WAPE when both sides have it (demand
+    levels move with seasons, so MAE alone rises in a busy summer), else MAE."""
+    if signal.wape is not None and baseline_wape:
+        loss = signal.wape / baseline_wape - 1.0
+        return loss, f"WAPE {signal.wape:.1%} is {loss:+.0%} vs the champion's {baseline_wape:.1%}"
+    if signal.mae is not None and baseline_mae:
+        loss = signal.mae / baseline_mae - 1.0
+        return loss, f"MAE {signal.mae:.3g} is {loss:+.0%} vs the champion's {baseline_mae:.3g}"
+    return None
+
+
 def window_alarm(
     signal: WindowSignal,
     policy: PolicySettings,
     importance: dict[str, float] | None,
     baseline_mae: float | None,
+    baseline_wape: float | None = None,
 ) -> tuple[bool, list[str], float]:
-    """(alarm?, reasons, weighted drift share) for one window."""
-    reasons: list[str] = []
+    """(alarm?, reasons, weighted drift share) for one window.
+
+    Drift on features that carry at least `min_drift_importance_share` of the importance is an alarm on its own
+    while labels are missing (the early warning). Once the window has labels, measured performance decides
+    (`confirm_drift_with_labels`): drift with no loss of accuracy is drift the model copes with.
+    """
     share = weighted_drift_share(signal.drifted_features, importance)
-    if share >= policy.min_drift_importance_share and signal.drifted_features:
-        reasons.append(
-            f"{signal.window}: drift on {', '.join(signal.drifted_features)} "
-            f"({share:.0%} of feature importance)"
-        )
-    if signal.mae is not None and baseline_mae is not None and baseline_mae > 0:
-        loss = signal.mae / baseline_mae - 1.0
-        if loss > policy.performance_degradation:
-            reasons.append(
-                f"{signal.window}: MAE {signal.mae:.3g} is {loss:.0%} above the champion's {baseline_mae:.3g}"
-            )
-    return bool(reasons), reasons, share
+    drift_alarm = bool(signal.drifted_features) and share >= policy.min_drift_importance_share
+    drift_text = (
+        f"{signal.window}: drift on {', '.join(signal.drifted_features)} ({share:.0%} of feature importance)"
+    )
+    measured = _loss(signal, baseline_mae, baseline_wape)
+    labelled = measured is not None
+    loss_alarm = False
+    loss_text = ""
+    if measured is not None:
+        loss, text = measured
+        loss_alarm = loss > policy.performance_degradation
+        loss_text = f"{signal.window}: {text}"
+    if labelled and policy.confirm_drift_with_labels:
+        alarm = loss_alarm
+    else:
+        alarm = drift_alarm or loss_alarm
+    reasons: list[str] = []
+    if alarm:
+        if drift_alarm:
+            reasons.append(drift_text)
+        if loss_alarm:
+            reasons.append(loss_text)
+    return alarm, reasons, share
 
 
 def dedupe_key(model_version: str | None, windows: list[WindowSignal]) -> str:
@@ -95,6 +125,7 @@ def decide(
     model_version: str | None,
     importance: dict[str, float] | None = None,
     baseline_mae: float | None = None,
+    baseline_wape: float | None = None,
     last_retrain_at: datetime | None = None,
     now: datetime,
 ) -> Decision:
@@ -106,7 +137,7 @@ def decide(
     alarms: list[str] = []
     shares: dict[str, float] = {}
     for s in counted:
-        alarm, why, share = window_alarm(s, policy, importance, baseline_mae)
+        alarm, why, share = window_alarm(s, policy, importance, baseline_mae, baseline_wape)
         shares[s.window] = share
         if alarm:
             alarms.append(s.window)

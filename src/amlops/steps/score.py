@@ -632,9 +632,10 @@ def limit_threads(threads: int) -> None:
     """Cap the native thread pools of this process (OpenMP in the model, BLAS, Arrow); 0 leaves the defaults.
 
     Why: parallel scoring runs `max_concurrency_per_instance` workers per node, and each one's OpenMP would
-    otherwise start a thread per core; more threads than cores makes every parallel region wait for a thread
-    the OS has parked (measured here: 2 workers x 2 threads on 2 cores ran up to 3x slower than 2 x 1). Called
-    after the model is loaded, so the model's OpenMP runtime is one of the pools capped.
+    otherwise start a thread per core; more threads than free cores makes every parallel region wait for a
+    thread the OS has parked (measured on a busy 2-core machine: 1M rows predicted file by file took up to 3x
+    longer with 2 OpenMP threads than with 1). Called after the model is loaded, so that the model's OpenMP
+    runtime is among the pools capped.
     """
     if threads <= 0:
         return

@@ -91,8 +91,8 @@ def _threads_for(rows: int) -> Any:
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE and MAPE (a fraction, over rows with a positive actual: zero sales have no percentage
-    error)."""
+    """MAE, RMSE, MAPE (a fraction, over rows with a positive actual: zero sales have no percentage error) and
+    WAPE (total absolute error over total actual: the scale-free error the retrain policy compares)."""
     y = np.asarray(y, dtype="float64")
     err = np.asarray(pred, dtype="float64") - y
     pos = y > 0
@@ -100,6 +100,7 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "mae": float(np.mean(np.abs(err))),
         "rmse": float(np.sqrt(np.mean(err**2))),
         "mape": float(np.mean(np.abs(err[pos]) / y[pos])) if pos.any() else float("nan"),
+        "wape": float(np.sum(np.abs(err)) / np.sum(np.abs(y))) if np.any(y != 0) else float("nan"),
     }
 
 
@@ -327,6 +328,9 @@ def train(
                 "train_start": manifest.get("date_min"),
                 "train_end": train_end,
                 "feature_importance": importance,
+                # The champion's own holdout error: the monitor reports it next to each window's error, and the
+                # retrain policy measures a loss of accuracy against it.
+                "performance": {k: v for k, v in regression_metrics(y_hold, hold_pred).items() if np.isfinite(v)},
             },
         )
         profile.to_json(model_dir / PROFILE_FILE)

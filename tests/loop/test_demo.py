@@ -1,0 +1,105 @@
+"""The closed loop end to end: a shortened demo (same story, fewer weeks after the change) asserted week by week."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from amlops import registry
+from amlops.config import Settings
+from amlops.demo import DemoConfig, DemoResult, demo_settings, run_demo, summary
+from amlops.loop import champion, monitor_local, score_local
+
+pytestmark = pytest.mark.slow
+CFG = DemoConfig(weeks=42, train_weeks=16, change_week=30)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Path]:
+    folder = tmp_path_factory.mktemp("demo")
+    base = Settings(base_dir=Path(__file__).resolve().parents[2])
+    return run_demo(base, folder / "out", CFG), folder / "out"
+
+
+def test_no_alarm_before_the_change(demo: tuple[DemoResult, Path]) -> None:
+    result, _ = demo
+    before = [r for r in result.rows if r.week <= CFG.change_week]
+    assert before and all(r.verdict != "ALARM" for r in before)
+    assert all(r.action == "-" for r in before)
+    assert {r.champion for r in before} == {"v1"}
+
+
+def test_alarm_retrain_and_promotion_after_the_change(demo: tuple[DemoResult, Path]) -> None:
+    result, _ = demo
+    change = CFG.change_week + 1
+    soon = [r for r in result.rows if change <= r.week < change + 3]
+    assert any(r.verdict == "ALARM" for r in soon)
+    # the changed features are the ones flagged: temperature (hot summer) and the new product line
+    flagged = {f for r in soon for f in r.drifted_features}
+    assert {"temperature", "product_category"} <= flagged
+    promotions = [r for r in result.rows if "promoted" in r.action]
+    assert promotions, "the policy never retrained or the gate never passed"
+    first = promotions[0]
+    assert change <= first.week <= change + 4
+    assert first.action == "retrain → v2 promoted"
+    assert all(r.champion == "v2" for r in result.rows if first.week < r.week <= first.week + 3)
+
+
+def test_error_rises_then_recovers(demo: tuple[DemoResult, Path]) -> None:
+    result, _ = demo
+    means = summary(result, CFG)
+    before, during, after = (means["mae_before_change"], means["mae_after_change_old_model"],
+                             means["mae_after_promotion"])
+    assert before is not None and during is not None and after is not None
+    assert during > 1.4 * before  # the old model's error jumps after the market change
+    assert after < 0.8 * during  # the promoted model brings it back down
+
+
+def test_history_shows_each_promotion_with_lineage(demo: tuple[DemoResult, Path]) -> None:
+    _, folder = demo
+    settings = demo_settings(Settings(base_dir=Path(__file__).resolve().parents[2]), folder)
+    events = [e for e in registry.history(settings, settings.model_name) if e.action == "promote"]
+    assert [e.version for e in events][:2] == ["1", "2"]
+    for e in events:
+        assert e.time and e.reason
+        assert e.data_digest and e.data_digest.startswith("sha256:")
+        assert e.git_commit
+
+
+def test_outputs_for_people(demo: tuple[DemoResult, Path]) -> None:
+    result, _ = demo
+    assert result.plot and Path(result.plot).stat().st_size > 10_000
+    timeline = json.loads(Path(result.timeline_file or "").read_text())
+    assert len(timeline["rows"]) == CFG.weeks - CFG.train_weeks
+    assert result.reports
+    html = Path(result.reports[0]).read_text()
+    assert "temperature" in html and "<svg" in html
+
+
+def test_batched_windows_equal_a_separate_weekly_run(demo: tuple[DemoResult, Path], tmp_path: Path) -> None:
+    """The demo scores and monitors the weeks ahead in one run per champion; a week run on its own agrees."""
+    result, folder = demo
+    settings = demo_settings(Settings(base_dir=Path(__file__).resolve().parents[2]), folder)
+    week = CFG.change_week + 2 if result.rows[-1].week > CFG.change_week + 2 else CFG.train_weeks + 1
+    row = next(r for r in result.rows if r.week == week)
+    full = pd.read_parquet(folder / "data" / "demand.parquet")
+    start = pd.Timestamp(CFG.week_start(week - 1))
+    rows = full[(full["date"] >= start) & (full["date"] < start + pd.Timedelta(days=7))]
+    (tmp_path / "in").mkdir()
+    rows.drop(columns=["units_sold"]).to_parquet(tmp_path / "in" / "week.parquet", index=False)
+    rows[["row_id", "units_sold"]].to_parquet(tmp_path / "labels.parquet", index=False)
+    # the version that served that week
+    from amlops.loop import Champion
+
+    served = row.champion.removeprefix("v")
+    current = champion(settings)
+    assert current is not None
+    model_dir = current.model_dir.parent / served
+    predictions = score_local(settings, tmp_path / "in", Champion(served, model_dir))
+    alone = monitor_local(settings, predictions, tmp_path / "labels.parquet", model_dir)
+    [window] = [w for w in alone.result["windows"] if w["status"] == "ok"]
+    assert window["drifted_features"] == row.drifted_features
+    assert window["performance"]["mae"] == pytest.approx(row.mae, rel=1e-9)
