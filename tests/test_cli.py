@@ -10,7 +10,9 @@ HEAVY = ("mlflow", "azure.ai.ml", "sklearn", "pandas", "pyarrow", "scipy")
 
 
 def amlops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "amlops.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "amlops.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def test_help_imports_no_heavy_library() -> None:
@@ -31,7 +33,9 @@ def test_run_with_a_missing_file_fails_with_one_line(tmp_path: Path) -> None:
 
 
 def test_bad_set_syntax_is_a_clear_error(tmp_path: Path, repo: Path) -> None:
-    proc = amlops("run", str(repo / "tests/runner/fixtures/pipelines/basic.yml"), "--set", "scale=2", cwd=tmp_path)
+    proc = amlops(
+        "run", str(repo / "tests/runner/fixtures/pipelines/basic.yml"), "--set", "scale=2", cwd=tmp_path
+    )
     assert proc.returncode == 1
     assert "--set 'scale=2': expected inputs.<name>=<value>" in proc.stderr
 
@@ -44,8 +48,13 @@ def test_invalid_config_exits_2_naming_the_key(tmp_path: Path) -> None:
 
 
 def test_run_prints_progress_and_where_outputs_landed(tmp_path: Path, repo: Path) -> None:
-    proc = amlops("run", str(repo / "tests/runner/fixtures/pipelines/basic.yml"), "--set", "inputs.scale=2",
-                  cwd=tmp_path)
+    proc = amlops(
+        "run",
+        str(repo / "tests/runner/fixtures/pipelines/basic.yml"),
+        "--set",
+        "inputs.scale=2",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "✓ [1/2] count_job" in proc.stdout and "✓ [2/2] total_job" in proc.stdout
     assert f"run folder: {tmp_path / 'runs' / 'basic'}" in proc.stdout

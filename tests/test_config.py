@@ -25,8 +25,15 @@ def test_defaults_use_sqlite_under_the_state_folder(tmp_path: Path) -> None:
 
 def test_environment_overrides_nested_keys_with_types(tmp_path: Path) -> None:
     path = write(tmp_path, "gate:\n  min_improvement: 0.01\n")
-    s = load_settings(path, environ={"AMLOPS_GATE__MIN_IMPROVEMENT": "0.05", "AMLOPS_GATE__AUTO_PROMOTE": "false",
-                                     "AMLOPS_AZURE__WORKSPACE": "mlw-dev", "UNRELATED": "x"})
+    s = load_settings(
+        path,
+        environ={
+            "AMLOPS_GATE__MIN_IMPROVEMENT": "0.05",
+            "AMLOPS_GATE__AUTO_PROMOTE": "false",
+            "AMLOPS_AZURE__WORKSPACE": "mlw-dev",
+            "UNRELATED": "x",
+        },
+    )
     assert s.gate.min_improvement == 0.05
     assert s.gate.auto_promote is False
     assert s.azure.workspace == "mlw-dev"
@@ -40,11 +47,16 @@ def test_environment_overrides_nested_keys_with_types(tmp_path: Path) -> None:
         ("experiment: ''\n", {}, "experiment: Value error, must not be empty"),
         ("- a\n- b\n", {}, "expected a mapping of settings at the top level"),
         ("gate: [1,\n", {}, "not valid YAML"),
-        ("", {"AMLOPS_POLICY__MIN_ROWS": "-3"}, "(with AMLOPS_* overrides): policy.min_rows: Input should be greater"),
+        (
+            "",
+            {"AMLOPS_POLICY__MIN_ROWS": "-3"},
+            "(with AMLOPS_* overrides): policy.min_rows: Input should be greater",
+        ),
     ],
 )
-def test_invalid_config_gives_one_line_naming_the_key(tmp_path: Path, text: str, env: dict[str, str],
-                                                      expected: str) -> None:
+def test_invalid_config_gives_one_line_naming_the_key(
+    tmp_path: Path, text: str, env: dict[str, str], expected: str
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_settings(path, environ=env)
@@ -55,8 +67,11 @@ def test_invalid_config_gives_one_line_naming_the_key(tmp_path: Path, text: str,
 
 
 def test_azure_environment_merges_over_base(tmp_path: Path) -> None:
-    path = write(tmp_path, "azure:\n  subscription_id: sub\n  compute: base\n"
-                           "  environments:\n    prod: {workspace: mlw-prod, compute: big}\n")
+    path = write(
+        tmp_path,
+        "azure:\n  subscription_id: sub\n  compute: base\n"
+        "  environments:\n    prod: {workspace: mlw-prod, compute: big}\n",
+    )
     s = load_settings(path, environ={})
     prod = s.azure_for("prod")
     assert (prod.subscription_id, prod.workspace, prod.compute) == ("sub", "mlw-prod", "big")

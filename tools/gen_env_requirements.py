@@ -37,12 +37,24 @@ def find_uv() -> str:
 def pinned_requirements() -> list[str]:
     """Runtime (non-dev) dependencies of the project, pinned as in uv.lock, with their environment markers."""
     text = subprocess.run(
-        [find_uv(), "export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project", "--no-header",
-         "--no-annotate"],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        [
+            find_uv(),
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-hashes",
+            "--no-emit-project",
+            "--no-header",
+            "--no-annotate",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
-    return sorted((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")),
-                  key=str.lower)
+    return sorted(
+        (ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")), key=str.lower
+    )
 
 
 def render(requirements: list[str]) -> str:
@@ -66,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     current = CONDA_FILE.read_text(encoding="utf-8") if CONDA_FILE.exists() else ""
     if current != expected:
-        print(f"error: {_shown(CONDA_FILE)} disagrees with uv.lock: run `make env-requirements`",
-              file=sys.stderr)
+        print(
+            f"error: {_shown(CONDA_FILE)} disagrees with uv.lock: run `make env-requirements`",
+            file=sys.stderr,
+        )
         return 1
     print(f"{_shown(CONDA_FILE)} matches uv.lock")
     return 0

@@ -11,6 +11,7 @@ AMLOPS_REQUIRE_SERVICES=1 and AMLOPS_REQUIRE_TOOLS=1 make tests fail, not skip, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -24,7 +25,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURITE = ROOT / "tools" / "node" / "node_modules" / ".bin" / "azurite-blob"
-AZURITE_CONSTANTS = ROOT / "tools" / "node" / "node_modules" / "azurite" / "dist" / "src" / "common" / "utils" / "constants.js"
+AZURITE_CONSTANTS = (
+    ROOT
+    / "tools"
+    / "node"
+    / "node_modules"
+    / "azurite"
+    / "dist"
+    / "src"
+    / "common"
+    / "utils"
+    / "constants.js"
+)
 AZURITE_ACCOUNT = "devstoreaccount1"
 ARTIFACT_CONTAINER = "mlflow"
 
@@ -64,7 +76,7 @@ def port_open(port: int) -> bool:
 
 
 def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=2) as response:
         return bool(response.status == 200)
 
 
@@ -80,10 +92,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=15)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def main(argv: list[str]) -> int:
@@ -106,9 +116,20 @@ def main(argv: list[str]) -> int:
     try:
         azurite_log = state / "azurite.log"
         azurite = start(
-            [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(blob_port), "--location",
-             str(state / "azurite"), "--skipApiVersionCheck", "--disableTelemetry", "--loose"],
-            azurite_log, base_env,
+            [
+                str(AZURITE),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(blob_port),
+                "--location",
+                str(state / "azurite"),
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--loose",
+            ],
+            azurite_log,
+            base_env,
         )
         procs.append(azurite)
         wait_for(lambda: port_open(blob_port), "Azurite", 60, azurite, azurite_log)
@@ -117,17 +138,35 @@ def main(argv: list[str]) -> int:
         BlobServiceClient.from_connection_string(conn).create_container(ARTIFACT_CONTAINER)
         mlflow_log = state / "mlflow.log"
         mlflow = start(
-            [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-             "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
-             "--artifacts-destination",
-             f"wasbs://{ARTIFACT_CONTAINER}@{AZURITE_ACCOUNT}.blob.core.windows.net/artifacts",
-             "--workers", "1"],
-            mlflow_log, {**base_env, "AZURE_STORAGE_CONNECTION_STRING": conn},
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mlflow_port),
+                "--backend-store-uri",
+                f"sqlite:///{state / 'mlflow.db'}",
+                "--artifacts-destination",
+                f"wasbs://{ARTIFACT_CONTAINER}@{AZURITE_ACCOUNT}.blob.core.windows.net/artifacts",
+                "--workers",
+                "1",
+            ],
+            mlflow_log,
+            {**base_env, "AZURE_STORAGE_CONNECTION_STRING": conn},
         )
         procs.append(mlflow)
-        wait_for(lambda: http_ok(f"http://127.0.0.1:{mlflow_port}/health"), "MLflow server", 120, mlflow, mlflow_log)
-        print(f"services: Azurite on 127.0.0.1:{blob_port}, MLflow on 127.0.0.1:{mlflow_port} (logs in {state})",
-              flush=True)
+        wait_for(
+            lambda: http_ok(f"http://127.0.0.1:{mlflow_port}/health"),
+            "MLflow server",
+            120,
+            mlflow,
+            mlflow_log,
+        )
+        print(
+            f"services: Azurite on 127.0.0.1:{blob_port}, MLflow on 127.0.0.1:{mlflow_port} (logs in {state})",
+            flush=True,
+        )
         env = {
             **base_env,
             "AMLOPS_TEST_AZURITE_CONNECTION_STRING": conn,

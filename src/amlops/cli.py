@@ -43,7 +43,10 @@ app = typer.Typer(
 @app.callback()
 def _main(
     config: Path | None = typer.Option(
-        None, "--config", "-c", help="Config file (default: $AMLOPS_CONFIG or the nearest amlops.yaml).",
+        None,
+        "--config",
+        "-c",
+        help="Config file (default: $AMLOPS_CONFIG or the nearest amlops.yaml).",
         envvar="AMLOPS_CONFIG",
     ),
 ) -> None:

@@ -27,7 +27,9 @@ class _Section(BaseModel):
 
 
 class StorageSettings(_Section):
-    root: str = Field(".amlops/storage", description="Folder or URL (abfs://container/prefix) for data and runs")
+    root: str = Field(
+        ".amlops/storage", description="Folder or URL (abfs://container/prefix) for data and runs"
+    )
     connection_string_env: str = Field(
         "AZURE_STORAGE_CONNECTION_STRING",
         description="Name of the environment variable holding a storage connection string (Azurite, local dev)",
@@ -126,17 +128,22 @@ class MonitorSettings(_Section):
         "population_stability_index",
         "two_sample_kolmogorov_smirnov_test",
     ] = Field("normalized_wasserstein_distance", description="Metric that decides a numeric feature's drift")
-    categorical_metric: Literal["jensen_shannon_distance", "population_stability_index", "pearsons_chi_squared_test"] = (
-        Field("jensen_shannon_distance", description="Metric that decides a categorical feature's drift")
-    )
+    categorical_metric: Literal[
+        "jensen_shannon_distance", "population_stability_index", "pearsons_chi_squared_test"
+    ] = Field("jensen_shannon_distance", description="Metric that decides a categorical feature's drift")
 
 
 class PolicySettings(_Section):
     drift_windows_n: int = Field(2, ge=1, description="Retrain when N of the last M windows drifted")
     drift_windows_m: int = Field(3, ge=1)
-    performance_degradation: float = Field(0.2, ge=0.0, description="Relative MAE increase that counts as loss")
+    performance_degradation: float = Field(
+        0.2, ge=0.0, description="Relative MAE increase that counts as loss"
+    )
     min_drift_importance_share: float = Field(
-        0.1, ge=0.0, le=1.0, description="Drifted features must carry this share of feature importance to alarm"
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Drifted features must carry this share of feature importance to alarm",
     )
     confirm_drift_with_labels: bool = Field(
         True,

@@ -103,14 +103,21 @@ def _week_of(day: date, cfg: DemoConfig) -> int:
 def run_demo(
     base: Settings,
     folder: Path,
-    cfg: DemoConfig = DemoConfig(),  # noqa: B008 - frozen dataclass
+    cfg: DemoConfig = DemoConfig(),
     on_week: Callable[[WeekRow], None] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> DemoResult:
     import pandas as pd
 
     from amlops.data.generate import GeneratorConfig, generate
-    from amlops.loop import champion, evaluate_policy, monitor_local, retrain_dataset, score_local, train_local
+    from amlops.loop import (
+        champion,
+        evaluate_policy,
+        monitor_local,
+        retrain_dataset,
+        score_local,
+        train_local,
+    )
     from amlops.retrain import record_decision, trigger
 
     say = on_step or (lambda _msg: None)
@@ -121,11 +128,22 @@ def run_demo(
     settings = demo_settings(base, folder)
     result = DemoResult(folder=str(folder))
 
-    say(f"generating {cfg.weeks} weeks of demand ({cfg.stores} stores x {cfg.products} products), "
-        f"market change ({', '.join(cfg.drifts)}) on {cfg.change_date}")
-    full = generate(GeneratorConfig(start=cfg.start, days=cfg.weeks * 7, stores=cfg.stores, products=cfg.products,
-                                    seed=cfg.seed, drift_date=cfg.change_date, drifts=cfg.drifts,
-                                    drift_strength=cfg.drift_strength))
+    say(
+        f"generating {cfg.weeks} weeks of demand ({cfg.stores} stores x {cfg.products} products), "
+        f"market change ({', '.join(cfg.drifts)}) on {cfg.change_date}"
+    )
+    full = generate(
+        GeneratorConfig(
+            start=cfg.start,
+            days=cfg.weeks * 7,
+            stores=cfg.stores,
+            products=cfg.products,
+            seed=cfg.seed,
+            drift_date=cfg.change_date,
+            drifts=cfg.drifts,
+            drift_strength=cfg.drift_strength,
+        )
+    )
     full["date"] = pd.to_datetime(full["date"])
     week_no = ((full["date"] - pd.Timestamp(cfg.start)).dt.days // 7).to_numpy()
     full_path = data_dir / "demand.parquet"
@@ -177,8 +195,9 @@ def run_demo(
         now = datetime.combine(cfg.week_start(k) + timedelta(days=7), time(0), tzinfo=UTC)
         one = {**seg_result, "windows": [window] if window else []}
         decision, history = evaluate_policy(settings, one, current, now, history)
-        record_decision(settings, decision, {"champion": current.version, "week": k + 1,
-                                             "simulated_now": now.isoformat()})
+        record_decision(
+            settings, decision, {"champion": current.version, "week": k + 1, "simulated_now": now.isoformat()}
+        )
         perf = window.get("performance") or {}
         drifted = list(window.get("drifted_features") or [])
         if window.get("status") != "ok":
@@ -193,8 +212,9 @@ def run_demo(
             dest = folder / "state" / "retrain" / f"data-week{k + 1}.parquet"
             say(f"week {k + 1}: policy says retrain — {decision.reasons[0]}")
 
-            def start(until: date = now.date() - timedelta(days=1), labelled: Path = labelled,
-                      dest: Path = dest) -> dict[str, Any]:
+            until = now.date() - timedelta(days=1)
+
+            def start(until: date = until, labelled: Path = labelled, dest: Path = dest) -> dict[str, Any]:
                 retrain_dataset(settings, labelled, until, dest)
                 return train_local(settings, dest)
 
@@ -205,16 +225,22 @@ def run_demo(
             new_version = training.get("registration", {}).get("version", "?")
             if new is not None and new.version != current.version:
                 action = f"retrain → v{new.version} promoted"
-                result.promotions.append({"week": k + 1, "version": new.version,
-                                          "reason": "; ".join(decision.reasons[:2])})
+                result.promotions.append(
+                    {"week": k + 1, "version": new.version, "reason": "; ".join(decision.reasons[:2])}
+                )
                 current = new
                 history = []
                 if k + 1 < cfg.weeks:
                     next_windows = segment(k + 1, current.version)
             else:
                 action = f"retrain → v{new_version} rejected by the gate"
-                result.rejections.append({"week": k + 1, "version": new_version,
-                                          "gate": gate.get("reason") or gate.get("summary") or gate})
+                result.rejections.append(
+                    {
+                        "week": k + 1,
+                        "version": new_version,
+                        "gate": gate.get("reason") or gate.get("summary") or gate,
+                    }
+                )
         row = WeekRow(
             week=k + 1,
             start=cfg.week_start(k).isoformat(),
@@ -234,10 +260,18 @@ def run_demo(
 
     result.timeline_file = str(folder / "timeline.json")
     Path(result.timeline_file).write_text(
-        json.dumps({"config": {**asdict(cfg), "change_date": cfg.change_date.isoformat()},
-                    "rows": [asdict(r) for r in result.rows], "promotions": result.promotions,
-                    "rejections": result.rejections},
-                   indent=2, default=str), encoding="utf-8")
+        json.dumps(
+            {
+                "config": {**asdict(cfg), "change_date": cfg.change_date.isoformat()},
+                "rows": [asdict(r) for r in result.rows],
+                "promotions": result.promotions,
+                "rejections": result.rejections,
+            },
+            indent=2,
+            default=str,
+        ),
+        encoding="utf-8",
+    )
     result.plot = str(plot_timeline(result, cfg, folder / "error_over_time.png"))
     return result
 
@@ -266,21 +300,40 @@ def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path) -> Path:
     weeks = [r.week for r in result.rows]
     mae = [r.mae if r.mae is not None else float("nan") for r in result.rows]
     fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
-    ax.plot(weeks, mae, marker="o", markersize=3.5, color="#2b6cb0", label="weekly MAE (champion, late labels)")
+    ax.plot(
+        weeks, mae, marker="o", markersize=3.5, color="#2b6cb0", label="weekly MAE (champion, late labels)"
+    )
     drifted = [(r.week, r.mae) for r in result.rows if r.drifted_features and r.verdict != "ALARM" and r.mae]
     if drifted:
-        ax.scatter(*zip(*drifted, strict=True), facecolors="none", edgecolors="#f08c00", zorder=3, s=30,
-                   label="some features drifted, error held (no alarm)")
+        xs, ys = zip(*drifted, strict=True)
+        ax.scatter(
+            xs,
+            ys,
+            facecolors="none",
+            edgecolors="#f08c00",
+            zorder=3,
+            s=30,
+            label="some features drifted, error held (no alarm)",
+        )
     alarms = [(r.week, r.mae) for r in result.rows if r.verdict == "ALARM" and r.mae is not None]
     if alarms:
-        ax.scatter(*zip(*alarms, strict=True), color="#e03131", zorder=4, s=40, label="policy alarm")
+        xs, ys = zip(*alarms, strict=True)
+        ax.scatter(xs, ys, color="#e03131", zorder=4, s=40, label="policy alarm")
     change_week = cfg.change_week + 1
     ax.axvline(change_week, color="#868e96", linestyle="--", linewidth=1)
-    ax.text(change_week + 0.2, ax.get_ylim()[1] * 0.95, "market change", color="#495057", fontsize=8, va="top")
+    ax.text(
+        change_week + 0.2, ax.get_ylim()[1] * 0.95, "market change", color="#495057", fontsize=8, va="top"
+    )
     for p in result.promotions[1:]:
         ax.axvline(p["week"] + 0.5, color="#2f9e44", linewidth=1.5)
-        ax.text(p["week"] + 0.7, ax.get_ylim()[1] * 0.85, f"v{p['version']} promoted", color="#2f9e44", fontsize=8,
-                va="top")
+        ax.text(
+            p["week"] + 0.7,
+            ax.get_ylim()[1] * 0.85,
+            f"v{p['version']} promoted",
+            color="#2f9e44",
+            fontsize=8,
+            va="top",
+        )
     ax.set_xlabel("week")
     ax.set_ylabel("MAE (units)")
     ax.set_title("amlops demo: error over time, drift and promotions")

@@ -103,8 +103,9 @@ def monitor_local(settings: Settings, current: Path, labels: Path | None, model_
     from amlops.commands.monitor import monitoring_inputs
     from amlops.runner.local import run_pipeline
 
-    inputs, _note = monitoring_inputs(settings, str(current), None, None, str(model_dir),
-                                      str(labels) if labels else None, None)
+    inputs, _note = monitoring_inputs(
+        settings, str(current), None, None, str(model_dir), str(labels) if labels else None, None
+    )
     run = run_pipeline(pipeline_file(settings, "monitoring"), inputs, settings, quiet=True)
     folder = run.outputs["result"]
     result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
@@ -126,11 +127,17 @@ def train_local(settings: Settings, data: Path) -> dict[str, Any]:
     from amlops.commands.train import training_inputs
     from amlops.runner.local import run_pipeline
 
-    run = run_pipeline(pipeline_file(settings, "training"), training_inputs(settings, str(data)), settings,
-                       quiet=True)
+    run = run_pipeline(
+        pipeline_file(settings, "training"), training_inputs(settings, str(data)), settings, quiet=True
+    )
     verdict = _read_json(run.outputs.get("verdict"), "verdict.json")
     registration = _read_json(run.outputs.get("registration"), "registration.json")
-    return {"run_id": run.run_id, "run_dir": str(run.run_dir), "verdict": verdict, "registration": registration}
+    return {
+        "run_id": run.run_id,
+        "run_dir": str(run.run_dir),
+        "verdict": verdict,
+        "registration": registration,
+    }
 
 
 def _read_json(folder: Path | None, name: str) -> dict[str, Any]:
@@ -143,8 +150,9 @@ def _read_json(folder: Path | None, name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def retrain_dataset(settings: Settings, history: Path, until: date, dest: Path,
-                    original: Path | None = None) -> Path:
+def retrain_dataset(
+    settings: Settings, history: Path, until: date, dest: Path, original: Path | None = None
+) -> Path:
     """The configured window of recent labelled data (plus, optionally, the original training data)."""
     import pandas as pd
 
@@ -159,7 +167,9 @@ def retrain_dataset(settings: Settings, history: Path, until: date, dest: Path,
         frames.append(read_table(original))
     data = pd.concat(frames, ignore_index=True).drop_duplicates(subset=[settings.monitor.id_column])
     if data.empty:
-        raise UserError(f"{history}: no labelled rows in the {settings.policy.retrain_window_days} days to {until}")
+        raise UserError(
+            f"{history}: no labelled rows in the {settings.policy.retrain_window_days} days to {until}"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     data.to_parquet(dest, index=False)
     return dest
@@ -175,7 +185,10 @@ class CycleOutcome:
 
 
 def evaluate_policy(
-    settings: Settings, result: dict[str, Any], champ: Champion, now: datetime,
+    settings: Settings,
+    result: dict[str, Any],
+    champ: Champion,
+    now: datetime,
     previous: list[WindowSignal] | None = None,
 ) -> tuple[Decision, list[WindowSignal]]:
     """The policy over the windows monitored so far for this champion (earlier ones first)."""
@@ -224,8 +237,11 @@ def cycle_local(
         raise UserError(f"no champion for {settings.model_name}: train one first (amlops train --data ...)")
     run = monitor_local(settings, current, labels, champ.model_dir)
     decision, window_history = evaluate_policy(settings, run.result, champ, now, previous)
-    record_decision(settings, decision, {"champion": champ.version, "current": str(current),
-                                         "simulated_now": now.isoformat()})
+    record_decision(
+        settings,
+        decision,
+        {"champion": champ.version, "current": str(current), "simulated_now": now.isoformat()},
+    )
     outcome = CycleOutcome(champ.version, run, decision)
     if decision.retrain:
         if history is None:
@@ -241,8 +257,9 @@ def cycle_local(
     return outcome, window_history
 
 
-def cycle_azure(settings: Settings, env: str | None, current: str | None, labels: str | None,
-                retrain_via: str) -> tuple[Decision, dict[str, Any]]:
+def cycle_azure(
+    settings: Settings, env: str | None, current: str | None, labels: str | None, retrain_via: str
+) -> tuple[Decision, dict[str, Any]]:
     """Monitor on Azure ML, apply the policy here, retrain on Azure ML or hand over to GitHub Actions."""
     import tempfile
 
@@ -273,19 +290,28 @@ def cycle_azure(settings: Settings, env: str | None, current: str | None, labels
         if not found_json:
             raise UserError(f"monitoring job {job.name} produced no result.json")
         result = json.loads(found_json[0].read_text(encoding="utf-8"))
-    decision = decide(signals(result), settings.policy, model_version=version,
-                      baseline_mae=baseline(result, "mae"), baseline_wape=baseline(result, "wape"),
-                      last_retrain_at=last_retrain_at(settings), now=datetime.now(UTC))
+    decision = decide(
+        signals(result),
+        settings.policy,
+        model_version=version,
+        baseline_mae=baseline(result, "mae"),
+        baseline_wape=baseline(result, "wape"),
+        last_retrain_at=last_retrain_at(settings),
+        now=datetime.now(UTC),
+    )
     record_decision(settings, decision, {"champion": version, "monitoring_job": job.name, "env": env})
     detail: dict[str, Any] = {"monitoring_job": job.name}
     if retrain_via == "github":
         write_github_output(decision)
     elif decision.retrain:
+
         def start() -> dict[str, Any]:
             train = submit_pipeline(
                 pipeline_file(settings, "training"),
                 training_inputs(settings, az.training_data, Target.azure),
-                settings, env=env, wait=False,
+                settings,
+                env=env,
+                wait=False,
             )
             return {"training_job": train.name, "studio_url": train.studio_url}
 

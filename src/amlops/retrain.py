@@ -50,7 +50,9 @@ def exclusive_lock(path: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise UserError(f"{path}: another retrain holds the lock for more than {timeout:.0f}s") from None
+                    raise UserError(
+                        f"{path}: another retrain holds the lock for more than {timeout:.0f}s"
+                    ) from None
                 time.sleep(0.1)
         try:
             yield
@@ -133,16 +135,36 @@ def trigger(
                 return TriggerResult("duplicate", entry)
         _append_jsonl(
             ledger_path,
-            {"key": decision.dedupe_key, "status": "started", "started_at": started_at, "pid": os.getpid(),
-             "host": socket.gethostname(), "reasons": decision.reasons},
+            {
+                "key": decision.dedupe_key,
+                "status": "started",
+                "started_at": started_at,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "reasons": decision.reasons,
+            },
         )
     # Training runs outside the lock: the recorded key already keeps a second monitor of this window out.
     try:
         detail = start()
     except BaseException as exc:
-        _append_jsonl(ledger_path, {"key": decision.dedupe_key, "status": "failed", "error": str(exc)[:500],
-                                    "finished_at": datetime.now(UTC).isoformat()})
+        _append_jsonl(
+            ledger_path,
+            {
+                "key": decision.dedupe_key,
+                "status": "failed",
+                "error": str(exc)[:500],
+                "finished_at": datetime.now(UTC).isoformat(),
+            },
+        )
         raise
-    _append_jsonl(ledger_path, {"key": decision.dedupe_key, "status": "completed",
-                                "finished_at": datetime.now(UTC).isoformat(), **detail})
+    _append_jsonl(
+        ledger_path,
+        {
+            "key": decision.dedupe_key,
+            "status": "completed",
+            "finished_at": datetime.now(UTC).isoformat(),
+            **detail,
+        },
+    )
     return TriggerResult("started", {"key": decision.dedupe_key, "started_at": started_at, **detail})

@@ -26,7 +26,11 @@ def storage_options(url: str) -> dict[str, Any]:
     if conn:
         return {"connection_string": conn}
     host = urlparse(url).netloc
-    account = host.split("@", 1)[1].split(".", 1)[0] if "@" in host else os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+    account = (
+        host.split("@", 1)[1].split(".", 1)[0]
+        if "@" in host
+        else os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+    )
     if not account:
         raise ValueError(
             f"{url}: no storage account: use abfs://<container>@<account>.dfs.core.windows.net/<path> "

@@ -74,7 +74,7 @@ def test_create_sends_both_schedules(fake: FakeAzure, repo_settings: Settings) -
     assert mon["action"]["actionType"] == "CreateJob"
     job = mon["action"]["jobDefinition"]
     assert job["jobType"] == "Pipeline"
-    assert job["experimentName"] == "amlops-monitor"
+    assert job["experimentName"] == "amlops-monitoring"
     assert job["settings"]["default_compute"] == f"{WS_PATH}/computes/cpu-cluster"
     assert job["inputs"]["current_data"] == {
         "jobInputType": "uri_folder",

@@ -43,14 +43,19 @@ def test_upload_download_round_trip(blob_env: str, tmp_path: Path) -> None:
         storage.download(f"abfs://{blob_env}/nope", tmp_path / "nope")
 
 
-def test_runner_reads_abfs_input_and_writes_abfs_output(blob_env: str, tmp_path: Path, settings: Settings) -> None:
+def test_runner_reads_abfs_input_and_writes_abfs_output(
+    blob_env: str, tmp_path: Path, settings: Settings
+) -> None:
     storage.upload(FIXTURES / "data" / "files", f"abfs://{blob_env}/raw")
     src = tmp_path / "p"
     shutil.copytree(FIXTURES, src)
     yml = src / "pipelines" / "basic.yml"
-    yml.write_text(yml.read_text().replace(
-        "  total:\n    type: uri_file\n", f"  total:\n    type: uri_file\n    path: abfs://{blob_env}/out/total.json\n"
-    ))
+    yml.write_text(
+        yml.read_text().replace(
+            "  total:\n    type: uri_file\n",
+            f"  total:\n    type: uri_file\n    path: abfs://{blob_env}/out/total.json\n",
+        )
+    )
     result = run_pipeline(yml, {"raw": f"abfs://{blob_env}/raw"}, settings, quiet=True)
     with storage.open_file(f"abfs://{blob_env}/out/total.json") as fh:
         delivered = json.loads(fh.read())
@@ -73,12 +78,15 @@ def test_mlflow_artifacts_on_wasbs_with_a_connection_string(blob_env: str, tmp_p
     with mlflow.start_run() as run:
         mlflow.log_artifact(str(tmp_path / "note.txt"))
     assert run.info.artifact_uri.startswith(f"wasbs://{blob_env}@")
-    fetched = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/note.txt", dst_path=str(tmp_path / "d"))
+    fetched = mlflow.artifacts.download_artifacts(
+        f"runs:/{run.info.run_id}/note.txt", dst_path=str(tmp_path / "d")
+    )
     assert Path(fetched).read_text() == "hello blob"
 
 
-def test_mlflow_server_proxies_artifacts_to_azurite(mlflow_server_uri: str, azurite_connection_string: str,
-                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mlflow_server_proxies_artifacts_to_azurite(
+    mlflow_server_uri: str, azurite_connection_string: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mlflow
     from azure.storage.blob import BlobServiceClient
 

@@ -51,8 +51,11 @@ def test_alarm_retrain_and_promotion_after_the_change(demo: tuple[DemoResult, Pa
 def test_error_rises_then_recovers(demo: tuple[DemoResult, Path]) -> None:
     result, _ = demo
     means = summary(result, CFG)
-    before, during, after = (means["mae_before_change"], means["mae_after_change_old_model"],
-                             means["mae_after_promotion"])
+    before, during, after = (
+        means["mae_before_change"],
+        means["mae_after_change_old_model"],
+        means["mae_after_promotion"],
+    )
     assert before is not None and during is not None and after is not None
     assert during > 1.4 * before  # the old model's error jumps after the market change
     assert after < 0.8 * during  # the promoted model brings it back down

@@ -8,8 +8,14 @@ from amlops.config import PolicySettings
 from amlops.drift.policy import WindowSignal, decide, weighted_drift_share
 
 NOW = datetime(2025, 7, 1, tzinfo=UTC)
-POLICY = PolicySettings(drift_windows_n=2, drift_windows_m=3, min_rows=10, cooldown_hours=72,
-                        performance_degradation=0.2, min_drift_importance_share=0.1)
+POLICY = PolicySettings(
+    drift_windows_n=2,
+    drift_windows_m=3,
+    min_rows=10,
+    cooldown_hours=72,
+    performance_degradation=0.2,
+    min_drift_importance_share=0.1,
+)
 IMPORTANCE = {"price": 0.5, "promotion": 0.3, "temperature": 0.15, "store_type": 0.05}
 
 
@@ -24,8 +30,13 @@ def test_no_alarm_no_retrain() -> None:
 
 
 def test_two_of_three_drifted_windows_retrain_with_reasons() -> None:
-    d = decide([w(1), w(2, ("price",)), w(3, ("price", "promotion"))], POLICY, model_version="1",
-               importance=IMPORTANCE, now=NOW)
+    d = decide(
+        [w(1), w(2, ("price",)), w(3, ("price", "promotion"))],
+        POLICY,
+        model_version="1",
+        importance=IMPORTANCE,
+        now=NOW,
+    )
     assert d.retrain
     assert d.alarms == ["w2", "w3"]
     assert "w3: drift on price, promotion (80% of feature importance)" in d.reasons
@@ -38,32 +49,56 @@ def test_a_single_alarm_is_not_enough() -> None:
 
 
 def test_drift_on_unimportant_features_does_not_alarm() -> None:
-    d = decide([w(1, ("store_type",)), w(2, ("store_type",)), w(3, ("store_type",))], POLICY, model_version="1",
-               importance=IMPORTANCE, now=NOW)
+    d = decide(
+        [w(1, ("store_type",)), w(2, ("store_type",)), w(3, ("store_type",))],
+        POLICY,
+        model_version="1",
+        importance=IMPORTANCE,
+        now=NOW,
+    )
     assert not d.retrain
     assert weighted_drift_share(("store_type",), IMPORTANCE) == 0.05
 
 
 def test_performance_loss_alone_triggers() -> None:
-    d = decide([w(1, mae=10), w(2, mae=13), w(3, mae=12.5)], POLICY, model_version="1", baseline_mae=10, now=NOW)
+    d = decide(
+        [w(1, mae=10), w(2, mae=13), w(3, mae=12.5)], POLICY, model_version="1", baseline_mae=10, now=NOW
+    )
     assert d.retrain
     assert "w2: MAE 13 is +30% vs the champion's 10" in d.reasons
 
 
 def test_small_windows_are_not_counted() -> None:
-    d = decide([w(1, ("price",), rows=5), w(2, ("price",), rows=5), w(3, ("price",))], POLICY, model_version="1",
-               importance=IMPORTANCE, now=NOW)
+    d = decide(
+        [w(1, ("price",), rows=5), w(2, ("price",), rows=5), w(3, ("price",))],
+        POLICY,
+        model_version="1",
+        importance=IMPORTANCE,
+        now=NOW,
+    )
     assert not d.retrain
     assert "2 window(s) below min_rows=10 not counted" in d.reasons
 
 
 def test_cooldown_blocks_a_retrain_storm() -> None:
     signals = [w(1, ("price",)), w(2, ("price",)), w(3, ("price",))]
-    recent = decide(signals, POLICY, model_version="1", importance=IMPORTANCE,
-                    last_retrain_at=NOW - timedelta(hours=10), now=NOW)
+    recent = decide(
+        signals,
+        POLICY,
+        model_version="1",
+        importance=IMPORTANCE,
+        last_retrain_at=NOW - timedelta(hours=10),
+        now=NOW,
+    )
     assert not recent.retrain and recent.reasons[0].startswith("cooldown: last retrain at")
-    later = decide(signals, POLICY, model_version="1", importance=IMPORTANCE,
-                   last_retrain_at=NOW - timedelta(hours=80), now=NOW)
+    later = decide(
+        signals,
+        POLICY,
+        model_version="1",
+        importance=IMPORTANCE,
+        last_retrain_at=NOW - timedelta(hours=80),
+        now=NOW,
+    )
     assert later.retrain
 
 

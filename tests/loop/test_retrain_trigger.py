@@ -34,7 +34,9 @@ def test_two_concurrent_monitors_start_one_retrain(tmp_path: Path) -> None:
     marker = tmp_path / "trainings.txt"
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_monitor_process, args=(str(tmp_path), str(marker), barrier)) for _ in range(2)]
+    procs = [
+        ctx.Process(target=_monitor_process, args=(str(tmp_path), str(marker), barrier)) for _ in range(2)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -66,9 +68,18 @@ def test_a_crashed_retrain_does_not_block_the_key(settings: Settings) -> None:
     folder = settings.state_path / "retrain"
     folder.mkdir(parents=True)
     # A 'started' line from a process that no longer exists (killed mid-training).
-    (folder / "ledger.jsonl").write_text(json.dumps(
-        {"key": "key-1", "status": "started", "started_at": "2025-01-01T00:00:00+00:00", "pid": 999999999,
-         "host": __import__("socket").gethostname()}) + "\n{torn")
+    (folder / "ledger.jsonl").write_text(
+        json.dumps(
+            {
+                "key": "key-1",
+                "status": "started",
+                "started_at": "2025-01-01T00:00:00+00:00",
+                "pid": 999999999,
+                "host": __import__("socket").gethostname(),
+            }
+        )
+        + "\n{torn"
+    )
     assert trigger(settings, RETRAIN, lambda: {"run": "r3"}).status == "started"
 
 

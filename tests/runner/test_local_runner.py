@@ -68,8 +68,13 @@ def test_nested_pipeline_component_is_flattened_and_its_outputs_followed(setting
     inner_total = json.loads(result.job_outputs["inner.total"]["result"].read_text())
     assert inner_total["total"] == 205
     # `again` read the nested pipeline's output (a uri_file) through ${{parent.jobs.inner.outputs.result}}
-    copied = json.loads((result.outputs["final"] if "final" in result.outputs else
-                         result.job_outputs["inline_echo"]["copy"] / "copied.json").read_text())
+    copied = json.loads(
+        (
+            result.outputs["final"]
+            if "final" in result.outputs
+            else result.job_outputs["inline_echo"]["copy"] / "copied.json"
+        ).read_text()
+    )
     assert copied["counts"] == {"result": 1}
 
 
@@ -120,8 +125,12 @@ def test_command_step_failure_names_the_error_line(settings: Settings, tmp_path:
     src = tmp_path / "p"
     shutil.copytree(FIXTURES, src)
     yml = (src / "pipelines" / "basic.yml").read_text()
-    (src / "pipelines" / "basic.yml").write_text(yml.replace("      scale: ${{parent.inputs.scale}}\n",
-                                                             "      scale: ${{parent.inputs.scale}}\n      fail: true\n"))
+    (src / "pipelines" / "basic.yml").write_text(
+        yml.replace(
+            "      scale: ${{parent.inputs.scale}}\n",
+            "      scale: ${{parent.inputs.scale}}\n      fail: true\n",
+        )
+    )
     with pytest.raises(StepFailed) as info:
         run_pipeline(src / "pipelines" / "basic.yml", {}, settings, quiet=True)
     first = str(info.value).splitlines()[0]
@@ -132,18 +141,41 @@ def test_command_step_failure_names_the_error_line(settings: Settings, tmp_path:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda y: y.replace("jobs:", "jobs:\n  bad-name:\n    type: command\n    component: ../components/split.yml\n"
-                              "    inputs: {n: 1}", 1), "jobs.bad-name: Pipeline node name should be a valid python"),
-        (lambda y: y.replace("      data: ${{parent.inputs.raw}}\n", ""), "job 'count_job' input 'data' (uri_folder) is required"),
-        (lambda y: y.replace("${{parent.jobs.count_job.outputs.counts}}", "${{parent.jobs.nope.outputs.counts}}"),
-         "binds to nope.outputs.counts, but there is no such job"),
+        (
+            lambda y: y.replace(
+                "jobs:",
+                "jobs:\n  bad-name:\n    type: command\n    component: ../components/split.yml\n"
+                "    inputs: {n: 1}",
+                1,
+            ),
+            "jobs.bad-name: Pipeline node name should be a valid python",
+        ),
+        (
+            lambda y: y.replace("      data: ${{parent.inputs.raw}}\n", ""),
+            "job 'count_job' input 'data' (uri_folder) is required",
+        ),
+        (
+            lambda y: y.replace(
+                "${{parent.jobs.count_job.outputs.counts}}", "${{parent.jobs.nope.outputs.counts}}"
+            ),
+            "binds to nope.outputs.counts, but there is no such job",
+        ),
         (lambda y: y.replace("../components/total.yml", "../components/missing.yml"), "missing.yml"),
         (lambda y: y.replace("type: pipeline", "type: pipeline\n  oops: [", 1), "basic.yml"),
         (lambda y: y.replace("path: ../data/files", "path: azureml:raw-files:1"), "is an Azure ML asset"),
     ],
-    ids=["bad-node-name", "missing-input", "unknown-job", "missing-component", "broken-yaml", "azureml-asset"],
+    ids=[
+        "bad-node-name",
+        "missing-input",
+        "unknown-job",
+        "missing-component",
+        "broken-yaml",
+        "azureml-asset",
+    ],
 )
-def test_bad_pipelines_give_one_clear_error(mutate, expected: str, tmp_path: Path, settings: Settings) -> None:
+def test_bad_pipelines_give_one_clear_error(
+    mutate, expected: str, tmp_path: Path, settings: Settings
+) -> None:
     src = tmp_path / "p"
     shutil.copytree(FIXTURES, src)
     path = src / "pipelines" / "basic.yml"
@@ -162,3 +194,33 @@ def test_set_errors_name_the_input(settings: Settings) -> None:
         run("basic.yml", settings, scale="x")
     with pytest.raises(UserError, match=r"input 'data': .*/does-not-exist does not exist"):
         run("basic.yml", settings, raw="/tmp/does-not-exist")
+
+
+def test_parallel_init_failure_is_one_clear_line(settings: Settings, tmp_path: Path) -> None:
+    src = tmp_path / "p"
+    shutil.copytree(FIXTURES, src)
+    script = src / "src" / "batch_score.py"
+    script.write_text(
+        script.read_text().replace(
+            "    factor, fail_on = args.factor, args.fail_on",
+            "    raise RuntimeError('model file is corrupt')",
+        )
+    )
+    with pytest.raises(StepFailed) as info:
+        run_pipeline(src / "pipelines" / "parallel.yml", {}, settings, quiet=True)
+    first = str(info.value).splitlines()[0]
+    assert first.endswith("error: init() of batch_score.py failed: RuntimeError: model file is corrupt")
+
+
+def test_parallel_entry_script_may_use_dataclasses_with_postponed_annotations(
+    settings: Settings, tmp_path: Path
+) -> None:
+    src = tmp_path / "p"
+    shutil.copytree(FIXTURES, src)
+    script = src / "src" / "batch_score.py"
+    script.write_text(
+        "from __future__ import annotations\nfrom dataclasses import dataclass\n\n\n"
+        "@dataclass\nclass Options:\n    factor: int\n\n\n" + script.read_text().split('"""', 2)[2]
+    )
+    result = run_pipeline(src / "pipelines" / "parallel.yml", {}, settings, quiet=True)
+    assert result.status == "completed"

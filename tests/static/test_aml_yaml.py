@@ -45,5 +45,5 @@ def test_validation_catches_a_broken_component(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "components", tmp_path / "components")
     target = next(iter(sorted((tmp_path / "components").glob("*.yml"))))
     target.write_text(target.read_text().replace("type: ", "type: not_a_type_", 1))
-    kind, problem = validate_file(target)
+    _kind, problem = validate_file(target)
     assert problem is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -12,12 +12,12 @@ import typer
 from amlops.console import UserError, handle_errors, out
 
 
-class LoopTarget(str, Enum):
+class LoopTarget(StrEnum):
     local = "local"
     azure = "azure"
 
 
-class RetrainVia(str, Enum):
+class RetrainVia(StrEnum):
     local = "local"
     azure = "azure"
     github = "github"
@@ -35,10 +35,16 @@ def register(app: typer.Typer) -> None:
     @app.command("loop")
     @handle_errors
     def loop(
-        current: Path | None = typer.Option(None, "--current", help="New data with predictions (file or folder)"),
-        labels: Path | None = typer.Option(None, "--labels", help="Late labels (row id + actual), joined on id"),
+        current: Path | None = typer.Option(
+            None, "--current", help="New data with predictions (file or folder)"
+        ),
+        labels: Path | None = typer.Option(
+            None, "--labels", help="Late labels (row id + actual), joined on id"
+        ),
         history: Path | None = typer.Option(
-            None, "--history", help="Labelled data to retrain on (the policy's recent window is taken from it)"
+            None,
+            "--history",
+            help="Labelled data to retrain on (the policy's recent window is taken from it)",
         ),
         original: Path | None = typer.Option(
             None, "--original", help="Original training data, added when policy.include_original_data is true"
@@ -48,9 +54,10 @@ def register(app: typer.Typer) -> None:
         target: LoopTarget = typer.Option(LoopTarget.local, "--target", help="Where the monitoring job runs"),
         env: str | None = typer.Option(None, "--env", help="Azure environment (azure.environments.<env>)"),
         retrain_via: RetrainVia | None = typer.Option(
-            None, "--retrain-via",
+            None,
+            "--retrain-via",
             help="local (default for --target local), azure (submit the training job), or github (write "
-                 "retrain=true to $GITHUB_OUTPUT for the workflow to dispatch train.yml)",
+            "retrain=true to $GITHUB_OUTPUT for the workflow to dispatch train.yml)",
         ),
     ) -> None:
         """Monitor → policy → retrain. Each cycle's decision and reasons go to .amlops/retrain/decisions.jsonl."""
@@ -62,9 +69,13 @@ def register(app: typer.Typer) -> None:
         settings = load_settings()
         via = retrain_via or (RetrainVia.local if target is LoopTarget.local else RetrainVia.azure)
         if target is LoopTarget.local and via is not RetrainVia.local:
-            raise UserError("--target local retrains locally; use --target azure for --retrain-via azure|github")
+            raise UserError(
+                "--target local retrains locally; use --target azure for --retrain-via azure|github"
+            )
         if target is LoopTarget.azure and via is RetrainVia.local:
-            raise UserError("--target azure retrains on Azure ML (--retrain-via azure) or through GitHub (github)")
+            raise UserError(
+                "--target azure retrains on Azure ML (--retrain-via azure) or through GitHub (github)"
+            )
         if target is LoopTarget.local and current is None:
             raise UserError("--current is required for --target local")
         cycle = 0
@@ -74,7 +85,11 @@ def register(app: typer.Typer) -> None:
                 from amlops.loop import cycle_azure
 
                 decision, detail = cycle_azure(
-                    settings, env, str(current) if current else None, str(labels) if labels else None, via.value
+                    settings,
+                    env,
+                    str(current) if current else None,
+                    str(labels) if labels else None,
+                    via.value,
                 )
             else:
                 from amlops.loop import cycle_local
@@ -85,12 +100,17 @@ def register(app: typer.Typer) -> None:
                 if outcome.monitor.report:
                     out.print(f"  report: {outcome.monitor.report}")
             color = "red" if decision.retrain else "green"
-            out.print(f"[bold {color}]{decision.action.upper()}[/] {decision.reasons[0] if decision.reasons else ''}")
+            out.print(
+                f"[bold {color}]{decision.action.upper()}[/] {decision.reasons[0] if decision.reasons else ''}"
+            )
             for reason in decision.reasons[1:]:
                 out.print(f"  · {reason}")
             if detail:
-                shown = {k: v for k, v in detail.items() if k in {"status", "training_job", "studio_url", "run_id",
-                                                                  "monitoring_job", "key"}}
+                shown = {
+                    k: v
+                    for k, v in detail.items()
+                    if k in {"status", "training_job", "studio_url", "run_id", "monitoring_job", "key"}
+                }
                 if shown:
                     out.print(f"  {shown}")
             if once:
@@ -101,7 +121,9 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     @handle_errors
     def demo(
-        out_dir: Path = typer.Option(Path(".amlops/demo"), "--out", help="Folder for the demo's state and reports"),
+        out_dir: Path = typer.Option(
+            Path(".amlops/demo"), "--out", help="Folder for the demo's state and reports"
+        ),
         weeks: int = typer.Option(52, "--weeks", min=20, help="Weeks of data (the change comes at ~60%)"),
         seed: int = typer.Option(7, "--seed"),
     ) -> None:
@@ -113,21 +135,31 @@ def register(app: typer.Typer) -> None:
         from amlops.demo import DemoConfig, WeekRow, run_demo
 
         base = load_settings()
-        cfg = DemoConfig(seed=seed, weeks=weeks, change_week=int(weeks * 0.58),
-                         train_weeks=min(16, int(weeks * 0.3)))
-        out.print(f"[bold]amlops demo[/]: {weeks} weeks of demand, v1 trained on the first {cfg.train_weeks}, "
-                  f"a market change on {cfg.change_date}; state in {out_dir}")
+        cfg = DemoConfig(
+            seed=seed, weeks=weeks, change_week=int(weeks * 0.58), train_weeks=min(16, int(weeks * 0.3))
+        )
+        out.print(
+            f"[bold]amlops demo[/]: {weeks} weeks of demand, v1 trained on the first {cfg.train_weeks}, "
+            f"a market change on {cfg.change_date}; state in {out_dir}"
+        )
         from rich.console import Console
 
         # Outside a terminal rich assumes 80 columns; the timeline is wider and must not be folded.
         console = out if out.is_terminal else Console(width=150, highlight=False, soft_wrap=True)
         table = Table(title="amlops demo — one row per week", show_lines=False)
         for col in ("week", "starts", "champion", "drifted features", "MAE", "policy", "action"):
-            table.add_column(col, no_wrap=True, overflow="ellipsis",
-                             max_width=34 if col == "drifted features" else None)
+            table.add_column(
+                col, no_wrap=True, overflow="ellipsis", max_width=34 if col == "drifted features" else None
+            )
         started = time.perf_counter()
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), console=out, transient=True) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=out,
+            transient=True,
+        ) as progress:
             task = progress.add_task("setting up", total=cfg.weeks - cfg.train_weeks)
 
             def on_step(message: str) -> None:
@@ -140,8 +172,15 @@ def register(app: typer.Typer) -> None:
                 change = " ◆" if row.week == cfg.change_week + 1 else ""
                 verdict = "[bold red]ALARM[/]" if row.verdict == "ALARM" else row.verdict
                 action = f"[bold green]{row.action}[/]" if "promoted" in row.action else row.action
-                table.add_row(str(row.week), row.start + change, row.champion,
-                              ", ".join(row.drifted_features) or "-", mae, verdict, action)
+                table.add_row(
+                    str(row.week),
+                    row.start + change,
+                    row.champion,
+                    ", ".join(row.drifted_features) or "-",
+                    mae,
+                    verdict,
+                    action,
+                )
 
             result = run_demo(base, out_dir.resolve(), cfg, on_week=on_week, on_step=on_step)
         console.print(table)
@@ -152,11 +191,17 @@ def register(app: typer.Typer) -> None:
         def fmt(x: float | None) -> str:
             return f"{x:.2f}" if x is not None else "-"
 
-        out.print("policy: ALARM = the window counts toward a retrain (labels show the error up more than "
-                  "30 % vs the champion's holdout WAPE); drift the model copes with (seasons) stays ok")
-        out.print(f"mean weekly MAE: before the change {fmt(means['mae_before_change'])} · after it, old model "
-                  f"{fmt(means['mae_after_change_old_model'])} · after the promotion {fmt(means['mae_after_promotion'])}")
-        out.print(f"◆ market change on {cfg.change_date}: {', '.join(cfg.drifts)} (strength {cfg.drift_strength})")
+        out.print(
+            "policy: ALARM = the window counts toward a retrain (labels show the error up more than "
+            "30 % vs the champion's holdout WAPE); drift the model copes with (seasons) stays ok"
+        )
+        out.print(
+            f"mean weekly MAE: before the change {fmt(means['mae_before_change'])} · after it, old model "
+            f"{fmt(means['mae_after_change_old_model'])} · after the promotion {fmt(means['mae_after_promotion'])}"
+        )
+        out.print(
+            f"◆ market change on {cfg.change_date}: {', '.join(cfg.drifts)} (strength {cfg.drift_strength})"
+        )
         out.print(f"[bold]finished in {time.perf_counter() - started:.0f}s[/]")
         out.print("where to look:")
         out.print(f"  error over time:   {result.plot}")
@@ -164,6 +209,8 @@ def register(app: typer.Typer) -> None:
         for report in result.reports:
             out.print(f"  monitor report:    {report}")
         state = out_dir.resolve() / "state"
-        out.print(f"  MLflow UI:         .venv/bin/mlflow ui --backend-store-uri sqlite:///{state / 'mlflow.db'}")
+        out.print(
+            f"  MLflow UI:         .venv/bin/mlflow ui --backend-store-uri sqlite:///{state / 'mlflow.db'}"
+        )
         out.print(f"  promotions:        AMLOPS_STATE_DIR={state} amlops history")
         out.print(f"  decisions:         {state / 'retrain' / 'decisions.jsonl'}")

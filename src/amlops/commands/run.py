@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -10,7 +10,7 @@ import typer
 from amlops.console import UserError, handle_errors, out
 
 
-class Target(str, Enum):
+class Target(StrEnum):
     local = "local"
     azure = "azure"
 
@@ -31,9 +31,13 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def run(
         pipeline: Path = typer.Argument(..., help="Pipeline job YAML, e.g. pipelines/training.yml"),
-        set_: list[str] = typer.Option(None, "--set", help="Override a pipeline input: inputs.<name>=<value>"),
+        set_: list[str] = typer.Option(
+            None, "--set", help="Override a pipeline input: inputs.<name>=<value>"
+        ),
         target: Target = typer.Option(Target.local, "--target", "-t", help="local (default) or azure"),
-        env: str | None = typer.Option(None, "--env", help="Azure environment from azure.environments (azure)"),
+        env: str | None = typer.Option(
+            None, "--env", help="Azure environment from azure.environments (azure)"
+        ),
         stream: bool = typer.Option(False, "--stream", help="Print step logs as they are written (local)"),
         wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the Azure job to finish (azure)"),
     ) -> None:

@@ -13,7 +13,9 @@ def register(app: typer.Typer) -> None:
     @app.command("validate")
     @handle_errors
     def validate(
-        paths: list[Path] = typer.Argument(None, help="Files or folders (default: components/ and pipelines/)"),
+        paths: list[Path] = typer.Argument(
+            None, help="Files or folders (default: components/ and pipelines/)"
+        ),
     ) -> None:
         """Load and validate AML YAML with azure-ai-ml's own loaders and validators (no Azure access)."""
         from amlops.validation import find_yaml, validate_file

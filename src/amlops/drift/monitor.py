@@ -867,10 +867,8 @@ def _rank_key(feature: dict[str, Any]) -> tuple[int, float]:
     if v is None:
         return (int(feature["drifted"]), -1.0)
     if feature["deciding_metric"] in M.P_VALUE_METRICS:
-        score = (t / v) if v > 0 else math.inf
-    else:
-        score = v / t if t > 0 else v
-    return (int(feature["drifted"]), score)
+        return (int(feature["drifted"]), (t / v) if v > 0 else math.inf)
+    return (int(feature["drifted"]), v / t if t > 0 else v)
 
 
 def _numeric_distribution(

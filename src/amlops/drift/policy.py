@@ -34,7 +34,9 @@ class Decision:
     reasons: list[str]
     dedupe_key: str
     alarms: list[str] = field(default_factory=list)  # windows that counted as alarms
-    weighted_drift: dict[str, float] = field(default_factory=dict)  # window -> importance-weighted drift share
+    weighted_drift: dict[str, float] = field(
+        default_factory=dict
+    )  # window -> importance-weighted drift share
 
     @property
     def retrain(self) -> bool:
@@ -60,8 +62,9 @@ def weighted_drift_share(drifted: tuple[str, ...] | list[str], importance: dict[
     return sum(max(importance.get(f, 0.0), 0.0) for f in drifted) / total
 
 
-def _loss(signal: WindowSignal, baseline_mae: float | None, baseline_wape: float | None
-          ) -> tuple[float, str] | None:
+def _loss(
+    signal: WindowSignal, baseline_mae: float | None, baseline_wape: float | None
+) -> tuple[float, str] | None:
     """Relative error increase against the champion's holdout error: WAPE when both sides have it (demand
     levels move with seasons, so MAE alone rises in a busy summer), else MAE."""
     if signal.wape is not None and baseline_wape:
@@ -99,10 +102,7 @@ def window_alarm(
         loss, text = measured
         loss_alarm = loss > policy.performance_degradation
         loss_text = f"{signal.window}: {text}"
-    if labelled and policy.confirm_drift_with_labels:
-        alarm = loss_alarm
-    else:
-        alarm = drift_alarm or loss_alarm
+    alarm = loss_alarm if labelled and policy.confirm_drift_with_labels else drift_alarm or loss_alarm
     reasons: list[str] = []
     if alarm:
         if drift_alarm:
@@ -147,7 +147,9 @@ def decide(
         reasons.append(f"{skipped} window(s) below min_rows={policy.min_rows} not counted")
     needed = policy.drift_windows_n
     if len(alarms) < needed:
-        reasons.insert(0, f"{len(alarms)} of the last {len(recent)} windows alarmed; the policy needs {needed}")
+        reasons.insert(
+            0, f"{len(alarms)} of the last {len(recent)} windows alarmed; the policy needs {needed}"
+        )
         return Decision("none", reasons, key, alarms, shares)
     if last_retrain_at is not None:
         ready_at = last_retrain_at + timedelta(hours=policy.cooldown_hours)
@@ -158,6 +160,9 @@ def decide(
                 f"next allowed after {ready_at.isoformat(timespec='seconds')}",
             )
             return Decision("none", reasons, key, alarms, shares)
-    reasons.insert(0, f"{len(alarms)} of the last {len(recent)} windows alarmed (policy: {needed} of "
-                      f"{policy.drift_windows_m})")
+    reasons.insert(
+        0,
+        f"{len(alarms)} of the last {len(recent)} windows alarmed (policy: {needed} of "
+        f"{policy.drift_windows_m})",
+    )
     return Decision("retrain", reasons, key, alarms, shares)

@@ -36,7 +36,9 @@ def render(template: str, inputs: Mapping[str, str | None], outputs: Mapping[str
         kind, name = match.group(1), match.group(2)
         table: Mapping[str, str | None] = inputs if kind == "inputs" else outputs
         if name not in table:
-            raise UserError(f"{what}: the command uses ${{{{{kind}.{name}}}}}, which the component does not declare")
+            raise UserError(
+                f"{what}: the command uses ${{{{{kind}.{name}}}}}, which the component does not declare"
+            )
         value = table[name]
         if value is None:
             raise UserError(

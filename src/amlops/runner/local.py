@@ -79,7 +79,11 @@ def _last_error_line(tail: str) -> str:
     lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
     for line in reversed(lines):
         low = line.lower()
-        if low.startswith("error:") or "error:" in low.split(" ", 1)[0] or low.startswith(("valueerror", "keyerror")):
+        if (
+            low.startswith("error:")
+            or "error:" in low.split(" ", 1)[0]
+            or low.startswith(("valueerror", "keyerror"))
+        ):
             return line
     return lines[-1] if lines else ""
 
@@ -122,7 +126,9 @@ class LocalRunner:
         if not Path(loc).exists():
             raise UserError(f"job {step.name!r} input {key!r}: {loc} does not exist")
         if value.type == "uri_file" and Path(loc).is_dir():
-            raise UserError(f"job {step.name!r} input {key!r}: {loc} is a folder but the input type is uri_file")
+            raise UserError(
+                f"job {step.name!r} input {key!r}: {loc} is a folder but the input type is uri_file"
+            )
         return loc
 
     def _download_model(self, dest: Path, uri: str) -> str:
@@ -177,7 +183,9 @@ class LocalRunner:
             self._write_manifest(plan, result)
         result.job_outputs = outputs_of
         result.outputs = {
-            name: outputs_of[ref.job][ref.output] for name, ref in plan.outputs.items() if ref.job in outputs_of
+            name: outputs_of[ref.job][ref.output]
+            for name, ref in plan.outputs.items()
+            if ref.job in outputs_of
         }
         result.status = "failed" if failed else "completed"
         self._write_manifest(plan, result)
@@ -186,8 +194,7 @@ class LocalRunner:
             reason = _last_error_line(tail) or f"exit code {failed.exit_code}"
             message = (
                 f"step {failed.name!r} of {plan.source.name} failed (exit {failed.exit_code}): {reason}\n"
-                f"  log: {failed.log}\n  last lines:\n"
-                + "\n".join(f"    {ln}" for ln in tail.splitlines())
+                f"  log: {failed.log}\n  last lines:\n" + "\n".join(f"    {ln}" for ln in tail.splitlines())
             )
             raise StepFailed(message, result)
         return result
@@ -290,15 +297,24 @@ class LocalRunner:
             shutil.copy2(produced, dest)
 
     def _parallel_command(
-        self, step: StepPlan, step_dir: Path, inputs: dict[str, str | None], outputs: dict[str, Path], what: str
+        self,
+        step: StepPlan,
+        step_dir: Path,
+        inputs: dict[str, str | None],
+        outputs: dict[str, Path],
+        what: str,
     ) -> str:
         spec = dict(step.parallel or {})
         task = dict(spec.pop("task"))
         str_outputs = {k: str(v) for k, v in outputs.items()}
         input_data = render(str(spec.pop("input_data") or ""), inputs, str_outputs, f"{what} input_data")
-        args = render(str(task.get("program_arguments") or ""), inputs, str_outputs, f"{what} program_arguments")
+        args = render(
+            str(task.get("program_arguments") or ""), inputs, str_outputs, f"{what} program_arguments"
+        )
         append_to = task.get("append_row_to")
-        append_path = render(str(append_to), inputs, str_outputs, f"{what} append_row_to") if append_to else None
+        append_path = (
+            render(str(append_to), inputs, str_outputs, f"{what} append_row_to") if append_to else None
+        )
         entry = task.get("entry_script")
         if not entry:
             raise UserError(f"{what}: parallel task has no entry_script")
@@ -327,7 +343,9 @@ class LocalRunner:
             "steps": [asdict(s) for s in result.steps],
             "outputs": {k: str(v) for k, v in result.outputs.items()},
         }
-        (result.run_dir / "run.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        (result.run_dir / "run.json").write_text(
+            json.dumps(manifest, indent=2, default=str), encoding="utf-8"
+        )
 
 
 def run_pipeline(

@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,8 @@ def _worker_init(entry_script: str, program_arguments: str) -> None:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import entry script {path}")
     module = importlib.util.module_from_spec(spec)
+    # Registered before running, as a normal import would be: dataclasses and pickling look modules up here.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     if hasattr(module, "init"):
         module.init()
@@ -154,7 +157,9 @@ def drive(spec: dict[str, Any]) -> int:
     retry = spec.get("retry_settings") or {}
     max_retries = int(retry.get("max_retries", 3))
     timeout = float(retry.get("timeout", 60 * 60 * 24))
-    batch_threshold = int(spec["mini_batch_error_threshold"] if spec.get("mini_batch_error_threshold") is not None else -1)
+    batch_threshold = int(
+        spec["mini_batch_error_threshold"] if spec.get("mini_batch_error_threshold") is not None else -1
+    )
     item_threshold = int(spec["error_threshold"] if spec.get("error_threshold") is not None else -1)
     print(f"parallel: {len(batches)} mini-batches, {workers} workers, entry {entry}", flush=True)
 
@@ -228,6 +233,16 @@ def drive(spec: dict[str, Any]) -> int:
     return 0
 
 
+def _init_error(entry: str, program_arguments: str) -> str:
+    """Run init() in this process to get the entry script's own error (the pool only says it broke)."""
+    try:
+        _worker_init(entry, program_arguments)
+    except BaseException as exc:
+        lines = traceback.format_exception_only(type(exc), exc)
+        return lines[-1].strip() if lines else type(exc).__name__
+    return "a worker process died"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spec", required=True, type=Path)
@@ -237,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         return drive(spec)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenProcessPool:
+        reason = _init_error(spec["entry_script"], spec.get("program_arguments") or "")
+        print(f"error: init() of {spec['entry_script']} failed: {reason}", file=sys.stderr)
         return 1
 
 

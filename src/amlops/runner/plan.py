@@ -183,8 +183,12 @@ class _Flattener:
             declared = dict(component.inputs or {})
             for key, node_input in (node.inputs or {}).items():
                 if key not in declared:
-                    raise UserError(f"{self.source}: {what} sets input {key!r}, which its component does not declare")
-                inputs[key] = self._bind(_input_data(node_input), scope_inputs, prefix, base, f"{what} input {key!r}")
+                    raise UserError(
+                        f"{self.source}: {what} sets input {key!r}, which its component does not declare"
+                    )
+                inputs[key] = self._bind(
+                    _input_data(node_input), scope_inputs, prefix, base, f"{what} input {key!r}"
+                )
             # defaults, optional inputs and required checks happen at resolve time (after aliases are known)
             for key, decl in declared.items():
                 if _is_unset(inputs.get(key)) and getattr(decl, "default", None) is not None:
@@ -196,18 +200,24 @@ class _Flattener:
                     self._bind_output(qual, out_name, _input_data(node_output), prefix)
                 continue
             if kind not in {"command", "parallel"}:
-                raise UserError(f"{self.source}: {what} has type {kind!r}; the local runner runs command and parallel")
+                raise UserError(
+                    f"{self.source}: {what} has type {kind!r}; the local runner runs command and parallel"
+                )
             outputs: dict[str, OutputSpec] = {}
             for out_name, decl in (component.outputs or {}).items():
                 outputs[out_name] = OutputSpec(type=str(getattr(decl, "type", None) or "uri_folder"))
             for out_name, node_output in (node.outputs or {}).items():
                 data = _input_data(node_output)
                 if out_name not in outputs:
-                    raise UserError(f"{self.source}: {what} binds output {out_name!r}, which its component lacks")
+                    raise UserError(
+                        f"{self.source}: {what} binds output {out_name!r}, which its component lacks"
+                    )
                 self._bind_output(qual, out_name, data, prefix)
                 path = getattr(data, "path", None) if data is not None and not isinstance(data, str) else None
                 if path:
-                    outputs[out_name].target = resolve_location(str(path), base, f"{what} output {out_name!r}")
+                    outputs[out_name].target = resolve_location(
+                        str(path), base, f"{what} output {out_name!r}"
+                    )
             code = getattr(component, "code", None)
             if kind == "parallel":
                 task = dict(component.task or {})
@@ -215,7 +225,9 @@ class _Flattener:
             code_dir = None
             if code is not None:
                 if isinstance(code, str) and (code.startswith("azureml:") or "://" in code):
-                    raise UserError(f"{self.source}: {what} has remote code {code!r}; the local runner needs a folder")
+                    raise UserError(
+                        f"{self.source}: {what} has remote code {code!r}; the local runner needs a folder"
+                    )
                 code_dir = Path(code) if Path(str(code)).is_absolute() else (node_base / str(code)).resolve()
                 if not code_dir.exists():
                     raise UserError(f"{self.source}: {what}: code folder {code_dir} does not exist")
@@ -266,7 +278,9 @@ class _Flattener:
                 def sub(match: re.Match[str]) -> str:
                     value = scope_inputs.get(match.group(1))
                     if isinstance(value, (OutputRef, PathValue)) or value is None:
-                        raise UserError(f"{self.source}: {what}: {match.group(0)} must be a literal to embed in text")
+                        raise UserError(
+                            f"{self.source}: {what}: {match.group(0)} must be a literal to embed in text"
+                        )
                     return render_primitive(value)
 
                 return _PARENT_INPUT.sub(sub, data)
@@ -362,9 +376,11 @@ def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | 
     for key, raw in (overrides or {}).items():
         if key not in top_inputs:
             known = ", ".join(sorted(top_inputs)) or "none"
-            raise UserError(f"{path}: --set inputs.{key}: the pipeline has no input {key!r} (inputs: {known})")
+            raise UserError(
+                f"{path}: --set inputs.{key}: the pipeline has no input {key!r} (inputs: {known})"
+            )
         current = top_inputs[key]
-        declared = (job.inputs[key]._data if hasattr(job.inputs[key], "_data") else None)
+        declared = job.inputs[key]._data if hasattr(job.inputs[key], "_data") else None
         typ = current.type if isinstance(current, PathValue) else getattr(declared, "type", None)
         if typ in PATH_TYPES:
             top_inputs[key] = PathValue(resolve_location(raw, cwd, f"--set inputs.{key}"), str(typ))
@@ -396,7 +412,11 @@ def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | 
     outputs = {k: flat.follow(v) for k, v in flat.top_outputs.items()}
     for key, pout in (job.outputs or {}).items():
         out_data = _input_data(pout)
-        sink = getattr(out_data, "path", None) if out_data is not None and not isinstance(out_data, str) else None
+        sink = (
+            getattr(out_data, "path", None)
+            if out_data is not None and not isinstance(out_data, str)
+            else None
+        )
         if sink and key in outputs:
             ref = outputs[key]
             steps[ref.job].outputs[ref.output].target = resolve_location(str(sink), base, f"output {key!r}")

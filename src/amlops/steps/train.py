@@ -330,7 +330,9 @@ def train(
                 "feature_importance": importance,
                 # The champion's own holdout error: the monitor reports it next to each window's error, and the
                 # retrain policy measures a loss of accuracy against it.
-                "performance": {k: v for k, v in regression_metrics(y_hold, hold_pred).items() if np.isfinite(v)},
+                "performance": {
+                    k: v for k, v in regression_metrics(y_hold, hold_pred).items() if np.isfinite(v)
+                },
             },
         )
         profile.to_json(model_dir / PROFILE_FILE)
