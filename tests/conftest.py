@@ -47,3 +47,37 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+_MLFLOW_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_RUN_ID",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolate_mlflow_globals():
+    """mlflow.set_tracking_uri() is process-global and also writes MLFLOW_TRACKING_URI into os.environ; without
+    this, one test's store would leak into the next (the CLI runs one command per process, tests do not)."""
+    import sys
+
+    saved = {k: os.environ.get(k) for k in _MLFLOW_ENV}
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+        from mlflow.tracking import fluent
+        from mlflow.tracking._model_registry import utils as registry_utils
+
+        while mlflow.active_run():
+            mlflow.end_run()
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None restores the default lookup
+        registry_utils._registry_uri = None  # no public reset exists
+        fluent._active_experiment_id = None
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from azure_helpers import FIXTURES, MODEL, seed_model, serve_run_history
 from fakeazure import LOCATION, RG, SUB, WS, FakeAzure, Recorded, Reply
 from typer.testing import CliRunner
 
 from amlops.cli import app
-from conftest import FIXTURES, MODEL, seed_model, serve_run_history
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from azure_helpers import FIXTURES
 from fakeazure import LOCATION, WS_PATH, FakeAzure, Recorded, Reply
 
 from amlops.azure.components import publish_components
 from amlops.config import Settings
-from conftest import FIXTURES
 
 REGISTRY = "reg-amlops"
 REG_RG = "rg-amlops-shared"

@@ -7,12 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from azure_helpers import MODEL, seed_model, serve_run_history
 from fakeazure import LOCATION, WS, WS_PATH, FakeAzure, Recorded, Reply, arm_error
 
 from amlops.azure import deploy
 from amlops.config import AzureSettings, Settings
 from amlops.console import UserError
-from conftest import MODEL, seed_model, serve_run_history
 
 EP = f"{WS_PATH}/batchEndpoints"
 

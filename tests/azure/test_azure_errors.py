@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure_helpers import FIXTURES
 from fakeazure import RG, WS, FakeAzure, Reply, arm_error
 
 import amlops.azure.client as azclient
@@ -14,7 +15,6 @@ from amlops.azure.errors import advice
 from amlops.azure.jobs import submit_pipeline
 from amlops.config import Settings
 from amlops.console import UserError
-from conftest import FIXTURES
 
 PIPELINE = FIXTURES / "pipelines" / "training.yml"
 

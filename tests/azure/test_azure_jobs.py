@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure_helpers import FIXTURES, serve_run_history
 from fakeazure import ARM, RG, SUB, WS, WS_PATH, FakeAzure, Recorded, Reply, arm_error
 
 from amlops.azure import jobs
 from amlops.azure.client import ml_client
 from amlops.config import Settings
 from amlops.console import UserError
-from conftest import FIXTURES, serve_run_history
 
 PIPELINE = FIXTURES / "pipelines" / "training.yml"
 
@@ -152,7 +152,7 @@ def test_missing_workspace_key_names_it(fake: FakeAzure, settings: Settings) -> 
 
 def test_environment_settings_pick_the_workspace(fake: FakeAzure, settings: Settings) -> None:
     settings.azure.environments = {"prod": {"workspace": "mlw-prod", "compute": "cpu-prod"}}
-    from conftest import seed_workspace
+    from azure_helpers import seed_workspace
 
     prod_path = WS_PATH.replace(WS, "mlw-prod")
     seed_workspace(fake, prod_path)
@@ -305,7 +305,7 @@ def test_mlflow_model_uri_inputs_become_model_assets(
     fake: FakeAzure, settings: Settings, tmp_path: Path
 ) -> None:
     """`models:/name@champion` (what local runs take) resolves through the workspace's role tags."""
-    from conftest import seed_model
+    from azure_helpers import seed_model
 
     seed_model(fake, "4", champion_since="2026-11-20T08:00:00.000000Z")
     monitoring = Path(__file__).resolve().parents[2] / "pipelines" / "monitoring.yml"

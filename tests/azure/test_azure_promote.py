@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from azure_helpers import MODEL, seed_model, seed_workspace
 from fakeazure import LOCATION, WS, WS_PATH, FakeAzure, Recorded, Reply
 
 from amlops.azure.client import ml_client
@@ -10,7 +11,6 @@ from amlops.azure.deploy import champion_version
 from amlops.azure.promote import promote_to
 from amlops.config import Settings
 from amlops.console import UserError
-from conftest import MODEL, seed_model, seed_workspace
 
 REGISTRY = "reg-amlops"
 REG_SUB = "00000000-0000-0000-0000-0000000000aa"

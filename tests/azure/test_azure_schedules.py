@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure_helpers import MODEL, seed_model
 from fakeazure import WS_PATH, FakeAzure
 
 from amlops.azure import schedules
 from amlops.config import Settings
 from amlops.console import UserError
-from conftest import MODEL, seed_model
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -181,7 +181,7 @@ def champion_registry(
     client = registry.client_for(settings)
     registry.ensure_registered_model(client, settings.model_name)
     (root / "model").mkdir()
-    mv = MlflowClient(settings.tracking_uri).create_model_version(
+    mv = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri).create_model_version(
         settings.model_name, source=str(root / "model")
     )
     registry.promote(client, settings.model_name, mv.version, reason="baseline", actor="test")

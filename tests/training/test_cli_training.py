@@ -80,7 +80,7 @@ def test_promote_rollback_history_models(project: Path) -> None:
     registry.ensure_registered_model(client, NAME)
     for v in (1, 2):
         (project / f"m{v}").mkdir()
-        MlflowClient(settings.tracking_uri).create_model_version(
+        MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri).create_model_version(
             NAME,
             source=str(project / f"m{v}"),
             tags={

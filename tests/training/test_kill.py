@@ -151,4 +151,9 @@ def test_kill_mid_registration(
         ("2", "pipeline:run-2"),
     ]
     run_id = second.json(second.run_info, "run_info.json")["run_id"]
-    assert MlflowClient(tracked.tracking_uri).get_model_version(name, "2").run_id == run_id
+    assert (
+        MlflowClient(tracked.tracking_uri, registry_uri=tracked.tracking_uri)
+        .get_model_version(name, "2")
+        .run_id
+        == run_id
+    )

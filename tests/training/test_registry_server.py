@@ -31,7 +31,7 @@ def test_pipeline_steps_and_roles_over_rest(
     settings.train.params = dict(FAST_PARAMS)
     settings.train.holdout_days = HOLDOUT_DAYS
     settings.gate.bootstrap_samples = 200
-    client = MlflowClient(mlflow_server_uri)
+    client = MlflowClient(mlflow_server_uri, registry_uri=mlflow_server_uri)
     client.create_experiment(settings.experiment)  # the server chooses the (proxied) artifact location
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server_uri)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", mlflow_server_uri)

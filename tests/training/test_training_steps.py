@@ -117,7 +117,7 @@ def test_the_snapshot_digest_is_about_content_not_format(demand_df: pd.DataFrame
 def test_the_logged_run_and_model(trained_twice: TrainedTwice) -> None:
     settings = trained_twice.settings
     out, _, info = trained_twice.runs[0]
-    client = MlflowClient(settings.tracking_uri)
+    client = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
     run = client.get_run(info["run_id"])
     assert run.data.params["seed"] == "42" and run.data.params["model.max_iter"] == "60"
     assert {"holdout_mae", "holdout_rmse", "holdout_mape", "train_mae"} <= set(run.data.metrics)
@@ -189,7 +189,7 @@ def test_champion_challenger_sequence(
     assert reg["version"] == "3" and not reg["promoted"] and not reg["is_champion"]
 
     # Lineage on every version; one promotion event per promoted version.
-    client = MlflowClient(tracked.tracking_uri)
+    client = MlflowClient(tracked.tracking_uri, registry_uri=tracked.tracking_uri)
     tags = client.get_model_version(name, "3").tags
     assert set(registry.LINEAGE_TAGS) | set(registry.GATE_TAGS) <= set(tags)
     assert (
@@ -238,7 +238,7 @@ def test_gate_thresholds_auto_promote_and_fail_closed(
 
     registry.promote(tracked, name, 2, reason="reviewed", actor="alice")
     # A champion that cannot score the holdout: the comparison is impossible, so the gate fails (closed).
-    client = MlflowClient(tracked.tracking_uri)
+    client = MlflowClient(tracked.tracking_uri, registry_uri=tracked.tracking_uri)
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "MLmodel").write_text("flavors: {}\n")
