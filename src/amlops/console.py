@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from rich.console import Console
 
-# soft_wrap: paths and commands must stay copy-pasteable, never folded at the terminal width.
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# soft_wrap: paths and commands must stay copy-pasteable, never folded at the terminal width. Piped or captured
+# output (CI logs) has no terminal width: rich would assume 80 columns and squash tables, so give it 160.
+_PIPED_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+out = Console(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
