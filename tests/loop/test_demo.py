@@ -106,3 +106,28 @@ def test_batched_windows_equal_a_separate_weekly_run(demo: tuple[DemoResult, Pat
     [window] = [w for w in alone.result["windows"] if w["status"] == "ok"]
     assert window["drifted_features"] == row.drifted_features
     assert window["performance"]["mae"] == pytest.approx(row.mae, rel=1e-9)
+
+
+def test_a_retrained_model_that_fails_the_gate_leaves_the_champion_serving(
+    demo: tuple[DemoResult, Path], tmp_path: Path
+) -> None:
+    """The loop's retrain path with a challenger that cannot win: registered, not promoted, champion unchanged."""
+    from amlops.loop import retrain_dataset, train_local
+
+    result, folder = demo
+    settings = demo_settings(Settings(base_dir=Path(__file__).resolve().parents[2]), folder)
+    before = champion(settings)
+    assert before is not None
+    events_before = registry.history(settings, settings.model_name)
+    # A deliberately weak regressor (one boosting round) on the most recent labelled weeks.
+    settings.train.params = {"max_iter": 1}
+    end = CFG.week_start(CFG.weeks)
+    data = retrain_dataset(settings, folder / "data" / "demand.parquet", end, tmp_path / "retrain.parquet")
+    outcome = train_local(settings, data)
+    assert outcome["verdict"]["passed"] is False
+    after = champion(settings)
+    assert after is not None and after.version == before.version
+    assert registry.history(settings, settings.model_name) == events_before
+    versions = {v.version: v for v in registry.list_versions(settings, settings.model_name)}
+    new = outcome["registration"]["version"]
+    assert str(new) in versions and versions[str(new)].gate_passed is False
