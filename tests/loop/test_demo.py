@@ -114,7 +114,7 @@ def test_a_retrained_model_that_fails_the_gate_leaves_the_champion_serving(
     """The loop's retrain path with a challenger that cannot win: registered, not promoted, champion unchanged."""
     from amlops.loop import retrain_dataset, train_local
 
-    result, folder = demo
+    _result, folder = demo
     settings = demo_settings(Settings(base_dir=Path(__file__).resolve().parents[2]), folder)
     before = champion(settings)
     assert before is not None
