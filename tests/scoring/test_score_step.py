@@ -54,6 +54,11 @@ def test_predictions_trace_to_row_and_version_and_equal_model_predict(
     # The input columns keep their types (text read as dictionaries for speed is written back as text).
     source = pq.read_schema(data / "a.parquet")
     assert [written.field(name).type for name in source.names] == [f.type for f in source]
+    # Min/max statistics for dates (a reader filtering on a date skips whole files), none for text.
+    group = pq.ParquetFile(tmp_path / "out" / "a.parquet").metadata.row_group(0)
+    stats = {group.column(i).path_in_schema: group.column(i).statistics for i in range(group.num_columns)}
+    assert stats["date"] is not None and stats["date"].has_min_max
+    assert stats["row_id"] is None and stats["store_id"] is None
 
 
 def test_different_models_give_different_predictions(
