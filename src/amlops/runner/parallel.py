@@ -12,6 +12,7 @@ when more than `mini_batch_error_threshold` mini-batches (or `error_threshold` i
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import json
 import re
@@ -118,9 +119,19 @@ def _worker_init(entry_script: str, program_arguments: str) -> None:
     module = importlib.util.module_from_spec(spec)
     # Registered before running, as a normal import would be: dataclasses and pickling look modules up here.
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    if hasattr(module, "init"):
-        module.init()
+    # Importing the entry script's libraries and init() (a model load) create most of the objects the worker
+    # will ever hold: no cyclic collection while they are created, and frozen afterwards so that collections
+    # during scoring skip them (a shorter start-up for every worker; nothing cyclic is freed in between).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        spec.loader.exec_module(module)
+        if hasattr(module, "init"):
+            module.init()
+    finally:
+        if enabled:
+            gc.enable()
+    gc.freeze()
     _module = module
 
 
