@@ -82,3 +82,17 @@ def test_azure_environment_merges_over_base(tmp_path: Path) -> None:
 def test_repo_config_file_is_valid(repo: Path) -> None:
     s = load_settings(repo / "amlops.yaml", environ={})
     assert s.model_name
+
+
+def test_pipelines_next_to_the_config_win_over_the_checkout(tmp_path: Path, repo: Path) -> None:
+    """`amlops train/score/monitor` and the loop find pipelines the same way: the project's own copy first (a
+    customised training.yml), else the one shipped with this checkout; a missing one is one line naming it."""
+    s = load_settings(write(tmp_path, "experiment: e1\n"), environ={})
+    assert s.pipeline_file("training") == (repo / "pipelines" / "training.yml").resolve()
+    own = tmp_path / "pipelines" / "training.yml"
+    own.parent.mkdir()
+    own.write_text("type: pipeline\n")
+    assert s.pipeline_file("training") == own.resolve()
+    assert s.pipeline_file("training.yml") == own.resolve()
+    with pytest.raises(ConfigError, match=r"pipelines/nope\.yml not found next to"):
+        s.pipeline_file("nope")

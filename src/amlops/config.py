@@ -18,6 +18,10 @@ CONFIG_FILE_NAME = "amlops.yaml"
 ENV_PREFIX = "AMLOPS_"
 
 
+# The checkout this package runs from (src/amlops/config.py -> the repository root).
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
 class ConfigError(ValueError):
     """A config file that cannot be used; the message is one line naming the file and the key."""
 
@@ -189,6 +193,16 @@ class Settings(BaseModel):
         """Resolve a path from the config against the config file's folder."""
         p = Path(value).expanduser()
         return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    def pipeline_file(self, name: str) -> Path:
+        """`pipelines/<name>.yml` next to the config file, else the one shipped with this checkout of amlops (so a
+        config kept in another folder still runs the project's pipelines)."""
+        file = name if name.endswith((".yml", ".yaml")) else f"{name}.yml"
+        for base in (self.base_dir, _CHECKOUT):
+            candidate = (base / "pipelines" / file).resolve()
+            if candidate.is_file():
+                return candidate
+        raise ConfigError(f"pipelines/{file} not found next to {self.base_dir} or in {_CHECKOUT}")
 
     def azure_for(self, env: str | None = None) -> AzureSettings:
         """The Azure target for an environment name (dev, prod): `azure.environments[env]` over the base keys."""

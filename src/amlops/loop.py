@@ -19,17 +19,6 @@ from amlops.console import UserError
 from amlops.drift.policy import Decision, WindowSignal, decide
 from amlops.retrain import TriggerResult, last_retrain_at, record_decision, trigger
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def pipeline_file(settings: Settings, name: str) -> Path:
-    """`pipelines/<name>.yml` next to the config file, else the one shipped with this checkout."""
-    for base in (settings.base_dir, REPO_ROOT):
-        candidate = base / "pipelines" / f"{name}.yml"
-        if candidate.is_file():
-            return candidate
-    raise UserError(f"pipelines/{name}.yml not found next to {settings.base_dir} or in {REPO_ROOT}")
-
 
 @dataclass
 class Champion:
@@ -106,7 +95,7 @@ def monitor_local(settings: Settings, current: Path, labels: Path | None, model_
     inputs, _note = monitoring_inputs(
         settings, str(current), None, None, str(model_dir), str(labels) if labels else None, None
     )
-    run = run_pipeline(pipeline_file(settings, "monitoring"), inputs, settings, quiet=True)
+    run = run_pipeline(settings.pipeline_file("monitoring"), inputs, settings, quiet=True)
     folder = run.outputs["result"]
     result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
     report = folder / "report.html"
@@ -118,7 +107,7 @@ def score_local(settings: Settings, data: Path, champ: Champion) -> Path:
     from amlops.runner.local import run_pipeline
 
     inputs = pipeline_inputs(settings, str(data), str(champ.model_dir), champ.version)
-    run = run_pipeline(pipeline_file(settings, "batch_inference"), inputs, settings, quiet=True)
+    run = run_pipeline(settings.pipeline_file("batch_inference"), inputs, settings, quiet=True)
     return run.outputs["predictions"]
 
 
@@ -128,7 +117,7 @@ def train_local(settings: Settings, data: Path) -> dict[str, Any]:
     from amlops.runner.local import run_pipeline
 
     run = run_pipeline(
-        pipeline_file(settings, "training"), training_inputs(settings, str(data)), settings, quiet=True
+        settings.pipeline_file("training"), training_inputs(settings, str(data)), settings, quiet=True
     )
     verdict = _read_json(run.outputs.get("verdict"), "verdict.json")
     registration = _read_json(run.outputs.get("registration"), "registration.json")
@@ -281,7 +270,7 @@ def cycle_azure(
     }
     if labels:
         inputs["labels"] = labels
-    job = submit_pipeline(pipeline_file(settings, "monitoring"), inputs, settings, env=env, wait=True)
+    job = submit_pipeline(settings.pipeline_file("monitoring"), inputs, settings, env=env, wait=True)
     if job.status != "Completed":
         raise UserError(f"monitoring job {job.name} ended {job.status}: {job.studio_url}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -307,7 +296,7 @@ def cycle_azure(
 
         def start() -> dict[str, Any]:
             train = submit_pipeline(
-                pipeline_file(settings, "training"),
+                settings.pipeline_file("training"),
                 training_inputs(settings, az.training_data, Target.azure),
                 settings,
                 env=env,

@@ -60,7 +60,7 @@ class ScheduleInfo:
 
 
 def schedule_file(settings: Settings, which: Which) -> str:
-    return str(settings.path("pipelines") / f"{which}_schedule.yml")
+    return str(settings.pipeline_file(f"{which}_schedule"))
 
 
 def build_schedule(
@@ -75,7 +75,7 @@ def build_schedule(
     if which not in SPECS:
         raise UserError(f"unknown schedule {which!r} (known: {', '.join(WHICH)})")
     spec = SPECS[which]
-    job = load_pipeline(settings.path("pipelines") / spec.pipeline)
+    job = load_pipeline(settings.pipeline_file(spec.pipeline))
     if which == "monitoring":
         set_input(job, "current_data", Input(type="uri_folder", path=az.monitoring_data))
         if model:

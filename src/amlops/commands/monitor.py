@@ -202,14 +202,9 @@ def register(app: typer.Typer) -> None:
         from amlops.runner.local import run_pipeline
 
         settings = load_settings()
-        path = pipeline or settings.path(MONITORING_PIPELINE)
-        if pipeline is None and not path.is_file():
-            # Outside the project folder: the pipeline that ships with this checkout of amlops.
-            import amlops
-
-            path = Path(amlops.__file__).resolve().parents[2] / MONITORING_PIPELINE
+        path = pipeline or settings.pipeline_file("monitoring")
         if not path.is_file():
-            raise UserError(f"{path}: monitoring pipeline not found (pass --pipeline)")
+            raise UserError(f"{path}: monitoring pipeline not found")
         inputs, note = monitoring_inputs(settings, current, reference, profile, model, labels, window)
         if note:
             out.print(f"[yellow]note:[/] {note}")

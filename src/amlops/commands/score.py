@@ -252,9 +252,9 @@ def register(app: typer.Typer) -> None:
         from amlops.config import load_settings
 
         settings = load_settings()
-        path = pipeline or settings.path(SCORING_PIPELINE)
+        path = pipeline or settings.pipeline_file("batch_inference")
         if not path.is_file():
-            raise UserError(f"{path}: scoring pipeline not found (pass --pipeline)")
+            raise UserError(f"{path}: scoring pipeline not found")
         name, role, pinned = parse_model(model, settings.model_name, model_version)
         dest = out_dir.expanduser().resolve() if out_dir else None
         if target is Target.azure:

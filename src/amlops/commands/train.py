@@ -169,9 +169,9 @@ def register(app: typer.Typer) -> None:
         from amlops.config import load_settings
 
         settings = load_settings()
-        path = pipeline or settings.path(TRAINING_PIPELINE)
+        path = pipeline or settings.pipeline_file("training")
         if not path.is_file():
-            raise UserError(f"{path}: training pipeline not found (pass --pipeline)")
+            raise UserError(f"{path}: training pipeline not found")
         overrides = parse_sets(set_)
         data_by_set = next((overrides[k] for k in ("raw_file", "raw_folder") if k in overrides), None)
         inputs = training_inputs(settings, data, target, require_data=data_by_set is None)
