@@ -138,6 +138,34 @@ def test_command_step_failure_names_the_error_line(settings: Settings, tmp_path:
     assert [s.status for s in info.value.result.steps] == ["completed", "failed"]
 
 
+def test_literal_values_are_pasted_unquoted_as_on_azure_ml_paths_are_quoted(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Azure ML pastes input values into the command as they are: a string with a space becomes two arguments
+    there, so it does here too (the step log says why); quoting the placeholder in the component fixes it. A local
+    folder with a space in its name stays one argument (Azure ML's mount paths never have one)."""
+    data = tmp_path / "my data"
+    shutil.copytree(FIXTURES / "data" / "files", data)
+    with pytest.raises(StepFailed) as info:
+        run("basic.yml", settings, raw=str(data), label="two words")
+    assert "unrecognized arguments: words" in str(info.value).splitlines()[0]
+    log = Path(info.value.result.steps[0].log or "").read_text()
+    assert "# note: input 'label' = 'two words' is pasted into the command unquoted" in log
+
+    src = tmp_path / "p"
+    shutil.copytree(FIXTURES, src)
+    component = src / "components" / "count.yml"
+    component.write_text(
+        component.read_text().replace("--label ${{inputs.label}}", "--label '${{inputs.label}}'")
+    )
+    result = run_pipeline(
+        src / "pipelines" / "basic.yml", {"raw": str(data), "label": "two words"}, settings, quiet=True
+    )
+    counts = json.loads((result.job_outputs["count_job"]["counts"] / "counts.json").read_text())
+    assert counts["label"] == "two words"
+    assert counts["counts"] == {"one.txt": 3, "two.txt": 2}
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [

@@ -1,13 +1,18 @@
 """Render a component's `command:` the way Azure ML does: `${{inputs.x}}`, `${{outputs.y}}` and `$[[...]]` blocks.
 
 An optional block `$[[ ... ]]` is kept only when every input it mentions has a (non-empty) value.
+
+Literal values (string, integer, number, boolean inputs) are pasted into the command as they are, unquoted, as
+Azure ML pastes them: a value with spaces becomes several arguments there, and so it does here, so the local run
+shows the bug the cloud run would have (quote the placeholder in the component, '${{inputs.x}}', where a value
+may hold spaces). Paths are quoted when they need it: Azure ML's mount paths never do, a local folder may.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from amlops.console import UserError
 
@@ -19,8 +24,15 @@ def _quote(value: str) -> str:
     return shlex.quote(value) if value == "" or shlex.quote(value) != value else value
 
 
-def render(template: str, inputs: Mapping[str, str | None], outputs: Mapping[str, str], what: str) -> str:
-    """Substitute placeholders; raise UserError naming the placeholder when it cannot be filled."""
+def render(
+    template: str,
+    inputs: Mapping[str, str | None],
+    outputs: Mapping[str, str],
+    what: str,
+    literal: Collection[str] = (),
+) -> str:
+    """Substitute placeholders (the inputs named in `literal` unquoted); raise UserError naming the placeholder
+    when it cannot be filled."""
 
     def keep_block(match: re.Match[str]) -> str:
         body = match.group(1)
@@ -44,6 +56,21 @@ def render(template: str, inputs: Mapping[str, str | None], outputs: Mapping[str
             raise UserError(
                 f"{what}: input {name!r} has no value; mark it optional and wrap it in $[[...]] or give it a value"
             )
-        return _quote(value)
+        return value if kind == "inputs" and name in literal else _quote(value)
 
     return " ".join(_PLACEHOLDER.sub(fill, text).split())
+
+
+def unquoted_notes(template: str, inputs: Mapping[str, str | None], literal: Collection[str]) -> list[str]:
+    """One line per literal input the shell will split or reinterpret (spaces, quotes, $, ;, ...): the step log
+    says so, since the argument parser's complaint alone rarely points at the value."""
+    used = {name for kind, name in _PLACEHOLDER.findall(template) if kind == "inputs"}
+    notes = []
+    for name in sorted(used & set(literal)):
+        value = inputs.get(name)
+        if value and shlex.quote(value) != value:
+            notes.append(
+                f"input {name!r} = {value!r} is pasted into the command unquoted, as Azure ML does: the shell "
+                "splits or interprets it (quote the placeholder in the component if that is not meant)"
+            )
+    return notes

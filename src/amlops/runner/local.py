@@ -23,7 +23,7 @@ from typing import Any
 from amlops import storage
 from amlops.config import Settings
 from amlops.console import UserError, out
-from amlops.runner.command import render
+from amlops.runner.command import render, unquoted_notes
 from amlops.runner.plan import OutputRef, PathValue, Plan, StepPlan, build_plan, render_primitive
 
 LOG_TAIL_LINES = 25
@@ -240,15 +240,20 @@ class LocalRunner:
         what = f"{plan.source.name}: job {step.name!r}"
         if step.kind == "parallel":
             command = self._parallel_command(step, step_dir, inputs, outputs, what)
+            notes: list[str] = []
         else:
-            command = render(step.command or "", inputs, {k: str(v) for k, v in outputs.items()}, what)
+            literal = step.literal_inputs()
+            command = render(
+                step.command or "", inputs, {k: str(v) for k, v in outputs.items()}, what, literal
+            )
+            notes = unquoted_notes(step.command or "", inputs, literal)
         cwd = step.code_dir or step_dir
         env = {**base_env, **step.environment_variables, "AZUREML_RUN_ID": f"{self.run_id}_{step.name}"}
         started = time.perf_counter()
         if not self.quiet:
             out.print(f"[cyan]▶[/] {label}  [dim]{step.component}[/]")
         with log_path.open("w", encoding="utf-8") as log:
-            log.write(f"# {command}\n# cwd: {cwd}\n")
+            log.write(f"# {command}\n# cwd: {cwd}\n" + "".join(f"# note: {n}\n" for n in notes))
             log.flush()
             proc = subprocess.Popen(
                 ["bash", "-c", command],
@@ -309,7 +314,11 @@ class LocalRunner:
         str_outputs = {k: str(v) for k, v in outputs.items()}
         input_data = render(str(spec.pop("input_data") or ""), inputs, str_outputs, f"{what} input_data")
         args = render(
-            str(task.get("program_arguments") or ""), inputs, str_outputs, f"{what} program_arguments"
+            str(task.get("program_arguments") or ""),
+            inputs,
+            str_outputs,
+            f"{what} program_arguments",
+            step.literal_inputs(),
         )
         append_to = task.get("append_row_to")
         append_path = (

@@ -68,6 +68,10 @@ class StepPlan:
     outputs: dict[str, OutputSpec]
     environment_variables: dict[str, str] = field(default_factory=dict)
 
+    def literal_inputs(self) -> set[str]:
+        """The inputs that are values, not paths (Azure ML pastes these into a command as they are)."""
+        return {name for name, typ in self.input_types.items() if typ in PRIMITIVE_TYPES}
+
     def upstream(self) -> set[str]:
         return {v.job for v in self.inputs.values() if isinstance(v, OutputRef)}
 
