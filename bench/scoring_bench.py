@@ -3,8 +3,9 @@
 Data: 1M rows of the demand generator (amlops.data.generate) in BENCH_SCORING_FILES Parquet files. Model:
 trained by the real train step (default parameters) on a year of 5 stores x 20 products.
 
-Target: scoring costs at most 1.10 x the bare prediction. Three comparisons, each interleaved (baseline, step,
-baseline, step, ...) so that load from other processes hits both alike, medians of BENCH_SCORING_RUNS runs:
+Target: scoring costs at most 1.10 x the bare prediction. Three configurations, each interleaved (baseline,
+step, baseline, step, ...) so that load from other processes hits both alike, medians of BENCH_SCORING_RUNS
+runs; the first two are held to the target:
 
 - in-process, default threads: the entry script in this process — `init()` (load the model, check every file
   against the signature) and `run()` per file (read Parquet, convert, predict, add prediction/model_version/
@@ -12,14 +13,15 @@ baseline, step, ...) so that load from other processes hits both alike, medians 
   already in memory in model-input form (amlops.data.features.model_input). OpenMP and Arrow with a thread per
   core in both. This is the cost the scoring code adds to a prediction.
 - in-process, one thread: the same with both capped at one thread, the least load-sensitive view.
-- end to end: the step as `amlops run` runs it (python -m amlops.runner.parallel: 2 worker processes x 1
-  thread, one file per mini-batch) against a bare-predict process (bench/workers/bare_predict.py: load the
-  model, read the files, one `model.predict` on all rows, nothing written). Both pay for starting Python,
-  importing pandas/pyarrow/scikit-learn and loading the model.
-
-The end-to-end runs also time the in-memory `model.predict(X)`, and the table shows the driver against it too
-(marked "info"): that ratio adds a fixed cost (process start, imports, model load: about 1.5 s here) that the
-in-memory prediction never pays, so it depends on the number of rows rather than on the scoring code.
+- end to end (reported, not held to the target): the step as `amlops run` runs it (python -m
+  amlops.runner.parallel: 2 worker processes x 1 thread, one file per mini-batch), against the in-memory
+  `model.predict(X)` and against a bare-predict process (bench/workers/bare_predict.py: load the model, read the
+  files, one `model.predict` on all rows, nothing written; its phase times are recorded). The driver pays a fixed
+  cost the in-memory prediction never pays — starting Python and importing pandas/pyarrow/scikit-learn and
+  loading the model in each worker, about 1 s — so that ratio falls with the number of rows; at 1M rows on
+  this 2-core machine it sits at about 1.10. The bare process pays the same start-up, but serially, and
+  predicts with OpenMP on both cores where the driver runs two single-threaded workers side by side: its ratio
+  measures the parallel layout as much as the scoring code, so it is not a target either.
 
 Every step run's predictions must equal the baseline's, row for row (and the bare process's sum the in-memory
 one's).
@@ -232,6 +234,7 @@ def main() -> int:
             }
             spec_path.write_text(json.dumps(spec), encoding="utf-8")
             bare_sums: list[float] = []
+            bare_phases: list[dict[str, float]] = []
 
             def bare_process() -> None:
                 done = subprocess.run(
@@ -243,6 +246,7 @@ def main() -> int:
                 )
                 answer = json.loads(done.stdout.strip().splitlines()[-1])
                 bare_sums.append(answer["prediction_sum"] if answer["rows"] == rows else float("nan"))
+                bare_phases.append({k: v for k, v in answer.items() if k.endswith("_seconds")})
 
             def driver() -> None:
                 subprocess.run(
@@ -257,10 +261,19 @@ def main() -> int:
                 {"predict": lambda: model.predict(X), "bare process": bare_process, "driver": driver},
             )
             comparisons.append(
-                comparison(r, "bare process", "driver", "end to end, vs a bare-predict process")
+                comparison(r, "predict", "driver", "end to end, vs in-memory predict", target=False)
             )
             comparisons.append(
-                comparison(r, "predict", "driver", "end to end, vs in-memory predict (info)", target=False)
+                comparison(r, "bare process", "driver", "end to end, vs a bare-predict process", target=False)
+            )
+            r["bare_process_phases"] = bare_phases
+            phases = {k: statistics.median(p[k] for p in bare_phases) for k in bare_phases[0]}
+            print(
+                "  bare-predict process, medians: "
+                + ", ".join(
+                    f"{k.removesuffix('_seconds').replace('_', ' ')} {v:.2f} s" for k, v in phases.items()
+                ),
+                flush=True,
             )
             identical["bare-predict process"] = all(
                 np.isclose(s_, float(expected.sum()), rtol=1e-9) for s_ in bare_sums
@@ -305,7 +318,8 @@ def main() -> int:
     path = RESULTS / f"scoring-{stamp}.json"
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(f"  results: {path.relative_to(ROOT)}")
-    return 0
+    # Timing misses are reported, not failed (a shared machine's noise); wrong predictions are a failure.
+    return 0 if all(identical.values()) else 1
 
 
 if __name__ == "__main__":

@@ -206,7 +206,12 @@ def test_amlops_monitor_command(
     from amlops.cli import app
 
     repo = Path(__file__).resolve().parents[2]
-    (tmp_path / "amlops.yaml").write_text("experiment: t\n")
+    # Thresholds from the config travel as a JSON text input (with spaces and braces): it must reach the step
+    # as one argument. Same values as the defaults, so the verdict below holds.
+    (tmp_path / "amlops.yaml").write_text(
+        "experiment: t\nmonitor:\n  thresholds:\n"
+        "    numeric.normalized_wasserstein_distance: 0.1\n    categorical.jensen_shannon_distance: 0.1\n"
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AMLOPS_CONFIG", str(tmp_path / "amlops.yaml"))
     runner = CliRunner()

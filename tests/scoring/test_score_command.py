@@ -166,6 +166,26 @@ def test_pipeline_step_fails_on_a_bad_csv_value_with_no_output(
     assert files_in(info.value.result.run_dir / "score" / "predictions") == []
 
 
+def test_pipeline_without_a_model_version_names_the_argument(
+    scoring_settings: Settings, model_dirs: dict[str, Path], demand: pd.DataFrame
+) -> None:
+    """`amlops run pipelines/batch_inference.yml` without model_version: the empty default leaves no argument (as
+    on Azure ML), and the error names it instead of a bare `SystemExit: 2`."""
+    from amlops.runner.local import StepFailed, run_pipeline
+
+    data = scoring_settings.base_dir / "in"
+    data.mkdir()
+    demand.head(30).to_parquet(data / "a.parquet", index=False)
+    with pytest.raises(StepFailed) as info:
+        run_pipeline(
+            PIPELINE, {"data": str(data), "model": str(model_dirs["v1"])}, scoring_settings, quiet=True
+        )
+    first_line = str(info.value).splitlines()[0]
+    assert "score.py: argument --model-version: expected one argument" in first_line
+    log = Path(info.value.result.steps[0].log or "").read_text()
+    assert "# note: input 'model_version' is empty" in log
+
+
 class FakeModels:
     """azure-ai-ml's `ml.models`: versions with tags, no aliases (as the Azure ML registry has none)."""
 

@@ -41,6 +41,22 @@ def test_components_follow_the_project_conventions(path: Path) -> None:
         assert "type" in spec, f"{path.name}: {name} has no type"
 
 
+@pytest.mark.parametrize("path", COMPONENTS, ids=[f.name for f in COMPONENTS])
+def test_text_inputs_are_quoted_in_commands(path: Path) -> None:
+    """Azure ML pastes input values into a command as they are: a text value with a space, a comma inside braces
+    (JSON) or a `&` (a SAS URL) would be split or run by the shell. Parallel components' program_arguments are
+    not run by a shell (Azure ML splits them itself and keeps quotes as characters), so only commands count."""
+    doc = yaml.safe_load(path.read_text())
+    if doc.get("type") != "command":
+        return
+    text = [name for name, spec in doc["inputs"].items() if spec.get("type") == "string"]
+    command = doc["command"]
+    for name in text:
+        placeholder = "${{inputs." + name + "}}"
+        if placeholder in command:
+            assert f"'{placeholder}'" in command, f"{path.name}: quote {placeholder} as '{placeholder}'"
+
+
 def test_validation_catches_a_broken_component(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "components", tmp_path / "components")
     target = next(iter(sorted((tmp_path / "components").glob("*.yml"))))

@@ -24,8 +24,8 @@ class Target(StrEnum):
 
 
 def _params_text(params: dict[str, Any]) -> str:
-    """Regressor parameters as k=v,k=v (no shell quoting needed on Azure ML); JSON when a value is not a
-    scalar."""
+    """Regressor parameters as k=v,k=v, readable in the studio; JSON when a value is not a plain scalar (the
+    component quotes the placeholder, so braces, commas and spaces reach the step as one argument)."""
     if not params:
         return ""
     if all(isinstance(v, str | int | float | bool) or v is None for v in params.values()) and not any(

@@ -24,15 +24,9 @@ def _quote(value: str) -> str:
     return shlex.quote(value) if value == "" or shlex.quote(value) != value else value
 
 
-def render(
-    template: str,
-    inputs: Mapping[str, str | None],
-    outputs: Mapping[str, str],
-    what: str,
-    literal: Collection[str] = (),
-) -> str:
-    """Substitute placeholders (the inputs named in `literal` unquoted); raise UserError naming the placeholder
-    when it cannot be filled."""
+def _kept_blocks(template: str, inputs: Mapping[str, str | None]) -> str:
+    """The template with each `$[[...]]` block kept (unwrapped) or dropped, and its whitespace collapsed (before
+    any value is pasted in, so that a value's own spaces survive)."""
 
     def keep_block(match: re.Match[str]) -> str:
         body = match.group(1)
@@ -42,7 +36,18 @@ def render(
                 return ""
         return body
 
-    text = _OPTIONAL.sub(keep_block, template)
+    return " ".join(_OPTIONAL.sub(keep_block, template).split())
+
+
+def render(
+    template: str,
+    inputs: Mapping[str, str | None],
+    outputs: Mapping[str, str],
+    what: str,
+    literal: Collection[str] = (),
+) -> str:
+    """Substitute placeholders (the inputs named in `literal` unquoted); raise UserError naming the placeholder
+    when it cannot be filled."""
 
     def fill(match: re.Match[str]) -> str:
         kind, name = match.group(1), match.group(2)
@@ -58,17 +63,29 @@ def render(
             )
         return value if kind == "inputs" and name in literal else _quote(value)
 
-    return " ".join(_PLACEHOLDER.sub(fill, text).split())
+    return _PLACEHOLDER.sub(fill, _kept_blocks(template, inputs))
 
 
 def unquoted_notes(template: str, inputs: Mapping[str, str | None], literal: Collection[str]) -> list[str]:
-    """One line per literal input the shell will split or reinterpret (spaces, quotes, $, ;, ...): the step log
-    says so, since the argument parser's complaint alone rarely points at the value."""
-    used = {name for kind, name in _PLACEHOLDER.findall(template) if kind == "inputs"}
+    """One line per literal input pasted bare that the shell will split, drop or reinterpret (spaces, quotes, $,
+    ;, an empty value): the step log says so, since the argument parser's complaint alone rarely points at the
+    value. A placeholder written inside single quotes in the component is left alone."""
+    text = _kept_blocks(template, inputs)
+    bare = {
+        m.group(2)
+        for m in _PLACEHOLDER.finditer(text)
+        if m.group(1) == "inputs"
+        and not (text[m.start() - 1 : m.start()] == "'" == text[m.end() : m.end() + 1])
+    }
     notes = []
-    for name in sorted(used & set(literal)):
+    for name in sorted(bare & set(literal)):
         value = inputs.get(name)
-        if value and shlex.quote(value) != value:
+        if value == "":
+            notes.append(
+                f"input {name!r} is empty: pasted unquoted, as Azure ML does, it leaves no argument (wrap it in "
+                "$[[...]] if it is optional, or give it a value)"
+            )
+        elif value and shlex.quote(value) != value:
             notes.append(
                 f"input {name!r} = {value!r} is pasted into the command unquoted, as Azure ML does: the shell "
                 "splits or interprets it (quote the placeholder in the component if that is not meant)"

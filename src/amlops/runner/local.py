@@ -240,7 +240,8 @@ class LocalRunner:
         what = f"{plan.source.name}: job {step.name!r}"
         if step.kind == "parallel":
             command = self._parallel_command(step, step_dir, inputs, outputs, what)
-            notes: list[str] = []
+            task = (step.parallel or {}).get("task") or {}
+            notes = unquoted_notes(str(task.get("program_arguments") or ""), inputs, step.literal_inputs())
         else:
             literal = step.literal_inputs()
             command = render(

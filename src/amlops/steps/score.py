@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -671,8 +671,14 @@ def limit_threads(threads: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ entries
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # An exception, not SystemExit: inside a parallel worker's init() an exit only says "SystemExit: 2".
+        raise ScoreInputError(f"{self.prog}: {message}")
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=(__doc__ or "").splitlines()[0])
+    parser = _ArgumentParser(prog=prog, description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--data", required=True, help="input: a CSV/Parquet file or a folder of them")
     parser.add_argument("--model", required=True, help="input: an MLflow model folder")
     parser.add_argument("--output", required=True, help="output folder: one Parquet file per input file")
@@ -699,8 +705,8 @@ _worker: _Worker | None = None
 def init() -> None:
     """Parallel entry: load the model once per worker and check every input file before any mini-batch."""
     global _worker
-    args, _unknown = _parser("score.py").parse_known_args(sys.argv[1:])
     try:
+        args, _unknown = _parser("score.py").parse_known_args(sys.argv[1:])
         model = load_model(args.model)
         limit_threads(args.threads)
         options = resolve_options(model, args.model_version, args.id_column, args.prediction_column)
@@ -731,7 +737,11 @@ def run(mini_batch: Any) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser("python -m amlops.steps.score").parse_args(argv)
+    try:
+        args = _parser("python -m amlops.steps.score").parse_args(argv)
+    except ScoreInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         results = score_path(
             args.data,
