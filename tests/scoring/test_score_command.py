@@ -239,3 +239,14 @@ def test_on_azure_the_champion_comes_from_role_tags_and_the_model_input_is_the_a
     assert submitted["uploaded"] == ["week.parquet"]
     assert not Path(submitted["inputs"]["data"]).exists()  # the staged copy is gone once submitted
     assert "az ml job download -n batch-inference-1 --output-name predictions" in result.output
+
+
+def test_a_column_name_with_a_space_is_refused_before_scoring(tmp_path: Path) -> None:
+    """Azure ML splits a parallel step's arguments at spaces, quoted or not: say so before anything runs."""
+    from amlops.commands.score import pipeline_inputs
+    from amlops.config import load_settings
+
+    (tmp_path / "amlops.yaml").write_text("monitor:\n  id_column: order id\n")
+    settings = load_settings(tmp_path / "amlops.yaml", environ={})
+    with pytest.raises(UserError, match=r"monitor\.id_column: 'order id' has a space"):
+        pipeline_inputs(settings, "data", "model", "1")

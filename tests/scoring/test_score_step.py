@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -250,3 +251,27 @@ def test_nulls_in_optional_text_and_numbers_are_scored_like_the_model_does(
     scored = read_predictions(tmp_path / "out")
     expected = bare_predictions(model_dirs["v1"], rows)
     np.testing.assert_array_equal(scored["prediction"].to_numpy(), np.concatenate([expected, expected]))
+
+
+def test_row_slices_predicted_side_by_side_give_the_models_own_numbers(
+    demand: pd.DataFrame, model_dirs: dict[str, Path]
+) -> None:
+    """The scorer predicts a big file in slices, one thread each: the same numbers, in row order."""
+    import pyarrow as pa
+
+    model = score.load_model(model_dirs["v1"])
+    frame = score.model_frame(Path("demand"), pa.Table.from_pandas(demand, preserve_index=False), model)
+    whole = model.predictor.predict(frame)
+    for slices in (1, 2, 3, 7):
+        np.testing.assert_array_equal(score.predict_sliced(model.predictor, frame, slices), whole)
+
+
+def test_slices_follow_the_thread_budget_and_keep_a_minimum_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert score.slice_count(1_000_000, 0) == 4  # 0: OMP_NUM_THREADS, else the cores
+    assert score.slice_count(1_000_000, 2) == 2  # --threads wins
+    assert score.slice_count(1_000_000, 1) == 1  # the parallel component's default: one thread per worker
+    assert score.slice_count(60_000, 4) == 2  # at least 25k rows a slice
+    assert score.slice_count(10_000, 4) == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert score.slice_count(1_000_000, 0) == min(len(os.sched_getaffinity(0)), 40)

@@ -133,6 +133,14 @@ def scored_rows(folder: Path) -> tuple[int, int]:
 
 
 def pipeline_inputs(settings: Settings, data: str, model: str, version: str) -> dict[str, str]:
+    for key in ("id_column", "prediction_column"):
+        value = getattr(settings.monitor, key)
+        if any(ch.isspace() for ch in value):
+            # A parallel step's program_arguments are split at spaces by Azure ML, quotes or not.
+            raise UserError(
+                f"monitor.{key}: {value!r} has a space; the scoring step gets it as a command argument, which "
+                "Azure ML splits at spaces: use a column name without spaces"
+            )
     return {
         "data": data,
         "model": model,
