@@ -238,16 +238,14 @@ class LocalRunner:
                 target.mkdir(parents=True, exist_ok=True)
             outputs[name] = target
         what = f"{plan.source.name}: job {step.name!r}"
+        literal = step.literal_inputs()
         if step.kind == "parallel":
             command = self._parallel_command(step, step_dir, inputs, outputs, what)
-            task = (step.parallel or {}).get("task") or {}
-            notes = unquoted_notes(str(task.get("program_arguments") or ""), inputs, step.literal_inputs())
+            template = str(((step.parallel or {}).get("task") or {}).get("program_arguments") or "")
         else:
-            literal = step.literal_inputs()
-            command = render(
-                step.command or "", inputs, {k: str(v) for k, v in outputs.items()}, what, literal
-            )
-            notes = unquoted_notes(step.command or "", inputs, literal)
+            template = step.command or ""
+            command = render(template, inputs, {k: str(v) for k, v in outputs.items()}, what, literal)
+        notes = unquoted_notes(template, inputs, literal)
         cwd = step.code_dir or step_dir
         env = {**base_env, **step.environment_variables, "AZUREML_RUN_ID": f"{self.run_id}_{step.name}"}
         started = time.perf_counter()

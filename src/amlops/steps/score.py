@@ -534,9 +534,7 @@ def _threads_for(rows: int) -> Any:
 
     if os.environ.get("OMP_NUM_THREADS") or rows >= SMALL_FILE_ROWS:
         return nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="openmp")
+    return _openmp_controller().limit(limits=1, user_api="openmp")
 
 
 def thread_budget(threads: int) -> int:
