@@ -65,7 +65,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         app(standalone_mode=True)
-    except console.UserError as exc:
+    except console.AmlopsError as exc:
         console.error(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

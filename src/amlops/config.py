@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from amlops.errors import UsageError
+
 CONFIG_FILE_NAME = "amlops.yaml"
 ENV_PREFIX = "AMLOPS_"
 
@@ -22,7 +24,7 @@ ENV_PREFIX = "AMLOPS_"
 _CHECKOUT = Path(__file__).resolve().parents[2]
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A config file that cannot be used; the message is one line naming the file and the key."""
 
 
@@ -115,7 +117,10 @@ class GateSettings(_Section):
 
 
 class MonitorSettings(_Section):
-    window: str = Field("weekly", description="daily | weekly | <N> rows")
+    window: str = Field(
+        "auto", description="auto (weekly when the data has the timestamp column, else all) | daily | weekly | "
+        "all | <N> rows"
+    )
     timestamp_column: str = "date"
     id_column: str = "row_id"
     prediction_column: str = "prediction"
@@ -158,6 +163,12 @@ class PolicySettings(_Section):
     min_rows: int = Field(100, ge=0)
     retrain_window_days: int = Field(120, gt=0)
     include_original_data: bool = False
+    ledger: str | None = Field(
+        None,
+        description="Where the retrain ledger and decision log live (a folder or abfs:// URL every runner of the "
+        "loop can write); default: <state_dir>/retrain for local loops, the workspace's default datastore "
+        "(amlops/state/retrain) for --target azure",
+    )
 
 
 class Settings(BaseModel):

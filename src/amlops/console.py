@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
+from amlops.errors import EXIT_INTERRUPTED, AmlopsError, UserError
+
 # soft_wrap: paths and commands must stay copy-pasteable, never folded at the terminal width. Piped or captured
 # output (CI logs) has no terminal width: rich would assume 80 columns and squash tables, so give it 160.
 _PIPED_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
@@ -19,12 +21,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class UserError(Exception):
-    """An expected failure (bad input, missing file, failed step): printed as one line, never a traceback."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+__all__ = ["AmlopsError", "UserError", "err", "error", "handle_errors", "info", "out", "warn"]
 
 
 def error(message: str) -> None:
@@ -40,22 +37,18 @@ def info(message: str) -> None:
 
 
 def handle_errors(func: F) -> F:
-    """Decorator for typer commands: map known exceptions to UserError (so tests via CliRunner see exit codes)."""
+    """Decorator for typer commands: any amlops error becomes one line and its exit code (so tests through
+    CliRunner see the exit codes the console script gives)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from amlops.config import ConfigError
-
         try:
             return func(*args, **kwargs)
-        except UserError as exc:
+        except AmlopsError as exc:
             error(str(exc))
             raise SystemExit(exc.exit_code) from None
-        except ConfigError as exc:
-            error(str(exc))
-            raise SystemExit(2) from None
         except KeyboardInterrupt:
             error("interrupted")
-            raise SystemExit(130) from None
+            raise SystemExit(EXIT_INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]

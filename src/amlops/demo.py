@@ -118,7 +118,7 @@ def run_demo(
         score_local,
         train_local,
     )
-    from amlops.retrain import record_decision, trigger
+    from amlops.retrain import FolderStore, record_decision, trigger
 
     say = on_step or (lambda _msg: None)
     if folder.exists():
@@ -126,6 +126,7 @@ def run_demo(
     data_dir = folder / "data"
     data_dir.mkdir(parents=True)
     settings = demo_settings(base, folder)
+    store = FolderStore(settings.state_path / "retrain")
     result = DemoResult(folder=str(folder))
 
     say(
@@ -183,7 +184,10 @@ def run_demo(
         for w in run.result.get("windows") or []:
             if w.get("start"):
                 windows[_week_of(date.fromisoformat(str(w["start"])[:10]), cfg)] = (w, run.result)
+        importance[version] = run.importance()
         return windows
+
+    importance: dict[str, dict[str, float] | None] = {}
 
     current = champ
     history: list[WindowSignal] = []
@@ -192,11 +196,14 @@ def run_demo(
     while k < cfg.weeks:
         served = current.version  # the champion that scored this week; a retrain now serves from next week
         window, seg_result = windows.get(k, ({}, {"windows": []}))
+        seg_importance = importance.get(current.version)
         now = datetime.combine(cfg.week_start(k) + timedelta(days=7), time(0), tzinfo=UTC)
         one = {**seg_result, "windows": [window] if window else []}
-        decision, history = evaluate_policy(settings, one, current, now, history)
+        decision, history = evaluate_policy(
+            settings, store, one, current.version, seg_importance, now, history
+        )
         record_decision(
-            settings, decision, {"champion": current.version, "week": k + 1, "simulated_now": now.isoformat()}
+            store, decision, {"champion": current.version, "week": k + 1, "at_time": now.isoformat()}
         )
         perf = window.get("performance") or {}
         drifted = list(window.get("drifted_features") or [])
@@ -218,7 +225,7 @@ def run_demo(
                 retrain_dataset(settings, labelled, until, dest)
                 return train_local(settings, dest)
 
-            fired = trigger(settings, decision, start, now=now)
+            fired = trigger(store, decision, start, now=now)
             training = fired.detail
             gate = training.get("verdict") or {}
             new = champion(settings)

@@ -1,23 +1,29 @@
-"""The closed loop: monitor → policy → (maybe) retrain, through the project's pipeline YAML.
+"""The closed loop: monitor → policy → (maybe) retrain, through the project's pipeline YAML, on either target.
 
 Every real job is a pipeline file run by the local runner or submitted to Azure ML: `pipelines/monitoring.yml`,
-`pipelines/training.yml`, `pipelines/batch_inference.yml`. This module only wires their inputs and outputs, asks
-the policy, and records what it decided and why.
+`pipelines/training.yml`, `pipelines/batch_inference.yml`. Their inputs come from `amlops.job_inputs` (the same
+for both targets), the policy reads the same monitor output on both (result.json and the model's feature
+importance), and the ledger is the one every runner shares (`amlops.retrain.store_for`). This module only wires
+them together and records what it decided and why.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from amlops.config import Settings
-from amlops.console import UserError
 from amlops.drift.policy import Decision, WindowSignal, decide
-from amlops.retrain import TriggerResult, last_retrain_at, record_decision, trigger
+from amlops.errors import UsageError, UserError
+from amlops.job_inputs import Target, monitoring_inputs, training_inputs
+from amlops.monitoring import MonitorRun, read_importance
+from amlops.retrain import LedgerStore, TriggerResult, last_retrain_at, record_decision, store_for, trigger
+
+MIN_EVERY_SECONDS = 60.0
 
 
 @dataclass
@@ -26,33 +32,20 @@ class Champion:
     model_dir: Path
 
     def importance(self) -> dict[str, float] | None:
-        path = self.model_dir / "feature_importance.json"
-        if not path.is_file():
-            return None
-        return {str(k): float(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+        return read_importance(self.model_dir)
 
 
 def champion(settings: Settings) -> Champion | None:
-    """The serving version and its downloaded model folder (cached per version under the state folder)."""
+    """The serving version and its model folder, fetched once (see `amlops.scoring.download_model`)."""
     from amlops import registry
+    from amlops.scoring import download_model
 
     client = registry.client_for(settings)
     found = registry.resolve_champion(client, settings.model_name)
     if found is None:
         return None
-    version, uri = found
-    dest = settings.state_path / "models" / settings.model_name / str(version)
-    if not (dest / "MLmodel").is_file():
-        import mlflow
-
-        mlflow.set_tracking_uri(settings.tracking_uri)
-        mlflow.set_registry_uri(settings.registry_uri)
-        tmp = dest.with_name(f".{dest.name}.partial")
-        tmp.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp))
-        inner = next((p.parent for p in tmp.rglob("MLmodel")), tmp)
-        inner.replace(dest)
-    return Champion(str(version), dest)
+    version = str(found[0])
+    return Champion(version, download_model(settings, client, settings.model_name, version))
 
 
 def signals(result: dict[str, Any]) -> list[WindowSignal]:
@@ -81,62 +74,27 @@ def baseline(result: dict[str, Any], metric: str) -> float | None:
     return None
 
 
-@dataclass
-class MonitorRun:
-    result: dict[str, Any]
-    report: Path | None
-    run_dir: Path | None
-
-
 def monitor_local(settings: Settings, current: Path, labels: Path | None, model_dir: Path) -> MonitorRun:
-    from amlops.commands.monitor import monitoring_inputs
-    from amlops.runner.local import run_pipeline
+    from amlops import monitoring
 
     inputs, _note = monitoring_inputs(
-        settings, str(current), None, None, str(model_dir), str(labels) if labels else None, None
+        settings, str(current), model=str(model_dir), labels=str(labels) if labels else None
     )
-    run = run_pipeline(settings.pipeline_file("monitoring"), inputs, settings, quiet=True)
-    folder = run.outputs["result"]
-    result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
-    report = folder / "report.html"
-    return MonitorRun(result, report if report.exists() else None, run.run_dir)
+    return monitoring.run_local(settings, inputs, quiet=True)
 
 
 def score_local(settings: Settings, data: Path, champ: Champion) -> Path:
-    from amlops.commands.score import pipeline_inputs
-    from amlops.runner.local import run_pipeline
+    from amlops.scoring import score_with
 
-    inputs = pipeline_inputs(settings, str(data), str(champ.model_dir), champ.version)
-    run = run_pipeline(settings.pipeline_file("batch_inference"), inputs, settings, quiet=True)
-    return run.outputs["predictions"]
+    predictions, _run_id, _run_dir = score_with(settings, data, champ.model_dir, champ.version, quiet=True)
+    return predictions
 
 
 def train_local(settings: Settings, data: Path) -> dict[str, Any]:
-    """Run the training pipeline on `data`; return the gate verdict and the registration it wrote."""
-    from amlops.commands.train import training_inputs
-    from amlops.runner.local import run_pipeline
+    """Run the training pipeline on `data`; the ledger's record of it (run, gate verdict, registration)."""
+    from amlops import training
 
-    run = run_pipeline(
-        settings.pipeline_file("training"), training_inputs(settings, str(data)), settings, quiet=True
-    )
-    verdict = _read_json(run.outputs.get("verdict"), "verdict.json")
-    registration = _read_json(run.outputs.get("registration"), "registration.json")
-    return {
-        "run_id": run.run_id,
-        "run_dir": str(run.run_dir),
-        "verdict": verdict,
-        "registration": registration,
-    }
-
-
-def _read_json(folder: Path | None, name: str) -> dict[str, Any]:
-    if folder is None:
-        return {}
-    path = folder / name
-    if not path.is_file():
-        found = sorted(folder.rglob("*.json"))
-        path = found[0] if found else path
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return training.run_local(settings, training_inputs(settings, str(data)), quiet=True).detail()
 
 
 def retrain_dataset(
@@ -175,8 +133,10 @@ class CycleOutcome:
 
 def evaluate_policy(
     settings: Settings,
+    store: LedgerStore,
     result: dict[str, Any],
-    champ: Champion,
+    version: str,
+    importance: dict[str, float] | None,
     now: datetime,
     previous: list[WindowSignal] | None = None,
 ) -> tuple[Decision, list[WindowSignal]]:
@@ -187,26 +147,40 @@ def evaluate_policy(
     decision = decide(
         history,
         settings.policy,
-        model_version=champ.version,
-        importance=champ.importance(),
+        model_version=version,
+        importance=importance,
         baseline_mae=baseline(result, "mae"),
         baseline_wape=baseline(result, "wape"),
-        last_retrain_at=last_retrain_at(settings),
+        last_retrain_at=last_retrain_at(store, now),
         now=now,
     )
     return decision, history
 
 
 def write_github_output(decision: Decision) -> None:
-    """For GitHub-driven setups: the workflow reads `retrain` and `reason` and dispatches train.yml."""
+    """For GitHub-driven setups: the workflow reads `retrain`, `reason` and `dedupe_key` and dispatches train.yml.
+
+    Values are single-line (newlines folded): GitHub's `name=value` form of $GITHUB_OUTPUT ends a value at the
+    line end ("Setting an output parameter", docs.github.com/actions/reference/workflow-commands-for-github-actions)."""
     target = os.environ.get("GITHUB_OUTPUT")
     if not target:
-        raise UserError("--retrain-via github needs $GITHUB_OUTPUT (it runs inside a GitHub Actions step)")
-    reason = (decision.reasons[0] if decision.reasons else "").replace("\n", " ")
+        raise UsageError("--retrain-via github needs $GITHUB_OUTPUT (it runs inside a GitHub Actions step)")
+    reason = " ".join((decision.reasons[0] if decision.reasons else "").split())
     with open(target, "a", encoding="utf-8") as fh:
         fh.write(f"retrain={'true' if decision.retrain else 'false'}\n")
         fh.write(f"reason={reason}\n")
         fh.write(f"dedupe_key={decision.dedupe_key}\n")
+
+
+def parse_every(text: str) -> float:
+    """`90s`, `15m`, `1h`, `1d` -> seconds (at least a minute: a monitor cycle runs whole pipelines)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if not m:
+        raise UsageError(f"--every {text!r}: expected a number with s, m, h or d (e.g. 15m, 1h)")
+    seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if seconds < MIN_EVERY_SECONDS:
+        raise UsageError(f"--every {text!r}: at least {MIN_EVERY_SECONDS:.0f}s between cycles")
+    return seconds
 
 
 def cycle_local(
@@ -218,96 +192,88 @@ def cycle_local(
     now: datetime | None = None,
     previous: list[WindowSignal] | None = None,
     original: Path | None = None,
+    store: LedgerStore | None = None,
 ) -> tuple[CycleOutcome, list[WindowSignal]]:
     """One monitor → policy → retrain cycle on this machine."""
     now = now or datetime.now(UTC)
+    store = store or store_for(settings, Target.local)
     champ = champion(settings)
     if champ is None:
         raise UserError(f"no champion for {settings.model_name}: train one first (amlops train --data ...)")
     run = monitor_local(settings, current, labels, champ.model_dir)
-    decision, window_history = evaluate_policy(settings, run.result, champ, now, previous)
+    decision, window_history = evaluate_policy(
+        settings, store, run.result, champ.version, run.importance(), now, previous
+    )
     record_decision(
-        settings,
+        store,
         decision,
-        {"champion": champ.version, "current": str(current), "simulated_now": now.isoformat()},
+        {"champion": champ.version, "current": str(current), "target": "local", "at_time": now.isoformat()},
     )
     outcome = CycleOutcome(champ.version, run, decision)
     if decision.retrain:
         if history is None:
-            raise UserError("the policy says retrain but no labelled --history data was given to train on")
+            raise UsageError("the policy says retrain but no labelled --history data was given to train on")
         dest = settings.state_path / "retrain" / f"data-{decision.dedupe_key}.parquet"
 
         def start() -> dict[str, Any]:
             retrain_dataset(settings, history, now.date(), dest, original)
             return train_local(settings, dest)
 
-        outcome.trigger = trigger(settings, decision, start, now=now)
+        outcome.trigger = trigger(store, decision, start, now=now)
         outcome.training = outcome.trigger.detail
     return outcome, window_history
 
 
 def cycle_azure(
-    settings: Settings, env: str | None, current: str | None, labels: str | None, retrain_via: str
-) -> tuple[Decision, dict[str, Any]]:
-    """Monitor on Azure ML, apply the policy here, retrain on Azure ML or hand over to GitHub Actions."""
-    import tempfile
-
-    from amlops import registry
+    settings: Settings,
+    env: str | None,
+    current: str | None,
+    labels: str | None,
+    retrain_via: str,
+    *,
+    now: datetime | None = None,
+    store: LedgerStore | None = None,
+) -> CycleOutcome:
+    """Monitor on Azure ML, apply the policy here, retrain on Azure ML or hand over to GitHub Actions. The same
+    inputs, policy and ledger semantics as `cycle_local`; only where the jobs run differs."""
+    from amlops import monitoring, registry, training
     from amlops.azure import client as azclient
-    from amlops.azure.jobs import submit_pipeline
-    from amlops.commands.train import Target, training_inputs
 
+    now = now or datetime.now(UTC)
     az = azclient.target(settings, env)
     ml = azclient.ml_client(settings, env)
     found = registry.resolve_champion(azclient.WorkspaceModelRegistry(ml), settings.model_name)
     if found is None:
         raise UserError(f"no champion for {settings.model_name} in workspace {az.workspace}")
-    version, _uri = found
-    inputs = {
-        "current_data": current or az.monitoring_data,
-        "model": f"azureml:{settings.model_name}:{version}",
-        "window": settings.monitor.window,
-    }
-    if labels:
-        inputs["labels"] = labels
-    job = submit_pipeline(settings.pipeline_file("monitoring"), inputs, settings, env=env, wait=True)
-    if job.status != "Completed":
-        raise UserError(f"monitoring job {job.name} ended {job.status}: {job.studio_url}")
-    with tempfile.TemporaryDirectory() as tmp:
-        ml.jobs.download(name=job.name, download_path=tmp, output_name="result")
-        found_json = sorted(Path(tmp).rglob("result.json"))
-        if not found_json:
-            raise UserError(f"monitoring job {job.name} produced no result.json")
-        result = json.loads(found_json[0].read_text(encoding="utf-8"))
-    decision = decide(
-        signals(result),
-        settings.policy,
-        model_version=version,
-        baseline_mae=baseline(result, "mae"),
-        baseline_wape=baseline(result, "wape"),
-        last_retrain_at=last_retrain_at(settings),
-        now=datetime.now(UTC),
+    version = str(found[0])
+    store = store or store_for(settings, Target.azure, env)
+    inputs, _note = monitoring_inputs(
+        settings,
+        current,
+        model=f"azureml:{settings.model_name}:{version}",
+        labels=labels,
+        target=Target.azure,
+        env=env,
     )
-    record_decision(settings, decision, {"champion": version, "monitoring_job": job.name, "env": env})
-    detail: dict[str, Any] = {"monitoring_job": job.name}
+    run = monitoring.run_azure(settings, inputs, env=env)
+    decision, _history = evaluate_policy(settings, store, run.result, version, run.importance(), now)
+    record_decision(
+        store,
+        decision,
+        {"champion": version, "monitoring_job": run.job_name, "target": "azure", "env": env},
+    )
+    outcome = CycleOutcome(version, run, decision)
+    outcome.training = {"monitoring_job": run.job_name}
     if retrain_via == "github":
         write_github_output(decision)
     elif decision.retrain:
 
         def start() -> dict[str, Any]:
-            train = submit_pipeline(
-                settings.pipeline_file("training"),
-                training_inputs(settings, az.training_data, Target.azure),
-                settings,
-                env=env,
-                wait=False,
+            job = training.submit(
+                settings, training_inputs(settings, None, Target.azure, env=env), env=env, wait=False
             )
-            return {"training_job": train.name, "studio_url": train.studio_url}
+            return {"training_job": job.name, "studio_url": job.studio_url}
 
-        detail.update(trigger(settings, decision, start).detail)
-    return decision, detail
-
-
-def week_bounds(day: date) -> tuple[date, date]:
-    monday = day - timedelta(days=day.weekday())
-    return monday, monday + timedelta(days=6)
+        outcome.trigger = trigger(store, decision, start, now=now)
+        outcome.training.update(outcome.trigger.detail)
+    return outcome

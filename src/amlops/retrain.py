@@ -1,29 +1,260 @@
-"""Start a retrain at most once per decision: a file lock plus an append-only ledger keyed by the dedupe key.
+"""Start a retrain at most once per decision: a lock plus an append-only ledger keyed by the dedupe key, kept
+where every runner of the loop sees them.
 
 Two monitor runs of the same window compute the same dedupe key; the first to take the lock records the key and
 starts training, the second finds the key and starts nothing. A retrain whose process died (no completion line,
-pid gone) or failed does not block a later attempt. Every decision — retrain or not — goes to `decisions.jsonl`.
+its process gone, or silent for longer than `STALE_AFTER` on another machine) or failed does not block a later
+attempt, and does not count for the cooldown. Every decision — retrain or not — goes to the decision log.
+
+Two stores, one semantics:
+
+- `FolderStore`: a folder on this machine (`<state_dir>/retrain`); an OS file lock (the kernel releases it when
+  the holder dies) and JSON-lines files appended with fsync.
+- `BlobStore`: a prefix in an Azure Blob container (the workspace's default datastore for `--target azure`, or
+  any `abfs://` URL in `policy.ledger`), so a GitHub runner, a workstation and a scheduled job share one ledger. The
+  lock is a blob lease (it expires `LEASE_SECONDS` after a holder dies: "Lease Blob", Azure Storage REST docs,
+  learn.microsoft.com/rest/api/storageservices/lease-blob); the ledger and the decision log are append blobs, each
+  row one `Append Block` call, which the service applies atomically
+  (learn.microsoft.com/rest/api/storageservices/append-block).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlparse
 
-from amlops.config import Settings
-from amlops.console import UserError
+from amlops import console
 from amlops.drift.policy import Decision
+from amlops.errors import UserError
+from amlops.job_inputs import Target
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
+
+    from amlops.config import Settings
 
 LOCK_TIMEOUT_S = 600.0
+LEASE_SECONDS = 60  # the service allows 15-60 s or infinite; the lock is only held to read and append one row
+# A "started" retrain recorded on another machine whose process cannot be checked: after this long without a
+# completion line it no longer blocks its key nor counts for the cooldown (a crashed runner never finishes it).
+STALE_AFTER = timedelta(hours=6)
+LEDGER = "ledger.jsonl"
+DECISIONS = "decisions.jsonl"
+# Where `--target azure` keeps the ledger inside the workspace's default datastore.
+DATASTORE_PREFIX = "amlops/state/retrain"
+_REQUIRED = {LEDGER: "key"}
+
+
+class LedgerStore(Protocol):
+    """Where the ledger and the decision log live, and the lock that serialises retrain starts."""
+
+    where: str
+
+    def lock(self, timeout: float = LOCK_TIMEOUT_S) -> AbstractContextManager[None]: ...
+
+    def read(self, name: str) -> list[dict[str, Any]]: ...
+
+    def append(self, name: str, row: dict[str, Any]) -> None: ...
+
+
+def _parse_rows(text: str, where: str, required: str | None) -> list[dict[str, Any]]:
+    """JSON lines as mappings; unreadable lines (a torn last line from a crash, a hand edit) are skipped with
+    one warning, never fatal."""
+    rows = []
+    bad = 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(row, dict) and (required is None or required in row):
+            rows.append(row)
+        else:
+            bad += 1
+    if bad:
+        console.warn(f"{where}: skipped {bad} unreadable line(s)")
+    return rows
+
+
+def _line(row: dict[str, Any]) -> bytes:
+    return (json.dumps(row, default=str) + "\n").encode("utf-8")
+
+
+class FolderStore:
+    """The ledger in a local folder, guarded by an OS-level file lock."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.where = str(folder)
+
+    def _dir(self) -> Path:
+        if self.folder.exists() and not self.folder.is_dir():
+            raise UserError(f"{self.folder}: the retrain state folder is a file; move it away")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder
+
+    @contextmanager
+    def lock(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+        path = self._dir() / "retrain.lock"
+        with path.open("a+") as handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise UserError(
+                            f"{path}: another retrain holds the lock for more than {timeout:.0f}s"
+                        ) from None
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def read(self, name: str) -> list[dict[str, Any]]:
+        path = self.folder / name
+        if not path.is_file():
+            return []
+        return _parse_rows(path.read_text(encoding="utf-8", errors="replace"), str(path), _REQUIRED.get(name))
+
+    def append(self, name: str, row: dict[str, Any]) -> None:
+        with (self._dir() / name).open("ab") as fh:
+            fh.write(_line(row))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+class BlobStore:
+    """The ledger under a prefix of an Azure Blob container: lease-guarded lock, append blobs."""
+
+    def __init__(self, container: ContainerClient, prefix: str, where: str) -> None:
+        self.container = container
+        self.prefix = prefix.strip("/")
+        self.where = where
+
+    def _blob(self, name: str) -> Any:
+        return self.container.get_blob_client(f"{self.prefix}/{name}" if self.prefix else name)
+
+    @contextmanager
+    def lock(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError
+        from azure.storage.blob import BlobLeaseClient
+
+        blob = self._blob("retrain.lock")
+        with suppress(ResourceExistsError):
+            blob.upload_blob(b"", overwrite=False)
+        lease = BlobLeaseClient(blob)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                lease.acquire(lease_duration=LEASE_SECONDS)
+                break
+            except HttpResponseError as exc:
+                if exc.status_code != 409 or time.monotonic() > deadline:
+                    if exc.status_code == 409:
+                        raise UserError(
+                            f"{self.where}: another retrain holds the lock for more than {timeout:.0f}s"
+                        ) from None
+                    raise
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(HttpResponseError):  # expired meanwhile: the next holder is free anyway
+                lease.release()
+
+    def read(self, name: str) -> list[dict[str, Any]]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            data = self._blob(name).download_blob().readall()
+        except ResourceNotFoundError:
+            return []
+        return _parse_rows(
+            data.decode("utf-8", errors="replace"), f"{self.where}/{name}", _REQUIRED.get(name)
+        )
+
+    def append(self, name: str, row: dict[str, Any]) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        blob = self._blob(name)
+        # if_none_match="*": create only when absent, never truncate a ledger another runner just made.
+        with contextlib.suppress(ResourceExistsError):
+            blob.create_append_blob(if_none_match="*")
+        blob.append_block(_line(row))
+
+
+def blob_store(url: str, credential: Any = None) -> BlobStore:
+    """A BlobStore for `abfs://container@account.dfs.core.windows.net/prefix` (or `az://container/prefix` with
+    AZURE_STORAGE_CONNECTION_STRING, as Azurite in tests)."""
+    from azure.storage.blob import ContainerClient
+
+    parsed = urlparse(url)
+    container, _, host = parsed.netloc.partition("@")
+    prefix = parsed.path.strip("/")
+    conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    if conn:
+        client = ContainerClient.from_connection_string(conn, container)
+    else:
+        account = host.split(".", 1)[0] if host else os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+        if not account:
+            raise UserError(
+                f"{url}: no storage account (abfs://<container>@<account>.dfs.core.windows.net/…)"
+            )
+        if credential is None:
+            from amlops.azure.client import default_credential
+
+            credential = default_credential()
+        client = ContainerClient(f"https://{account}.blob.core.windows.net", container, credential=credential)
+    return BlobStore(client, prefix, url)
+
+
+def store_for(settings: Settings, target: Target = Target.local, env: str | None = None) -> LedgerStore:
+    """The ledger every runner of this deployment shares: `policy.ledger` when set (a folder or abfs:// URL),
+    else `<state_dir>/retrain` for local loops and the workspace's default datastore for Azure ML loops."""
+    configured = settings.policy.ledger
+    if configured:
+        if "://" in configured:
+            return blob_store(configured)
+        return FolderStore(settings.path(configured))
+    if target is Target.azure:
+        return blob_store(workspace_ledger_url(settings, env))
+    return FolderStore(settings.state_path / "retrain")
+
+
+def workspace_ledger_url(settings: Settings, env: str | None) -> str:
+    """`abfs://<container>@<account>.dfs.core.windows.net/amlops/state/retrain` of the workspace's default
+    datastore (`ml.datastores.get_default()`: azure-ai-ml DatastoreOperations)."""
+    from amlops.azure import client as azclient
+    from amlops.azure.errors import azure_errors
+
+    az = azclient.target(settings, env)
+    with azure_errors(az, env):
+        store = azclient.ml_client(settings, env).datastores.get_default()
+    account = getattr(store, "account_name", None)
+    container = getattr(store, "container_name", None)
+    if not account or not container:
+        raise UserError(
+            f"the default datastore of workspace {az.workspace} is not a blob container; set policy.ledger "
+            "to an abfs:// URL every runner can write"
+        )
+    return f"abfs://{container}@{account}.dfs.core.windows.net/{DATASTORE_PREFIX}"
 
 
 @dataclass
@@ -32,89 +263,68 @@ class TriggerResult:
     detail: dict[str, Any]
 
 
-def retrain_dir(settings: Settings) -> Path:
-    path = settings.state_path / "retrain"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextmanager
-def exclusive_lock(path: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """An OS-level lock (released by the kernel if the holder dies, so a crash never leaves it stuck)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise UserError(
-                        f"{path}: another retrain holds the lock for more than {timeout:.0f}s"
-                    ) from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a torn last line from a crash is ignored, never fatal
-    return rows
-
-
-def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, default=str) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _alive(entry: dict[str, Any]) -> bool:
-    if entry.get("host") != socket.gethostname():
-        return True  # cannot tell for another machine: assume it is still running
+def _process_start(pid: int) -> str | None:
+    """The start time of a process in clock ticks (/proc/<pid>/stat field 22): tells a reused pid apart."""
     try:
-        os.kill(int(entry.get("pid", -1)), 0)
-    except (OSError, ValueError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(entry: dict[str, Any], now: datetime) -> bool:
+    """Whether a "started" retrain may still be running."""
+    if entry.get("host") == socket.gethostname():
+        try:
+            pid = int(entry.get("pid", -1))
+            os.kill(pid, 0)
+        except (OSError, ValueError, TypeError):
+            return False
+        started = entry.get("proc_start")
+        return started is None or _process_start(pid) == started
+    try:
+        begun = datetime.fromisoformat(str(entry.get("started_at")))
+    except ValueError:
         return False
-    return True
+    return now - begun < STALE_AFTER
 
 
-def ledger(settings: Settings) -> list[dict[str, Any]]:
+def ledger(store: LedgerStore) -> list[dict[str, Any]]:
     """Ledger rows folded per key: the latest status of each retrain attempt."""
     state: dict[str, dict[str, Any]] = {}
-    for row in _read_jsonl(retrain_dir(settings) / "ledger.jsonl"):
-        state.setdefault(row["key"], {}).update(row)
+    for row in store.read(LEDGER):
+        state.setdefault(str(row["key"]), {}).update(row)
     return list(state.values())
 
 
-def last_retrain_at(settings: Settings) -> datetime | None:
-    """When the last retrain that did not fail was started (for the cooldown)."""
+def _counts(entry: dict[str, Any], now: datetime) -> bool:
+    """A retrain counts (for dedupe and cooldown) when it completed or may still be running."""
+    status = entry.get("status")
+    return status == "completed" or (status == "started" and _alive(entry, now))
+
+
+def last_retrain_at(store: LedgerStore, now: datetime | None = None) -> datetime | None:
+    """When the last retrain that completed or is still running was started (for the cooldown)."""
+    now = now or datetime.now(UTC)
     times = [
         datetime.fromisoformat(e["started_at"])
-        for e in ledger(settings)
-        if e.get("status") != "failed" and e.get("started_at")
+        for e in ledger(store)
+        if e.get("started_at") and _counts(e, now)
     ]
     return max(times) if times else None
 
 
-def record_decision(settings: Settings, decision: Decision, context: dict[str, Any]) -> None:
+def decisions(store: LedgerStore) -> list[dict[str, Any]]:
+    return store.read(DECISIONS)
+
+
+def record_decision(store: LedgerStore, decision: Decision, context: dict[str, Any]) -> None:
     row = {"at": datetime.now(UTC).isoformat(), **context, **decision.to_dict()}
-    _append_jsonl(retrain_dir(settings) / "decisions.jsonl", row)
+    store.append(DECISIONS, row)
 
 
 def trigger(
-    settings: Settings,
+    store: LedgerStore,
     decision: Decision,
     start: Callable[[], dict[str, Any]],
     *,
@@ -123,23 +333,21 @@ def trigger(
     """Run `start()` (which submits or runs the training pipeline) once for this decision's dedupe key."""
     if not decision.retrain:
         return TriggerResult("skipped", {"reason": decision.reasons[0] if decision.reasons else "no retrain"})
-    folder = retrain_dir(settings)
-    ledger_path = folder / "ledger.jsonl"
-    started_at = (now or datetime.now(UTC)).isoformat()
-    with exclusive_lock(folder / "retrain.lock"):
-        for entry in ledger(settings):
-            if entry["key"] != decision.dedupe_key:
-                continue
-            running = entry.get("status") == "started" and _alive(entry)
-            if entry.get("status") == "completed" or running:
+    now = now or datetime.now(UTC)
+    started_at = now.isoformat()
+    with store.lock():
+        for entry in ledger(store):
+            if entry["key"] == decision.dedupe_key and _counts(entry, now):
                 return TriggerResult("duplicate", entry)
-        _append_jsonl(
-            ledger_path,
+        pid = os.getpid()
+        store.append(
+            LEDGER,
             {
                 "key": decision.dedupe_key,
                 "status": "started",
                 "started_at": started_at,
-                "pid": os.getpid(),
+                "pid": pid,
+                "proc_start": _process_start(pid),
                 "host": socket.gethostname(),
                 "reasons": decision.reasons,
             },
@@ -148,8 +356,8 @@ def trigger(
     try:
         detail = start()
     except BaseException as exc:
-        _append_jsonl(
-            ledger_path,
+        store.append(
+            LEDGER,
             {
                 "key": decision.dedupe_key,
                 "status": "failed",
@@ -158,8 +366,8 @@ def trigger(
             },
         )
         raise
-    _append_jsonl(
-        ledger_path,
+    store.append(
+        LEDGER,
         {
             "key": decision.dedupe_key,
             "status": "completed",

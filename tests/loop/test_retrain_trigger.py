@@ -11,7 +11,7 @@ import pytest
 
 from amlops.config import Settings
 from amlops.drift.policy import Decision
-from amlops.retrain import last_retrain_at, ledger, trigger
+from amlops.retrain import FolderStore, last_retrain_at, ledger, trigger
 
 RETRAIN = Decision("retrain", ["2 of the last 3 windows alarmed"], "key-1")
 
@@ -26,7 +26,7 @@ def _monitor_process(base: str, marker: str, barrier: multiprocessing.synchroniz
         return {"run": "r1"}
 
     barrier.wait()
-    result = trigger(settings, RETRAIN, start)
+    result = trigger(FolderStore(settings.state_path / "retrain"), RETRAIN, start)
     print(result.status)
 
 
@@ -43,29 +43,35 @@ def test_two_concurrent_monitors_start_one_retrain(tmp_path: Path) -> None:
         p.join(60)
         assert p.exitcode == 0
     assert marker.read_text().splitlines() == ["trained"]
-    [entry] = ledger(Settings(base_dir=tmp_path))
+    [entry] = ledger(FolderStore(Settings(base_dir=tmp_path).state_path / "retrain"))
     assert entry["status"] == "completed" and entry["run"] == "r1"
 
 
-def test_second_trigger_of_a_completed_key_is_a_duplicate(settings: Settings) -> None:
+@pytest.fixture
+def store(settings: Settings) -> FolderStore:
+    return FolderStore(settings.state_path / "retrain")
+
+
+def test_second_trigger_of_a_completed_key_is_a_duplicate(store: FolderStore) -> None:
     calls = []
-    assert trigger(settings, RETRAIN, lambda: calls.append(1) or {}).status == "started"
-    assert trigger(settings, RETRAIN, lambda: calls.append(1) or {}).status == "duplicate"
+    assert trigger(store, RETRAIN, lambda: calls.append(1) or {}).status == "started"
+    assert trigger(store, RETRAIN, lambda: calls.append(1) or {}).status == "duplicate"
     assert calls == [1]
-    assert last_retrain_at(settings) is not None
+    assert last_retrain_at(store) is not None
 
 
-def test_a_failed_retrain_can_be_retried(settings: Settings) -> None:
+def test_a_failed_retrain_can_be_retried(store: FolderStore) -> None:
     def boom() -> dict[str, str]:
         raise RuntimeError("training pipeline failed")
 
     with pytest.raises(RuntimeError):
-        trigger(settings, RETRAIN, boom)
-    assert trigger(settings, RETRAIN, lambda: {"run": "r2"}).status == "started"
+        trigger(store, RETRAIN, boom)
+    assert last_retrain_at(store) is None  # a failed retrain starts no cooldown
+    assert trigger(store, RETRAIN, lambda: {"run": "r2"}).status == "started"
 
 
-def test_a_crashed_retrain_does_not_block_the_key(settings: Settings) -> None:
-    folder = settings.state_path / "retrain"
+def test_a_crashed_retrain_does_not_block_the_key_nor_start_a_cooldown(store: FolderStore) -> None:
+    folder = store.folder
     folder.mkdir(parents=True)
     # A 'started' line from a process that no longer exists (killed mid-training).
     (folder / "ledger.jsonl").write_text(
@@ -80,9 +86,12 @@ def test_a_crashed_retrain_does_not_block_the_key(settings: Settings) -> None:
         )
         + "\n{torn"
     )
-    assert trigger(settings, RETRAIN, lambda: {"run": "r3"}).status == "started"
+    # Dead: neither a running retrain for the cooldown (it used to silence retraining for cooldown_hours)...
+    assert last_retrain_at(store) is None
+    # ... nor a duplicate of its key.
+    assert trigger(store, RETRAIN, lambda: {"run": "r3"}).status == "started"
 
 
-def test_no_retrain_decision_starts_nothing(settings: Settings) -> None:
-    result = trigger(settings, Decision("none", ["0 of 3"], "k"), lambda: pytest.fail("must not start"))
+def test_no_retrain_decision_starts_nothing(store: FolderStore) -> None:
+    result = trigger(store, Decision("none", ["0 of 3"], "k"), lambda: pytest.fail("must not start"))
     assert result.status == "skipped"

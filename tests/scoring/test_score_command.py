@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from amlops import registry
 from amlops.cli import app
-from amlops.commands.score import parse_model, resolve_version
+from amlops.scoring import parse_model, resolve_version
 from amlops.config import Settings
 from amlops.console import UserError
 
@@ -243,7 +243,7 @@ def test_on_azure_the_champion_comes_from_role_tags_and_the_model_input_is_the_a
 
 def test_a_column_name_with_a_space_is_refused_before_scoring(tmp_path: Path) -> None:
     """Azure ML splits a parallel step's arguments at spaces, quoted or not: say so before anything runs."""
-    from amlops.commands.score import pipeline_inputs
+    from amlops.job_inputs import scoring_inputs as pipeline_inputs
     from amlops.config import load_settings
 
     (tmp_path / "amlops.yaml").write_text("monitor:\n  id_column: order id\n")

@@ -81,7 +81,7 @@ def test_train_history_bad_input_and_a_killed_registration(
 
     # 4. Registration killed inside a pipeline run; the rerun of that run completes it without a second
     # version.
-    from amlops.commands.train import training_inputs
+    from amlops.job_inputs import training_inputs
 
     inputs = training_inputs(settings, str(raw))
     inputs["params"] = "max_iter=120"

@@ -67,24 +67,28 @@ def build_schedule(
     which: Which, settings: Settings, az: AzureSettings, *, model: str | None = None
 ) -> JobSchedule:
     """The schedule as an object (no network): the pipeline YAML, its scheduled inputs, the cron trigger."""
-    from azure.ai.ml import Input
     from azure.ai.ml.entities import CronTrigger, JobSchedule
 
-    from amlops.azure.jobs import load_pipeline, set_input
+    from amlops.azure.jobs import apply_inputs, load_pipeline
+    from amlops.job_inputs import Target, monitoring_inputs, training_inputs
 
     if which not in SPECS:
         raise UserError(f"unknown schedule {which!r} (known: {', '.join(WHICH)})")
     spec = SPECS[which]
     job = load_pipeline(settings.pipeline_file(spec.pipeline))
+    # The same inputs as `amlops monitor` / `amlops train` and the loop build (amlops.job_inputs), with the
+    # data where scheduled jobs read it: the workspace folders of the configured target.
     if which == "monitoring":
-        set_input(job, "current_data", Input(type="uri_folder", path=az.monitoring_data))
-        if model:
-            set_input(job, "model", Input(type="mlflow_model", path=model))
+        inputs, _note = monitoring_inputs(
+            settings, az.monitoring_data, model=model, target=Target.azure
+        )
+        if model is None:
+            del inputs["model"]  # pinned at creation (see create_schedules); the YAML leaves it to --set
         cron = az.monitoring_cron
     else:
-        set_input(job, "raw_folder", Input(type="uri_folder", path=az.training_data))
-        set_input(job, "data_uri", az.training_data)
+        inputs = training_inputs(settings, az.training_data, Target.azure)
         cron = az.training_cron
+    apply_inputs(job, inputs)
     job.experiment_name = job.experiment_name or settings.experiment
     if az.compute and job.settings is not None:
         job.settings.default_compute = az.compute

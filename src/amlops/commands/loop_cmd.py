@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -10,25 +9,13 @@ from pathlib import Path
 import typer
 
 from amlops.console import UserError, handle_errors, out
-
-
-class LoopTarget(StrEnum):
-    local = "local"
-    azure = "azure"
+from amlops.job_inputs import Target
 
 
 class RetrainVia(StrEnum):
     local = "local"
     azure = "azure"
     github = "github"
-
-
-def parse_every(text: str) -> float:
-    """`90s`, `15m`, `1h`, `1d` -> seconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
-    if not m:
-        raise UserError(f"--every {text!r}: expected a number with s, m, h or d (e.g. 15m, 1h)")
-    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +38,7 @@ def register(app: typer.Typer) -> None:
         ),
         once: bool = typer.Option(False, "--once", help="One cycle, then exit"),
         every: str | None = typer.Option(None, "--every", help="Repeat every interval (e.g. 1h, 1d)"),
-        target: LoopTarget = typer.Option(LoopTarget.local, "--target", help="Where the monitoring job runs"),
+        target: Target = typer.Option(Target.local, "--target", help="Where the monitoring job runs"),
         env: str | None = typer.Option(None, "--env", help="Azure environment (azure.environments.<env>)"),
         retrain_via: RetrainVia | None = typer.Option(
             None,
@@ -60,31 +47,31 @@ def register(app: typer.Typer) -> None:
             "retrain=true to $GITHUB_OUTPUT for the workflow to dispatch train.yml)",
         ),
     ) -> None:
-        """Monitor → policy → retrain. Each cycle's decision and reasons go to .amlops/retrain/decisions.jsonl."""
+        """Monitor → policy → retrain. Each cycle's decision and reasons go to the decision log (policy.ledger;
+        default .amlops/retrain/decisions.jsonl locally, the workspace datastore for --target azure)."""
         from amlops.config import load_settings
+        from amlops.loop import cycle_azure, cycle_local, parse_every
 
         if once == bool(every):
             raise UserError("give exactly one of --once or --every INTERVAL")
         interval = parse_every(every) if every else 0.0
         settings = load_settings()
-        via = retrain_via or (RetrainVia.local if target is LoopTarget.local else RetrainVia.azure)
-        if target is LoopTarget.local and via is not RetrainVia.local:
+        via = retrain_via or (RetrainVia.local if target is Target.local else RetrainVia.azure)
+        if target is Target.local and via is not RetrainVia.local:
             raise UserError(
                 "--target local retrains locally; use --target azure for --retrain-via azure|github"
             )
-        if target is LoopTarget.azure and via is RetrainVia.local:
+        if target is Target.azure and via is RetrainVia.local:
             raise UserError(
                 "--target azure retrains on Azure ML (--retrain-via azure) or through GitHub (github)"
             )
-        if target is LoopTarget.local and current is None:
+        if target is Target.local and current is None:
             raise UserError("--current is required for --target local")
         cycle = 0
         while True:
             cycle += 1
-            if target is LoopTarget.azure:
-                from amlops.loop import cycle_azure
-
-                decision, detail = cycle_azure(
+            if target is Target.azure:
+                outcome = cycle_azure(
                     settings,
                     env,
                     str(current) if current else None,
@@ -92,13 +79,11 @@ def register(app: typer.Typer) -> None:
                     via.value,
                 )
             else:
-                from amlops.loop import cycle_local
-
                 assert current is not None
                 outcome, _ = cycle_local(settings, current, labels, history, original=original)
-                decision, detail = outcome.decision, outcome.training
-                if outcome.monitor.report:
-                    out.print(f"  report: {outcome.monitor.report}")
+            decision, detail = outcome.decision, outcome.training
+            if outcome.monitor.report:
+                out.print(f"  report: {outcome.monitor.report}")
             color = "red" if decision.retrain else "green"
             out.print(
                 f"[bold {color}]{decision.action.upper()}[/] {decision.reasons[0] if decision.reasons else ''}"

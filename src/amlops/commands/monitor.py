@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from amlops.console import UserError, handle_errors, out
+from amlops.console import handle_errors, out
 
 MONITORING_PIPELINE = "pipelines/monitoring.yml"
 SHORT = {
@@ -24,93 +24,6 @@ SHORT = {
     "two_sample_kolmogorov_smirnov_test": "KS p-value",
     "pearsons_chi_squared_test": "chi² p-value",
 }
-
-
-def model_uri(spec: str) -> str:
-    """NAME@ALIAS -> models:/NAME@ALIAS; NAME/VERSION and NAME:VERSION -> models:/NAME/VERSION; URIs pass
-    through."""
-    if "://" in spec or spec.startswith("models:/"):
-        return spec
-    if Path(spec).expanduser().is_dir():  # a downloaded model folder
-        return str(Path(spec).expanduser().resolve())
-    for sep in ("@", "/", ":"):
-        if sep in spec:
-            name, ref = spec.split(sep, 1)
-            if name and ref:
-                return f"models:/{name}@{ref}" if sep == "@" else f"models:/{name}/{ref}"
-    raise UserError(
-        f"--model {spec!r}: expected NAME@ALIAS (e.g. demand-forecaster@champion) or NAME/VERSION"
-    )
-
-
-def _local(path: str) -> str:
-    """Absolute local paths (the runner resolves relative ones against the pipeline file, not the cwd)."""
-    if "://" in path or path.startswith("models:/"):
-        return path
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise UserError(f"{path}: not found")
-    return str(p.resolve())
-
-
-def _has_column(location: str, column: str) -> bool | None:
-    """Whether local data has the column (None when it cannot be told cheaply, e.g. a URL)."""
-    if "://" in location:
-        return None
-    from amlops.drift.monitor import MonitorError, open_dataset
-
-    try:
-        return column in open_dataset(location).schema.names
-    except MonitorError as exc:
-        raise UserError(str(exc)) from None
-
-
-def monitoring_inputs(
-    settings: Any,
-    current: str,
-    reference: str | None,
-    profile: str | None,
-    model: str | None,
-    labels: str | None,
-    window: str | None,
-) -> tuple[dict[str, str], str | None]:
-    """(pipeline inputs, a note for the user). Every value the step needs travels as an input."""
-    m = settings.monitor
-    given = [x for x in (reference, profile, model) if x]
-    if len(given) > 1:
-        raise UserError("give one of --reference, --profile, --model")
-    inputs: dict[str, str] = {"current_data": _local(current)}
-    if reference:
-        inputs["reference_data"] = _local(reference)
-    elif profile:
-        inputs["reference_profile"] = _local(profile)
-    else:
-        inputs["model"] = model_uri(model or f"{settings.model_name}@champion")
-    if labels:
-        inputs["labels"] = _local(labels)
-    note = None
-    chosen = window or m.window
-    if (
-        window is None
-        and chosen.lower() in ("daily", "weekly")
-        and _has_column(current, m.timestamp_column) is False
-    ):
-        # The configured default needs a timestamp column this data does not have: one window, and say so.
-        note = f"no {m.timestamp_column!r} column in the current data: one window over all rows"
-        chosen = "all"
-    inputs.update(
-        window=chosen,
-        timestamp_column=m.timestamp_column,
-        id_column=m.id_column,
-        prediction_column=m.prediction_column,
-        label_column=m.label_column,
-        min_window_rows=str(m.min_window_rows),
-        thresholds=json.dumps(m.thresholds) if m.thresholds else "",
-        numeric_metric=m.numeric_metric,
-        categorical_metric=m.categorical_metric,
-        chunk_rows=str(m.chunk_rows),
-    )
-    return inputs, note
 
 
 def print_summary(result: dict[str, Any], report: Path) -> None:
@@ -198,21 +111,18 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Drift, data quality and performance of new data against a reference; prints the verdict."""
+        from amlops import monitoring
         from amlops.config import load_settings
-        from amlops.runner.local import run_pipeline
+        from amlops.job_inputs import monitoring_inputs
 
         settings = load_settings()
-        path = pipeline or settings.pipeline_file("monitoring")
-        if not path.is_file():
-            raise UserError(f"{path}: monitoring pipeline not found")
-        inputs, note = monitoring_inputs(settings, current, reference, profile, model, labels, window)
+        inputs, note = monitoring_inputs(
+            settings, current, reference=reference, profile=profile, model=model, labels=labels, window=window
+        )
         if note:
             out.print(f"[yellow]note:[/] {note}")
-        result = run_pipeline(path, inputs, settings)
-        folder = result.outputs.get("result") or result.job_outputs.get("monitor", {}).get("result")
-        if folder is None or not (Path(folder) / "result.json").is_file():
-            raise UserError(f"the monitoring run {result.run_id} wrote no result.json ({result.run_dir})")
-        folder = Path(folder)
+        run = monitoring.run_local(settings, inputs, pipeline=pipeline)
+        folder = run.folder
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             for item in folder.iterdir():

@@ -3,102 +3,16 @@ ML."""
 
 from __future__ import annotations
 
-import json
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from amlops.console import UserError, handle_errors, out
-
-if TYPE_CHECKING:
-    from amlops.config import Settings
+from amlops.errors import EXIT_GATE
+from amlops.job_inputs import Target
 
 TRAINING_PIPELINE = "pipelines/training.yml"
-
-
-class Target(StrEnum):
-    local = "local"
-    azure = "azure"
-
-
-def _params_text(params: dict[str, Any]) -> str:
-    """Regressor parameters as k=v,k=v, readable in the studio; JSON when a value is not a plain scalar (the
-    component quotes the placeholder, so braces, commas and spaces reach the step as one argument)."""
-    if not params:
-        return ""
-    if all(isinstance(v, str | int | float | bool) or v is None for v in params.values()) and not any(
-        "," in str(v) or "=" in str(v) or " " in str(v) for v in params.values()
-    ):
-        return ",".join(
-            f"{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
-            for k, v in params.items()
-        )
-    return json.dumps(params, separators=(",", ":"))
-
-
-def _data_inputs(data: str, target: Target) -> dict[str, str]:
-    """raw_file or raw_folder (by what the data is) and data_uri (what lineage records)."""
-    if data.startswith("azureml:") or "://" in data:
-        if target is Target.local and data.startswith("azureml:"):
-            raise UserError(
-                f"--data {data}: Azure ML data assets need --target azure (locally: a path or URL)"
-            )
-        # Data assets registered by `amlops data register` are folders; a URL naming a file is a file.
-        is_file = "://" in data and data.lower().rstrip("/").endswith((".csv", ".csv.gz", ".parquet", ".pq"))
-        return {"raw_file" if is_file else "raw_folder": data, "data_uri": data}
-    path = Path(data).expanduser()
-    if not path.exists():
-        if target is Target.azure and (":" in data or "@" in data):
-            return {"raw_folder": data, "data_uri": data}  # name:version / name@latest data asset
-        raise UserError(f"--data {data}: not found")
-    resolved = path.resolve()
-    return {"raw_folder" if resolved.is_dir() else "raw_file": str(resolved), "data_uri": str(resolved)}
-
-
-def training_inputs(
-    settings: Settings, data: str | None, target: Target = Target.local, *, require_data: bool = True
-) -> dict[str, str]:
-    """The pipeline inputs from the settings: every value the steps need travels as an input."""
-    from amlops.tracking import git_commit
-
-    source = data or settings.data.raw
-    data_inputs: dict[str, str] = {}
-    if source:
-        if data is None and "://" not in source and not source.startswith("azureml:"):
-            source = str(settings.path(source))  # data.raw is relative to amlops.yaml, --data to the cwd
-        data_inputs = _data_inputs(source, target)
-    elif require_data:
-        raise UserError("no training data: pass --data PATH (or set data.raw in amlops.yaml)")
-    gate = settings.gate
-    inputs = {
-        **data_inputs,
-        "schema": str(settings.path(settings.data.schema_file)),
-        "max_bad_row_share": str(settings.data.max_bad_row_share),
-        "model_name": settings.model_name,
-        "seed": str(settings.train.seed),
-        "holdout_days": str(settings.train.holdout_days),
-        "params": _params_text(settings.train.params),
-        "metric": gate.metric,
-        "max_mae": str(gate.max_mae or 0.0),
-        "max_rmse": str(gate.max_rmse or 0.0),
-        "max_mape": str(gate.max_mape or 0.0),
-        "min_improvement": str(gate.min_improvement),
-        "bootstrap_samples": str(gate.bootstrap_samples),
-        "confidence": str(gate.confidence),
-        "require_confident": str(gate.require_confident).lower(),
-        "auto_promote": str(gate.auto_promote).lower(),
-        "git_commit": git_commit(settings.base_dir),
-    }
-    return inputs
-
-
-def _read(folder: Path | None, name: str) -> dict[str, Any] | None:
-    if folder is None or not (folder / name).is_file():
-        return None
-    data = json.loads((folder / name).read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else None
 
 
 def summary_markdown(verdict: dict[str, Any] | None, registration: dict[str, Any] | None, run: str) -> str:
@@ -164,27 +78,23 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--pipeline", help=f"Default: {TRAINING_PIPELINE} of the project")
         ] = None,
     ) -> None:
-        """Train, gate and register: pipelines/training.yml with inputs from amlops.yaml (--set overrides)."""
-        from amlops.commands.run import parse_sets
+        """Train, gate and register: pipelines/training.yml with inputs from amlops.yaml (--set overrides).
+
+        Without --data: `data.raw` from amlops.yaml, or on Azure ML the configured `azure.training_data`."""
+        from amlops import training
         from amlops.config import load_settings
+        from amlops.job_inputs import parse_sets, training_inputs, with_overrides
 
         settings = load_settings()
         path = pipeline or settings.pipeline_file("training")
-        if not path.is_file():
-            raise UserError(f"{path}: training pipeline not found")
         overrides = parse_sets(set_)
-        data_by_set = next((overrides[k] for k in ("raw_file", "raw_folder") if k in overrides), None)
-        inputs = training_inputs(settings, data, target, require_data=data_by_set is None)
-        if data_by_set is not None:
-            inputs.pop("raw_file", None)
-            inputs.pop("raw_folder", None)
-            inputs["data_uri"] = data_by_set
-        inputs.update(overrides)
+        data_by_set = any(k in overrides for k in ("raw_file", "raw_folder"))
+        inputs = with_overrides(
+            training_inputs(settings, data, target, env=env, require_data=not data_by_set), overrides
+        )
 
         if target is Target.azure:
-            from amlops.azure.jobs import submit_pipeline
-
-            submitted = submit_pipeline(path, inputs, settings, env=env, wait=True)
+            submitted = training.submit(settings, inputs, env=env, wait=True, pipeline=path)
             out.print(f"job {submitted.name}: {submitted.status}")
             if submitted.studio_url:
                 out.print(f"  {submitted.studio_url}")
@@ -198,13 +108,9 @@ def register(app: typer.Typer) -> None:
                 raise UserError(f"Azure ML job {submitted.name} ended {submitted.status}")
             return
 
-        from amlops.runner.local import run_pipeline
-
-        result = run_pipeline(path, inputs, settings)
-        outputs = result.job_outputs
-        verdict = _read(outputs.get("evaluate", {}).get("verdict"), "verdict.json")
-        registration = _read(outputs.get("register", {}).get("registration"), "registration.json")
-        out.print(f"[green]completed[/] {result.pipeline} run {result.run_id}  ({result.run_dir})")
+        run = training.run_local(settings, inputs, pipeline=path)
+        verdict, registration = run.verdict, run.registration
+        out.print(f"[green]completed[/] {run.pipeline} run {run.run_id}  ({run.run_dir})")
         if verdict:
             colour = "green" if verdict.get("passed") else "yellow"
             out.print(f"[{colour}]{verdict.get('summary', '')}[/]")
@@ -218,6 +124,6 @@ def register(app: typer.Typer) -> None:
             )
         if summary is not None:
             with summary.open("a", encoding="utf-8") as fh:
-                fh.write(summary_markdown(verdict, registration, f"run {result.run_id}"))
-        if strict and not (verdict or {}).get("passed"):
-            raise UserError("gate did not pass (--strict)", exit_code=3)
+                fh.write(summary_markdown(verdict, registration, f"run {run.run_id}"))
+        if strict and not run.gate_passed:
+            raise UserError("gate did not pass (--strict)", exit_code=EXIT_GATE)

@@ -1,0 +1,277 @@
+"""Settings → pipeline inputs: the one place that turns `amlops.yaml` into the inputs of each pipeline.
+
+Every caller uses these functions — the CLI commands (`train`, `score`, `monitor`), the loop on both targets, the
+demo and the Azure ML schedules — so a setting reaches a job the same way whether it runs on this machine or on
+Azure ML. Only where the data lives differs between targets (a local path, or a workspace asset/URL); every other
+input is identical, which `tests/loop/test_job_inputs_parity.py` asserts.
+
+The steps never read `amlops.yaml` (on Azure ML there is none): every value they need travels as an input.
+Importing this module is cheap (the CLI imports it for the `Target` option type).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from amlops.errors import UsageError, UserError
+
+if TYPE_CHECKING:
+    from amlops.config import Settings
+
+Inputs = dict[str, str]
+
+# Data files the pipelines read by suffix (a URL naming one of these is a file, anything else a folder).
+_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
+class Target(StrEnum):
+    """Where a pipeline runs: this machine's runner, or a job in the Azure ML workspace."""
+
+    local = "local"
+    azure = "azure"
+
+
+def is_remote(value: str) -> bool:
+    """A workspace asset (`azureml:…`) or a URL: passed to the job as it is, never resolved on this machine."""
+    return value.startswith("azureml:") or "://" in value
+
+
+def _asset_ref(value: str) -> bool:
+    """`name:version` / `name@latest`: a registered data asset (Azure ML resolves it, not this machine)."""
+    return (":" in value or "@" in value) and "/" not in value
+
+
+def _location(value: str, target: Target, flag: str) -> str:
+    """A data location as the job takes it: absolute local paths (the runner resolves relative ones against the
+    pipeline file, not the cwd; the SDK uploads local paths), remote references as given."""
+    if is_remote(value):
+        if target is Target.local and value.startswith("azureml:"):
+            raise UserError(f"{flag} {value}: Azure ML assets need --target azure (locally: a path or URL)")
+        return value
+    path = Path(value).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    if target is Target.azure and _asset_ref(value):
+        return value
+    raise UserError(f"{flag} {value}: not found")
+
+
+# --- training ---------------------------------------------------------------------------------------------
+
+
+def params_text(params: dict[str, Any]) -> str:
+    """Regressor parameters as k=v,k=v, readable in the studio; JSON when a value is not a plain scalar (the
+    component quotes the placeholder, so braces, commas and spaces reach the step as one argument)."""
+    if not params:
+        return ""
+    if all(isinstance(v, str | int | float | bool) or v is None for v in params.values()) and not any(
+        "," in str(v) or "=" in str(v) or " " in str(v) for v in params.values()
+    ):
+        return ",".join(
+            f"{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
+            for k, v in params.items()
+        )
+    return json.dumps(params, separators=(",", ":"))
+
+
+def training_data_inputs(data: str, target: Target) -> Inputs:
+    """raw_file or raw_folder (by what the data is) and data_uri (what lineage records)."""
+    location = _location(data, target, "--data")
+    if is_remote(location) or _asset_ref(location):
+        # Data assets registered by `amlops data register` are folders; a URL naming a file is a file.
+        is_file = "://" in location and location.lower().rstrip("/").endswith(_FILE_SUFFIXES)
+        return {"raw_file" if is_file else "raw_folder": location, "data_uri": location}
+    return {"raw_folder" if Path(location).is_dir() else "raw_file": location, "data_uri": location}
+
+
+def default_training_data(settings: Settings, target: Target, env: str | None = None) -> str | None:
+    """`data.raw` (relative to amlops.yaml), else on Azure ML the configured training data
+    (`azure.training_data`, the folder scheduled retrains read), else None."""
+    raw = settings.data.raw
+    if raw:
+        return raw if is_remote(raw) else str(settings.path(raw))
+    if target is Target.azure:
+        return settings.azure_for(env).training_data
+    return None
+
+
+def training_inputs(
+    settings: Settings,
+    data: str | None,
+    target: Target = Target.local,
+    *,
+    env: str | None = None,
+    require_data: bool = True,
+) -> Inputs:
+    """The inputs of pipelines/training.yml: data (given, or the configured default), schema, gate, lineage."""
+    from amlops.tracking import git_commit
+
+    source = data or default_training_data(settings, target, env)
+    data_inputs: Inputs = {}
+    if source:
+        data_inputs = training_data_inputs(source, target)
+    elif require_data:
+        raise UsageError("no training data: pass --data PATH (or set data.raw in amlops.yaml)")
+    gate = settings.gate
+    return {
+        **data_inputs,
+        "schema": str(settings.path(settings.data.schema_file)),
+        "max_bad_row_share": str(settings.data.max_bad_row_share),
+        "model_name": settings.model_name,
+        "seed": str(settings.train.seed),
+        "holdout_days": str(settings.train.holdout_days),
+        "params": params_text(settings.train.params),
+        "metric": gate.metric,
+        # Pipeline inputs cannot be null: 0 means "no limit" (pipelines/training.yml).
+        "max_mae": str(gate.max_mae or 0.0),
+        "max_rmse": str(gate.max_rmse or 0.0),
+        "max_mape": str(gate.max_mape or 0.0),
+        "min_improvement": str(gate.min_improvement),
+        "bootstrap_samples": str(gate.bootstrap_samples),
+        "confidence": str(gate.confidence),
+        "require_confident": str(gate.require_confident).lower(),
+        "auto_promote": str(gate.auto_promote).lower(),
+        "git_commit": git_commit(settings.base_dir),
+    }
+
+
+# --- batch inference --------------------------------------------------------------------------------------
+
+
+def scoring_inputs(settings: Settings, data: str, model: str, version: str) -> Inputs:
+    """The inputs of pipelines/batch_inference.yml. `model` is a local model folder or `azureml:name:version`."""
+    for key in ("id_column", "prediction_column"):
+        value = getattr(settings.monitor, key)
+        if any(ch.isspace() for ch in value):
+            # A parallel step's program_arguments are split at spaces by Azure ML, quotes or not.
+            raise UsageError(
+                f"monitor.{key}: {value!r} has a space; the scoring step gets it as a command argument, which "
+                "Azure ML splits at spaces: use a column name without spaces"
+            )
+    return {
+        "data": data,
+        "model": model,
+        "model_version": version,
+        # The monitor reads the same columns from the predictions: one setting for both.
+        "id_column": settings.monitor.id_column,
+        "prediction_column": settings.monitor.prediction_column,
+    }
+
+
+# --- monitoring -------------------------------------------------------------------------------------------
+
+
+def model_reference(spec: str) -> str:
+    """NAME@ALIAS -> models:/NAME@ALIAS; NAME/VERSION and NAME:VERSION -> models:/NAME/VERSION; a model folder
+    -> its absolute path; URIs and `azureml:` assets pass through."""
+    if "://" in spec or spec.startswith(("models:/", "azureml:")):
+        return spec
+    if Path(spec).expanduser().is_dir():  # a downloaded model folder
+        return str(Path(spec).expanduser().resolve())
+    for sep in ("@", "/", ":"):
+        if sep in spec:
+            name, ref = spec.split(sep, 1)
+            if name and ref:
+                return f"models:/{name}@{ref}" if sep == "@" else f"models:/{name}/{ref}"
+    raise UserError(
+        f"--model {spec!r}: expected NAME@ALIAS (e.g. demand-forecaster@champion) or NAME/VERSION"
+    )
+
+
+def _has_column(location: str, column: str) -> bool | None:
+    """Whether local data has the column (None when it cannot be told cheaply, e.g. a URL or an asset)."""
+    if is_remote(location) or not Path(location).exists():
+        return None
+    from amlops.drift.monitor import MonitorError, open_dataset
+
+    try:
+        return column in open_dataset(location).schema.names
+    except MonitorError as exc:
+        raise UserError(str(exc)) from None
+
+
+def monitoring_inputs(
+    settings: Settings,
+    current: str | None,
+    *,
+    reference: str | None = None,
+    profile: str | None = None,
+    model: str | None = None,
+    labels: str | None = None,
+    window: str | None = None,
+    target: Target = Target.local,
+    env: str | None = None,
+) -> tuple[Inputs, str | None]:
+    """(inputs of pipelines/monitoring.yml, a note for the user). The reference is one of `reference` (data
+    profiled on the fly), `profile` (a stored profile) or `model` (its stored profile; default: the champion).
+    On Azure ML the current data defaults to `azure.monitoring_data`."""
+    m = settings.monitor
+    given = [x for x in (reference, profile, model) if x]
+    if len(given) > 1:
+        raise UsageError("give one of --reference, --profile, --model")
+    if current is None:
+        if target is not Target.azure:
+            raise UsageError("--current is required (new data with predictions)")
+        current = settings.azure_for(env).monitoring_data
+    inputs: Inputs = {"current_data": _location(current, target, "--current")}
+    if reference:
+        inputs["reference_data"] = _location(reference, target, "--reference")
+    elif profile:
+        inputs["reference_profile"] = _location(profile, target, "--profile")
+    else:
+        inputs["model"] = model_reference(model or f"{settings.model_name}@champion")
+    if labels:
+        inputs["labels"] = _location(labels, target, "--labels")
+    note = None
+    chosen = window or m.window
+    if (
+        window is None
+        and chosen.lower() in ("daily", "weekly")
+        and _has_column(inputs["current_data"], m.timestamp_column) is False
+    ):
+        # The configured default needs a timestamp column this data does not have: one window, and say so.
+        note = f"no {m.timestamp_column!r} column in the current data: one window over all rows"
+        chosen = "all"
+    inputs.update(
+        window=chosen,
+        timestamp_column=m.timestamp_column,
+        id_column=m.id_column,
+        prediction_column=m.prediction_column,
+        label_column=m.label_column,
+        min_window_rows=str(m.min_window_rows),
+        thresholds=json.dumps(m.thresholds) if m.thresholds else "",
+        numeric_metric=m.numeric_metric,
+        categorical_metric=m.categorical_metric,
+        chunk_rows=str(m.chunk_rows),
+    )
+    return inputs, note
+
+
+# --- overrides --------------------------------------------------------------------------------------------
+
+
+def parse_sets(values: list[str] | None) -> Inputs:
+    """`--set inputs.name=value` pairs -> {name: value}; a clear error for anything else."""
+    result: Inputs = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("inputs.") or len(key) <= len("inputs."):
+            raise UsageError(f"--set {item!r}: expected inputs.<name>=<value>")
+        result[key[len("inputs.") :]] = value
+    return result
+
+
+def with_overrides(inputs: Inputs, overrides: Inputs) -> Inputs:
+    """`--set` overrides over the built inputs. Data given by `--set inputs.raw_file|raw_folder=…` replaces the
+    other data input and becomes the lineage `data_uri`."""
+    merged = dict(inputs)
+    data_by_set = next((overrides[k] for k in ("raw_file", "raw_folder") if k in overrides), None)
+    if data_by_set is not None:
+        merged.pop("raw_file", None)
+        merged.pop("raw_folder", None)
+        merged["data_uri"] = data_by_set
+    merged.update(overrides)
+    return merged
