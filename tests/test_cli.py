@@ -36,7 +36,7 @@ def test_bad_set_syntax_is_a_clear_error(tmp_path: Path, repo: Path) -> None:
     proc = amlops(
         "run", str(repo / "tests/runner/fixtures/pipelines/basic.yml"), "--set", "scale=2", cwd=tmp_path
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a usage error, as a bad flag
     assert "--set 'scale=2': expected inputs.<name>=<value>" in proc.stderr
 
 

@@ -118,8 +118,9 @@ class GateSettings(_Section):
 
 class MonitorSettings(_Section):
     window: str = Field(
-        "auto", description="auto (weekly when the data has the timestamp column, else all) | daily | weekly | "
-        "all | <N> rows"
+        "auto",
+        description="auto (weekly when the data has the timestamp column, else all) | daily | weekly | "
+        "all | <N> rows",
     )
     timestamp_column: str = "date"
     id_column: str = "row_id"

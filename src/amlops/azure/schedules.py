@@ -79,9 +79,7 @@ def build_schedule(
     # The same inputs as `amlops monitor` / `amlops train` and the loop build (amlops.job_inputs), with the
     # data where scheduled jobs read it: the workspace folders of the configured target.
     if which == "monitoring":
-        inputs, _note = monitoring_inputs(
-            settings, az.monitoring_data, model=model, target=Target.azure
-        )
+        inputs, _note = monitoring_inputs(settings, az.monitoring_data, model=model, target=Target.azure)
         if model is None:
             del inputs["model"]  # pinned at creation (see create_schedules); the YAML leaves it to --set
         cron = az.monitoring_cron

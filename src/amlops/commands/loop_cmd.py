@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from amlops.console import UserError, handle_errors, out
+from amlops.console import handle_errors, out
+from amlops.errors import UsageError
 from amlops.job_inputs import Target
 
 
@@ -53,20 +54,20 @@ def register(app: typer.Typer) -> None:
         from amlops.loop import cycle_azure, cycle_local, parse_every
 
         if once == bool(every):
-            raise UserError("give exactly one of --once or --every INTERVAL")
+            raise UsageError("give exactly one of --once or --every INTERVAL")
         interval = parse_every(every) if every else 0.0
         settings = load_settings()
         via = retrain_via or (RetrainVia.local if target is Target.local else RetrainVia.azure)
         if target is Target.local and via is not RetrainVia.local:
-            raise UserError(
+            raise UsageError(
                 "--target local retrains locally; use --target azure for --retrain-via azure|github"
             )
         if target is Target.azure and via is RetrainVia.local:
-            raise UserError(
+            raise UsageError(
                 "--target azure retrains on Azure ML (--retrain-via azure) or through GitHub (github)"
             )
         if target is Target.local and current is None:
-            raise UserError("--current is required for --target local")
+            raise UsageError("--current is required for --target local")
         cycle = 0
         while True:
             cycle += 1

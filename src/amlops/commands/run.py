@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from amlops.console import UserError, handle_errors, out
-
-
-class Target(StrEnum):
-    local = "local"
-    azure = "azure"
-
-
-def parse_sets(values: list[str] | None) -> dict[str, str]:
-    """`inputs.name=value` pairs -> {name: value}; a clear error for anything else."""
-    result: dict[str, str] = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.startswith("inputs.") or len(key) <= len("inputs."):
-            raise UserError(f"--set {item!r}: expected inputs.<name>=<value>")
-        result[key[len("inputs.") :]] = value
-    return result
+from amlops.console import handle_errors, out
+from amlops.job_inputs import Target, parse_sets
 
 
 def register(app: typer.Typer) -> None:
