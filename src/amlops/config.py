@@ -36,10 +36,6 @@ class StorageSettings(_Section):
     root: str = Field(
         ".amlops/storage", description="Folder or URL (abfs://container/prefix) for data and runs"
     )
-    connection_string_env: str = Field(
-        "AZURE_STORAGE_CONNECTION_STRING",
-        description="Name of the environment variable holding a storage connection string (Azurite, local dev)",
-    )
 
 
 class MlflowSettings(_Section):

@@ -59,10 +59,6 @@ class ScheduleInfo:
     which: str | None
 
 
-def schedule_file(settings: Settings, which: Which) -> str:
-    return str(settings.pipeline_file(f"{which}_schedule"))
-
-
 def build_schedule(
     which: Which, settings: Settings, az: AzureSettings, *, model: str | None = None
 ) -> JobSchedule:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import typer
 
+from amlops.commands.options import EnvOption
 from amlops.console import handle_errors, out
 
-_ENV = typer.Option(None, "--env", "-e", help="Azure environment from azure.environments (dev, prod).")
 _SMOKE = typer.Option(
     None,
     "--smoke-input",
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
     @app.command("deploy")
     @handle_errors
     def deploy(
-        env: str | None = _ENV,
+        env: EnvOption = None,
         smoke_input: Path | None = _SMOKE,
     ) -> None:
         """Deploy the champion MLflow model to a batch endpoint: create or update, smoke job, default."""
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
     @components.command("publish")
     @handle_errors
     def publish(
-        env: str | None = _ENV,
+        env: EnvOption = None,
         registry: str | None = typer.Option(
             None, "--registry", help="Publish to this AML registry instead of the workspace."
         ),
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
 
     @schedule.command("create")
     @handle_errors
-    def create(env: str | None = _ENV, which: Which | None = which_option) -> None:
+    def create(env: EnvOption = None, which: Which | None = which_option) -> None:
         """Create or update the schedule(s) from amlops.yaml (monitoring pins the current champion)."""
         from amlops.azure.schedules import create_schedules
         from amlops.config import load_settings
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
 
     @schedule.command("list")
     @handle_errors
-    def list_(env: str | None = _ENV) -> None:
+    def list_(env: EnvOption = None) -> None:
         """Schedules of the workspace, enabled or not."""
         from amlops.azure.schedules import list_schedules
         from amlops.config import load_settings
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
 
     @schedule.command("disable")
     @handle_errors
-    def disable(env: str | None = _ENV, which: Which | None = which_option) -> None:
+    def disable(env: EnvOption = None, which: Which | None = which_option) -> None:
         """Disable the schedule(s); `amlops schedule create` enables them again."""
         from amlops.azure.schedules import disable_schedules
         from amlops.config import load_settings

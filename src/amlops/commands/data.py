@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from amlops.commands.options import EnvOption
 from amlops.console import UserError, handle_errors, out, warn
 
 DRIFT_HELP = "price_shift | new_category | promo_response | seasonality | covariate_shift (repeatable)"
@@ -140,9 +141,7 @@ def register(app: typer.Typer) -> None:
         version: Annotated[
             str | None, typer.Option("--version", help="Default: derived from the content digest")
         ] = None,
-        env: Annotated[
-            str | None, typer.Option("--env", help="Azure environment from azure.environments")
-        ] = None,
+        env: EnvOption = None,
     ) -> None:
         """Register a data folder as an Azure ML data asset (uri_folder), versioned by its content."""
         from amlops.azure.data_assets import register_snapshot

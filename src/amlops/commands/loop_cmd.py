@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from amlops.commands.options import EnvOption, TargetOption
 from amlops.console import handle_errors, out
 from amlops.errors import UsageError
 from amlops.job_inputs import Target
@@ -39,8 +40,8 @@ def register(app: typer.Typer) -> None:
         ),
         once: bool = typer.Option(False, "--once", help="One cycle, then exit"),
         every: str | None = typer.Option(None, "--every", help="Repeat every interval (e.g. 1h, 1d)"),
-        target: Target = typer.Option(Target.local, "--target", help="Where the monitoring job runs"),
-        env: str | None = typer.Option(None, "--env", help="Azure environment (azure.environments.<env>)"),
+        target: TargetOption = Target.local,
+        env: EnvOption = None,
         retrain_via: RetrainVia | None = typer.Option(
             None,
             "--retrain-via",

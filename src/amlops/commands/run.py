@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from amlops.commands.options import EnvOption, TargetOption
 from amlops.console import handle_errors, out
 from amlops.job_inputs import Target, parse_sets
 
@@ -18,10 +19,8 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option(
             None, "--set", help="Override a pipeline input: inputs.<name>=<value>"
         ),
-        target: Target = typer.Option(Target.local, "--target", "-t", help="local (default) or azure"),
-        env: str | None = typer.Option(
-            None, "--env", help="Azure environment from azure.environments (azure)"
-        ),
+        target: TargetOption = Target.local,
+        env: EnvOption = None,
         stream: bool = typer.Option(False, "--stream", help="Print step logs as they are written (local)"),
         wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the Azure job to finish (azure)"),
     ) -> None:

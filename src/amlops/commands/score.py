@@ -10,10 +10,9 @@ from typing import Annotated
 
 import typer
 
+from amlops.commands.options import EnvOption, PipelineOption, TargetOption
 from amlops.console import UserError, handle_errors, out
 from amlops.job_inputs import Target
-
-SCORING_PIPELINE = "pipelines/batch_inference.yml"
 
 
 def register(app: typer.Typer) -> None:
@@ -36,15 +35,9 @@ def register(app: typer.Typer) -> None:
         out_dir: Annotated[
             Path | None, typer.Option("--out", "-o", help="Also copy the predictions into this folder")
         ] = None,
-        target: Annotated[
-            Target, typer.Option("--target", "-t", help="local (default) or azure")
-        ] = Target.local,
-        env: Annotated[
-            str | None, typer.Option("--env", help="Azure environment from azure.environments (azure)")
-        ] = None,
-        pipeline: Annotated[
-            Path | None, typer.Option("--pipeline", help=f"Default: {SCORING_PIPELINE} of the project")
-        ] = None,
+        target: TargetOption = Target.local,
+        env: EnvOption = None,
+        pipeline: PipelineOption = None,
     ) -> None:
         """Score new data with the champion (batch): predictions carry the model version and scoring time."""
         from amlops import scoring

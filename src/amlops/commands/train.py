@@ -8,11 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
+from amlops.commands.options import EnvOption, PipelineOption, TargetOption
 from amlops.console import UserError, handle_errors, out
 from amlops.errors import EXIT_GATE
 from amlops.job_inputs import Target
-
-TRAINING_PIPELINE = "pipelines/training.yml"
 
 
 def summary_markdown(verdict: dict[str, Any] | None, registration: dict[str, Any] | None, run: str) -> str:
@@ -53,12 +52,8 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     @handle_errors
     def train(
-        target: Annotated[
-            Target, typer.Option("--target", "-t", help="local (default) or azure")
-        ] = Target.local,
-        env: Annotated[
-            str | None, typer.Option("--env", help="Azure environment from azure.environments (azure)")
-        ] = None,
+        target: TargetOption = Target.local,
+        env: EnvOption = None,
         data: Annotated[
             str | None,
             typer.Option(
@@ -74,9 +69,7 @@ def register(app: typer.Typer) -> None:
         strict: Annotated[
             bool, typer.Option("--strict", help="Exit 3 when the gate did not pass (for CI)")
         ] = False,
-        pipeline: Annotated[
-            Path | None, typer.Option("--pipeline", help=f"Default: {TRAINING_PIPELINE} of the project")
-        ] = None,
+        pipeline: PipelineOption = None,
     ) -> None:
         """Train, gate and register: pipelines/training.yml with inputs from amlops.yaml (--set overrides).
 

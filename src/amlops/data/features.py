@@ -17,7 +17,6 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder
 
-CALENDAR_FEATURES = ["day_of_week", "day_of_month", "month", "year_sin", "year_cos"]
 DEFAULT_PARAMS: dict[str, Any] = {
     "loss": "poisson",  # counts: a log link keeps predictions positive and effects multiplicative
     "learning_rate": 0.05,

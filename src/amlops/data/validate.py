@@ -317,29 +317,6 @@ def _finalise(df: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
     return out.sort_values(schema.sort_columns, kind="mergesort").reset_index(drop=True)
 
 
-def coerce_features(
-    df: pd.DataFrame, schema: DatasetSchema, columns: list[str] | None = None
-) -> pd.DataFrame:
-    """Parse the given declared columns (default: the model's features) to their declared types, without
-    rules.
-
-    For scoring: new data must reach the model with the types it was trained on, CSV or Parquet alike.
-    Unparseable values become missing; use `validate_frame` when bad rows should be reported instead.
-    """
-    cols = columns if columns is not None else schema.feature_columns
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise DataValidationError(f"column {missing[0]!r}: rule 'required': missing from the data")
-    out = df.copy()
-    for name in cols:
-        spec = schema.column(name)
-        values, _ = _parse(df[name], spec)
-        if spec.dtype == "int":
-            values = values.astype("float64")
-        out[name] = values
-    return out
-
-
 def enforce_limit(report: ValidationReport, max_bad_row_share: float) -> None:
     """Raise DataValidationError (one line: file, column, rule) when too many rows were quarantined."""
     if len(report.clean) == 0:
