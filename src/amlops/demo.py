@@ -26,6 +26,7 @@ from typing import Any
 
 from amlops.config import Settings
 from amlops.drift.policy import WindowSignal
+from amlops.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,40 @@ def demo_settings(base: Settings, folder: Path) -> Settings:
         "min_rows": 300,
         "retrain_window_days": 7 * 10,
         "include_original_data": False,
+        "ledger": None,  # the demo's ledger is its own, never a shared one from amlops.yaml
     }
     settings = Settings.model_validate(data)
     settings.base_dir = base.base_dir
     settings.source = base.source
     return settings
+
+
+MARKER = ".amlops-demo"
+# Everything the demo writes into its folder; a rerun removes exactly these, nothing else.
+DEMO_ENTRIES = ("data", "state", "runs", "reports", "timeline.json", "error_over_time.png")
+
+
+def prepare_folder(folder: Path) -> None:
+    """Make `folder` ready for a fresh demo. Only what an earlier demo made (the folder carries its marker) is
+    removed, and of it only the demo's own entries; any other folder that is not empty is refused."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {folder}: is a file; the demo needs a folder of its own")
+    marker = folder / MARKER
+    if folder.is_dir() and any(folder.iterdir()) and not marker.is_file():
+        raise UserError(
+            f"--out {folder}: not empty and not made by amlops demo; the demo deletes its folder's earlier "
+            "results, so give it a new or empty folder"
+        )
+    for name in DEMO_ENTRIES:
+        entry = folder / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.exists() or entry.is_symlink():
+            entry.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(
+        "made by `amlops demo`; a rerun replaces this folder's demo results\n", encoding="utf-8"
+    )
 
 
 def _week_of(day: date, cfg: DemoConfig) -> int:
@@ -121,8 +151,7 @@ def run_demo(
     from amlops.retrain import FolderStore, record_decision, trigger
 
     say = on_step or (lambda _msg: None)
-    if folder.exists():
-        shutil.rmtree(folder)
+    prepare_folder(folder)
     data_dir = folder / "data"
     data_dir.mkdir(parents=True)
     settings = demo_settings(base, folder)

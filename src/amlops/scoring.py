@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlops.errors import UserError
+from amlops.errors import UsageError, UserError
 from amlops.job_inputs import scoring_inputs
 
 if TYPE_CHECKING:
@@ -139,6 +139,21 @@ def scored_rows(folder: Path) -> tuple[int, int]:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files), len(files)
 
 
+def check_destination(data: Path, dest: Path) -> None:
+    """Refuse, before any work, a `--out` that is a file or would overwrite the input: predictions are named
+    after the input files, so the input's own folder (or a folder inside it) would receive files of the same
+    names."""
+    data, dest = data.resolve(), dest.resolve()
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"--out {dest}: is a file; give a folder for the predictions")
+    source_dir = data if data.is_dir() else data.parent
+    if dest == source_dir or source_dir in dest.parents:
+        raise UsageError(
+            f"--out {dest}: is {'the input folder' if dest == source_dir else 'inside the input folder'} "
+            f"{source_dir}; predictions would overwrite or mix with the input. Give another folder"
+        )
+
+
 def score_with(
     settings: Settings,
     data: Path,
@@ -172,6 +187,9 @@ def run_local(
 ) -> ScoringRun:
     """Resolve the version, fetch the model once, check the input against it, score locally."""
     from amlops import registry
+
+    if dest is not None:
+        check_destination(data, dest)
 
     client = registry.client_for(settings)
     version = resolve_version(client, name, role, pinned)

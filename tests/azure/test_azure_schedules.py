@@ -40,10 +40,14 @@ def test_code_and_yaml_build_the_same_schedule(repo_settings: Settings, which: s
         # The commit is stamped when the schedule is created (the code it uploads); the YAML cannot know it.
         assert code_inputs.pop("git_commit") and from_yaml["create_job"]["inputs"].pop("git_commit") == ""
         # The same schema file: absolute from amlops.yaml, relative to the YAML file in the YAML.
-        code_schema, yaml_schema = code_inputs["schema"]["path"], from_yaml["create_job"]["inputs"]["schema"]["path"]
-        assert Path(code_schema.removeprefix("azureml:")) == (
-            REPO / "pipelines" / yaml_schema.removeprefix("azureml:")
-        ).resolve()
+        code_schema, yaml_schema = (
+            code_inputs["schema"]["path"],
+            from_yaml["create_job"]["inputs"]["schema"]["path"],
+        )
+        assert (
+            Path(code_schema.removeprefix("azureml:"))
+            == (REPO / "pipelines" / yaml_schema.removeprefix("azureml:")).resolve()
+        )
         code_inputs["schema"] = from_yaml["create_job"]["inputs"]["schema"]
     assert from_code == from_yaml
     # The comparison sees the fields that matter (two empty dicts would compare equal and prove nothing).

@@ -126,8 +126,11 @@ def test_the_lock_is_exclusive_and_times_out_with_one_line(url: str) -> None:
 
     store = blob_store(url)
     other = blob_store(url)
-    with store.lock(), pytest.raises(UserError, match="another retrain holds the lock"):
-        with other.lock(timeout=1.0):
-            pass
+    with (
+        store.lock(),
+        pytest.raises(UserError, match="another retrain holds the lock"),
+        other.lock(timeout=1.0),
+    ):
+        pass
     with other.lock(timeout=1.0):  # released: free again
         pass

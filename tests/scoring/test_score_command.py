@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from amlops import registry
 from amlops.cli import app
-from amlops.scoring import parse_model, resolve_version
 from amlops.config import Settings
 from amlops.console import UserError
+from amlops.scoring import parse_model, resolve_version
 
 
 class NoAliasClient:
@@ -243,10 +243,31 @@ def test_on_azure_the_champion_comes_from_role_tags_and_the_model_input_is_the_a
 
 def test_a_column_name_with_a_space_is_refused_before_scoring(tmp_path: Path) -> None:
     """Azure ML splits a parallel step's arguments at spaces, quoted or not: say so before anything runs."""
-    from amlops.job_inputs import scoring_inputs as pipeline_inputs
     from amlops.config import load_settings
+    from amlops.job_inputs import scoring_inputs as pipeline_inputs
 
     (tmp_path / "amlops.yaml").write_text("monitor:\n  id_column: order id\n")
     settings = load_settings(tmp_path / "amlops.yaml", environ={})
     with pytest.raises(UserError, match=r"monitor\.id_column: 'order id' has a space"):
         pipeline_inputs(settings, "data", "model", "1")
+
+
+@pytest.mark.parametrize("where", ["same-folder", "input-folder", "inside-input", "a-file"])
+def test_out_that_would_overwrite_the_input_is_refused_before_any_work(tmp_path: Path, where: str) -> None:
+    from amlops.errors import UsageError
+    from amlops.scoring import check_destination
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    data = folder / "batch.parquet"
+    data.write_bytes(b"PAR1")
+    given, dest = {
+        "same-folder": (data, folder),  # predictions/batch.parquet would replace the input file
+        "input-folder": (folder, folder),
+        "inside-input": (folder, folder / "scored"),  # mixed into the input: the next run scores its output
+        "a-file": (folder, data),
+    }[where]
+    with pytest.raises(UsageError, match="--out"):
+        check_destination(given, dest)
+    assert data.read_bytes() == b"PAR1"
+    check_destination(folder, tmp_path / "predictions")  # elsewhere: fine

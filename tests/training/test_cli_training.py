@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from amlops import registry
 from amlops.cli import app
-from amlops.job_inputs import Target, training_inputs
-from amlops.job_inputs import params_text as _params_text
 from amlops.config import load_settings
 from amlops.console import UserError
+from amlops.job_inputs import Target, training_inputs
+from amlops.job_inputs import params_text as _params_text
 
 NAME = "cli-model"
 
@@ -143,4 +143,6 @@ def test_train_inputs_from_settings(project: Path) -> None:
         training_inputs(settings, None)
     assert _params_text({"interaction_cst": [[0, 1]]}) == '{"interaction_cst":[[0,1]]}'
     missing = cli("train", "--pipeline", str(SCHEMA.parents[2] / "pipelines" / "training.yml"))
-    assert missing.exit_code == 2 and "no training data" in missing.output  # a usage error, like a missing flag
+    assert (
+        missing.exit_code == 2 and "no training data" in missing.output
+    )  # a usage error, like a missing flag
