@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from amlops.errors import UsageError
 
@@ -167,6 +167,15 @@ class PolicySettings(_Section):
         "(amlops/state/retrain) for --target azure",
     )
 
+    @model_validator(mode="after")
+    def _n_of_m(self) -> PolicySettings:
+        if self.drift_windows_n > self.drift_windows_m:
+            raise ValueError(
+                f"drift_windows_n ({self.drift_windows_n}) must not exceed drift_windows_m "
+                f"({self.drift_windows_m}): N of the last M windows"
+            )
+        return self
+
 
 class Settings(BaseModel):
     """Everything amlops reads from `amlops.yaml` (see README, "Configuration")."""
@@ -276,7 +285,10 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
             continue
         parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
         if not parts or parts[0] not in Settings.model_fields:
-            continue
+            if "__" in key:  # the override form, for a section that does not exist: a typo, never ignored
+                known = ", ".join(k for k in Settings.model_fields if k not in ("base_dir", "source"))
+                raise ConfigError(f"{key}: unknown section {parts[0]!r} (sections: {known})")
+            continue  # AMLOPS_CONFIG, AMLOPS_TEST_*, …: not settings
         node = tree
         for part in parts[:-1]:
             node = node.setdefault(part, {})
