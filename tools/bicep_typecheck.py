@@ -44,6 +44,7 @@ from pycep import BicepParser
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 VENDORED = ROOT / "tools" / "bicep_types" / "data"
+KNOWN = ROOT / "tools" / "bicep_types" / "known_findings.txt"
 SHARED_ENV = "AMLOPS_BICEP_TYPES"
 BICEP_TYPES_REPO = "Azure/bicep-types-az"
 
@@ -315,11 +316,19 @@ class Finding:
     message: str
 
     def __str__(self) -> str:
+        return f"{self.shown_path}:{self.line}: {self.message}"
+
+    @property
+    def shown_path(self) -> str:
         try:
-            shown = self.path.relative_to(ROOT)
+            return str(self.path.relative_to(ROOT))
         except ValueError:
-            shown = self.path
-        return f"{shown}:{self.line}: {self.message}"
+            return str(self.path)
+
+    @property
+    def key(self) -> str:
+        """The finding without its line number, as listed in known_findings.txt (lines move, defects not)."""
+        return f"{self.shown_path}: {self.message}"
 
 
 @dataclass
@@ -333,13 +342,27 @@ class Report:
     skipped: int = 0  # expression values whose type is unknown here
     skipped_at: list[Finding] = field(default_factory=list)
     fallback: set[str] = field(default_factory=set)  # types found only outside the vendored copy
+    known: list[Finding] = field(default_factory=list)  # findings listed in known_findings.txt
+    stale: list[str] = field(default_factory=list)  # known_findings.txt entries no longer found
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.findings or self.stale)
 
     def summary(self) -> str:
         return (
             f"bicep types: {self.files} files, {self.resources} resources, {self.modules} modules; "
             f"{self.properties} properties checked, {self.checked} values checked, "
             f"{self.skipped} expression values skipped; {len(self.findings)} findings"
+            + (f" ({len(self.known)} more known, in {KNOWN.relative_to(ROOT)})" if self.known else "")
         )
+
+    def apply_known(self, entries: Iterable[str]) -> None:
+        """Set aside findings listed as known defects; an entry that matches nothing is stale (fixed)."""
+        wanted = set(entries)
+        self.known = [f for f in self.findings if f.key in wanted]
+        self.findings = [f for f in self.findings if f.key not in wanted]
+        self.stale = sorted(wanted - {f.key for f in self.known})
 
 
 @dataclass
@@ -987,7 +1010,11 @@ def prune(entries: list[Type], roots: list[int]) -> list[Type]:
 
     def rewrite(node: Any) -> Any:
         if isinstance(node, dict):
-            return {k: renumber[v] if k == "$ref" else rewrite(v) for k, v in node.items() if k != "description"}
+            return {
+                k: renumber[v] if k == "$ref" else rewrite(v)
+                for k, v in node.items()
+                if not (k == "description" and isinstance(v, str))  # a property's text, not a property
+            }
         if isinstance(node, list):
             return [rewrite(v) for v in node]
         return node
@@ -1035,12 +1062,25 @@ def bicep_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def check(paths: Iterable[Path], roots: Iterable[Path] | None = None, vendored: Path | None = VENDORED) -> Report:
+def known_findings(path: Path = KNOWN) -> list[str]:
+    if not path.is_file():
+        return []
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def check(
+    paths: Iterable[Path],
+    roots: Iterable[Path] | None = None,
+    vendored: Path | None = VENDORED,
+    known: Iterable[str] = (),
+) -> Report:
     roots = list(roots) if roots is not None else [VENDORED, shared_types_dir()]
     checker = Checker(TypeData(roots), vendored)
     for path in bicep_files(paths):
         checker.check_file(path)
     checker.report.findings.sort(key=lambda f: (str(f.path), f.line, f.message))
+    checker.report.apply_known(known)
     return checker.report
 
 
@@ -1055,15 +1095,19 @@ def main(argv: list[str] | None = None) -> int:
         for line in missing:
             print(f"missing: {line}", file=sys.stderr)
         return 1 if missing else 0
-    report = check(args.paths)
+    report = check(args.paths, known=known_findings())
     for finding in report.findings:
         print(finding)
+    for finding in report.known:
+        print(f"known: {finding}")
+    for entry in report.stale:
+        print(f"{KNOWN.relative_to(ROOT)}: {entry!r} is no longer found: remove it")
     for skipped in report.skipped_at if args.show_skipped else []:
         print(f"skipped: {skipped}")
     for name in sorted(report.fallback):
         print(f"note: {name} is not in {VENDORED.relative_to(ROOT)}: run `python tools/bicep_typecheck.py --vendor`")
     print(report.summary())
-    return 1 if report.findings else 0
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":
