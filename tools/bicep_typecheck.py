@@ -59,14 +59,18 @@ MODULE_KEYWORDS = frozenset({"name", "params", "scope", "dependsOn", "identity"}
 
 # Functions whose result kind is fixed (https://learn.microsoft.com/azure/azure-resource-manager/bicep/bicep-functions).
 STRING_FUNCTIONS = frozenset(
-    """base64 dataUri format guid padLeft replace resourceId string subscriptionResourceId substring
-    tenantResourceId extensionResourceId managementGroupResourceId toLower toUpper trim uniqueString uri
-    uriComponent uriComponentToString dateTimeAdd utcNow newGuid""".split()
+    {"base64", "dataUri", "dateTimeAdd", "extensionResourceId", "format", "guid", "managementGroupResourceId"}
+    | {"newGuid", "padLeft", "replace", "resourceId", "string", "subscriptionResourceId", "substring"}
+    | {"tenantResourceId", "toLower", "toUpper", "trim", "uniqueString", "uri", "uriComponent"}
+    | {"uriComponentToString", "utcNow"}
 )
 BOOL_FUNCTIONS = frozenset({"bool", "contains", "empty", "endsWith", "startsWith"})
 INT_FUNCTIONS = frozenset({"int", "length", "indexOf", "lastIndexOf", "min", "max"})
 
 Type = dict[str, Any]
+# A node of the Lark syntax tree (a Tree, a Token, or None for an absent optional part): lark types a tree's
+# children as a union every access would have to narrow, so nodes are Any and checked with isinstance.
+Node = Any
 
 
 # --- type data -------------------------------------------------------------------------------------
@@ -130,9 +134,13 @@ class TypeData:
         for _, path in self.candidates(namespace, version):
             return f"{path} has no {type_name}: the resource type name is wrong for this API version"
         folders = sorted(
-            {p.parent.parent.parent.name for root in self.roots for p in root.glob(f"*/{namespace.lower()}/*/types.json")}
+            {
+                p.parent.parent.parent.name
+                for root in self.roots
+                for p in root.glob(f"*/{namespace.lower()}/*/types.json")
+            }
         )
-        folder = folders[0] if len(folders) == 1 else "<provider>"
+        folder = " or ".join(folders) if folders else "<provider>"
         return (
             f"add generated/{folder}/{namespace.lower()}/{version}/types.json from {BICEP_TYPES_REPO} to "
             f"{shared_types_dir()}, then run `python tools/bicep_typecheck.py --vendor`"
@@ -144,7 +152,7 @@ class TypeData:
 PARSER = BicepParser()
 
 
-def parse_tree(path: Path) -> Tree[Token]:
+def parse_tree(path: Path) -> Node:
     return PARSER.lark_parser.parse(path.read_text(encoding="utf-8"))
 
 
@@ -165,7 +173,7 @@ def unquote(text: str) -> str:
 def literal_string(node: Any) -> str | None:
     """The value of a string literal without interpolation, else None."""
     if isinstance(node, Tree) and node.data in ("string", "multi_line_string"):
-        token = node.children[0]
+        token: Node = node.children[0]
         if token.type == "MULTI_LINE_STRING":
             return str(token)[3:-3]
         if token.type == "QUOTED_INTERPOLATION" and not re.search(r"(?<!\\)\$\{", token):
@@ -173,13 +181,17 @@ def literal_string(node: Any) -> str | None:
     return None
 
 
+def token_type(node: Node) -> str | None:
+    return node.type if isinstance(node, Token) else None
+
+
 def identifier(node: Any) -> str | None:
-    if isinstance(node, Tree) and node.data == "string" and node.children[0].type == "STRING":
+    if isinstance(node, Tree) and node.data == "string" and token_type(node.children[0]) == "STRING":
         return str(node.children[0])
     return None
 
 
-def key_name(pair: Tree[Token]) -> str | None:
+def key_name(pair: Node) -> str | None:
     """A pair's key, or None for an interpolated key ('${x}')."""
     token = pair.children[0].children[0]
     if token.type == "QUOTED_INTERPOLATION" or token.type == "QUOTED_STRING":
@@ -187,14 +199,14 @@ def key_name(pair: Tree[Token]) -> str | None:
     return str(token)
 
 
-def body_object(node: Any) -> Tree[Token] | None:
+def body_object(node: Any) -> Node | None:
     """The object of a resource or module body, through `if (...)` and `[for ...]`."""
     while isinstance(node, Tree) and node.data in ("deploy_condition", "loop"):
         node = node.children[-1]
     return node if isinstance(node, Tree) and node.data == "object" else None
 
 
-def pairs(obj: Tree[Token]) -> Iterator[Tree[Token]]:
+def pairs(obj: Node) -> Iterator[Node]:
     for child in obj.children:
         if isinstance(child, Tree) and child.data == "pair":
             yield child
@@ -211,7 +223,9 @@ def lift_conditional(node: Any) -> Any:
     if operator_kind(last) != "conditional":
         return node
     condition, when_true, when_false = last.children[0].children
-    rebuilt = Tree("operator", [Tree(kind, [*inner.children[:-1], condition], meta=inner.meta)], meta=node.meta)
+    rebuilt = Tree(
+        "operator", [Tree(kind, [*inner.children[:-1], condition], meta=inner.meta)], meta=node.meta
+    )
     return Tree(
         "operator",
         [Tree("conditional", [lift_conditional(rebuilt), when_true, when_false], meta=inner.meta)],
@@ -241,7 +255,7 @@ class Param:
 @dataclass
 class Template:
     path: Path
-    tree: Tree[Token]
+    tree: Node
     params: dict[str, Param] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, tuple[str, str]] = field(default_factory=dict)  # symbol: (type, api version)
@@ -268,13 +282,13 @@ class Template:
                 template.outputs[str(element.children[1])] = _type_text(element.children[2])
         return template
 
-    def elements(self, kind: str) -> Iterator[Tree[Token]]:
+    def elements(self, kind: str) -> Iterator[Node]:
         for element in self.tree.children:
             if isinstance(element, Tree) and element.data == kind:
                 yield element
 
 
-def _param(element: Tree[Token], lines: list[str]) -> Param:
+def _param(element: Node, lines: list[str]) -> Param:
     decorators, name, data_type, default = element.children[:4]
     line = line_of(name)
     allowed = None
@@ -288,7 +302,7 @@ def _param(element: Tree[Token], lines: list[str]) -> Param:
     return Param(str(name), line, type_text, allowed, required=default is None and not nullable)
 
 
-def _type_text(data_type: Tree[Token]) -> str:
+def _type_text(data_type: Node) -> str:
     if data_type.children[1:]:  # array suffix: string[]
         return "array"
     return "".join(str(t) for t in data_type.scan_values(lambda t: isinstance(t, Token)))
@@ -300,7 +314,7 @@ def _literal_value(node: Any) -> Any:
         return text
     if isinstance(node, Tree):
         if node.data == "int_type":
-            return int(node.children[0])
+            return int(str(node.children[0]))
         if node.data in ("true", "false"):
             return node.data == "true"
     return None
@@ -342,6 +356,7 @@ class Report:
     skipped: int = 0  # expression values whose type is unknown here
     skipped_at: list[Finding] = field(default_factory=list)
     fallback: set[str] = field(default_factory=set)  # types found only outside the vendored copy
+    checked_files: list[Path] = field(default_factory=list)
     known: list[Finding] = field(default_factory=list)  # findings listed in known_findings.txt
     stale: list[str] = field(default_factory=list)  # known_findings.txt entries no longer found
 
@@ -362,7 +377,10 @@ class Report:
         wanted = set(entries)
         self.known = [f for f in self.findings if f.key in wanted]
         self.findings = [f for f in self.findings if f.key not in wanted]
-        self.stale = sorted(wanted - {f.key for f in self.known})
+        # Only entries about the files checked this time can be stale.
+        checked = {f"{Finding(path, 0, '').shown_path}: " for path in self.checked_files}
+        found = {f.key for f in self.known}
+        self.stale = sorted(e for e in wanted - found if any(e.startswith(prefix) for prefix in checked))
 
 
 @dataclass
@@ -377,7 +395,9 @@ class Context:
     loop_items: frozenset[str] = frozenset()
 
     def at(self, name: str) -> Context:
-        return Context(self.template, self.file, f"{self.path}.{name}" if self.path else name, self.via, self.loop_items)
+        return Context(
+            self.template, self.file, f"{self.path}.{name}" if self.path else name, self.via, self.loop_items
+        )
 
 
 class Checker:
@@ -403,12 +423,13 @@ class Checker:
     def check_file(self, path: Path) -> None:
         template = self.template(path)
         self.report.files += 1
+        self.report.checked_files.append(template.path)
         for element in template.elements("resource"):
             self.check_resource(template, element)
         for element in template.elements("module"):
             self.check_module(template, element)
 
-    def check_resource(self, template: Template, element: Tree[Token]) -> None:
+    def check_resource(self, template: Template, element: Node) -> None:
         _, symbol, type_pair, existing, body = element.children[:5]
         self.check_declaration(template, str(symbol), type_pair.children[0], existing, body, None, None)
 
@@ -416,7 +437,7 @@ class Checker:
         self,
         template: Template,
         symbol: str,
-        type_token: Token,
+        type_token: Node,
         existing: Any,
         body: Any,
         parent: str | None,
@@ -437,7 +458,9 @@ class Checker:
             message = f"resource {symbol}: no type data for {type_name}@{version}: {hint}"
             self.report.findings.append(Finding(template.path, line_of(type_token), message))
             return
-        if self.vendored is not None and not resource.source.resolve().is_relative_to(self.vendored.resolve()):
+        if self.vendored is not None and not resource.source.resolve().is_relative_to(
+            self.vendored.resolve()
+        ):
             self.report.fallback.add(resource.name)
         obj = body_object(body)
         if obj is None:
@@ -466,7 +489,11 @@ class Checker:
         if isinstance(node, Tree) and node.data == "null":
             self.report.checked += 1  # null leaves a property unset
             return
-        if isinstance(node, Tree) and node.data == "object" and kind in ("ObjectType", "DiscriminatedObjectType"):
+        if (
+            isinstance(node, Tree)
+            and node.data == "object"
+            and kind in ("ObjectType", "DiscriminatedObjectType")
+        ):
             self.report.checked += 1
             self.check_object(ctx, node, t)
             return
@@ -477,7 +504,9 @@ class Checker:
             return
         if isinstance(node, Tree) and node.data == "loop" and kind == "ArrayType":
             self.report.checked += 1
-            inner = Context(ctx.template, ctx.file, ctx.path, ctx.via, ctx.loop_items | set(_loop_items(node)))
+            inner = Context(
+                ctx.template, ctx.file, ctx.path, ctx.via, ctx.loop_items | set(_loop_items(node))
+            )
             self.check_value(inner.at("[]"), node.children[-1], t["itemType"])
             return
         if kind == "UnionType" and _is_object_or_array(node):
@@ -548,7 +577,9 @@ class Checker:
             self.report.checked += 1
             t = ctx.file.get(type_ref)
             if not accepts(ctx.file, t, result, None):
-                self.find(ctx, node, f"a {result} expression is not allowed: expected {describe(ctx.file, t)}")
+                self.find(
+                    ctx, node, f"a {result} expression is not allowed: expected {describe(ctx.file, t)}"
+                )
             return
         self.skip(ctx, node, "expression")
 
@@ -557,7 +588,7 @@ class Checker:
         via = f" (through {' -> '.join(ctx.via)})" if ctx.via else ""
         self.report.skipped_at.append(Finding(ctx.template.path, line_of(node), f"{ctx.path}: {why}{via}"))
 
-    def resolve_member(self, ctx: Context, node: Tree[Token]) -> tuple[Context, Any] | None:
+    def resolve_member(self, ctx: Context, node: Node) -> tuple[Context, Any] | None:
         """`var.a.b` where var holds a literal object: the member's syntax node (pycep nests `a.b.c` to the
         right: a . (b . c))."""
         base, member = node.children[0].children
@@ -581,7 +612,9 @@ class Checker:
             if not found:
                 return None
             value = found[0]
-        return Context(ctx.template, ctx.file, ctx.path, (*ctx.via, f"{name}.{'.'.join(keys)}"), ctx.loop_items), value
+        return Context(
+            ctx.template, ctx.file, ctx.path, (*ctx.via, f"{name}.{'.'.join(keys)}"), ctx.loop_items
+        ), value
 
     def reference_type(self, ctx: Context, node: Any) -> tuple[str, TypeFile, Type] | None:
         """(label, type file, type) of `resource.a.b` (read from the type data, read-only properties
@@ -616,7 +649,9 @@ class Checker:
                 return None
         return label, file, file.get(t)
 
-    def check_typed(self, ctx: Context, node: Any, label: str, file: TypeFile, source: Type, type_ref: Type) -> None:
+    def check_typed(
+        self, ctx: Context, node: Any, label: str, file: TypeFile, source: Type, type_ref: Type
+    ) -> None:
         """A value whose type is known from elsewhere (another resource's property, a module output)."""
         t = ctx.file.get(type_ref)
         kind = _kind_of(file, source)
@@ -647,22 +682,22 @@ class Checker:
                         f"not allowed here: expected {describe(ctx.file, t)}",
                     )
             return
-        kind = {"string": "string", "int": "int", "bool": "bool", "object": "object", "array": "array"}.get(param.type)
-        if kind is None:
+        declared = param.type if param.type in ("string", "int", "bool", "object", "array") else None
+        if declared is None:
             self.skip(ctx, node, f"parameter {param.name} of type {param.type}")
             return
-        if allowed_strings(ctx.file, t) and not open_string(ctx.file, t) and kind == "string":
+        if allowed_strings(ctx.file, t) and not open_string(ctx.file, t) and declared == "string":
             # any string: only the deployment's value can be checked
             self.skip(ctx, node, f"parameter {param.name} without @allowed, used as {describe(ctx.file, t)}")
             return
         self.report.checked += 1
-        if not accepts(ctx.file, t, kind, None):
+        if not accepts(ctx.file, t, declared, None):
             self.find(ctx, node, f"parameter {param.name} is {param.type}: expected {describe(ctx.file, t)}")
 
     # -- objects
 
     def check_object(
-        self, ctx: Context, obj: Tree[Token], t: Type, keywords: frozenset[str] = frozenset(), label: str = ""
+        self, ctx: Context, obj: Node, t: Type, keywords: frozenset[str] = frozenset(), label: str = ""
     ) -> None:
         properties, extra = self.object_schema(ctx, obj, t)
         if properties is None:
@@ -701,7 +736,9 @@ class Checker:
                 what = f"{label}: " if label and not ctx.path else ""
                 self.find(ctx, obj, f"{what}required property {name!r} is missing")
 
-    def report_unknown(self, ctx: Context, pair: Tree[Token], name: str, properties: dict[str, Type], label: str) -> None:
+    def report_unknown(
+        self, ctx: Context, pair: Node, name: str, properties: dict[str, Type], label: str
+    ) -> None:
         writable = [n for n, s in properties.items() if not s.get("flags", 0) & READ_ONLY]
         match = difflib.get_close_matches(name, writable, n=1, cutoff=0.6)
         lower = [n for n in writable if n.lower() == name.lower()]
@@ -709,9 +746,7 @@ class Checker:
         what = f"{label}: " if label and not ctx.path else ""
         self.find(ctx.at(name), pair, f"{what}unknown property {name!r}{hint}")
 
-    def object_schema(
-        self, ctx: Context, obj: Tree[Token], t: Type
-    ) -> tuple[dict[str, Type] | None, Type | None]:
+    def object_schema(self, ctx: Context, obj: Node, t: Type) -> tuple[dict[str, Type] | None, Type | None]:
         """(properties, additionalProperties type) of an object type; a discriminated type is resolved by the
         object's discriminator value."""
         if t["$type"] == "ObjectType":
@@ -721,7 +756,9 @@ class Checker:
         discriminator = t["discriminator"]
         values = [p.children[1] for p in pairs(obj) if key_name(p) == discriminator]
         if not values:
-            self.find(ctx, obj, f"required property {discriminator!r} is missing (it selects the object's shape)")
+            self.find(
+                ctx, obj, f"required property {discriminator!r} is missing (it selects the object's shape)"
+            )
             return None, None
         chosen = self._discriminator_value(ctx, values[0])
         if chosen is None:
@@ -731,10 +768,16 @@ class Checker:
         if chosen not in elements:
             match = difflib.get_close_matches(chosen, list(elements), n=1)
             hint = f"; did you mean {match[0]!r}?" if match else ""
-            self.find(ctx.at(discriminator), values[0], f"{chosen!r} is not allowed: expected one of {sorted(elements)}{hint}")
+            self.find(
+                ctx.at(discriminator),
+                values[0],
+                f"{chosen!r} is not allowed: expected one of {sorted(elements)}{hint}",
+            )
             return None, None
         element = ctx.file.get(elements[chosen])
-        return {**t.get("baseProperties", {}), **element.get("properties", {})}, element.get("additionalProperties")
+        return {**t.get("baseProperties", {}), **element.get("properties", {})}, element.get(
+            "additionalProperties"
+        )
 
     def _discriminator_value(self, ctx: Context, node: Any) -> str | None:
         text = literal_string(node)
@@ -744,7 +787,7 @@ class Checker:
 
     # -- modules
 
-    def check_module(self, template: Template, element: Tree[Token]) -> None:
+    def check_module(self, template: Template, element: Node) -> None:
         _, symbol, module_path, body = element.children[:4]
         self.report.modules += 1
         obj = body_object(body)
@@ -801,13 +844,14 @@ def param_type(param: Param) -> Type:
                 for v in param.allowed
             ],
         }
-    return {
+    by_type: dict[str, Type] = {
         "string": {"$type": "StringType"},
         "int": {"$type": "IntegerType"},
         "bool": {"$type": "BooleanType"},
         "array": {"$type": "ArrayType", "itemType": {"$type": "AnyType"}},
         "object": {"$type": "ObjectType", "additionalProperties": {"$type": "AnyType"}},
-    }.get(param.type, {"$type": "AnyType"})
+    }
+    return by_type.get(param.type, {"$type": "AnyType"})
 
 
 # --- kinds -----------------------------------------------------------------------------------------
@@ -869,14 +913,14 @@ def _literal_kind(node: Any) -> tuple[str, Any] | None:
     text = literal_string(node)
     if text is not None:
         return "string", text
-    if node.data == "string" and node.children[0].type == "QUOTED_INTERPOLATION":
+    if node.data == "string" and token_type(node.children[0]) == "QUOTED_INTERPOLATION":
         return "string", None
     if node.data == "int_type":
-        return "int", int(node.children[0])
+        return "int", int(str(node.children[0]))
     if operator_kind(node) == "minus" and isinstance(node.children[0].children[0], Tree):
         inner = node.children[0].children[0]
         if inner.data == "int_type":
-            return "int", -int(inner.children[0])
+            return "int", -int(str(inner.children[0]))
     if node.data in ("true", "false"):
         return "bool", node.data == "true"
     if node.data in ("object", "array", "loop"):
@@ -902,7 +946,15 @@ def _result_kind(node: Any) -> str | None:
             return "int"
         return None
     op = operator_kind(node)
-    if op in ("not_op", "and_op", "or_op", "equals", "not_equals", "equals_case_insens", "not_equals_case_insens"):
+    if op in (
+        "not_op",
+        "and_op",
+        "or_op",
+        "equals",
+        "not_equals",
+        "equals_case_insens",
+        "not_equals_case_insens",
+    ):
         return "bool"
     if op in ("greater_than", "greater_than_or_equals", "less_than", "less_than_or_equals"):
         return "bool"
@@ -921,7 +973,7 @@ def accepts(file: TypeFile, t: Type, kind: str, value: Any) -> bool:
             if kind != "string":
                 return False
             if isinstance(value, str):
-                return t.get("minLength", 0) <= len(value) <= t.get("maxLength", len(value))
+                return bool(t.get("minLength", 0) <= len(value) <= t.get("maxLength", len(value)))
             return True
         case "StringLiteralType":
             return kind == "string" and (value is None or value == t["value"])
@@ -964,7 +1016,9 @@ def describe(file: TypeFile, t: Type) -> str:
     kind = t["$type"]
     if kind == "UnionType":
         strings = allowed_strings(file, t)
-        others = sorted({describe(file, e) for e in t["elements"] if file.get(e)["$type"] != "StringLiteralType"})
+        others = sorted(
+            {describe(file, e) for e in t["elements"] if file.get(e)["$type"] != "StringLiteralType"}
+        )
         parts = ([f"one of {strings}"] if strings else []) + others
         return " or ".join(parts)
     if kind == "StringLiteralType":
@@ -973,7 +1027,7 @@ def describe(file: TypeFile, t: Type) -> str:
         return f"an int in [{t.get('minValue', '-inf')}, {t.get('maxValue', 'inf')}]"
     if kind == "StringType" and ("minLength" in t or "maxLength" in t):
         return f"a string of length [{t.get('minLength', 0)}, {t.get('maxLength', 'inf')}]"
-    return {
+    names = {
         "StringType": "a string",
         "IntegerType": "an int",
         "BooleanType": "a bool",
@@ -981,7 +1035,8 @@ def describe(file: TypeFile, t: Type) -> str:
         "DiscriminatedObjectType": "an object",
         "ArrayType": "an array",
         "AnyType": "any value",
-    }.get(kind, kind)
+    }
+    return names.get(kind, str(kind))
 
 
 # --- vendoring -------------------------------------------------------------------------------------
@@ -1040,7 +1095,9 @@ def vendor(files: list[Path], source: Path, target: Path) -> list[str]:
         old.unlink()
     for path, names in sorted(wanted.items()):
         entries = data.load(path).entries
-        roots = [i for i, e in enumerate(entries) if e["$type"] == "ResourceType" and e["name"].lower() in names]
+        roots = [
+            i for i, e in enumerate(entries) if e["$type"] == "ResourceType" and e["name"].lower() in names
+        ]
         out = target / path.relative_to(source)
         out.parent.mkdir(parents=True, exist_ok=True)
         # One entry per line: reviewable diffs when a type is added.
@@ -1087,7 +1144,9 @@ def check(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("paths", nargs="*", type=Path, default=[INFRA])
-    parser.add_argument("--vendor", action="store_true", help="refresh tools/bicep_types/data from the full data")
+    parser.add_argument(
+        "--vendor", action="store_true", help="refresh tools/bicep_types/data from the full data"
+    )
     parser.add_argument("--show-skipped", action="store_true", help="list the values left unchecked")
     args = parser.parse_args(argv)
     if args.vendor:
@@ -1105,7 +1164,9 @@ def main(argv: list[str] | None = None) -> int:
     for skipped in report.skipped_at if args.show_skipped else []:
         print(f"skipped: {skipped}")
     for name in sorted(report.fallback):
-        print(f"note: {name} is not in {VENDORED.relative_to(ROOT)}: run `python tools/bicep_typecheck.py --vendor`")
+        print(
+            f"note: {name} is not in {VENDORED.relative_to(ROOT)}: run `python tools/bicep_typecheck.py --vendor`"
+        )
     print(report.summary())
     return 1 if report.failed else 0
 
