@@ -140,7 +140,7 @@ class TypeData:
                 for p in root.glob(f"*/{namespace.lower()}/*/types.json")
             }
         )
-        folder = " or ".join(folders) if folders else "<provider>"
+        folder = folders[0] if len(folders) == 1 else f"({' or '.join(folders)})" if folders else "<provider>"
         return (
             f"add generated/{folder}/{namespace.lower()}/{version}/types.json from {BICEP_TYPES_REPO} to "
             f"{shared_types_dir()}, then run `python tools/bicep_typecheck.py --vendor`"
