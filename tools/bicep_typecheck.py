@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from lark import Token, Tree
+from lark.exceptions import LarkError
 from pycep import BicepParser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,8 +132,9 @@ class TypeData:
 
     def missing_hint(self, type_name: str, version: str) -> str:
         namespace = type_name.split("/")[0]
-        for _, path in self.candidates(namespace, version):
-            return f"{path} has no {type_name}: the resource type name is wrong for this API version"
+        full = [path for root, path in self.candidates(namespace, version) if not _same(root, VENDORED)]
+        if full:
+            return f"{full[0]} has no {type_name}: the resource type name is wrong for this API version"
         folders = sorted(
             {
                 p.parent.parent.parent.name
@@ -141,10 +143,26 @@ class TypeData:
             }
         )
         folder = folders[0] if len(folders) == 1 else f"({' or '.join(folders)})" if folders else "<provider>"
-        return (
-            f"add generated/{folder}/{namespace.lower()}/{version}/types.json from {BICEP_TYPES_REPO} to "
-            f"{shared_types_dir()}, then run `python tools/bicep_typecheck.py --vendor`"
-        )
+        upstream = f"generated/{folder}/{namespace.lower()}/{version}/types.json from {BICEP_TYPES_REPO}"
+        shared = shared_types_dir()
+        refresh = "then run `python tools/bicep_typecheck.py --vendor`"
+        if not shared.is_dir():
+            return (
+                f"not in {_shown(VENDORED)}, and no full type data at {shared} (set {SHARED_ENV}): "
+                f"with it (add {upstream} if it lacks the file), {refresh}"
+            )
+        return f"add {upstream} to {shared}, {refresh}"
+
+
+def _same(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 # --- syntax tree helpers ---------------------------------------------------------------------------
@@ -152,8 +170,23 @@ class TypeData:
 PARSER = BicepParser()
 
 
+class ParseFailure(Exception):
+    """A template pycep's grammar cannot read (tests/static/test_bicep.py reports those in detail)."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 def parse_tree(path: Path) -> Node:
-    return PARSER.lark_parser.parse(path.read_text(encoding="utf-8"))
+    try:
+        return PARSER.lark_parser.parse(path.read_text(encoding="utf-8"))
+    except LarkError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        line = getattr(error, "line", 0)
+        raise ParseFailure(
+            f"pycep-parser cannot parse it: {first}", line if isinstance(line, int) else 0
+        ) from error
 
 
 def line_of(node: Any) -> int:
@@ -421,8 +454,13 @@ class Checker:
     # -- files
 
     def check_file(self, path: Path) -> None:
-        template = self.template(path)
         self.report.files += 1
+        try:
+            template = self.template(path)
+        except ParseFailure as error:
+            self.report.findings.append(Finding(path.resolve(), error.line, str(error)))
+            self.report.checked_files.append(path.resolve())
+            return
         self.report.checked_files.append(template.path)
         for element in template.elements("resource"):
             self.check_resource(template, element)
@@ -628,7 +666,10 @@ class Checker:
             rest = rest[1:]
         if symbol in ctx.template.modules and len(rest) == 2 and rest[0] == "outputs":
             path = (ctx.template.path.parent / ctx.template.modules[symbol]).resolve()
-            declared = self.template(path).outputs.get(rest[1]) if path.is_file() else None
+            try:
+                declared = self.template(path).outputs.get(rest[1]) if path.suffix == ".bicep" else None
+            except (OSError, ParseFailure):
+                declared = None
             if declared is None:
                 return None
             synthetic = Param(rest[1], 0, declared, None, False)
@@ -803,14 +844,28 @@ class Checker:
                     Finding(template.path, line_of(pair), f"module {symbol}: unknown property {name!r}{more}")
                 )
         if ":" in source.split("/")[0]:  # br:, ts: registry modules cannot be read offline
-            self.report.skipped += 1
+            self.skip(
+                Context(template, TypeFile(template.path, []), f"module {symbol}"),
+                module_path,
+                "registry module",
+            )
             return
         target_path = (template.path.parent / source).resolve()
         if not target_path.is_file():
             message = f"module {symbol}: {source} does not exist"
             self.report.findings.append(Finding(template.path, line_of(module_path), message))
             return
-        target = self.template(target_path)
+        if target_path.suffix != ".bicep":  # an ARM JSON template: its parameters are not read here
+            self.skip(
+                Context(template, TypeFile(target_path, []), f"module {symbol}"), module_path, "JSON module"
+            )
+            return
+        try:
+            target = self.template(target_path)
+        except ParseFailure as error:
+            message = f"module {symbol}: {source}: {error}"
+            self.report.findings.append(Finding(template.path, line_of(module_path), message))
+            return
         params = [p.children[1] for p in pairs(obj) if key_name(p) == "params"]
         loop_items = frozenset(_loop_items(body))
         ctx = Context(template, TypeFile(target_path, []), f"module {symbol}: params", (), loop_items)
