@@ -1,8 +1,9 @@
 """Offline type check of Bicep templates against Bicep's own resource type data.
 
-No Bicep CLI can run here (DESIGN.md §9), so this does the part of `bicep build` that catches templates
-Azure would reject: for every `resource` in the given files it looks up `type@apiVersion` in the type data
-of Azure/bicep-types-az (the `types.json` files `bicep build` itself loads) and reports, with file and line,
+No Bicep CLI can run here (DESIGN.md §9), so this does the part of `bicep build` that checks resource bodies
+against their types (what it warns about may fail at deployment, or be dropped silently): for every
+`resource` in the given files it looks up `type@apiVersion` in the type data of Azure/bicep-types-az (the
+`types.json` files `bicep build` itself loads) and reports, with file and line,
 
 - properties the type does not have, at any depth of literal objects and arrays;
 - assignments to read-only properties;
@@ -13,7 +14,8 @@ of Azure/bicep-types-az (the `types.json` files `bicep build` itself loads) and 
 
 Values that are expressions are checked when their type is known: a literal, a parameter (its declared type
 and `@allowed` values), a variable holding a literal (both branches of a conditional), a function whose
-result kind is fixed; anything else (resource outputs, loop items, most functions) is skipped and counted.
+result kind is fixed, another resource's property or a module output; anything else (loop items, most
+functions) is skipped and counted. Each finding ends with the diagnostic code `bicep build` gives it.
 
 Templates are read with pycep-parser's Lark grammar (the parser of tests/static/test_bicep.py), walked as a
 syntax tree: it keeps line numbers and tells identifiers from string literals, which pycep's JSON does not.
@@ -49,7 +51,7 @@ KNOWN = ROOT / "tools" / "bicep_types" / "known_findings.txt"
 SHARED_ENV = "AMLOPS_BICEP_TYPES"
 BICEP_TYPES_REPO = "Azure/bicep-types-az"
 
-# Property flags of the type data (bicep-types ObjectTypePropertyFlags: src/bicep-types/src/types.ts).
+# Property flags of the type data (ObjectTypePropertyFlags in Azure/bicep-types src/bicep-types/src/types.ts).
 REQUIRED, READ_ONLY = 1, 2
 
 # Declaration keywords of Bicep itself, not properties of the resource body type
@@ -428,9 +430,8 @@ class Context:
     loop_items: frozenset[str] = frozenset()
 
     def at(self, name: str) -> Context:
-        return Context(
-            self.template, self.file, f"{self.path}.{name}" if self.path else name, self.via, self.loop_items
-        )
+        path = f"{self.path}{name}" if name == "[]" else f"{self.path}.{name}" if self.path else name
+        return Context(self.template, self.file, path, self.via, self.loop_items)
 
 
 class Checker:
@@ -446,10 +447,13 @@ class Checker:
             self._templates[path] = Template.load(path)
         return self._templates[path]
 
-    def find(self, ctx: Context, node: Any, message: str) -> None:
+    def find(self, ctx: Context, node: Any, message: str, code: str) -> None:
+        """A finding, tagged with the diagnostic `bicep build` gives for it
+        (https://learn.microsoft.com/azure/azure-resource-manager/bicep/diagnostics/<code>)."""
         via = f" (through {' -> '.join(ctx.via)})" if ctx.via else ""
         where = f"{ctx.path}: " if ctx.path else ""
-        self.report.findings.append(Finding(ctx.template.path, line_of(node), f"{where}{message}{via}"))
+        text = f"{where}{message}{via} [{code}]"
+        self.report.findings.append(Finding(ctx.template.path, line_of(node), text))
 
     # -- files
 
@@ -493,7 +497,7 @@ class Checker:
         resource = self.types.find(type_name, version)
         if resource is None:
             hint = self.types.missing_hint(type_name, version)
-            message = f"resource {symbol}: no type data for {type_name}@{version}: {hint}"
+            message = f"resource {symbol}: no type data for {type_name}@{version}: {hint} [BCP081]"
             self.report.findings.append(Finding(template.path, line_of(type_token), message))
             return
         if self.vendored is not None and not resource.source.resolve().is_relative_to(
@@ -567,7 +571,7 @@ class Checker:
                 options = allowed_strings(ctx.file, t)
                 match = difflib.get_close_matches(value, options, n=1) if options else []
                 close = f"; did you mean {match[0]!r}?" if match else ""
-            self.find(ctx, node, f"{shown} is not allowed: expected {expected}{close}")
+            self.find(ctx, node, f"{shown} is not allowed: expected {expected}{close}", "BCP036")
 
     def check_union(self, ctx: Context, node: Any, union: Type) -> None:
         """An object or array against a union of types: fine when one member takes it without findings."""
@@ -615,9 +619,8 @@ class Checker:
             self.report.checked += 1
             t = ctx.file.get(type_ref)
             if not accepts(ctx.file, t, result, None):
-                self.find(
-                    ctx, node, f"a {result} expression is not allowed: expected {describe(ctx.file, t)}"
-                )
+                message = f"a {result} expression is not allowed: expected {describe(ctx.file, t)}"
+                self.find(ctx, node, message, "BCP036")
             return
         self.skip(ctx, node, "expression")
 
@@ -707,7 +710,7 @@ class Checker:
         bad = [v for v in values if not accepts(ctx.file, t, "string", v)]
         if bad or (not values and not accepts(ctx.file, t, kind, None)):
             shown = f"may be {bad[0]!r}" if bad else f"is {describe(file, source)}"
-            self.find(ctx, node, f"{label} {shown}: expected {describe(ctx.file, t)}")
+            self.find(ctx, node, f"{label} {shown}: expected {describe(ctx.file, t)}", "BCP036")
 
     def check_param_use(self, ctx: Context, node: Any, param: Param, type_ref: Type) -> None:
         t = ctx.file.get(type_ref)
@@ -721,6 +724,7 @@ class Checker:
                         node,
                         f"parameter {param.name} allows {value!r} (line {param.line}), "
                         f"not allowed here: expected {describe(ctx.file, t)}",
+                        "BCP036",
                     )
             return
         declared = param.type if param.type in ("string", "int", "bool", "object", "array") else None
@@ -733,7 +737,8 @@ class Checker:
             return
         self.report.checked += 1
         if not accepts(ctx.file, t, declared, None):
-            self.find(ctx, node, f"parameter {param.name} is {param.type}: expected {describe(ctx.file, t)}")
+            message = f"parameter {param.name} is {param.type}: expected {describe(ctx.file, t)}"
+            self.find(ctx, node, message, "BCP036")
 
     # -- objects
 
@@ -767,7 +772,9 @@ class Checker:
                 self.report_unknown(ctx, pair, name, properties, label)
                 continue
             if spec.get("flags", 0) & READ_ONLY:
-                self.find(ctx.at(name), pair, "read-only property: Azure sets it, a template cannot")
+                self.find(
+                    ctx.at(name), pair, "read-only property: Azure sets it, a template cannot", "BCP073"
+                )
                 continue
             self.check_value(ctx.at(name), value, spec["type"])
         if dynamic:
@@ -775,7 +782,7 @@ class Checker:
         for name, spec in properties.items():
             if spec.get("flags", 0) & REQUIRED and not spec.get("flags", 0) & READ_ONLY and name not in given:
                 what = f"{label}: " if label and not ctx.path else ""
-                self.find(ctx, obj, f"{what}required property {name!r} is missing")
+                self.find(ctx, obj, f"{what}required property {name!r} is missing", "BCP035")
 
     def report_unknown(
         self, ctx: Context, pair: Node, name: str, properties: dict[str, Type], label: str
@@ -785,7 +792,7 @@ class Checker:
         lower = [n for n in writable if n.lower() == name.lower()]
         hint = f"; did you mean {(lower or match)[0]!r}?" if lower or match else ""
         what = f"{label}: " if label and not ctx.path else ""
-        self.find(ctx.at(name), pair, f"{what}unknown property {name!r}{hint}")
+        self.find(ctx.at(name), pair, f"{what}unknown property {name!r}{hint}", "BCP037")
 
     def object_schema(self, ctx: Context, obj: Node, t: Type) -> tuple[dict[str, Type] | None, Type | None]:
         """(properties, additionalProperties type) of an object type; a discriminated type is resolved by the
@@ -797,9 +804,8 @@ class Checker:
         discriminator = t["discriminator"]
         values = [p.children[1] for p in pairs(obj) if key_name(p) == discriminator]
         if not values:
-            self.find(
-                ctx, obj, f"required property {discriminator!r} is missing (it selects the object's shape)"
-            )
+            message = f"required property {discriminator!r} is missing (it selects the object's shape)"
+            self.find(ctx, obj, message, "BCP035")
             return None, None
         chosen = self._discriminator_value(ctx, values[0])
         if chosen is None:
@@ -813,6 +819,7 @@ class Checker:
                 ctx.at(discriminator),
                 values[0],
                 f"{chosen!r} is not allowed: expected one of {sorted(elements)}{hint}",
+                "BCP036",
             )
             return None, None
         element = ctx.file.get(elements[chosen])
@@ -841,7 +848,11 @@ class Checker:
                 hint = difflib.get_close_matches(name, sorted(MODULE_KEYWORDS), n=1)
                 more = f"; did you mean {hint[0]!r}?" if hint else ""
                 self.report.findings.append(
-                    Finding(template.path, line_of(pair), f"module {symbol}: unknown property {name!r}{more}")
+                    Finding(
+                        template.path,
+                        line_of(pair),
+                        f"module {symbol}: unknown property {name!r}{more} [BCP037]",
+                    )
                 )
         if ":" in source.split("/")[0]:  # br:, ts: registry modules cannot be read offline
             self.skip(
@@ -876,7 +887,7 @@ class Checker:
         else:
             required = [p.name for p in target.params.values() if p.required]
             if required:
-                self.find(ctx, obj, f"required parameters {required} are not passed")
+                self.find(ctx, obj, f"required parameters {required} are not passed", "BCP035")
 
 
 def module_params_type(template: Template) -> Type:

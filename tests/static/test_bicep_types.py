@@ -105,18 +105,19 @@ def test_command_fails_on_a_planted_fault() -> None:
 
 PLANTED = {
     "misspelled_property.bicep": [
-        "misspelled_property.bicep:15: properties.subnets.[].properties.adressPrefix: unknown property "
-        "'adressPrefix'; did you mean 'addressPrefix'?"
+        "misspelled_property.bicep:15: properties.subnets[].properties.adressPrefix: unknown property "
+        "'adressPrefix'; did you mean 'addressPrefix'? [BCP037]"
     ],
     "read_only.bicep": [
-        "read_only.bicep:10: properties.provisioningState: read-only property: Azure sets it, a template cannot"
+        "read_only.bicep:10: properties.provisioningState: read-only property: "
+        "Azure sets it, a template cannot [BCP073]"
     ],
     "wrong_enum.bicep": [
         "wrong_enum.bicep:10: properties.accessTier: 'Archive' is not allowed: "
-        "expected one of ['Hot', 'Cool', 'Premium', 'Cold']"
+        "expected one of ['Hot', 'Cool', 'Premium', 'Cold'] [BCP036]"
     ],
     "missing_required.bicep": [
-        "missing_required.bicep:4: properties: required property 'principalId' is missing"
+        "missing_required.bicep:4: properties: required property 'principalId' is missing [BCP035]"
     ],
 }
 
@@ -143,9 +144,9 @@ def test_planted_faults_are_their_only_fault(tmp_path: Path) -> None:
 
 def test_module_parameters_are_checked() -> None:
     assert _findings(FIXTURES / "module_params" / "main.bicep") == [
-        "main.bicep:5: module child: params: required property 'name' is missing",
-        "main.bicep:6: module child: params.locaton: unknown property 'locaton'; did you mean 'location'?",
-        "main.bicep:7: module child: params.sku: 'Gold' is not allowed: expected one of ['Basic', 'Premium']",
+        "main.bicep:5: module child: params: required property 'name' is missing [BCP035]",
+        "main.bicep:6: module child: params.locaton: unknown property 'locaton'; did you mean 'location'? [BCP037]",
+        "main.bicep:7: module child: params.sku: 'Gold' is not allowed: expected one of ['Basic', 'Premium'] [BCP036]",
     ]
 
 
@@ -154,15 +155,15 @@ def test_expressions_are_followed_where_their_type_is_known() -> None:
     undone), a variable selecting a discriminated object's shape."""
     assert _findings(FIXTURES / "expressions.bicep") == [
         "expressions.bicep:16: properties.deleteRetentionPolicy.day: unknown property 'day'; "
-        "did you mean 'days'? (through blobProperties)",
+        "did you mean 'days'? (through blobProperties) [BCP037]",
         "expressions.bicep:21: properties.containerDeleteRetentionPolicy.days: 'seven' is not allowed: "
-        "expected an int in [1, 365] (through blobProperties)",
+        "expected an int in [1, 365] (through blobProperties) [BCP036]",
         "expressions.bicep:33: properties.accessTier: parameter tier allows 'Archive' (line 6), not allowed here: "
-        "expected one of ['Hot', 'Cool', 'Premium', 'Cold']",
-        "expressions.bicep:34: properties.allowBlobPublicAccess: 'no' is not allowed: expected a bool",
+        "expected one of ['Hot', 'Cool', 'Premium', 'Cold'] [BCP036]",
+        "expressions.bicep:34: properties.allowBlobPublicAccess: 'no' is not allowed: expected a bool [BCP036]",
         "expressions.bicep:54: properties.computeType: 'AmlComput' is not allowed: expected one of ['AKS', "
         "'AmlCompute', 'ComputeInstance', 'DataFactory', 'DataLakeAnalytics', 'Databricks', 'HDInsight', "
-        "'Kubernetes', 'SynapseSpark', 'VirtualMachine']; did you mean 'AmlCompute'?",
+        "'Kubernetes', 'SynapseSpark', 'VirtualMachine']; did you mean 'AmlCompute'? [BCP036]",
     ]
 
 
