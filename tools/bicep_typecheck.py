@@ -491,7 +491,9 @@ class Checker:
             # A nested child resource names its type relative to its parent's, and may leave out the version.
             type_name, version = f"{parent}/{type_name}", version or str(parent_version)
         if not version or "${" in type_name:
-            message = f"resource {symbol}: {unquote(str(type_token))!r} is not 'Namespace/type@apiVersion'"
+            message = (
+                f"resource {symbol}: {unquote(str(type_token))!r} is not 'Namespace/type@apiVersion' [BCP029]"
+            )
             self.report.findings.append(Finding(template.path, line_of(type_token), message))
             return
         resource = self.types.find(type_name, version)

@@ -142,6 +142,14 @@ def test_planted_faults_are_their_only_fault(tmp_path: Path) -> None:
         assert _findings(repaired) == [], name
 
 
+def test_nested_child_resources_are_checked() -> None:
+    report = typecheck.check([FIXTURES / "nested_child.bicep"], roots=[typecheck.VENDORED])
+    assert report.resources == 3
+    assert [f"{f.line}: {f.message}" for f in report.findings] == [
+        "19: properties.shareDeleteRetentionPolicy.enabled: 'yes' is not allowed: expected a bool [BCP036]"
+    ]
+
+
 def test_module_parameters_are_checked() -> None:
     assert _findings(FIXTURES / "module_params" / "main.bicep") == [
         "main.bicep:5: module child: params: required property 'name' is missing [BCP035]",
