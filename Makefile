@@ -52,6 +52,7 @@ lint: $(BIN)/amlops ## ruff + mypy + YAML validation with azure-ai-ml
 	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/amlops validate
+	$(BIN)/python tools/bicep_typecheck.py
 
 bench: $(BIN)/amlops ## benchmarks: monitor vs Evidently/NannyML, scoring overhead
 	bash bench/run.sh
