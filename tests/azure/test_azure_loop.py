@@ -185,10 +185,11 @@ def test_azure_loop_retrains_with_every_training_setting(
     expected = training_inputs(custom, None, Target.azure)
     assert expected["raw_folder"] == custom.azure.training_data  # no --data: the configured training data
     for name, value in expected.items():
-        if name in {"raw_folder", "schema"}:
+        if name in {"raw_folder", "schema", "git_commit"}:  # data; the commit is stamped at submission
             continue
         assert _literal(sent.get(name)) == value, name
     assert sent["raw_folder"]["uri"] == custom.azure.training_data
+    assert _literal(sent["git_commit"])
     assert _literal(sent["model_name"]) == MODEL and _literal(sent["metric"]) == "rmse"
     # The ledger and the decision log record it; the same decision again starts nothing.
     [entry] = ledger(store)

@@ -27,6 +27,7 @@ from typing import Any
 
 PROFILE_FILE = "reference_profile.json"
 RESULT_FILE = "result.json"
+IMPORTANCE_FILE = "feature_importance.json"  # written by the train step into the model folder
 REPORT_FILE = "report.html"
 
 
@@ -176,9 +177,23 @@ def monitor(
     (out / REPORT_FILE).write_text(render_html(result), encoding="utf-8")
     if built:
         profile.to_json(out / PROFILE_FILE)
+    if model_dir:
+        pass_on_importance(model_dir, out)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         log_to_mlflow(result, out)
     return result
+
+
+def pass_on_importance(model_dir: str, out: Path) -> None:
+    """Copy the model's feature importance beside result.json: the policy weighs drift by it, and reading it
+    from the monitor's output is what makes the local and the Azure ML loop decide on the same facts (the Azure
+    loop downloads only this output)."""
+    from amlops import storage
+
+    location = model_dir.rstrip("/") + "/" + IMPORTANCE_FILE
+    if storage.exists(location):
+        with storage.open_file(location) as src:
+            (out / IMPORTANCE_FILE).write_bytes(src.read())
 
 
 def finite_json(value: Any) -> Any:
