@@ -229,8 +229,6 @@ def submit(
     inputs = scoring_inputs(settings, data, f"azureml:{name}:{version}", version)
     path = pipeline or settings.pipeline_file("batch_inference")
     submitted = submit_pipeline(path, inputs, settings, env=env, wait=True)
-    if str(submitted.status).lower() not in ("completed", "finished"):
-        raise UserError(f"Azure ML job {submitted.name} ended {submitted.status}")
     return submitted, version
 
 

@@ -97,8 +97,6 @@ def register(app: typer.Typer) -> None:
                         f"### amlops train — Azure ML job {submitted.name}\n\n- status: {submitted.status}\n"
                         + (f"- [studio]({submitted.studio_url})\n" if submitted.studio_url else "")
                     )
-            if str(submitted.status).lower() not in ("completed", "finished"):
-                raise UserError(f"Azure ML job {submitted.name} ended {submitted.status}")
             return
 
         run = training.run_local(settings, inputs, pipeline=path)

@@ -35,6 +35,8 @@ from typing import Any, Literal
 
 import yaml
 
+from amlops.errors import AmlopsError
+
 DType = Literal["string", "category", "float", "int", "bool", "date", "datetime"]
 DTYPES: tuple[str, ...] = ("string", "category", "float", "int", "bool", "date", "datetime")
 NUMERIC_DTYPES = ("float", "int")
@@ -65,7 +67,7 @@ _TOP_KEYS = {
 }
 
 
-class SchemaFileError(ValueError):
+class SchemaFileError(AmlopsError, ValueError):
     """A schema file that cannot be used; the message is one line naming the file and the key."""
 
 

@@ -16,13 +16,14 @@ from typing import Any
 import pandas as pd
 
 from amlops.data.schema import DatasetSchema
+from amlops.errors import AmlopsError
 
 DATA_FILE = "data.parquet"
 MANIFEST_FILE = "manifest.json"
 _CHUNK_ROWS = 200_000
 
 
-class SnapshotError(ValueError):
+class SnapshotError(AmlopsError, ValueError):
     """A snapshot folder that cannot be read."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from amlops.errors import AmlopsError
 
-class SplitError(ValueError):
+
+class SplitError(AmlopsError, ValueError):
     """The data cannot be split as asked (too few days)."""
 
 

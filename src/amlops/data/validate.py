@@ -24,6 +24,7 @@ import pandas as pd
 
 from amlops.data.io import SOURCE_FILE, SOURCE_ROW
 from amlops.data.schema import ColumnSpec, DatasetSchema
+from amlops.errors import AmlopsError
 
 REASON_COLUMN = "_reason"
 ORDER_RULE = "dates_in_order"
@@ -31,7 +32,7 @@ _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
 
-class DataValidationError(ValueError):
+class DataValidationError(AmlopsError, ValueError):
     """Data that cannot be used; the message is one line naming the file, the column and the rule."""
 
 
