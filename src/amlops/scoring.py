@@ -140,17 +140,24 @@ def scored_rows(folder: Path) -> tuple[int, int]:
 
 
 def check_destination(data: Path, dest: Path) -> None:
-    """Refuse, before any work, a `--out` that is a file or would overwrite the input: predictions are named
-    after the input files, so the input's own folder (or a folder inside it) would receive files of the same
-    names."""
+    """Refuse, before any work, a `--out` that is a file or would overwrite the input. Predictions are named after
+    the input files (`<name>.parquet`, folders kept), so a folder input must not receive them in itself or in a
+    folder inside it (the next run would score the predictions too), and a file input's own folder must not
+    receive a file of the same name."""
+    from amlops.steps.score import output_name
+
     data, dest = data.resolve(), dest.resolve()
     if dest.exists() and not dest.is_dir():
         raise UsageError(f"--out {dest}: is a file; give a folder for the predictions")
-    source_dir = data if data.is_dir() else data.parent
-    if dest == source_dir or source_dir in dest.parents:
+    if data.is_dir():
+        if dest == data or data in dest.parents:
+            where = "the input folder" if dest == data else f"inside the input folder {data}"
+            raise UsageError(
+                f"--out {dest}: is {where}; predictions would mix with the input. Give another folder"
+            )
+    elif dest / output_name(data, None) == data:
         raise UsageError(
-            f"--out {dest}: is {'the input folder' if dest == source_dir else 'inside the input folder'} "
-            f"{source_dir}; predictions would overwrite or mix with the input. Give another folder"
+            f"--out {dest}: the predictions would overwrite the input {data}. Give another folder"
         )
 
 

@@ -271,3 +271,7 @@ def test_out_that_would_overwrite_the_input_is_refused_before_any_work(tmp_path:
         check_destination(given, dest)
     assert data.read_bytes() == b"PAR1"
     check_destination(folder, tmp_path / "predictions")  # elsewhere: fine
+    check_destination(data, folder / "scored")  # a file's predictions in a folder beside it: fine
+    csv = folder / "week.csv"
+    csv.write_text("x\n1\n")
+    check_destination(csv, folder)  # week.parquet beside week.csv overwrites nothing
