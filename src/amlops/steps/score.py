@@ -48,6 +48,15 @@ DEFAULT_ID_COLUMN = "row_id"
 DEFAULT_PREDICTION_COLUMN = "prediction"
 VERSION_COLUMN = "model_version"
 SCORED_AT_COLUMN = "scored_at"
+def _file_mode() -> int:
+    """The mode an ordinary new file gets under this process's umask (0644 under the usual 022)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+# Read once at import, before any worker thread exists (umask() sets as it reads).
+FILE_MODE = _file_mode()
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # The spellings of "missing" the rest of amlops reads from CSV (amlops.data.io).
@@ -656,6 +665,7 @@ def write_atomic(table: pa.Table, target: Path, metadata: dict[str, str], plain:
     os.close(fd)
     try:
         pq.write_table(table, tmp, use_dictionary=dictionary, write_statistics=statistics)
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; predictions are for people and other jobs to read
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
