@@ -348,4 +348,7 @@ def load_settings(path: Path | str | None = None, environ: dict[str, str] | None
         raise ConfigError(_describe(exc, where)) from None
     settings.base_dir = file.resolve().parent if file else Path.cwd()
     settings.source = file.resolve() if file else None
+    for key, folder in (("state_dir", settings.state_path), ("runs_dir", settings.runs_path)):
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{where}: {key}: {folder} is a file; amlops needs a folder there")
     return settings

@@ -17,7 +17,7 @@ def test_predictions_get_ordinary_permissions(
 ) -> None:
     data = tmp_path / "week.parquet"
     demand.head(50).drop(columns=["units_sold"]).to_parquet(data, index=False)
-    assert score.FILE_MODE == 0o666 & ~_umask()
+    assert 0o666 & ~_umask() == score.FILE_MODE
     [result] = score.score_path(data, model_dirs["v1"], tmp_path / "out", "1")
     assert stat.S_IMODE(result.output.stat().st_mode) == score.FILE_MODE
 

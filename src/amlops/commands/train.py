@@ -10,7 +10,7 @@ import typer
 
 from amlops.commands.options import EnvOption, PipelineOption, TargetOption
 from amlops.console import UserError, handle_errors, out
-from amlops.errors import EXIT_GATE
+from amlops.errors import EXIT_GATE, UsageError
 from amlops.job_inputs import Target
 
 
@@ -79,6 +79,8 @@ def register(app: typer.Typer) -> None:
         from amlops.job_inputs import parse_sets, training_inputs, with_overrides
 
         settings = load_settings()
+        if summary is not None and summary.is_dir():  # said before the training, not after it
+            raise UsageError(f"--summary {summary}: is a folder; give a file to append the summary to")
         path = pipeline or settings.pipeline_file("training")
         overrides = parse_sets(set_)
         data_by_set = any(k in overrides for k in ("raw_file", "raw_folder"))

@@ -48,6 +48,8 @@ DEFAULT_ID_COLUMN = "row_id"
 DEFAULT_PREDICTION_COLUMN = "prediction"
 VERSION_COLUMN = "model_version"
 SCORED_AT_COLUMN = "scored_at"
+
+
 def _file_mode() -> int:
     """The mode an ordinary new file gets under this process's umask (0644 under the usual 022)."""
     mask = os.umask(0o022)
