@@ -10,8 +10,10 @@ import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperOption
 
 from amlops import console
 
@@ -37,7 +39,31 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},  # as az and mlflow users type it
 )
+
+
+def _display_type(self: TyperOption, ctx: Any) -> str | None:
+    """The value column of `--help`: nothing for a flag (it takes no value), `<text> …` for a repeatable option,
+    instead of typer's `<bool>` and `<list[str]>`."""
+    if self.is_flag:
+        return None
+    shown = _typer_display_type(self, ctx)
+    if shown and shown.startswith("<list[") and shown.endswith("]>"):
+        shown = f"<{shown[6:-2]}> (repeatable)"
+    return shown.replace("<str>", "<text>") if shown else shown
+
+
+_typer_display_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _display_type  # type: ignore[method-assign,assignment]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.out.print(f"amlops {version('amlops')}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -48,6 +74,9 @@ def _main(
         "-c",
         help="Config file (default: $AMLOPS_CONFIG or the nearest amlops.yaml).",
         envvar="AMLOPS_CONFIG",
+    ),
+    _show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     if config is not None:
