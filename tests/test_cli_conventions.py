@@ -28,5 +28,5 @@ def test_flags_show_no_value_and_lists_read_as_repeatable() -> None:
     text = invoke("train", "--help")
     strict = next(line for line in text.splitlines() if "--strict" in line)
     assert "<bool>" not in text and "<" not in strict.split("--strict", 1)[1].split("Exit", 1)[0]
-    assert "<text> (repeatable)" in next(line for line in text.splitlines() if "--set" in line)
+    assert "<text> (repeatable)" in next(line for line in text.splitlines() if "│ --set" in line)
     assert "<list[" not in text
