@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import version
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from amlops.cli import app
@@ -30,3 +33,16 @@ def test_flags_show_no_value_and_lists_read_as_repeatable() -> None:
     assert "<bool>" not in text and "<" not in strict.split("--strict", 1)[1].split("Exit", 1)[0]
     assert "<text> (repeatable)" in next(line for line in text.splitlines() if "│ --set" in line)
     assert "<list[" not in text
+
+
+def test_a_missing_azure_setting_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("AMLOPS_AZURE")]:
+        monkeypatch.delenv(key)
+    for args in (["deploy"], ["schedule", "list"], ["run", "x.yml", "--target", "azure"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "azure.subscription_id is not set" in result.output
+        assert len(result.output.strip().splitlines()) == 1

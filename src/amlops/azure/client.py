@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from amlops import __version__
-from amlops.console import UserError
+from amlops.errors import UsageError
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -29,9 +29,10 @@ def config_key(key: str, env: str | None) -> tuple[str, str]:
     return f"azure.environments.{env}.{key}", f"AMLOPS_AZURE__ENVIRONMENTS__{env.upper()}__{key.upper()}"
 
 
-def missing(key: str, env: str | None) -> UserError:
+def missing(key: str, env: str | None) -> UsageError:
+    """A missing Azure setting: a configuration error (exit code 2), like any other bad setting."""
     name, variable = config_key(key, env)
-    return UserError(f"{name} is not set (run `amlops infra deploy --env {env or 'dev'}` or set {variable})")
+    return UsageError(f"{name} is not set (run `amlops infra deploy --env {env or 'dev'}` or set {variable})")
 
 
 def require(az: AzureSettings, key: str, env: str | None) -> str:
