@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from rich.console import Console
@@ -34,6 +36,27 @@ def warn(message: str) -> None:
 
 def info(message: str) -> None:
     out.print(message, soft_wrap=True)
+
+
+@contextmanager
+def machine_readable(enabled: bool) -> Iterator[None]:
+    """For --json: what is meant for people goes to stderr while the command runs, so stdout carries only the
+    JSON document (`emit_json`)."""
+    if not enabled:
+        yield
+        return
+    saved = out.file
+    out.file = sys.stderr
+    try:
+        yield
+    finally:
+        out.file = saved
+
+
+def emit_json(document: Any) -> None:
+    """The command's result as JSON on stdout (paths and datetimes as text)."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def handle_errors(func: F) -> F:

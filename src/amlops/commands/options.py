@@ -20,3 +20,10 @@ PipelineOption = Annotated[
     Path | None,
     typer.Option("--pipeline", help="Pipeline YAML (default: the project's pipelines/<name>.yml)"),
 ]
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON document on stdout for scripts and CI; progress and messages go to stderr",
+    ),
+]

@@ -4,14 +4,17 @@ ML."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from amlops.commands.options import EnvOption, PipelineOption, TargetOption
-from amlops.console import UserError, handle_errors, out
+from amlops.commands.options import EnvOption, JsonOption, PipelineOption, TargetOption
+from amlops.console import UserError, emit_json, handle_errors, machine_readable, out
 from amlops.errors import EXIT_GATE, UsageError
 from amlops.job_inputs import Target
+
+if TYPE_CHECKING:
+    from amlops.config import Settings
 
 
 def summary_markdown(verdict: dict[str, Any] | None, registration: dict[str, Any] | None, run: str) -> str:
@@ -70,53 +73,78 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--strict", help="Exit 3 when the gate did not pass (for CI)")
         ] = False,
         pipeline: PipelineOption = None,
+        as_json: JsonOption = False,
     ) -> None:
         """Train, gate and register: pipelines/training.yml with inputs from amlops.yaml (--set overrides).
 
         Without --data: `data.raw` from amlops.yaml, or on Azure ML the configured `azure.training_data`."""
-        from amlops import training
         from amlops.config import load_settings
-        from amlops.job_inputs import parse_sets, training_inputs, with_overrides
 
-        settings = load_settings()
-        if summary is not None and summary.is_dir():  # said before the training, not after it
-            raise UsageError(f"--summary {summary}: is a folder; give a file to append the summary to")
-        path = pipeline or settings.pipeline_file("training")
-        overrides = parse_sets(set_)
-        data_by_set = any(k in overrides for k in ("raw_file", "raw_folder"))
-        inputs = with_overrides(
-            training_inputs(settings, data, target, env=env, require_data=not data_by_set), overrides
-        )
+        with machine_readable(as_json):
+            document = _train(load_settings(), target, env, data, set_, summary, pipeline)
+        if as_json:
+            emit_json(document)
+        # On Azure ML the gate runs inside the job (a failed job already raised); --strict reads a local verdict.
+        if strict and document["target"] == "local" and not (document.get("verdict") or {}).get("passed"):
+            raise UserError("gate did not pass (--strict)", exit_code=EXIT_GATE)
 
-        if target is Target.azure:
-            submitted = training.submit(settings, inputs, env=env, wait=True, pipeline=path)
-            out.print(f"job {submitted.name}: {submitted.status}")
-            if submitted.studio_url:
-                out.print(f"  {submitted.studio_url}")
-            if summary is not None:
-                with summary.open("a", encoding="utf-8") as fh:
-                    fh.write(
-                        f"### amlops train — Azure ML job {submitted.name}\n\n- status: {submitted.status}\n"
-                        + (f"- [studio]({submitted.studio_url})\n" if submitted.studio_url else "")
-                    )
-            return
 
-        run = training.run_local(settings, inputs, pipeline=path)
-        verdict, registration = run.verdict, run.registration
-        out.print(f"[green]completed[/] {run.pipeline} run {run.run_id}  ({run.run_dir})")
-        if verdict:
-            colour = "green" if verdict.get("passed") else "yellow"
-            out.print(f"[{colour}]{verdict.get('summary', '')}[/]")
-            for note in verdict.get("notes", []):
-                out.print(f"  note: {note}")
-        if registration:
-            role = "champion" if registration.get("is_champion") else "challenger (champion unchanged)"
-            out.print(
-                f"registered {registration['model_name']} v{registration['version']} as {role}; "
-                f"champion: v{registration.get('champion') or '-'}"
-            )
+def _train(
+    settings: Settings,
+    target: Target,
+    env: str | None,
+    data: str | None,
+    set_: list[str] | None,
+    summary: Path | None,
+    pipeline: Path | None,
+) -> dict[str, Any]:
+    """Run or submit the training, print what happened; the --json document."""
+    from amlops import training
+    from amlops.job_inputs import parse_sets, training_inputs, with_overrides
+
+    if summary is not None and summary.is_dir():  # said before the training, not after it
+        raise UsageError(f"--summary {summary}: is a folder; give a file to append the summary to")
+    path = pipeline or settings.pipeline_file("training")
+    overrides = parse_sets(set_)
+    data_by_set = any(k in overrides for k in ("raw_file", "raw_folder"))
+    inputs = with_overrides(
+        training_inputs(settings, data, target, env=env, require_data=not data_by_set), overrides
+    )
+
+    if target is Target.azure:
+        submitted = training.submit(settings, inputs, env=env, wait=True, pipeline=path)
+        out.print(f"job {submitted.name}: {submitted.status}")
+        if submitted.studio_url:
+            out.print(f"  {submitted.studio_url}")
         if summary is not None:
             with summary.open("a", encoding="utf-8") as fh:
-                fh.write(summary_markdown(verdict, registration, f"run {run.run_id}"))
-        if strict and not run.gate_passed:
-            raise UserError("gate did not pass (--strict)", exit_code=EXIT_GATE)
+                fh.write(
+                    f"### amlops train — Azure ML job {submitted.name}\n\n- status: {submitted.status}\n"
+                    + (f"- [studio]({submitted.studio_url})\n" if submitted.studio_url else "")
+                )
+        # The gate ran inside the job; its verdict is in the job's outputs, not here.
+        return {
+            "target": "azure",
+            "job": submitted.name,
+            "status": submitted.status,
+            "studio_url": submitted.studio_url,
+        }
+
+    run = training.run_local(settings, inputs, pipeline=path)
+    verdict, registration = run.verdict, run.registration
+    out.print(f"[green]completed[/] {run.pipeline} run {run.run_id}  ({run.run_dir})")
+    if verdict:
+        colour = "green" if verdict.get("passed") else "yellow"
+        out.print(f"[{colour}]{verdict.get('summary', '')}[/]")
+        for note in verdict.get("notes", []):
+            out.print(f"  note: {note}")
+    if registration:
+        role = "champion" if registration.get("is_champion") else "challenger (champion unchanged)"
+        out.print(
+            f"registered {registration['model_name']} v{registration['version']} as {role}; "
+            f"champion: v{registration.get('champion') or '-'}"
+        )
+    if summary is not None:
+        with summary.open("a", encoding="utf-8") as fh:
+            fh.write(summary_markdown(verdict, registration, f"run {run.run_id}"))
+    return {"target": "local", **run.detail()}
