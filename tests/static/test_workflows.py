@@ -409,7 +409,9 @@ def check_job(ctx: Context, name: str, job: dict[str, Any]) -> None:
             # azure/login hands az a GitHub OIDC assertion that expires within minutes; a later step that
             # needs a new token fails with AADSTS700024 (Azure/login#180, #372). Log in again before it.
             if logged_in and azure_steps and not fresh:
-                ctx.add("stale-login", name, f"step {step.get('name') or step.get('run')!r}: log in again first")
+                ctx.add(
+                    "stale-login", name, f"step {step.get('name') or step.get('run')!r}: log in again first"
+                )
             azure_steps += 1
             fresh = False
     if login:
@@ -454,7 +456,9 @@ def check_runner(ctx: Context, name: str, job: dict[str, Any]) -> None:
         inner = re.fullmatch(r"\$\{\{\s*(.*?)\s*\}\}", str(environment).strip())
         expected = f"{RUNS_ON_MAP}[{inner.group(1) if inner else repr(str(environment))}]"
     if expected not in runs_on:
-        ctx.add("runner-fixed", name, f"runs-on {runs_on!r}: take it from {expected} (one runner per environment)")
+        ctx.add(
+            "runner-fixed", name, f"runs-on {runs_on!r}: take it from {expected} (one runner per environment)"
+        )
 
 
 def check_document(path: Path) -> list[Violation]:
