@@ -995,7 +995,8 @@ def test_promotion_stages_run_with_exactly_their_roles() -> None:
         "share (dev identity)": (dev, prod, "dev-cicd", {("AzureML Data Scientist", "workspace")},
                                  {("AzureML Registry User", "mlRegistry")}),
         "copy (prod identity)": (prod, prod, "<cicdIdentity.properties.principalId>",
-                                 {("AzureML Data Scientist", "workspace"), ("Storage Blob Data Contributor", "storage")},
+                                 {("AzureML Data Scientist", "workspace"),
+                                  ("Storage Blob Data Contributor", "storage")},
                                  {("AzureML Registry User", "mlRegistry")}),
     }  # fmt: skip
     for stage, (own, registry_side, principal, own_needs, registry_needs) in stages.items():
@@ -1099,9 +1100,8 @@ def test_private_workspace_check_catches_the_gaps() -> None:
 
 def test_egress_check_catches_a_runner_subnet_without_a_way_out() -> None:
     findings = subnet_egress_findings(template_resources(FIXTURES / "runner_subnet_no_egress.bicep"))
-    assert findings == [
-        "tests/static/fixtures/bicep/runner_subnet_no_egress.bicep:vnet: subnet snet-clients has no egress (no NAT gateway)"
-    ]
+    planted = "tests/static/fixtures/bicep/runner_subnet_no_egress.bicep:vnet"
+    assert findings == [f"{planted}: subnet snet-clients has no egress (no NAT gateway)"]
 
 
 def test_property_checks_catch_public_blob_access() -> None:
