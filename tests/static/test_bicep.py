@@ -1083,9 +1083,8 @@ def test_job_role_check_catches_missing_queue_and_table_roles() -> None:
 
 def test_alert_check_catches_a_column_the_table_lacks() -> None:
     findings = alert_query_findings(template_resources(FIXTURES / "alert_missing_column.bicep"))
-    assert findings == [
-        "tests/static/fixtures/bicep/alert_missing_column.bicep:alert: AmlRunStatusChangedEvent has no column ExperimentName"
-    ]
+    planted = "tests/static/fixtures/bicep/alert_missing_column.bicep:alert"
+    assert findings == [f"{planted}: AmlRunStatusChangedEvent has no column ExperimentName"]
 
 
 def test_private_workspace_check_catches_the_gaps() -> None:
