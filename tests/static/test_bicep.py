@@ -462,11 +462,11 @@ def private_workspace_findings(resources: list[Resource]) -> list[str]:
     jobs: how-to-secure-batch-endpoint.md, "Batch deployments require all the four"), and one whose container
     registry has no public endpoint builds images on a cluster (imageBuildCompute, how-to-secure-workspace-vnet.md)."""
     findings = []
-    private_registries = {
-        r.symbol
-        for r in of_type(resources, "Microsoft.ContainerRegistry/registries")
-        if r.body.get("properties", {}).get("publicNetworkAccess") == "Disabled"
-    }
+    # A deployment holds one container registry (the workspace's); whether it is private decides the build.
+    registries = of_type(resources, "Microsoft.ContainerRegistry/registries")
+    private_registry = len(registries) == 1 and (
+        registries[0].body.get("properties", {}).get("publicNetworkAccess") == "Disabled"
+    )
     clusters = {
         r.body.get("name")
         for r in of_type(resources, "Microsoft.MachineLearningServices/workspaces/computes")
@@ -485,11 +485,7 @@ def private_workspace_findings(resources: list[Resource]) -> list[str]:
                 findings.append(
                     f"{r.file}:{r.symbol}: no managed-network private endpoint to storage {missing}"
                 )
-        registry = str(props.get("containerRegistry", ""))
-        registry_is_private = registry.removeprefix("<").split(".", 1)[0] in private_registries or (
-            "acr.outputs" in registry and private_registries
-        )
-        if registry_is_private and not props.get("imageBuildCompute"):
+        if private_registry and props.get("containerRegistry") and not props.get("imageBuildCompute"):
             findings.append(f"{r.file}:{r.symbol}: private container registry and no imageBuildCompute")
         elif props.get("imageBuildCompute") and clusters and props["imageBuildCompute"] not in clusters:
             findings.append(
