@@ -138,8 +138,15 @@ param mlRegistryPublicNetworkAccess string = 'Disabled'
 @description('Principal ids of other environments\' CI/CD identities allowed to use the AML registry.')
 param registryUserPrincipalIds array = []
 
-@description('Object ids of Entra ID groups of data scientists who use the studio.')
+@description('Object ids of the data scientists (Entra ID groups or users) who use the studio.')
 param dataScientistPrincipalIds array = []
+
+@description('Kind of principal in dataScientistPrincipalIds: Group or User.')
+@allowed([
+  'Group'
+  'User'
+])
+param dataScientistPrincipalType string = 'Group'
 
 var cleanPrefix = toLower(replace(prefix, '-', ''))
 var baseName = '${cleanPrefix}-${env}'
@@ -258,6 +265,8 @@ module workspace 'modules/workspace.bicep' = {
     workspacePublicNetworkAccess: publicAccess
     managedNetworkIsolationMode: privateNetworking ? managedNetworkOutbound : 'Disabled'
     mlRegistryId: mlRegistryId
+    // The registry has no public endpoint exactly when privateNetworking is on: images build on the cluster.
+    imageBuildCompute: privateNetworking ? computeName : ''
   }
   // The managed network's private endpoint to the AML registry needs the registry.
   dependsOn: [
@@ -297,6 +306,8 @@ module roles 'modules/roles.bicep' = {
     ciCanDeployInfra: ciCanDeployInfra
     registryUserPrincipalIds: registryUserPrincipalIds
     dataScientistPrincipalIds: dataScientistPrincipalIds
+    dataScientistPrincipalType: dataScientistPrincipalType
+    workspaceReachesRegistryPrivately: privateNetworking
   }
   dependsOn: [
     identity

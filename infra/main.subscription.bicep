@@ -141,8 +141,15 @@ param mlRegistryPublicNetworkAccess string = 'Disabled'
 @description('Principal ids of other environments\' CI/CD identities allowed to use the AML registry.')
 param registryUserPrincipalIds array = []
 
-@description('Object ids of Entra ID groups of data scientists who use the studio.')
+@description('Object ids of the data scientists (Entra ID groups or users) who use the studio.')
 param dataScientistPrincipalIds array = []
+
+@description('Kind of principal in dataScientistPrincipalIds: Group or User.')
+@allowed([
+  'Group'
+  'User'
+])
+param dataScientistPrincipalType string = 'Group'
 
 var groupName = empty(resourceGroupName) ? 'rg-${toLower(prefix)}-${env}' : resourceGroupName
 var groupTags = union(tags, {
@@ -192,6 +199,7 @@ module main 'main.bicep' = {
     mlRegistryPublicNetworkAccess: mlRegistryPublicNetworkAccess
     registryUserPrincipalIds: registryUserPrincipalIds
     dataScientistPrincipalIds: dataScientistPrincipalIds
+    dataScientistPrincipalType: dataScientistPrincipalType
   }
   dependsOn: [
     group

@@ -49,11 +49,14 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
     networkRuleBypassOptions: 'AzureServices'
     dataEndpointEnabled: false
     // Zone redundancy is left to Azure: registries are zone-redundant by default where the region has zones.
+    // Retention of untagged manifests exists on Premium only: other tiers get no retentionPolicy at all, as the
+    // AVM module sends it (Azure/bicep-registry-modules avm/res/container-registry/registry/main.bicep:
+    // `retentionPolicy: acrSku == 'Premium' ? {...} : null`).
     policies: {
-      retentionPolicy: {
-        status: acrIsPremium ? 'enabled' : 'disabled'
+      retentionPolicy: acrIsPremium ? {
+        status: 'enabled'
         days: acrUntaggedRetentionDays
-      }
+      } : null
     }
   }
 }

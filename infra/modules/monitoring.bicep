@@ -1,6 +1,6 @@
 // Log Analytics + workspace-based Application Insights, and the alert on failed monitor runs.
-// The workspace module sends AML's run-status events (AmlRunStatusChangedEvent) to this Log Analytics
-// workspace; the alert counts failed runs of the monitoring experiment there.
+// The workspace module sends AML's job events (AmlComputeJobEvent, among others) to this Log Analytics
+// workspace; the alert counts failed jobs of the monitoring experiment there.
 
 @description('Base of the resource names: <prefix>-<env>.')
 param baseName string
@@ -100,12 +100,17 @@ resource monitorFailedAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' 
     evaluationFrequency: 'PT15M'
     windowSize: 'PT15M'
     autoMitigate: false
-    // The run-status table fills only once the workspace has run something; do not reject the rule before.
+    // The job-event table exists only once the workspace has run something; do not reject the rule before.
+    // (The columns the query uses are checked against the table's documented columns in tests/static.)
     skipQueryValidation: true
     criteria: {
       allOf: [
         {
-          query: 'AmlRunStatusChangedEvent | where Status == "Failed" | where ExperimentName == "${monitorExperimentName}"'
+          // AmlRunStatusChangedEvent has no experiment column (its columns: learn.microsoft.com/azure/azure-monitor/
+          // reference/tables/amlrunstatuschangedevent), so a filter on one would match nothing, silently with
+          // skipQueryValidation. AmlComputeJobEvent has ExperimentName and EventType "JobFailed"
+          // (reference/tables/amlcomputejobevent; sample query "Get failed jobs", reference/queries/amlcomputejobevent).
+          query: 'AmlComputeJobEvent | where EventType == "JobFailed" | where ExperimentName == "${monitorExperimentName}"'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

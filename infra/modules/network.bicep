@@ -3,7 +3,8 @@
 // module gives *people and CI runners* private access: a virtual network with private endpoints for the
 // workspace, storage (blob, file), Key Vault, the container registry and the AML registry, and the private
 // DNS zones that make the usual host names resolve to them. Put a self-hosted runner or a jump box in the
-// clients subnet, or peer this network with yours.
+// clients subnet, or peer this network with yours. The clients subnet has no default outbound access (Azure
+// retires it), so a NAT gateway gives it egress: a runner must reach GitHub, PyPI and Entra ID.
 
 @description('Base of the resource names: <prefix>-<env>.')
 param baseName string
@@ -132,6 +133,39 @@ resource nsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
   }
 }
 
+// Egress for the clients subnet (self-hosted GitHub runners need github.com, the Actions service and PyPI):
+// explicit outbound through a NAT gateway, since defaultOutboundAccess is off on the subnet.
+resource natPublicIp 'Microsoft.Network/publicIPAddresses@2024-05-01' = {
+  name: 'pip-${baseName}-nat-${suffix}'
+  location: location
+  tags: tags
+  sku: {
+    name: 'Standard'
+    tier: 'Regional'
+  }
+  properties: {
+    publicIPAllocationMethod: 'Static'
+    publicIPAddressVersion: 'IPv4'
+  }
+}
+
+resource natGateway 'Microsoft.Network/natGateways@2024-05-01' = {
+  name: 'ng-${baseName}-${suffix}'
+  location: location
+  tags: tags
+  sku: {
+    name: 'Standard'
+  }
+  properties: {
+    idleTimeoutInMinutes: 4
+    publicIpAddresses: [
+      {
+        id: natPublicIp.id
+      }
+    ]
+  }
+}
+
 resource vnet 'Microsoft.Network/virtualNetworks@2024-05-01' = {
   name: vnetName
   location: location
@@ -158,6 +192,9 @@ resource vnet 'Microsoft.Network/virtualNetworks@2024-05-01' = {
         properties: {
           addressPrefix: clientSubnetPrefix
           defaultOutboundAccess: false
+          natGateway: {
+            id: natGateway.id
+          }
           networkSecurityGroup: {
             id: nsg.id
           }

@@ -6,10 +6,25 @@
 //  - Storage Blob Data Contributor (ba92f5b4-2d11-453d-a403-e96b0029c9fe), on the storage account: the
 //    datastores are identity-based (shared keys are off), so whoever reads inputs, writes outputs or uploads a
 //    code snapshot needs data-plane rights on blobs.
+//  - Storage Queue Data Contributor (974c5e8b-45b9-4653-ba55-5f855dd0fb88) and Storage Table Data Contributor
+//    (0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3), on the storage account, for the compute identity: parallel jobs
+//    and batch endpoint deployments (which run as parallel jobs) keep their mini-batch queue and progress table
+//    in the workspace storage, and with shared keys off they reach them as the job's identity ("Disable shared
+//    key access for your workspace's storage account", table "Scenarios for role assignments": Parallel Run
+//    Step needs both roles on the user-assigned identity; MicrosoftDocs/azure-ai-docs
+//    articles/machine-learning/how-to-disable-local-auth-storage.md).
 //  - AcrPull (7f951dda-4ed3-4680-a7ca-43fe172d538d), on the container registry: nodes running as the compute
 //    identity pull the environment images. Nobody gets push: AML builds images with its own identity.
 //  - AzureML Registry User (1823dd4f-9b8c-4ab6-ab4e-7397a3684615), on the AML registry: share and read models
-//    for cross-environment promotion.
+//    for cross-environment promotion. Promotion runs in two stages, each under one environment's CI/CD
+//    identity: dev's shares its champion into the registry (this role, via registryUserPrincipalIds, plus its
+//    own workspace), prod's copies it into prod (this role plus its own workspace and storage). Neither gets a
+//    role in the other's workspace.
+//  - Azure AI Enterprise Network Connection Approver (b556d68e-0be0-4f35-a333-ad7ee1ce17ea), on the AML registry,
+//    for the workspace's system-assigned identity, only when its managed network reaches the registry through
+//    a private endpoint: the workspace approves that endpoint on the registry itself (how-to-managed-network.md:
+//    "add the Azure AI Enterprise Network Connection Approver role to your identity"; role id from Azure's
+//    built-in roles list, "Can approve private endpoint connections to Azure AI common dependency resources").
 //  - Storage File Data Privileged Contributor (69566ab7-960f-475b-8e7c-b3118f30c6bd), on the storage account,
 //    for people only: studio notebooks live on the file share, which has no key access either.
 //  - Contributor (b24988ac-6180-42a0-ab88-20f7382dd24c) and Role Based Access Control Administrator
@@ -42,13 +57,26 @@ param ciCanDeployInfra bool = false
 @description('Principal ids of other environments\' CI/CD identities that may share models through the AML registry.')
 param registryUserPrincipalIds array = []
 
-@description('Object ids of Entra ID groups of data scientists using the workspace studio.')
+@description('Object ids of the data scientists (Entra ID groups or users) using the workspace studio.')
 param dataScientistPrincipalIds array = []
+
+@description('Kind of principal in dataScientistPrincipalIds: Group or User.')
+@allowed([
+  'Group'
+  'User'
+])
+param dataScientistPrincipalType string = 'Group'
+
+@description('The workspace managed network reaches the AML registry through a private endpoint it must approve.')
+param workspaceReachesRegistryPrivately bool = false
 
 var roleIds = {
   azureMlDataScientist: 'f6c7c914-8db3-469d-8ca1-694a8f32e121'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageFileDataPrivilegedContributor: '69566ab7-960f-475b-8e7c-b3118f30c6bd'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  networkConnectionApprover: 'b556d68e-0be0-4f35-a333-ad7ee1ce17ea'
   acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
   azureMlRegistryUser: '1823dd4f-9b8c-4ab6-ab4e-7397a3684615'
   contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c'
@@ -60,6 +88,9 @@ var delegableRoles = join([
   roleIds.azureMlDataScientist
   roleIds.storageBlobDataContributor
   roleIds.storageFileDataPrivilegedContributor
+  roleIds.storageQueueDataContributor
+  roleIds.storageTableDataContributor
+  roleIds.networkConnectionApprover
   roleIds.acrPull
   roleIds.azureMlRegistryUser
 ], ', ')
@@ -69,6 +100,7 @@ var rbacCondition = '(${writeClause}) AND (${deleteClause})'
 
 var hasMlRegistry = !empty(mlRegistryName)
 var otherRegistryUsers = hasMlRegistry ? registryUserPrincipalIds : []
+var approveRegistryEndpoint = hasMlRegistry && workspaceReachesRegistryPrivately
 
 // Identities are referenced by name: assignment names (guid of scope, identity and role) are then known
 // before the deployment starts, which keeps what-if exact.
@@ -106,6 +138,29 @@ resource computeBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     principalId: computeIdentity.properties.principalId
     principalType: 'ServicePrincipal'
     description: 'amlops compute: read inputs and write outputs through identity-based datastores'
+  }
+}
+
+// Parallel jobs and batch deployments (which run as parallel jobs): mini-batch queue and progress table.
+resource computeQueueData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, computeIdentity.id, roleIds.storageQueueDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataContributor)
+    principalId: computeIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops compute: parallel jobs and batch deployments queue their mini-batches (shared keys are off)'
+  }
+}
+
+resource computeTableData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, computeIdentity.id, roleIds.storageTableDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
+    principalId: computeIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops compute: parallel jobs and batch deployments track mini-batch progress (shared keys are off)'
   }
 }
 
@@ -177,6 +232,18 @@ resource otherRegistryUsersRole 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }]
 
+// The workspace's managed network creates a private endpoint to the registry; its identity approves it.
+resource workspaceRegistryApprover 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (approveRegistryEndpoint) {
+  name: guid(mlRegistry!.id, workspace.id, roleIds.networkConnectionApprover)
+  scope: mlRegistry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.networkConnectionApprover)
+    principalId: workspace.identity.principalId
+    principalType: 'ServicePrincipal'
+    description: 'amlops workspace: approve its managed network private endpoint to the AML registry'
+  }
+}
+
 resource cicdContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (ciCanDeployInfra) {
   name: guid(resourceGroup().id, cicdIdentity.id, roleIds.contributor)
   properties: {
@@ -207,7 +274,7 @@ resource peopleDataScientist 'Microsoft.Authorization/roleAssignments@2022-04-01
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.azureMlDataScientist)
     principalId: principalId
-    principalType: 'Group'
+    principalType: dataScientistPrincipalType
     description: 'amlops data scientists: work in the studio'
   }
 }]
@@ -218,7 +285,7 @@ resource peopleBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataContributor)
     principalId: principalId
-    principalType: 'Group'
+    principalType: dataScientistPrincipalType
     description: 'amlops data scientists: read and write data through identity-based datastores'
   }
 }]
@@ -229,7 +296,7 @@ resource peopleFileData 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageFileDataPrivilegedContributor)
     principalId: principalId
-    principalType: 'Group'
+    principalType: dataScientistPrincipalType
     description: 'amlops data scientists: notebooks on the workspace file share'
   }
 }]

@@ -59,7 +59,32 @@ param managedNetworkIsolationMode string = 'AllowInternetOutbound'
 @description('Resource id of an AML registry the managed network reaches through a private endpoint. Empty: none.')
 param mlRegistryId string = ''
 
+@description('Compute cluster that builds environment images. Needed when the container registry has no public endpoint (AML cannot build in it then). Empty: AML builds in the registry.')
+param imageBuildCompute string = ''
+
 var managedNetworkOn = managedNetworkIsolationMode != 'Disabled'
+// Batch deployments and parallel jobs need the storage account's queue and table endpoints besides blob and
+// file ("Ensure blob, file, queue, and table private endpoints are configured for the storage accounts ...
+// Batch deployments require all the four", how-to-secure-batch-endpoint.md); AML's own rules for its default
+// storage cover blob and file, so queue and table are added here.
+var storageOutboundRules = {
+  'amlops-storage-queue': {
+    type: 'PrivateEndpoint'
+    category: 'UserDefined'
+    destination: {
+      serviceResourceId: storageAccountId
+      subresourceTarget: 'queue'
+    }
+  }
+  'amlops-storage-table': {
+    type: 'PrivateEndpoint'
+    category: 'UserDefined'
+    destination: {
+      serviceResourceId: storageAccountId
+      subresourceTarget: 'table'
+    }
+  }
+}
 var registryOutboundRules = empty(mlRegistryId) ? {} : {
   'amlops-registry': {
     type: 'PrivateEndpoint'
@@ -85,7 +110,7 @@ resource workspace 'Microsoft.MachineLearningServices/workspaces@2025-06-01' = {
       '${computeIdentityId}': {}
     }
   }
-  // checkov:skip=CKV_AZURE_243:AML creates the managed network's private endpoints to its own storage, Key Vault and registry; a user-defined PrivateEndpoint rule is added for the AML registry (mlRegistryId), and the client-side endpoint is in network.bicep.
+  // checkov:skip=CKV_AZURE_243:AML creates the managed network's private endpoints to its own storage, Key Vault and registry; user-defined PrivateEndpoint rules add the storage queue and table and the AML registry (mlRegistryId), and the client-side endpoint is in network.bicep.
   properties: {
     friendlyName: name
     description: 'amlops MLOps workspace'
@@ -98,10 +123,15 @@ resource workspace 'Microsoft.MachineLearningServices/workspaces@2025-06-01' = {
     systemDatastoresAuthMode: 'identity'
     publicNetworkAccess: workspacePublicNetworkAccess
     v1LegacyMode: false
+    // A registry without a public endpoint cannot build images itself ("If your container registry is behind a
+    // virtual network, Azure Machine Learning can't use it to directly build Docker images; use a compute
+    // cluster", how-to-secure-workspace-vnet.md; AVM avm/res/machine-learning-services/workspace exposes the
+    // same imageBuildCompute). The cluster is created after the workspace, by name.
+    imageBuildCompute: empty(imageBuildCompute) ? null : imageBuildCompute
     provisionNetworkNow: managedNetworkOn
     managedNetwork: {
       isolationMode: managedNetworkIsolationMode
-      outboundRules: managedNetworkOn ? registryOutboundRules : {}
+      outboundRules: managedNetworkOn ? union(storageOutboundRules, registryOutboundRules) : {}
     }
   }
 }

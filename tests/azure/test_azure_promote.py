@@ -185,3 +185,31 @@ def test_same_workspace_is_refused(fake: FakeAzure, envs: Settings) -> None:
     envs.azure.environments["prod"] = {"workspace": WS}
     with pytest.raises(UserError, match="source and target are the same workspace"):
         promote_to("prod", envs)
+
+
+def test_share_and_copy_stages_touch_only_their_own_environment(fake: FakeAzure, envs: Settings) -> None:
+    """CI runs `share` as dev's identity and `copy` as prod's: neither stage may reach the other workspace."""
+    seed_workspace(fake, PROD_PATH, guid="99999999-2222-3333-4444-555555555555")
+    seed_model(fake, "2", champion_since="2026-11-20T08:00:00.000000Z")
+    imports = serve_registry(fake)
+
+    shared = promote_to("prod", envs, reason="r", actor="ci", stage="share")
+    assert shared == f"azureml://registries/{REGISTRY}/models/{MODEL}/versions/2"
+    assert len(imports) == 1
+    assert not [r for r in fake.requests if f"/workspaces/{PROD}" in r.path]
+    assert not prod_models(fake)
+
+    before = len(fake.requests)
+    copied = promote_to("prod", envs, version="2", reason="r", actor="ci", stage="copy")
+    assert copied == f"azureml:{MODEL}:2"
+    assert not [r for r in fake.requests[before:] if f"/workspaces/{WS}/" in r.path]
+    [put] = prod_models(fake)
+    tags = put.json()["properties"]["tags"]
+    assert tags["promoted.from"] == shared and tags["data.digest"] == "sha256:" + "2" * 8
+    assert tags["promoted.from_workspace"] == WS and "role.champion" in tags
+
+
+def test_copy_stage_needs_the_shared_version(fake: FakeAzure, envs: Settings) -> None:
+    with pytest.raises(UserError, match="stage copy needs the VERSION"):
+        promote_to("prod", envs, stage="copy")
+    assert fake.requests == []

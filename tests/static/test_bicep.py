@@ -361,6 +361,149 @@ def registry_findings(resources: list[Resource]) -> list[str]:
             findings.append(f"{r.file}:{r.symbol}: adminUserEnabled is {props.get('adminUserEnabled')!r}")
         if props.get("anonymousPullEnabled", False) is not False:
             findings.append(f"{r.file}:{r.symbol}: anonymous pull is enabled")
+        # Retention of untagged manifests is a Premium feature; AVM sends the policy only for Premium
+        # (Azure/bicep-registry-modules avm/res/container-registry/registry/main.bicep).
+        sku = r.body.get("sku", {}).get("name")
+        if sku != "Premium" and (props.get("policies") or {}).get("retentionPolicy") is not None:
+            findings.append(f"{r.file}:{r.symbol}: retentionPolicy sent to a {sku} registry (Premium only)")
+    return findings
+
+
+# --- what the deployed system needs to run its own jobs --------------------------------------------
+
+# Job type -> the storage/ML roles its identity needs on the workspace's resources, kept in one place.
+# Shared keys are off, so every data-plane access is by role ("Disable shared key access for your workspace's
+# storage account", table "Scenarios for role assignments": Parallel Run Step needs Storage Table Data
+# Contributor and Storage Queue Data Contributor on the user-assigned identity; "Model Registry and ML Flow"
+# needs Storage Blob Data Contributor; MicrosoftDocs/azure-ai-docs articles/machine-learning/
+# how-to-disable-local-auth-storage.md). Batch endpoint deployments run as parallel jobs on the cluster.
+JOB_TYPE_ROLES: dict[str, set[str]] = {
+    "command job (prep, train, evaluate, register, monitor)": {
+        "Storage Blob Data Contributor",
+        "AzureML Data Scientist",  # MLflow runs and model registration from inside the job
+        "AcrPull",
+    },
+    "parallel job": {
+        "Storage Blob Data Contributor",
+        "Storage Queue Data Contributor",
+        "Storage Table Data Contributor",
+    },
+    "batch endpoint deployment job": {
+        "Storage Blob Data Contributor",
+        "Storage Queue Data Contributor",
+        "Storage Table Data Contributor",
+        "AcrPull",
+    },
+}
+
+
+def missing_job_roles(resources: list[Resource], principal: str) -> dict[str, set[str]]:
+    """Job type -> the roles `principal` lacks to run it (empty when it can run every job type)."""
+    held = {
+        ROLES.get(_role_of(r), _role_of(r))
+        for r in of_type(resources, "Microsoft.Authorization/roleAssignments")
+        if r.body["properties"]["principalId"] == principal
+    }
+    return {job: need - held for job, need in JOB_TYPE_ROLES.items() if need - held}
+
+
+# Columns of the Log Analytics tables the alert may query, as Azure documents them (learn.microsoft.com/azure/
+# azure-monitor/reference/tables/amlrunstatuschangedevent and .../tables/amlcomputejobevent). Note what
+# AmlRunStatusChangedEvent lacks: any experiment column.
+TABLE_COLUMNS: dict[str, set[str]] = {
+    "AmlRunStatusChangedEvent": {
+        "_BilledSize", "CallerIpAddress", "CorrelationId", "DurationMs", "Identity", "_IsBillable", "Level",
+        "Location", "Message", "OperationName", "OperationVersion", "ParentRunId", "_ResourceId",
+        "ResultDescription", "ResultSignature", "ResultType", "RootRunId", "RunId", "SourceSystem", "Status",
+        "_SubscriptionId", "TenantId", "TimeGenerated", "Type",
+    },
+    "AmlComputeJobEvent": {
+        "_BilledSize", "ClusterId", "ClusterName", "ClusterResourceGroupName", "CreationApiVersion",
+        "CustomerSubscriptionId", "ErrorDetails", "EventType", "ExecutionState", "ExperimentId",
+        "ExperimentName", "InternalOperationName", "_IsBillable", "JobErrorMessage", "JobId", "JobName",
+        "NodeId", "OperationName", "ProvisioningState", "ResourceGroupName", "_ResourceId", "ResultSignature",
+        "RunInContainer", "SourceSystem", "_SubscriptionId", "TenantId", "TFParameterServerCount",
+        "TFWorkerCount", "TimeGenerated", "ToolType", "Type", "WorkspaceName",
+    },
+}  # fmt: skip
+_KQL_FILTER = re.compile(r"\b([A-Za-z_]\w*)\s*(?:==|!=|=~|!~|>=|<=|>|<|\bin\b|\bhas\b|\bcontains\b)")
+
+
+def alert_tables(resources: list[Resource]) -> dict[str, str]:
+    """{alert symbol: table it queries} for every log alert."""
+    found = {}
+    for r in of_type(resources, "Microsoft.Insights/scheduledQueryRules"):
+        for criterion in r.body["properties"]["criteria"]["allOf"]:
+            found[r.symbol] = criterion["query"].split("|", 1)[0].strip()
+    return found
+
+
+def alert_query_findings(resources: list[Resource]) -> list[str]:
+    """Each column a log alert filters on must exist in its table (skipQueryValidation hides a wrong one)."""
+    findings = []
+    for r in of_type(resources, "Microsoft.Insights/scheduledQueryRules"):
+        for criterion in r.body["properties"]["criteria"]["allOf"]:
+            table, _, rest = criterion["query"].partition("|")
+            table = table.strip()
+            if table not in TABLE_COLUMNS:
+                findings.append(f"{r.file}:{r.symbol}: table {table} has no documented columns here")
+                continue
+            for column in _KQL_FILTER.findall(rest):
+                if column not in TABLE_COLUMNS[table] and column not in {"where", "and", "or", "not"}:
+                    findings.append(f"{r.file}:{r.symbol}: {table} has no column {column}")
+    return findings
+
+
+BATCH_STORAGE_SUBRESOURCES = {"queue", "table"}  # besides blob and file, which AML's own rules cover
+
+
+def private_workspace_findings(resources: list[Resource]) -> list[str]:
+    """A workspace with a managed network reaches its storage's queue and table (batch deployments, parallel
+    jobs: how-to-secure-batch-endpoint.md, "Batch deployments require all the four"), and one whose container
+    registry has no public endpoint builds images on a cluster (imageBuildCompute, how-to-secure-workspace-vnet.md)."""
+    findings = []
+    # A deployment holds one container registry (the workspace's); whether it is private decides the build.
+    registries = of_type(resources, "Microsoft.ContainerRegistry/registries")
+    private_registry = len(registries) == 1 and (
+        registries[0].body.get("properties", {}).get("publicNetworkAccess") == "Disabled"
+    )
+    clusters = {
+        r.body.get("name")
+        for r in of_type(resources, "Microsoft.MachineLearningServices/workspaces/computes")
+    }
+    for r in of_type(resources, "Microsoft.MachineLearningServices/workspaces"):
+        props = r.body["properties"]
+        network = props.get("managedNetwork") or {}
+        if network.get("isolationMode", "Disabled") != "Disabled":
+            targets = {
+                rule["destination"]["subresourceTarget"]
+                for rule in (network.get("outboundRules") or {}).values()
+                if rule.get("type") == "PrivateEndpoint"
+                and rule["destination"].get("serviceResourceId") == props.get("storageAccount")
+            }
+            for missing in sorted(BATCH_STORAGE_SUBRESOURCES - targets):
+                findings.append(
+                    f"{r.file}:{r.symbol}: no managed-network private endpoint to storage {missing}"
+                )
+        if private_registry and props.get("containerRegistry") and not props.get("imageBuildCompute"):
+            findings.append(f"{r.file}:{r.symbol}: private container registry and no imageBuildCompute")
+        elif props.get("imageBuildCompute") and clusters and props["imageBuildCompute"] not in clusters:
+            findings.append(
+                f"{r.file}:{r.symbol}: imageBuildCompute {props['imageBuildCompute']} is no cluster here"
+            )
+    return findings
+
+
+def subnet_egress_findings(resources: list[Resource]) -> list[str]:
+    """A subnet without default outbound access needs an explicit way out (a NAT gateway) for its runners."""
+    findings = []
+    for r in of_type(resources, "Microsoft.Network/virtualNetworks"):
+        for subnet in r.body["properties"].get("subnets", []):
+            props = subnet.get("properties", {})
+            if props.get("defaultOutboundAccess") is False and not props.get("natGateway"):
+                findings.append(
+                    f"{r.file}:{r.symbol}: subnet {subnet['name']} has no egress (no NAT gateway)"
+                )
     return findings
 
 
@@ -603,7 +746,11 @@ def test_workspace_uses_identities_not_keys(env: str) -> None:
     assert datastore.body["properties"]["credentials"] == {"credentialsType": "None"}
     diagnostics = of_type(deployed(env), "Microsoft.Insights/diagnosticSettings")
     categories = {log["category"] for d in diagnostics for log in d.body["properties"]["logs"]}
-    assert "AmlRunStatusChangedEvent" in categories  # what the failed-monitor-run alert queries
+    # Each table the alerts query is a diagnostic category sent to Log Analytics, else it stays empty.
+    assert (
+        set(alert_tables(list(deployed(env))))
+        and set(alert_tables(list(deployed(env))).values()) <= categories
+    )
 
 
 def test_cluster_scales_to_zero_and_runs_as_the_user_assigned_identity(env: str) -> None:
@@ -683,6 +830,9 @@ ROLES = {
     "f6c7c914-8db3-469d-8ca1-694a8f32e121": "AzureML Data Scientist",
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
     "69566ab7-960f-475b-8e7c-b3118f30c6bd": "Storage File Data Privileged Contributor",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "b556d68e-0be0-4f35-a333-ad7ee1ce17ea": "Azure AI Enterprise Network Connection Approver",
     "7f951dda-4ed3-4680-a7ca-43fe172d538d": "AcrPull",
     "1823dd4f-9b8c-4ab6-ab4e-7397a3684615": "AzureML Registry User",
     "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
@@ -730,19 +880,25 @@ def test_roles_are_named_least_privilege_and_documented() -> None:
             "mlRegistryName": "reg",
             "registryUserPrincipalIds": ["dev-cicd"],
             "dataScientistPrincipalIds": ["group"],
+            "workspaceReachesRegistryPrivately": True,
         }
     )
     for r in everything:
         assert _role_of(r) in ROLES, f"{r.symbol}: unexpected role {_role_of(r)}"
-        assert r.body["properties"]["principalType"] in ("ServicePrincipal", "Group"), r.symbol
+        assert r.body["properties"]["principalType"] in ("ServicePrincipal", "Group", "User"), r.symbol
         assert r.body["properties"].get("description"), f"{r.symbol}: say why in the assignment's description"
     by_principal: dict[str, set[str]] = {}
     for r in everything:
         by_principal.setdefault(r.body["properties"]["principalId"], set()).add(ROLES[_role_of(r)])
     assert by_principal["<computeIdentity.properties.principalId>"] == {
         "Storage Blob Data Contributor",
+        "Storage Queue Data Contributor",
+        "Storage Table Data Contributor",
         "AcrPull",
         "AzureML Data Scientist",
+    }
+    assert by_principal["<workspace.identity.principalId>"] == {
+        "Azure AI Enterprise Network Connection Approver"
     }
     assert by_principal["<cicdIdentity.properties.principalId>"] == {
         "AzureML Data Scientist",
@@ -758,6 +914,8 @@ def test_only_the_opt_in_deploy_roles_reach_the_resource_group() -> None:
     minimal = _role_assignments({})
     assert {ROLES[_role_of(r)] for r in minimal} == {
         "Storage Blob Data Contributor",
+        "Storage Queue Data Contributor",
+        "Storage Table Data Contributor",
         "AcrPull",
         "AzureML Data Scientist",
     }
@@ -809,15 +967,136 @@ def test_github_federated_credentials() -> None:
 def test_monitor_alert_watches_failed_monitoring_runs() -> None:
     (alert,) = of_type(deployed("dev"), "Microsoft.Insights/scheduledQueryRules")
     query = alert.body["properties"]["criteria"]["allOf"][0]["query"]
-    assert "AmlRunStatusChangedEvent" in query and '"Failed"' in query
-    assert env_values("dev")["monitorExperimentName"] in query
+    assert query.startswith("AmlComputeJobEvent |") and 'EventType == "JobFailed"' in query
+    assert f'ExperimentName == "{env_values("dev")["monitorExperimentName"]}"' in query
     assert not of_type(deployed("dev"), "Microsoft.Insights/actionGroups")  # no e-mail set: no action group
     with_mail = deploy_on_paper({**env_values("dev"), "alertEmail": "ops@example.com"})
     (group,) = of_type(with_mail, "Microsoft.Insights/actionGroups")
     assert group.body["properties"]["emailReceivers"][0]["emailAddress"] == "ops@example.com"
 
 
+def test_every_job_identity_holds_the_roles_its_job_types_need(env: str) -> None:
+    """The compute identity runs every job the system submits (training and monitoring pipelines, batch
+    deployments): it must hold what each job type of JOB_TYPE_ROLES needs."""
+    assert missing_job_roles(list(deployed(env)), "<computeIdentity.properties.principalId>") == {}
+
+
+def test_promotion_stages_run_with_exactly_their_roles() -> None:
+    """dev's CI identity shares into the registry (its workspace + the registry); prod's copies from the registry
+    into prod (the registry + its workspace and storage). The registry lives with prod, so prod's deployment grants
+    dev's identity the registry role (registryUserPrincipalIds) and nothing else."""
+    prod = _role_assignments({"mlRegistryName": "reg", "registryUserPrincipalIds": ["dev-cicd"]})
+    dev = _role_assignments({})
+    stages = {
+        "share (dev identity)": (dev, prod, "dev-cicd", {("AzureML Data Scientist", "workspace")},
+                                 {("AzureML Registry User", "mlRegistry")}),
+        "copy (prod identity)": (prod, prod, "<cicdIdentity.properties.principalId>",
+                                 {("AzureML Data Scientist", "workspace"),
+                                  ("Storage Blob Data Contributor", "storage")},
+                                 {("AzureML Registry User", "mlRegistry")}),
+    }  # fmt: skip
+    for stage, (own, registry_side, principal, own_needs, registry_needs) in stages.items():
+        own_principal = "<cicdIdentity.properties.principalId>"
+        held_own = {
+            (ROLES[_role_of(r)], r.raw.get("scope"))
+            for r in own
+            if r.body["properties"]["principalId"] == own_principal
+        }
+        held_reg = {
+            (ROLES[_role_of(r)], r.raw.get("scope"))
+            for r in registry_side
+            if r.body["properties"]["principalId"] == principal
+        }
+        assert own_needs <= held_own, (stage, own_needs - held_own)
+        assert registry_needs <= held_reg, (stage, registry_needs - held_reg)
+    dev_in_prod = {ROLES[_role_of(r)] for r in prod if r.body["properties"]["principalId"] == "dev-cicd"}
+    assert dev_in_prod == {"AzureML Registry User"}  # nothing in prod's workspace or storage
+    # The planted fault: without dev's identity in registryUserPrincipalIds the share stage has no registry role.
+    unlisted = _role_assignments({"mlRegistryName": "reg"})
+    assert not [r for r in unlisted if r.body["properties"]["principalId"] == "dev-cicd"]
+
+
+def test_alert_queries_use_columns_their_tables_have(env: str) -> None:
+    assert alert_query_findings(list(deployed(env))) == []
+
+
+def test_private_workspace_reaches_queue_and_table_and_builds_images_on_the_cluster() -> None:
+    assert private_workspace_findings(list(deployed("prod"))) == []
+    (ws,) = of_type(deployed("prod"), "Microsoft.MachineLearningServices/workspaces")
+    (cluster,) = of_type(deployed("prod"), "Microsoft.MachineLearningServices/workspaces/computes")
+    assert ws.body["properties"]["imageBuildCompute"] == cluster.body["name"]
+    for env in ("dev", "defaults"):
+        assert private_workspace_findings(list(deployed(env))) == [], env
+    (dev_ws,) = of_type(deployed("dev"), "Microsoft.MachineLearningServices/workspaces")
+    assert dev_ws.body["properties"]["imageBuildCompute"] is None  # public registry: AML builds in it
+
+
+def test_the_workspace_approves_its_private_endpoint_to_the_registry() -> None:
+    main = parse(INFRA / "main.bicep")
+    passed = _unwrap(main["modules"]["roles"]["config"])[0]["params"]
+    assert passed["workspaceReachesRegistryPrivately"] == "privateNetworking"
+    with_endpoint = _role_assignments({"mlRegistryName": "reg", "workspaceReachesRegistryPrivately": True})
+    (approver,) = [
+        r for r in with_endpoint if ROLES[_role_of(r)] == "Azure AI Enterprise Network Connection Approver"
+    ]
+    assert approver.raw["scope"] == "mlRegistry"
+    assert approver.body["properties"]["principalId"] == "<workspace.identity.principalId>"
+    without = _role_assignments({"mlRegistryName": "reg"})
+    assert not [r for r in without if ROLES[_role_of(r)] == "Azure AI Enterprise Network Connection Approver"]
+
+
+def test_the_runner_subnet_has_egress() -> None:
+    assert subnet_egress_findings(list(deployed("prod"))) == []
+    (vnet,) = of_type(deployed("prod"), "Microsoft.Network/virtualNetworks")
+    clients = [s for s in vnet.body["properties"]["subnets"] if s["name"] == "snet-clients"]
+    assert clients and clients[0]["properties"]["natGateway"]
+    assert of_type(deployed("prod"), "Microsoft.Network/natGateways")
+
+
+def test_data_scientists_may_be_users_or_groups() -> None:
+    for kind in ("User", "Group"):
+        people = _role_assignments({"dataScientistPrincipalIds": ["p"], "dataScientistPrincipalType": kind})
+        mine = [r for r in people if r.body["properties"]["principalId"] == "p"]
+        assert {r.body["properties"]["principalType"] for r in mine} == {kind}
+        assert {ROLES[_role_of(r)] for r in mine} >= {
+            "Storage Blob Data Contributor",
+            "AzureML Data Scientist",
+        }
+
+
 # --- planted bad templates: the property checks can fail ------------------------------------------
+
+
+def test_job_role_check_catches_missing_queue_and_table_roles() -> None:
+    missing = missing_job_roles(
+        template_resources(FIXTURES / "compute_roles_no_queue.bicep"), "planted-compute"
+    )
+    assert missing["parallel job"] == {"Storage Queue Data Contributor", "Storage Table Data Contributor"}
+    assert missing["batch endpoint deployment job"] == {
+        "Storage Queue Data Contributor", "Storage Table Data Contributor", "AcrPull",
+    }  # fmt: skip
+
+
+def test_alert_check_catches_a_column_the_table_lacks() -> None:
+    findings = alert_query_findings(template_resources(FIXTURES / "alert_missing_column.bicep"))
+    planted = "tests/static/fixtures/bicep/alert_missing_column.bicep:alert"
+    assert findings == [f"{planted}: AmlRunStatusChangedEvent has no column ExperimentName"]
+
+
+def test_private_workspace_check_catches_the_gaps() -> None:
+    resources = template_resources(FIXTURES / "private_workspace_gaps.bicep")
+    findings = private_workspace_findings(resources)
+    assert any("storage queue" in f for f in findings), findings
+    assert any("storage table" in f for f in findings), findings
+    assert any("no imageBuildCompute" in f for f in findings), findings
+    assert not any("storage blob" in f for f in findings)
+    assert any("retentionPolicy sent to a Basic registry" in f for f in registry_findings(resources))
+
+
+def test_egress_check_catches_a_runner_subnet_without_a_way_out() -> None:
+    findings = subnet_egress_findings(template_resources(FIXTURES / "runner_subnet_no_egress.bicep"))
+    planted = "tests/static/fixtures/bicep/runner_subnet_no_egress.bicep:vnet"
+    assert findings == [f"{planted}: subnet snet-clients has no egress (no NAT gateway)"]
 
 
 def test_property_checks_catch_public_blob_access() -> None:

@@ -8,8 +8,10 @@ comment; no secret but GITHUB_TOKEN; read-only top-level permissions and least p
 (`id-token: write` only on jobs that log in to Azure, `actions: write` only where a workflow is dispatched);
 OIDC login, in a GitHub environment, before anything talks to Azure; a timeout on every job; a non-cancelling
 concurrency group shared by all runs on every job that changes Azure; `persist-credentials: false` on
-checkout; no `${{ }}` inside `run:`; no literal ids or resource names. Each rule is shown to fire on a planted
-bad workflow under fixtures/workflows.
+checkout; no `${{ }}` inside `run:`; no literal ids or resource names; a fresh login before every Azure step
+after the first (an OIDC assertion expires during long operations); the runner of every job that logs in is
+chosen per environment (prod's endpoints are private: only a runner in its network reaches them). Each rule is
+shown to fire on a planted bad workflow under fixtures/workflows.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ SHELL_KEYWORDS = {
     "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "for", "!", "time", "{", "}",
 }  # fmt: skip
 SHELL_SEPARATORS = {";", "&&", "||", "|", "&", "(", ")", ";;", "|&"}
+# The repository variable that maps a GitHub environment to its runner label (docs/cicd.md, "The prod runner").
+RUNS_ON_MAP = "fromJSON(vars.AMLOPS_RUNS_ON || '{}')"
 
 
 # --------------------------------------------------------------------------------------------- tools
@@ -389,14 +393,29 @@ def check_job(ctx: Context, name: str, job: dict[str, Any]) -> None:
 
     login = logs_in(steps)
     logged_in, changes, dispatches = False, False, False
+    fresh, azure_steps = False, 0  # a login since the last Azure step; Azure steps so far
     for step in steps:
-        logged_in = logged_in or logs_in([step])
+        if logs_in([step]):
+            logged_in = fresh = True
+        step_talks_to_azure = False
         for command in shell_commands(str(step.get("run") or "")):
             azure, change = classify(command)
             changes = changes or change
             dispatches = dispatches or (Path(command[0]).name == "gh" and command[1:3] == ["workflow", "run"])
             if azure and not logged_in:
                 ctx.add("azure-without-login", name, f"`{' '.join(command)}` runs before any OIDC login")
+            step_talks_to_azure = step_talks_to_azure or azure
+        if step_talks_to_azure:
+            # azure/login hands az a GitHub OIDC assertion that expires within minutes; a later step that
+            # needs a new token fails with AADSTS700024 (Azure/login#180, #372). Log in again before it.
+            if logged_in and azure_steps and not fresh:
+                ctx.add(
+                    "stale-login", name, f"step {step.get('name') or step.get('run')!r}: log in again first"
+                )
+            azure_steps += 1
+            fresh = False
+    if login:
+        check_runner(ctx, name, job)
 
     for scope in sorted(writes):
         if scope == "id-token" and not login:
@@ -424,6 +443,22 @@ def check_job(ctx: Context, name: str, job: dict[str, Any]) -> None:
             ctx.add(
                 "deploy-concurrency", name, f"group {group!r} must be shared by all runs and never cancel"
             )
+
+
+def check_runner(ctx: Context, name: str, job: dict[str, Any]) -> None:
+    """A job that logs in runs where its environment's runner label says (prod: inside the private network)."""
+    environment = job.get("environment")
+    environment = environment.get("name") if isinstance(environment, dict) else environment
+    runs_on = str(job.get("runs-on", ""))
+    if environment is None:
+        expected = RUNS_ON_MAP
+    else:
+        inner = re.fullmatch(r"\$\{\{\s*(.*?)\s*\}\}", str(environment).strip())
+        expected = f"{RUNS_ON_MAP}[{inner.group(1) if inner else repr(str(environment))}]"
+    if expected not in runs_on:
+        ctx.add(
+            "runner-fixed", name, f"runs-on {runs_on!r}: take it from {expected} (one runner per environment)"
+        )
 
 
 def check_document(path: Path) -> list[Violation]:
@@ -664,6 +699,12 @@ PLANTED = {
     ("template-injection", "injection"),
     ("excessive-write", "injection"),
     ("caller-permissions", "wide-caller"),
+    ("stale-login", "stale-login"),
+    # Jobs that log in on a fixed runner (prod's endpoints are private: a per-environment runner is needed).
+    ("runner-fixed", "secret-login"),
+    ("runner-fixed", "login-after-use"),
+    ("runner-fixed", "racy-deploy"),
+    ("runner-fixed", "no-environment"),
 }
 
 

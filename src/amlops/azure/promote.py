@@ -9,6 +9,10 @@
 Each step is skipped when already done (same asset in the registry, same `promoted.from` in the target),
 so re-running a promotion is safe; a different asset under the same name and version is refused, never
 overwritten.
+
+`stage` runs one step alone, so each runs under the identity that holds its roles: `share` needs the source
+workspace and the registry (dev's CI identity), `copy` the registry and the target workspace (prod's), and
+neither identity needs a role in the other environment.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from amlops.config import Settings
 
 PROMOTED_FROM = "promoted.from"
+STAGES = ("all", "share", "copy")
 
 
 def _source_env(settings: Settings, env: str, from_env: str | None) -> str | None:
@@ -61,12 +66,21 @@ def promote_to(
     reason: str | None = None,
     actor: str | None = None,
     from_env: str | None = None,
+    stage: str = "all",
 ) -> str:
-    """Copy the source workspace's champion (or `version`) to `env` via the registry; returns its asset id."""
+    """Copy the source workspace's champion (or `version`) to `env` via the registry; returns its asset id.
+
+    `stage="share"` stops once the model is in the registry and returns the registry asset id;
+    `stage="copy"` starts from the registry (`version` required) and touches no source workspace.
+    """
     from azure.ai.ml.entities import Model
 
     from amlops import registry as roles
 
+    if stage not in STAGES:
+        raise UserError(f"unknown promotion stage {stage!r} (one of {', '.join(STAGES)})")
+    if stage == "copy" and not version:
+        raise UserError("promotion stage copy needs the VERSION that stage share put in the registry")
     source = _source_env(settings, env, from_env)
     az_src = azclient.target(settings, source)
     az_dst = azclient.target(settings, env)
@@ -80,28 +94,16 @@ def promote_to(
     if not registry_name:
         raise azclient.missing("registry", env)
     name = settings.model_name
-    with azure_errors(az_src, source):
-        src = azclient.ml_client(settings, source)
-        version = str(version or champion_version(src, settings, az_src))
-        model = src.models.get(name=name, version=version)
-        reg = azclient.registry_client(registry_name)
-        in_registry = get_or_none(reg.models.get, name=name, version=version)
-        if in_registry is None:
-            console.info(
-                f"sharing {name}:{version} from workspace {az_src.workspace} to registry {registry_name}"
-            )
-            src.models.share(
-                name, version, share_with_name=name, share_with_version=version, registry_name=registry_name
-            )
-            in_registry = reg.models.get(name=name, version=version)
-        elif (in_registry.tags or {}).get("data.digest") != (model.tags or {}).get("data.digest"):
-            raise UserError(
-                f"registry {registry_name} already has {name}:{version} from other data "
-                f"(data.digest differs); promote another version or clean the registry"
-            )
-        else:
-            console.info(f"{name}:{version} is already in registry {registry_name}")
+    if stage == "copy":
+        with azure_errors(az_dst, env):
+            reg = azclient.registry_client(registry_name)
+            model = reg.models.get(name=name, version=str(version))
+        version = str(version)
+    else:
+        model, reg, version = _share(settings, source, az_src, registry_name, name, version)
     registry_id = f"azureml://registries/{registry_name}/models/{name}/versions/{version}"
+    if stage == "share":
+        return registry_id
     now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     role_tag = roles.ROLE_TAG_PREFIX + roles.CHAMPION
     with azure_errors(az_dst, env):
@@ -146,3 +148,31 @@ def promote_to(
         f"(deploy: amlops deploy --env {env})"
     )
     return f"azureml:{name}:{version}"
+
+
+def _share(
+    settings: Settings, source: str | None, az_src: Any, registry_name: str, name: str, version: str | None
+) -> tuple[Any, Any, str]:
+    """Step 1: the source's champion (or `version`) into the registry; (source model, registry client, version)."""
+    with azure_errors(az_src, source):
+        src = azclient.ml_client(settings, source)
+        version = str(version or champion_version(src, settings, az_src))
+        model = src.models.get(name=name, version=version)
+        reg = azclient.registry_client(registry_name)
+        in_registry = get_or_none(reg.models.get, name=name, version=version)
+        if in_registry is None:
+            console.info(
+                f"sharing {name}:{version} from workspace {az_src.workspace} to registry {registry_name}"
+            )
+            src.models.share(
+                name, version, share_with_name=name, share_with_version=version, registry_name=registry_name
+            )
+            in_registry = reg.models.get(name=name, version=version)
+        elif (in_registry.tags or {}).get("data.digest") != (model.tags or {}).get("data.digest"):
+            raise UserError(
+                f"registry {registry_name} already has {name}:{version} from other data "
+                f"(data.digest differs); promote another version or clean the registry"
+            )
+        else:
+            console.info(f"{name}:{version} is already in registry {registry_name}")
+    return model, reg, version

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from amlops.console import UserError, handle_errors, out, warn
+
+
+class PromoteStage(StrEnum):
+    all = "all"
+    share = "share"
+    copy = "copy"
 
 
 def default_actor() -> str:
@@ -51,6 +58,14 @@ def register(app: typer.Typer) -> None:
         to: Annotated[
             str | None, typer.Option("--to", help="Promote the champion to another environment (Azure)")
         ] = None,
+        stage: Annotated[
+            PromoteStage,
+            typer.Option(
+                "--stage",
+                help="With --to: share (source workspace -> AML registry), copy (registry -> target, "
+                "needs VERSION) or all; one stage per identity in CI",
+            ),
+        ] = PromoteStage.all,
     ) -> None:
         """Make a version the champion (moves the alias and the role tag, records who, when and why)."""
         from amlops import registry
@@ -60,7 +75,14 @@ def register(app: typer.Typer) -> None:
         if to is not None:
             from amlops.azure.promote import promote_to
 
-            result = promote_to(to, settings, version=version, reason=reason, actor=actor or default_actor())
+            result = promote_to(
+                to,
+                settings,
+                version=version,
+                reason=reason,
+                actor=actor or default_actor(),
+                stage=stage.value,
+            )
             if result is not None:
                 out.print(str(result))
             return
