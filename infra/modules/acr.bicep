@@ -44,7 +44,8 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
   // checkov:skip=CKV_AZURE_166:Quarantine holds every pushed image until an external scanner releases it; AML pushes and pulls its own environment images, which would never be released.
   properties: {
     adminUserEnabled: false
-    anonymousPullEnabled: false
+    // No anonymousPullEnabled: API 2023-07-01 does not have it (Bicep type data; bicep build would warn BCP037),
+    // and anonymous pull is off unless turned on.
     publicNetworkAccess: acrPublicNetworkAccess
     networkRuleBypassOptions: 'AzureServices'
     dataEndpointEnabled: false

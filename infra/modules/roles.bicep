@@ -5,7 +5,9 @@
 //    delete compute, nor change the workspace itself.
 //  - Storage Blob Data Contributor (ba92f5b4-2d11-453d-a403-e96b0029c9fe), on the storage account: the
 //    datastores are identity-based (shared keys are off), so whoever reads inputs, writes outputs or uploads a
-//    code snapshot needs data-plane rights on blobs.
+//    code snapshot needs data-plane rights on blobs. The CI/CD identity also keeps the retrain ledger there
+//    (`amlops loop --target azure`: a blob lease as the lock, append blobs as the logs, under
+//    amlops/state/retrain/ of the default datastore), which needs nothing beyond this role.
 //  - Storage Queue Data Contributor (974c5e8b-45b9-4653-ba55-5f855dd0fb88) and Storage Table Data Contributor
 //    (0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3), on the storage account, for the compute identity: parallel jobs
 //    and batch endpoint deployments (which run as parallel jobs) keep their mini-batch queue and progress table
@@ -206,7 +208,7 @@ resource cicdBlobData 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataContributor)
     principalId: cicdIdentity.properties.principalId
     principalType: 'ServicePrincipal'
-    description: 'amlops CI/CD: upload code snapshots and data to identity-based datastores'
+    description: 'amlops CI/CD: upload code snapshots and data to identity-based datastores; the retrain ledger'
   }
 }
 
