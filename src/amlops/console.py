@@ -45,12 +45,14 @@ def machine_readable(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    saved = out.file
+    # Rich resolves an unset file to the current sys.stdout at each print; restore "unset", not the stream of
+    # the moment (a test runner swaps sys.stdout per invocation).
+    saved = getattr(out, "_file", None)
     out.file = sys.stderr
     try:
         yield
     finally:
-        out.file = saved
+        out._file = saved
 
 
 def emit_json(document: Any) -> None:

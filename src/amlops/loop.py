@@ -130,6 +130,19 @@ class CycleOutcome:
     trigger: TriggerResult | None = None
     training: dict[str, Any] = field(default_factory=dict)
 
+    def summary(self) -> dict[str, Any]:
+        """The cycle for machines (`amlops loop --json`): what was decided, why, and what it started."""
+        return {
+            "champion": self.champion,
+            "decision": self.decision.to_dict(),
+            "retrain": None
+            if self.trigger is None
+            else {"status": self.trigger.status, **self.trigger.detail},
+            "monitoring_job": self.monitor.job_name,
+            "report": str(self.monitor.report) if self.monitor.report else None,
+            "run_dir": str(self.monitor.run_dir) if self.monitor.run_dir else None,
+        }
+
 
 def evaluate_policy(
     settings: Settings,

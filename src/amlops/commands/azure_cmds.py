@@ -5,13 +5,14 @@ The work is in `amlops.azure.*` (imported inside the commands: azure-ai-ml takes
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from amlops.commands.options import EnvOption
-from amlops.console import handle_errors, out
+from amlops.commands.options import EnvOption, JsonOption
+from amlops.console import emit_json, handle_errors, machine_readable, out
 
 _SMOKE = typer.Option(
     None,
@@ -32,18 +33,22 @@ def register(app: typer.Typer) -> None:
     def deploy(
         env: EnvOption = None,
         smoke_input: Path | None = _SMOKE,
+        as_json: JsonOption = False,
     ) -> None:
         """Deploy the champion MLflow model to a batch endpoint: create or update, smoke job, default."""
         from amlops.azure.deploy import deploy_champion
         from amlops.config import load_settings
 
-        result = deploy_champion(load_settings(), env, smoke_input=smoke_input)
-        out.print(
-            f"endpoint {result.endpoint}: deployment {result.deployment} serves {result.model}"
-            + ("" if result.changed else " (unchanged)")
-        )
-        if result.smoke_job:
-            out.print(f"smoke job: {result.smoke_job}")
+        with machine_readable(as_json):
+            result = deploy_champion(load_settings(), env, smoke_input=smoke_input)
+            out.print(
+                f"endpoint {result.endpoint}: deployment {result.deployment} serves {result.model}"
+                + ("" if result.changed else " (unchanged)")
+            )
+            if result.smoke_job:
+                out.print(f"smoke job: {result.smoke_job}")
+        if as_json:
+            emit_json(asdict(result))
 
     components = typer.Typer(help="Azure ML components built from components/*.yml.", no_args_is_help=True)
 

@@ -5,19 +5,40 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from amlops.commands.options import EnvOption, TargetOption
-from amlops.console import handle_errors, out
+from amlops.commands.options import EnvOption, JsonOption, TargetOption
+from amlops.console import emit_json, handle_errors, machine_readable, out
 from amlops.errors import UsageError
 from amlops.job_inputs import Target
+
+if TYPE_CHECKING:
+    from amlops.loop import CycleOutcome
 
 
 class RetrainVia(StrEnum):
     local = "local"
     azure = "azure"
     github = "github"
+
+
+def _print_outcome(outcome: CycleOutcome) -> None:
+    decision, detail = outcome.decision, outcome.training
+    if outcome.monitor.report:
+        out.print(f"  report: {outcome.monitor.report}")
+    color = "red" if decision.retrain else "green"
+    out.print(f"[bold {color}]{decision.action.upper()}[/] {decision.reasons[0] if decision.reasons else ''}")
+    for reason in decision.reasons[1:]:
+        out.print(f"  · {reason}")
+    shown = {
+        k: v
+        for k, v in detail.items()
+        if k in {"status", "training_job", "studio_url", "run_id", "monitoring_job", "key"}
+    }
+    if shown:
+        out.print(f"  {shown}")
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +63,7 @@ def register(app: typer.Typer) -> None:
         every: str | None = typer.Option(None, "--every", help="Repeat every interval (e.g. 1h, 1d)"),
         target: TargetOption = Target.local,
         env: EnvOption = None,
+        as_json: JsonOption = False,
         retrain_via: RetrainVia | None = typer.Option(
             None,
             "--retrain-via",
@@ -72,34 +94,21 @@ def register(app: typer.Typer) -> None:
         cycle = 0
         while True:
             cycle += 1
-            if target is Target.azure:
-                outcome = cycle_azure(
-                    settings,
-                    env,
-                    str(current) if current else None,
-                    str(labels) if labels else None,
-                    via.value,
-                )
-            else:
-                assert current is not None
-                outcome, _ = cycle_local(settings, current, labels, history, original=original)
-            decision, detail = outcome.decision, outcome.training
-            if outcome.monitor.report:
-                out.print(f"  report: {outcome.monitor.report}")
-            color = "red" if decision.retrain else "green"
-            out.print(
-                f"[bold {color}]{decision.action.upper()}[/] {decision.reasons[0] if decision.reasons else ''}"
-            )
-            for reason in decision.reasons[1:]:
-                out.print(f"  · {reason}")
-            if detail:
-                shown = {
-                    k: v
-                    for k, v in detail.items()
-                    if k in {"status", "training_job", "studio_url", "run_id", "monitoring_job", "key"}
-                }
-                if shown:
-                    out.print(f"  {shown}")
+            with machine_readable(as_json):
+                if target is Target.azure:
+                    outcome = cycle_azure(
+                        settings,
+                        env,
+                        str(current) if current else None,
+                        str(labels) if labels else None,
+                        via.value,
+                    )
+                else:
+                    assert current is not None
+                    outcome, _ = cycle_local(settings, current, labels, history, original=original)
+                _print_outcome(outcome)
+            if as_json:
+                emit_json(outcome.summary())
             if once:
                 return
             out.print(f"[dim]cycle {cycle} done; next in {every}[/]")
