@@ -238,3 +238,39 @@ def test_the_azure_ledger_lives_in_the_workspace_datastore(fake: FakeAzure, sett
     assert store.container.account_name == "stamlopsdev"
     settings.policy.ledger = "abfs://shared@otheraccount.dfs.core.windows.net/team/ledger"
     assert store_for(settings, Target.azure).where == settings.policy.ledger
+
+
+def test_loop_command_json_on_azure(
+    fake: FakeAzure, custom: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`amlops loop --once --target azure --json` as the monitor workflow runs it: the decision on stdout."""
+    import yaml
+    from azure.ai.ml.operations import JobOperations
+    from typer.testing import CliRunner
+
+    from amlops.cli import app
+
+    folder = _result_folder(tmp_path / "monitor-output", ("store_type",))
+    seed_model(fake, "3", champion_since="2026-11-01T10:00:00.000000Z")
+    _serve_completed_jobs(fake)
+    monkeypatch.setattr(
+        JobOperations,
+        "download",
+        lambda _self, name, download_path, output_name=None, **_: shutil.copytree(
+            folder, Path(download_path) / "result"
+        ),
+    )
+    config = {
+        "model_name": MODEL,
+        "azure": custom.azure.model_dump(exclude={"environments"}),
+        "policy": {"ledger": str(tmp_path / "ledger")},  # a folder instead of the workspace datastore
+    }
+    (tmp_path / "amlops.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AMLOPS_CONFIG", str(tmp_path / "amlops.yaml"))
+    result = CliRunner().invoke(app, ["loop", "--once", "--target", "azure", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["champion"] == "3" and document["decision"]["action"] == "none"
+    assert document["monitoring_job"].startswith("monitoring-") and document["retrain"] is None
+    assert decisions(FolderStore(tmp_path / "ledger"))[0]["monitoring_job"] == document["monitoring_job"]
