@@ -9,7 +9,10 @@ from pathlib import Path
 HEAVY = ("mlflow", "azure.ai.ml", "sklearn", "pandas", "pyarrow", "scipy")
 
 
-def amlops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def amlops(*args: str, cwd: Path, project: bool = True) -> subprocess.CompletedProcess[str]:
+    """The console script in `cwd`; a project folder (an empty amlops.yaml) unless `project=False`."""
+    if project and not (cwd / "amlops.yaml").exists():
+        (cwd / "amlops.yaml").write_text("")
     return subprocess.run(
         [sys.executable, "-m", "amlops.cli", *args], capture_output=True, text=True, cwd=cwd
     )
@@ -67,3 +70,11 @@ def test_failing_step_exits_non_zero_with_log_tail(tmp_path: Path, repo: Path) -
     first = proc.stderr.strip().splitlines()[0]
     assert first.startswith("error: step 'score' of parallel_fail.yml failed (exit 1)")
     assert "ValueError: cannot score part-003.txt" in proc.stderr
+
+
+def test_outside_a_project_it_says_once_where_state_goes(tmp_path: Path) -> None:
+    proc = amlops("config", "show", cwd=tmp_path, project=False)
+    assert proc.returncode == 0, proc.stderr
+    [line] = [ln for ln in proc.stderr.splitlines() if "no amlops.yaml" in ln]
+    assert f"state in {tmp_path / '.amlops'}" in line and f"runs in {tmp_path / 'runs'}" in line
+    assert "no amlops.yaml" not in amlops("config", "show", cwd=tmp_path).stderr  # inside a project: silent

@@ -39,6 +39,7 @@ def test_a_missing_azure_setting_is_a_configuration_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "amlops.yaml").write_text("")
     for key in [k for k in os.environ if k.startswith("AMLOPS_AZURE")]:
         monkeypatch.delenv(key)
     for args in (["deploy"], ["schedule", "list"], ["run", "x.yml", "--target", "azure"]):

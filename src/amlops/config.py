@@ -351,4 +351,23 @@ def load_settings(path: Path | str | None = None, environ: dict[str, str] | None
     for key, folder in (("state_dir", settings.state_path), ("runs_dir", settings.runs_path)):
         if folder.exists() and not folder.is_dir():
             raise ConfigError(f"{where}: {key}: {folder} is a file; amlops needs a folder there")
+    if file is None:
+        _say_where_state_goes(settings)
     return settings
+
+
+_told = False
+
+
+def _say_where_state_goes(settings: Settings) -> None:
+    """Outside a project (no amlops.yaml found) the state lands in the current folder: say so, once a process."""
+    global _told
+    if _told:
+        return
+    _told = True
+    from amlops import console
+
+    console.warn(
+        f"no {CONFIG_FILE_NAME} here or above: using defaults; state in {settings.state_path}, runs in "
+        f"{settings.runs_path} (create {CONFIG_FILE_NAME} or pass --config to choose)"
+    )
