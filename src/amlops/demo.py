@@ -73,16 +73,13 @@ class DemoResult:
     folder: str = ""
 
 
-def demo_settings(base: Settings, folder: Path) -> Settings:
-    """The user's settings, with the demo's own state (a fresh registry) and a policy sized for weekly windows."""
-    data = base.model_dump()
-    data.update(state_dir=str(folder / "state"), runs_dir=str(folder / "runs"), experiment="amlops-demo")
-    data["mlflow"] = {"tracking_uri": None, "registry_uri": None, "artifact_root": None}
-    data["train"] = {**data["train"], "holdout_days": 7}
-    data["gate"] = {**data["gate"], "min_improvement": 0.05}
-    data["monitor"] = {**data["monitor"], "window": "weekly", "min_window_rows": 300}
-    data["policy"] = {
-        **data["policy"],
+# The settings the demo's story runs with, over the user's amlops.yaml (printed at the start of `amlops demo`):
+# weekly windows of ~670 rows, a one-week holdout, a gate that wants a 5 % win, and a policy sized for weeks.
+DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
+    "train": {"holdout_days": 7},
+    "gate": {"min_improvement": 0.05},
+    "monitor": {"window": "weekly", "min_window_rows": 300},
+    "policy": {
         "performance_degradation": 0.3,
         "drift_windows_n": 2,
         "drift_windows_m": 3,
@@ -91,7 +88,26 @@ def demo_settings(base: Settings, folder: Path) -> Settings:
         "retrain_window_days": 7 * 10,
         "include_original_data": False,
         "ledger": None,  # the demo's ledger is its own, never a shared one from amlops.yaml
-    }
+    },
+}
+
+
+def overrides_text() -> str:
+    return "; ".join(
+        f"{section}.{key}={value}"
+        for section, values in DEMO_OVERRIDES.items()
+        for key, value in values.items()
+        if value is not None
+    )
+
+
+def demo_settings(base: Settings, folder: Path) -> Settings:
+    """The user's settings, with the demo's own state (a fresh registry) and `DEMO_OVERRIDES`."""
+    data = base.model_dump()
+    data.update(state_dir=str(folder / "state"), runs_dir=str(folder / "runs"), experiment="amlops-demo")
+    data["mlflow"] = {"tracking_uri": None, "registry_uri": None, "artifact_root": None}
+    for section, values in DEMO_OVERRIDES.items():
+        data[section] = {**data[section], **values}
     settings = Settings.model_validate(data)
     settings.base_dir = base.base_dir
     settings.source = base.source

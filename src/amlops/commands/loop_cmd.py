@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -128,7 +130,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from amlops.config import load_settings
-        from amlops.demo import DemoConfig, WeekRow, run_demo
+        from amlops.demo import DemoConfig, WeekRow, overrides_text, run_demo
 
         base = load_settings()
         cfg = DemoConfig(
@@ -138,6 +140,7 @@ def register(app: typer.Typer) -> None:
             f"[bold]amlops demo[/]: {weeks} weeks of demand, v1 trained on the first {cfg.train_weeks}, "
             f"a market change on {cfg.change_date}; state in {out_dir}"
         )
+        out.print(f"[dim]the story's settings over amlops.yaml: {overrides_text()}[/]")
         from rich.console import Console
 
         # Outside a terminal rich assumes 80 columns; the timeline is wider and must not be folded.
@@ -205,8 +208,11 @@ def register(app: typer.Typer) -> None:
         for report in result.reports:
             out.print(f"  monitor report:    {report}")
         state = out_dir.resolve() / "state"
-        out.print(
-            f"  MLflow UI:         .venv/bin/mlflow ui --backend-store-uri sqlite:///{state / 'mlflow.db'}"
-        )
-        out.print(f"  promotions:        AMLOPS_STATE_DIR={state} amlops history")
+        # Runnable as printed: the executables of this installation, not whatever is first on PATH.
+        bin_dir = Path(sys.executable).parent
+        mlflow_cmd = shlex.quote(str(bin_dir / "mlflow"))
+        amlops_cmd = shlex.quote(str(bin_dir / "amlops"))
+        db_uri = "sqlite:///" + str(state / "mlflow.db")
+        out.print(f"  MLflow UI:         {mlflow_cmd} ui --backend-store-uri {shlex.quote(db_uri)}")
+        out.print(f"  promotions:        AMLOPS_STATE_DIR={shlex.quote(str(state))} {amlops_cmd} history")
         out.print(f"  decisions:         {state / 'retrain' / 'decisions.jsonl'}")
