@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from amlops.console import UserError, handle_errors, out
+from amlops.data.io import DATA_SUFFIXES
 
 if TYPE_CHECKING:
     from amlops.config import Settings
@@ -46,7 +47,7 @@ def _data_inputs(data: str, target: Target) -> dict[str, str]:
                 f"--data {data}: Azure ML data assets need --target azure (locally: a path or URL)"
             )
         # Data assets registered by `amlops data register` are folders; a URL naming a file is a file.
-        is_file = "://" in data and data.lower().rstrip("/").endswith((".csv", ".csv.gz", ".parquet", ".pq"))
+        is_file = "://" in data and data.lower().rstrip("/").endswith(DATA_SUFFIXES)
         return {"raw_file" if is_file else "raw_folder": data, "data_uri": data}
     path = Path(data).expanduser()
     if not path.exists():

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from amlops.data.io import finite_or_none as _num
+
 if TYPE_CHECKING:
     from amlops.drift.profile import CategoricalProfile, NumericProfile
 
@@ -244,10 +246,8 @@ def check_deciding(kind: Kind, name: str) -> str:
 
 def label(name: str) -> str:
     """The short display label of a drift or quality metric (the name itself when unknown)."""
-    for m in (*DRIFT_METRICS, *QUALITY_METRICS):
-        if m.name == name:
-            return m.label
-    return name
+    labels = {m.name: m.label for m in DRIFT_METRICS} | {q.name: q.label for q in QUALITY_METRICS}
+    return labels.get(name, name)
 
 
 # Derived views, kept for readers of the earlier constants.
@@ -585,7 +585,3 @@ def _entry(
 
 def _or_nan(x: float | None) -> float:
     return math.nan if x is None else float(x)
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
