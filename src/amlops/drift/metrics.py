@@ -149,7 +149,7 @@ DRIFT_METRICS: tuple[DriftMetric, ...] = (
         "normalized_wasserstein_distance",
         {"numeric": 0.1},
         p_value=False,
-        label="wasserstein (norm.)",
+        label="Wasserstein (norm.)",
         definition="Earth mover's distance between the two distributions, divided by the reference's "
         "standard deviation.",
         compute=_normalized_wasserstein,
@@ -158,7 +158,7 @@ DRIFT_METRICS: tuple[DriftMetric, ...] = (
         "jensen_shannon_distance",
         {"numeric": 0.1, "categorical": 0.1},
         p_value=False,
-        label="jensen-shannon",
+        label="Jensen-Shannon",
         definition="Base-2 Jensen-Shannon distance of the shares per bin (numeric: 10 bins of equal reference "
         "mass + out of range) or per category; 0 same, 1 disjoint.",
         compute=lambda w: Computed(jensen_shannon_distance(w.reference, w.current)),
@@ -186,7 +186,7 @@ DRIFT_METRICS: tuple[DriftMetric, ...] = (
         "pearsons_chi_squared_test",
         {"categorical": 0.05},
         p_value=True,
-        label="chi² p-value",
+        label="χ² p-value",
         definition="p-value of Pearson's chi-squared test on the reference vs current category counts.",
         compute=_chi_squared,
         statistic=True,
@@ -250,17 +250,11 @@ def label(name: str) -> str:
     return labels.get(name, name)
 
 
-# Derived views, kept for readers of the earlier constants.
-NUMERIC_METRICS = metric_names("numeric")
-CATEGORICAL_METRICS = metric_names("categorical")
-DATA_QUALITY_METRICS = tuple(m.name for m in QUALITY_METRICS)
-P_VALUE_METRICS = frozenset(m.name for m in DRIFT_METRICS if m.p_value)
-# Threshold keys: `<kind>.<metric>` for drift metrics, the bare name for data quality. Data quality: a finding
-# when the current rate exceeds the reference rate by more than the threshold.
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    **{f"{k}.{m.name}": m.thresholds[k] for k in KINDS for m in DRIFT_METRICS if k in m.thresholds},
-    **{q.name: q.threshold for q in QUALITY_METRICS},
-}
+def default_thresholds() -> dict[str, float]:
+    """Every threshold key with its default: `<kind>.<metric>` for drift metrics, the bare name for data
+    quality (a finding when the current rate exceeds the reference rate by more than the threshold)."""
+    drift = {f"{k}.{m.name}": m.thresholds[k] for k in KINDS for m in DRIFT_METRICS if k in m.thresholds}
+    return drift | {q.name: q.threshold for q in QUALITY_METRICS}
 
 
 class Thresholds:
@@ -268,6 +262,7 @@ class Thresholds:
 
     def __init__(self, overrides: Mapping[str, float] | None = None) -> None:
         self.overrides = dict(overrides or {})
+        self.defaults = default_thresholds()
         unknown = unknown_threshold_names(self.overrides)
         if unknown:
             raise ValueError(f"unknown metric name(s) in thresholds: {', '.join(unknown)}")
@@ -276,11 +271,11 @@ class Thresholds:
         for key in (f"{kind}.{metric}", metric):
             if key in self.overrides:
                 return float(self.overrides[key])
-        return DEFAULT_THRESHOLDS.get(f"{kind}.{metric}", DEFAULT_THRESHOLDS.get(metric, math.nan))
+        return self.defaults.get(f"{kind}.{metric}", self.defaults.get(metric, math.nan))
 
     def effective(self) -> dict[str, float]:
         out = {}
-        for key in DEFAULT_THRESHOLDS:
+        for key in self.defaults:
             kind, _, metric = key.rpartition(".")
             out[key] = self.get(kind, metric) if kind else self.get("", metric)
         return out
@@ -288,7 +283,8 @@ class Thresholds:
 
 def unknown_threshold_names(names: Iterable[str]) -> list[str]:
     """The names that are neither a threshold key (`numeric.<metric>`, `null_value_rate`) nor a metric name."""
-    known = set(DEFAULT_THRESHOLDS) | {k.split(".", 1)[1] for k in DEFAULT_THRESHOLDS if "." in k}
+    defaults = default_thresholds()
+    known = set(defaults) | {k.split(".", 1)[1] for k in defaults if "." in k}
     return sorted(k for k in names if k not in known)
 
 
