@@ -179,15 +179,15 @@ def test_a_planted_disagreement_is_found(tmp_path: Path) -> None:
 def test_a_newly_registered_metric_must_reach_the_component(monkeypatch: pytest.MonkeyPatch) -> None:
     """The registry is the declaration: a metric added there and not to monitor.yml's enum is reported."""
     extra = M.DriftMetric(
-        "hellinger_distance",
+        "example_distance",
         {"categorical": 0.1},
         p_value=False,
-        label="Hellinger",
+        label="Example",
         definition="-",
         compute=lambda w: M.Computed(None),
     )
     monkeypatch.setattr(M, "DRIFT_METRICS", (*M.DRIFT_METRICS, extra))
     found = disagreements(COMPONENTS / "monitor.yml")
     assert (
-        len(found) == 1 and "inputs.categorical_metric: enum" in found[0] and "hellinger_distance" in found[0]
+        len(found) == 1 and "inputs.categorical_metric: enum" in found[0] and "example_distance" in found[0]
     )
