@@ -137,14 +137,3 @@ def test_threshold_overrides() -> None:
     assert t.get("numeric", "normalized_wasserstein_distance") == 0.1
     with pytest.raises(ValueError, match="unknown metric"):
         M.Thresholds({"wasserstein": 0.1})
-
-
-def test_hellinger_distance_on_categories() -> None:
-    rng = np.random.default_rng(8)
-    cats = np.array(["a", "b", "c"])
-    ref, cur = rng.choice(cats, N_REF, p=[0.5, 0.3, 0.2]), rng.choice(cats, N_CUR, p=[0.2, 0.3, 0.5])
-    p = np.array([(ref == c).mean() for c in cats])
-    q = np.array([(cur == c).mean() for c in cats])
-    expected = np.sqrt(0.5 * ((np.sqrt(p) - np.sqrt(q)) ** 2).sum())
-    h = _score(ref, cur, "categorical")["metrics"]["hellinger_distance"]
-    assert h["value"] == pytest.approx(expected, rel=1e-12) and h["exceeded"]

@@ -183,14 +183,6 @@ DRIFT_METRICS: tuple[DriftMetric, ...] = (
         statistic=True,
     ),
     DriftMetric(
-        "hellinger_distance",
-        {"numeric": 0.1, "categorical": 0.1},
-        p_value=False,
-        label="Hellinger",
-        definition="Hellinger distance of the shares on the Jensen-Shannon bins; 0 same, 1 disjoint.",
-        compute=lambda w: Computed(hellinger_distance(w.reference, w.current)),
-    ),
-    DriftMetric(
         "pearsons_chi_squared_test",
         {"categorical": 0.05},
         p_value=True,
@@ -314,14 +306,6 @@ def jensen_shannon_distance(p: np.ndarray, q: np.ndarray) -> float:
         kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum()
         kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum()
     return float(math.sqrt(max(0.0, (kl_p + kl_q) / 2)))
-
-
-def hellinger_distance(p: np.ndarray, q: np.ndarray) -> float:
-    """sqrt(1 - sum sqrt(p q)) of two count vectors' shares; NaN when either is empty."""
-    sp, sq = float(np.sum(p)), float(np.sum(q))
-    if sp <= 0 or sq <= 0:
-        return math.nan
-    return math.sqrt(max(0.0, 1.0 - float(np.sqrt(np.asarray(p) / sp * np.asarray(q) / sq).sum())))
 
 
 def population_stability_index(p: np.ndarray, q: np.ndarray) -> float:
