@@ -96,3 +96,45 @@ def test_pipelines_next_to_the_config_win_over_the_checkout(tmp_path: Path, repo
     assert s.pipeline_file("training.yml") == own.resolve()
     with pytest.raises(ConfigError, match=r"pipelines/nope\.yml not found next to"):
         s.pipeline_file("nope")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "monitor:\n  window: fortnightly\n",
+            "monitor.window: Value error, window 'fortnightly': use all, daily",
+        ),
+        (
+            "monitor:\n  numeric_metric: psi\n",
+            "monitor.numeric_metric: Value error, numeric metric 'psi': use one",
+        ),
+        (
+            "monitor:\n  thresholds: {wasserstein: 0.2}\n",
+            "monitor.thresholds: Value error, unknown metric name(s)",
+        ),
+        ("gate:\n  metric: r2\n", "gate.metric: Input should be 'mae', 'rmse' or 'mape'"),
+        (
+            "gate:\n  bootstrap_samples: 10\n",
+            "gate.bootstrap_samples: Input should be greater than or equal to 50",
+        ),
+    ],
+)
+def test_monitor_and_gate_values_are_checked_when_the_file_is_read(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    """A wrong metric, window or threshold name fails at load time, not in a pipeline step an hour later."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    assert expected in str(info.value)
+
+
+def test_monitor_values_the_steps_accept_are_accepted(tmp_path: Path) -> None:
+    text = (
+        "monitor:\n  window: 5000 rows\n  categorical_metric: pearsons_chi_squared_test\n"
+        "  thresholds: {numeric.population_stability_index: 0.25, null_value_rate: 0.02}\n"
+    )
+    s = load_settings(write(tmp_path, text), environ={})
+    assert s.monitor.window == "5000 rows" and s.monitor.categorical_metric == "pearsons_chi_squared_test"
+    assert s.monitor.numeric_metric == "normalized_wasserstein_distance"
+    assert load_settings(write(tmp_path, "monitor:\n  window: auto\n"), environ={}).monitor.window == "auto"

@@ -8,16 +8,50 @@ Relative paths in the file are resolved against the file's folder, so the same c
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from amlops.errors import UsageError
 
 CONFIG_FILE_NAME = "amlops.yaml"
 ENV_PREFIX = "AMLOPS_"
+
+# Enums and limits declared once: the steps import these, and tests/static/test_component_constraints.py checks
+# the components' `enum` / `min` / `default` against them (drift metric names live in amlops.drift.metrics).
+GateMetric = Literal["mae", "rmse", "mape"]
+GATE_METRICS: tuple[str, ...] = get_args(GateMetric)
+MIN_BOOTSTRAP_SAMPLES = 50  # fewer resamples make the interval's ends noise
+DEFAULT_MIN_WINDOW_ROWS = 500
+DEFAULT_CHUNK_ROWS = 250_000
+WINDOW_KINDS = ("all", "daily", "weekly")  # or a number of rows per window
+AUTO_WINDOW = "auto"  # the monitor step: weekly when the timestamp column exists, else all
+
+
+def window_kind(window: str) -> tuple[str, int]:
+    """("all" | "daily" | "weekly" | "rows", rows per window) for a window spec; ValueError when it is none."""
+    w = window.strip().lower()
+    if w in ("all", "none", ""):
+        return "all", 0
+    if w in ("daily", "day", "1d"):
+        return "daily", 0
+    if w in ("weekly", "week", "1w"):
+        return "weekly", 0
+    m = re.fullmatch(r"(\d+)\s*(rows?)?", w)
+    if m and int(m.group(1)) > 0:
+        return "rows", int(m.group(1))
+    raise ValueError(f"window {window!r}: use {', '.join(WINDOW_KINDS)} or a number of rows (e.g. 100000)")
 
 
 # The checkout this package runs from (src/amlops/config.py -> the repository root).
@@ -97,12 +131,12 @@ class TrainSettings(_Section):
 
 
 class GateSettings(_Section):
-    metric: Literal["mae", "rmse", "mape"] = "mae"
+    metric: GateMetric = "mae"
     max_mae: float | None = Field(None, gt=0)
     max_rmse: float | None = Field(None, gt=0)
     max_mape: float | None = Field(None, gt=0)
     min_improvement: float = Field(0.0, ge=0.0, description="Relative margin the challenger must win by")
-    bootstrap_samples: int = Field(1000, ge=50)
+    bootstrap_samples: int = Field(1000, ge=MIN_BOOTSTRAP_SAMPLES)
     confidence: float = Field(
         0.95, gt=0.0, lt=1.0, description="Level of the bootstrap interval of the improvement"
     )
@@ -110,6 +144,15 @@ class GateSettings(_Section):
         True, description="Also require the interval's lower end above zero (the win is not a coin flip)"
     )
     auto_promote: bool = True
+
+
+def _deciding_default(kind: Literal["numeric", "categorical"]) -> Any:
+    def default() -> str:
+        from amlops.drift.metrics import DEFAULT_DECIDING
+
+        return DEFAULT_DECIDING[kind]
+
+    return default
 
 
 class MonitorSettings(_Section):
@@ -126,17 +169,46 @@ class MonitorSettings(_Section):
         default_factory=dict,
         description="Override AML default thresholds: {metric: value} or {numeric.<metric>: value} (docs/monitor.md)",
     )
-    chunk_rows: int = Field(250_000, gt=0, description="Rows per streamed chunk (memory is bounded by it)")
-    min_window_rows: int = Field(500, ge=1, description="Windows with fewer rows are reported but not judged")
-    numeric_metric: Literal[
-        "normalized_wasserstein_distance",
-        "jensen_shannon_distance",
-        "population_stability_index",
-        "two_sample_kolmogorov_smirnov_test",
-    ] = Field("normalized_wasserstein_distance", description="Metric that decides a numeric feature's drift")
-    categorical_metric: Literal[
-        "jensen_shannon_distance", "population_stability_index", "pearsons_chi_squared_test"
-    ] = Field("jensen_shannon_distance", description="Metric that decides a categorical feature's drift")
+    chunk_rows: int = Field(
+        DEFAULT_CHUNK_ROWS, gt=0, description="Rows per streamed chunk (memory is bounded by it)"
+    )
+    min_window_rows: int = Field(
+        DEFAULT_MIN_WINDOW_ROWS, ge=1, description="Windows with fewer rows are reported but not judged"
+    )
+    # Names from the metric registry (amlops.drift.metrics), imported when a value is checked: importing the
+    # settings stays light.
+    numeric_metric: str = Field(
+        default_factory=_deciding_default("numeric"),
+        description="Metric that decides a numeric feature's drift",
+    )
+    categorical_metric: str = Field(
+        default_factory=_deciding_default("categorical"),
+        description="Metric that decides a categorical feature's drift",
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if value.strip().lower() != AUTO_WINDOW:
+            window_kind(value)
+        return value
+
+    @field_validator("numeric_metric", "categorical_metric")
+    @classmethod
+    def _metric(cls, value: str, info: ValidationInfo) -> str:
+        from amlops.drift.metrics import check_deciding
+
+        return check_deciding("numeric" if info.field_name == "numeric_metric" else "categorical", value)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _threshold_names(cls, value: dict[str, float]) -> dict[str, float]:
+        from amlops.drift.metrics import unknown_threshold_names
+
+        unknown = unknown_threshold_names(value)
+        if unknown:
+            raise ValueError(f"unknown metric name(s): {', '.join(unknown)}")
+        return value
 
 
 class PolicySettings(_Section):

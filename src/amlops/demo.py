@@ -26,6 +26,7 @@ from typing import Any
 
 from amlops.config import Settings
 from amlops.drift.policy import WindowSignal
+from amlops.drift.result import MonitorResult, WindowResult
 from amlops.errors import UserError
 
 
@@ -206,7 +207,7 @@ def run_demo(
         raise RuntimeError(f"v1 was not promoted: {json.dumps(first.get('verdict'))[:300]}")
     result.promotions.append({"week": cfg.train_weeks, "version": champ.version, "reason": "initial model"})
 
-    def segment(start_week: int, version: str) -> dict[int, tuple[dict[str, Any], Any]]:
+    def segment(start_week: int, version: str) -> dict[int, WindowResult]:
         """Score and monitor weeks start_week.. with the current champion: {week: (window, signal)}."""
         seg_dir = data_dir / f"segment-v{version}-w{start_week}"
         seg_dir.mkdir(parents=True)
@@ -225,14 +226,16 @@ def run_demo(
             kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(run.report, kept)
             result.reports.append(str(kept))
-        windows: dict[int, tuple[dict[str, Any], Any]] = {}
-        for w in run.result.get("windows") or []:
-            if w.get("start"):
-                windows[_week_of(date.fromisoformat(str(w["start"])[:10]), cfg)] = (w, run.result)
+        windows: dict[int, WindowResult] = {}
+        for w in run.result.windows:
+            if w.start:
+                windows[_week_of(date.fromisoformat(str(w.start)[:10]), cfg)] = w
         importance[version] = run.importance()
+        results[version] = run.result
         return windows
 
     importance: dict[str, dict[str, float] | None] = {}
+    results: dict[str, MonitorResult] = {}
 
     current = champ
     history: list[WindowSignal] = []
@@ -240,22 +243,22 @@ def run_demo(
     k = cfg.train_weeks
     while k < cfg.weeks:
         served = current.version  # the champion that scored this week; a retrain now serves from next week
-        window, seg_result = windows.get(k, ({}, {"windows": []}))
-        seg_importance = importance.get(current.version)
+        window = windows.get(k)
         now = datetime.combine(cfg.week_start(k) + timedelta(days=7), time(0), tzinfo=UTC)
-        one = {**seg_result, "windows": [window] if window else []}
+        # The policy sees this week's window alone, as `amlops loop` would after the week.
+        one = results[current.version].model_copy(update={"windows": [window] if window else []})
         decision, history = evaluate_policy(
-            settings, store, one, current.version, seg_importance, now, history
+            settings, store, one, current.version, importance.get(current.version), now, history
         )
         record_decision(
             store, decision, {"champion": current.version, "week": k + 1, "at_time": now.isoformat()}
         )
-        perf = window.get("performance") or {}
-        drifted = list(window.get("drifted_features") or [])
-        if window.get("status") != "ok":
+        mae = window.performance.mae if window is not None and window.performance else None
+        drifted = list(window.drifted_features) if window is not None else []
+        if window is None or not window.judged:
             verdict = "n/a"
         else:
-            verdict = "ALARM" if str(window.get("window")) in decision.alarms else "ok"
+            verdict = "ALARM" if window.window in decision.alarms else "ok"
         action = "-"
         next_windows = None
         if decision.retrain:
@@ -299,7 +302,7 @@ def run_demo(
             champion=f"v{served}",
             drifted_features=drifted,
             verdict=verdict,
-            mae=float(perf["mae"]) if perf.get("mae") is not None else None,
+            mae=float(mae) if mae is not None else None,
             action=action,
             after_change=cfg.week_start(k) >= cfg.change_date,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_GATE = 3
+EXIT_DRIFT = 4  # `amlops monitor --fail-on-drift`
 EXIT_INTERRUPTED = 130
 
 

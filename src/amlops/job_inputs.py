@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 
 Inputs = dict[str, str]
 
-# Data files the pipelines read by suffix (a URL naming one of these is a file, anything else a folder).
-_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
-
 
 class Target(StrEnum):
     """Where a pipeline runs: this machine's runner, or a job in the Azure ML workspace."""
@@ -82,7 +79,9 @@ def training_data_inputs(data: str, target: Target) -> Inputs:
     location = _location(data, target, "--data")
     if is_remote(location) or _asset_ref(location):
         # Data assets registered by `amlops data register` are folders; a URL naming a file is a file.
-        is_file = "://" in location and location.lower().rstrip("/").endswith(_FILE_SUFFIXES)
+        from amlops.data.io import DATA_SUFFIXES
+
+        is_file = "://" in location and location.lower().rstrip("/").endswith(DATA_SUFFIXES)
         return {"raw_file" if is_file else "raw_folder": location, "data_uri": location}
     return {"raw_folder" if Path(location).is_dir() else "raw_file": location, "data_uri": location}
 
@@ -181,6 +180,13 @@ def model_reference(spec: str) -> str:
     )
 
 
+def _dated(window: str) -> bool:
+    """Whether a window spec needs the timestamp column (daily, weekly)."""
+    from amlops.config import AUTO_WINDOW, window_kind
+
+    return window.strip().lower() != AUTO_WINDOW and window_kind(window)[0] in ("daily", "weekly")
+
+
 def _has_column(location: str, column: str) -> bool | None:
     """Whether local data has the column (None when it cannot be told cheaply, e.g. a URL or an asset)."""
     if is_remote(location) or not Path(location).exists():
@@ -227,11 +233,7 @@ def monitoring_inputs(
         inputs["labels"] = _location(labels, target, "--labels")
     note = None
     chosen = window or m.window
-    if (
-        window is None
-        and chosen.lower() in ("daily", "weekly")
-        and _has_column(inputs["current_data"], m.timestamp_column) is False
-    ):
+    if window is None and _dated(chosen) and _has_column(inputs["current_data"], m.timestamp_column) is False:
         # The configured default needs a timestamp column this data does not have: one window, and say so.
         note = f"no {m.timestamp_column!r} column in the current data: one window over all rows"
         chosen = "all"

@@ -18,6 +18,7 @@ from typing import Any
 
 from amlops.config import Settings
 from amlops.drift.policy import Decision, WindowSignal, decide
+from amlops.drift.result import MonitorResult
 from amlops.errors import UsageError, UserError
 from amlops.job_inputs import Target, monitoring_inputs, training_inputs
 from amlops.monitoring import MonitorRun, read_importance
@@ -48,27 +49,24 @@ def champion(settings: Settings) -> Champion | None:
     return Champion(version, download_model(settings, client, settings.model_name, version))
 
 
-def signals(result: dict[str, Any]) -> list[WindowSignal]:
-    """Window signals for the policy from a monitor result (only windows the monitor could judge)."""
-    out = []
-    for w in result.get("windows") or []:
-        perf = w.get("performance") or {}
-        out.append(
-            WindowSignal(
-                window=str(w.get("window")),
-                rows=int(w.get("row_count") or 0) if w.get("status") == "ok" else 0,
-                drifted_features=tuple(w.get("drifted_features") or ()),
-                mae=perf.get("mae"),
-                wape=perf.get("wape"),
-            )
+def signals(result: MonitorResult) -> list[WindowSignal]:
+    """Window signals for the policy from a monitor result (windows the monitor could not judge count 0 rows)."""
+    return [
+        WindowSignal(
+            window=w.window,
+            rows=w.row_count if w.judged else 0,
+            drifted_features=tuple(w.drifted_features),
+            mae=w.performance.mae if w.performance else None,
+            wape=w.performance.wape if w.performance else None,
         )
-    return out
+        for w in result.windows
+    ]
 
 
-def baseline(result: dict[str, Any], metric: str) -> float | None:
+def baseline(result: MonitorResult, metric: str) -> float | None:
     """The champion's own holdout error, which the monitor reports as the reference for performance."""
-    for w in result.get("windows") or []:
-        ref = ((w.get("performance") or {}).get("reference") or {}).get(metric)
+    for w in result.windows:
+        ref = ((w.performance.reference if w.performance else None) or {}).get(metric)
         if ref:
             return float(ref)
     return None
@@ -147,7 +145,7 @@ class CycleOutcome:
 def evaluate_policy(
     settings: Settings,
     store: LedgerStore,
-    result: dict[str, Any],
+    result: MonitorResult,
     version: str,
     importance: dict[str, float] | None,
     now: datetime,

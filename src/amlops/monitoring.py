@@ -11,12 +11,11 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from amlops.config import Settings
+from amlops.drift.result import RESULT_FILE, MonitorResult
 from amlops.errors import UserError
 
-RESULT_FILE = "result.json"
 REPORT_FILE = "report.html"
 IMPORTANCE_FILE = "feature_importance.json"
 
@@ -25,7 +24,7 @@ IMPORTANCE_FILE = "feature_importance.json"
 class MonitorRun:
     """A finished monitoring run: the result (result.json), where its output folder is, and who ran it."""
 
-    result: dict[str, Any]
+    result: MonitorResult
     folder: Path
     run_dir: Path | None = None
     job_name: str | None = None
@@ -48,17 +47,17 @@ def read_importance(folder: Path) -> dict[str, float] | None:
     return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
-def read_result(folder: Path, what: str) -> dict[str, Any]:
+def read_result(folder: Path, what: str) -> MonitorResult:
     path = folder / RESULT_FILE
     if not path.is_file():
         found = sorted(folder.rglob(RESULT_FILE))
         if not found:
             raise UserError(f"{what} wrote no {RESULT_FILE} ({folder})")
         path = found[0]
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: not a monitor result")
-    return data
+    try:
+        return MonitorResult.read(path)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise UserError(f"{path}: not a monitor result ({str(exc).splitlines()[0]})") from None
 
 
 def run_local(

@@ -33,10 +33,61 @@ IMPORTANCE = {"price": 0.6, "promotion": 0.3, "temperature": 0.05, "store_type":
 def _window(i: int, drifted: tuple[str, ...]) -> dict[str, Any]:
     return {
         "window": f"2026-W{i:02d}",
-        "status": "ok",
+        "start": f"2026-01-{i * 7 - 6:02d}",
+        "end": f"2026-01-{i * 7:02d}",
         "row_count": 800,
+        "status": "ok",
+        "drift_detected": bool(drifted),
         "drifted_features": list(drifted),
+        "features": {},
+        "data_quality_findings": [],
+        "prediction_drift": None,
         "performance": None,
+    }
+
+
+def _result(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A result.json as the monitoring step writes it (the parts the loop reads filled in)."""
+    drifted = sorted({f for w in windows for f in w["drifted_features"]})
+    return {
+        "schema": "amlops.monitor_result",
+        "schema_version": 1,
+        "created_at": "2026-11-30T12:00:00+00:00",
+        "settings": {
+            "window": "weekly",
+            "timestamp_column": "date",
+            "id_column": "row_id",
+            "prediction_column": "prediction",
+            "label_column": "units_sold",
+            "numeric_metric": "normalized_wasserstein_distance",
+            "categorical_metric": "jensen_shannon_distance",
+            "min_window_rows": 500,
+            "thresholds": {},
+        },
+        "reference": {
+            "row_count": 10_000,
+            "created_at": None,
+            "numeric_features": ["price", "temperature"],
+            "categorical_features": ["promotion", "store_type"],
+            "prediction_reference": None,
+            "metadata": {},
+        },
+        "current": {"row_count": 800 * len(windows), "missing_columns": []},
+        "verdict": {
+            "status": "drift" if drifted else "no_drift",
+            "drift_detected": bool(drifted),
+            "drifted_features": drifted,
+            "first_drifted_window": next((w["window"] for w in windows if w["drifted_features"]), None),
+            "drifted_window_count": sum(1 for w in windows if w["drifted_features"]),
+            "window_count": len(windows),
+            "evaluated_window_count": len(windows),
+            "prediction_drift": False,
+            "data_quality_findings": [],
+            "performance": None,
+            "summary": "test",
+        },
+        "overall": {**_window(0, ()), "window": "overall", "start": None, "end": None},
+        "windows": windows,
     }
 
 
@@ -44,7 +95,7 @@ def _result_folder(root: Path, drifted_late: tuple[str, ...]) -> Path:
     """What the monitoring step writes: result.json and the model's feature importance beside it."""
     folder = root / "result"
     folder.mkdir(parents=True)
-    result = {"windows": [_window(1, ()), _window(2, drifted_late), _window(3, drifted_late)]}
+    result = _result([_window(1, ()), _window(2, drifted_late), _window(3, drifted_late)])
     (folder / "result.json").write_text(json.dumps(result))
     (folder / "feature_importance.json").write_text(json.dumps(IMPORTANCE))
     return folder

@@ -7,41 +7,38 @@ was found or not (the verdict is printed and in result.json); non-zero only when
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from amlops.console import handle_errors, out
+from amlops.commands.options import JsonOption, PipelineOption
+from amlops.console import UserError, emit_json, handle_errors, machine_readable, out
+from amlops.errors import EXIT_DRIFT, UsageError
+
+if TYPE_CHECKING:
+    from amlops.drift.result import MonitorResult
 
 MONITORING_PIPELINE = "pipelines/monitoring.yml"
-SHORT = {
-    "normalized_wasserstein_distance": "wasserstein (norm.)",
-    "jensen_shannon_distance": "jensen-shannon",
-    "population_stability_index": "PSI",
-    "two_sample_kolmogorov_smirnov_test": "KS p-value",
-    "pearsons_chi_squared_test": "chi² p-value",
-}
 
 
-def print_summary(result: dict[str, Any], report: Path) -> None:
+def print_summary(result: MonitorResult, report: Path) -> None:
     from rich.table import Table
 
-    v = result["verdict"]
-    overall = result["overall"]
-    windows = result.get("windows") or []
-    color = {"drift": "red", "no_drift": "green"}.get(v["status"], "yellow")
-    out.print(f"[bold {color}]{v['status'].replace('_', ' ').upper()}[/] — {v['summary']}")
+    from amlops.drift.metrics import label
+
+    v = result.verdict
+    overall = result.overall
+    windows = result.windows
+    color = {"drift": "red", "no_drift": "green"}.get(v.status, "yellow")
+    out.print(f"[bold {color}]{v.status.replace('_', ' ').upper()}[/] — {v.summary}")
     out.print(
-        f"current rows {result['current']['row_count']:,} · windows {v['evaluated_window_count']} judged of "
-        f"{v['window_count'] or 1} · data-quality findings {len(v['data_quality_findings'])}"
+        f"current rows {result.current.row_count:,} · windows {v.evaluated_window_count} judged of "
+        f"{v.window_count or 1} · data-quality findings {len(v.data_quality_findings)}"
     )
-    names = v["drifted_features"] or list(overall["features"])[:5]
-    table = Table(
-        title="Drifted features" if v["drifted_features"] else "Features closest to their threshold"
-    )
+    names = v.drifted_features or list(overall.features)[:5]
+    table = Table(title="Drifted features" if v.drifted_features else "Features closest to their threshold")
     table.add_column("feature", no_wrap=True)
     table.add_column("metric", no_wrap=True)
     table.add_column("value", justify="right")
@@ -50,31 +47,34 @@ def print_summary(result: dict[str, Any], report: Path) -> None:
         table.add_column("windows", justify="right")
         table.add_column("first drifted", no_wrap=True)
     for name in names:
-        f = overall["features"][name]
-        entry = f["metrics"][f["deciding_metric"]]
-        value = "—" if entry["value"] is None else f"{entry['value']:.4g}"
-        metric = SHORT.get(f["deciding_metric"], f["deciding_metric"])
-        row = [name, metric, value, f"{entry['threshold']:g}"]
+        f = overall.features[name]
+        entry = f.deciding
+        value = "—" if entry.value is None else f"{entry.value:.4g}"
+        threshold = "—" if entry.threshold is None else f"{entry.threshold:g}"
+        row = [name, label(f.deciding_metric), value, threshold]
         if windows:
-            hits = [w["window"] for w in windows if name in w["drifted_features"]]
-            row += [f"{len(hits)}/{v['evaluated_window_count']}", hits[0] if hits else "—"]
-        style = "red" if f["drifted"] or name in v["drifted_features"] else None
+            hits = [w.window for w in windows if name in w.drifted_features]
+            row += [f"{len(hits)}/{v.evaluated_window_count}", hits[0] if hits else "—"]
+        style = "red" if f.drifted or name in v.drifted_features else None
         table.add_row(*row, style=style)
     out.print(table)
-    pred = overall.get("prediction_drift")
+    pred = overall.prediction_drift
     if pred:
-        entry = pred["metrics"][pred["deciding_metric"]]
-        verdict = "[red]drift[/]" if v.get("prediction_drift") else "[green]ok[/]"
-        value = "—" if entry["value"] is None else f"{entry['value']:.4g}"
-        out.print(f"prediction drift: {verdict} ({SHORT.get(pred['deciding_metric'])} {value})")
-    perf = v.get("performance")
-    if perf and perf.get("count"):
-        mape = "—" if perf.get("mape") is None else f"{perf['mape']:.1%}"
+        entry = pred.deciding
+        verdict = "[red]drift[/]" if v.prediction_drift else "[green]ok[/]"
+        value = "—" if entry.value is None else f"{entry.value:.4g}"
+        out.print(f"prediction drift: {verdict} ({label(pred.deciding_metric)} {value})")
+    perf = v.performance
+    if perf and perf.count:
+        mape = "—" if perf.mape is None else f"{perf.mape:.1%}"
         out.print(
-            f"performance on {perf['count']:,} labelled rows: MAE {perf['mae']:.4g} · RMSE {perf['rmse']:.4g}"
-            f" · MAPE {mape}"
+            f"performance on {perf.count:,} labelled rows: MAE {_g(perf.mae)} · RMSE {_g(perf.rmse)} · MAPE {mape}"
         )
     out.print(f"report: {report}")
+
+
+def _g(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4g}"
 
 
 def register(app: typer.Typer) -> None:
@@ -106,33 +106,55 @@ def register(app: typer.Typer) -> None:
         open_report: Annotated[
             bool, typer.Option("--open", help="Open the HTML report in a browser")
         ] = False,
-        pipeline: Annotated[
-            Path | None, typer.Option("--pipeline", help=f"Default: {MONITORING_PIPELINE}")
-        ] = None,
+        pipeline: PipelineOption = None,
+        as_json: JsonOption = False,
+        fail_on_drift: Annotated[
+            bool,
+            typer.Option(
+                "--fail-on-drift",
+                help=f"Exit {EXIT_DRIFT} when the verdict is drift (for CI gates); default: 0 whether drift or not",
+            ),
+        ] = False,
     ) -> None:
-        """Drift, data quality and performance of new data against a reference; prints the verdict."""
+        """Drift, data quality and performance of new data against a reference; prints the verdict.
+
+        CI reads `verdict.status` of result.json (`drift`, `no_drift`, `insufficient_data`), or uses --fail-on-drift."""
         from amlops import monitoring
         from amlops.config import load_settings
         from amlops.job_inputs import monitoring_inputs
 
         settings = load_settings()
-        inputs, note = monitoring_inputs(
-            settings, current, reference=reference, profile=profile, model=model, labels=labels, window=window
-        )
-        if note:
-            out.print(f"[yellow]note:[/] {note}")
-        run = monitoring.run_local(settings, inputs, pipeline=pipeline)
-        folder = run.folder
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            for item in folder.iterdir():
-                if item.is_file():
-                    shutil.copy2(item, out_dir / item.name)
-            folder = out_dir
-        data = json.loads((folder / "result.json").read_text(encoding="utf-8"))
-        report = (folder / "report.html").resolve()
-        print_summary(data, report)
+        if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+            raise UsageError(f"--out {out_dir}: is a file; give a folder for result.json and report.html")
+        with machine_readable(as_json):
+            inputs, note = monitoring_inputs(
+                settings,
+                current,
+                reference=reference,
+                profile=profile,
+                model=model,
+                labels=labels,
+                window=window,
+            )
+            if note:
+                out.print(f"[yellow]note:[/] {note}")
+            run = monitoring.run_local(settings, inputs, pipeline=pipeline)
+            folder = run.folder
+            if out_dir is not None:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                for item in folder.iterdir():
+                    if item.is_file():
+                        shutil.copy2(item, out_dir / item.name)
+                folder = out_dir
+            report = (folder / "report.html").resolve()
+            print_summary(run.result, report)
+        if as_json:
+            emit_json(
+                {"result": str(folder / "result.json"), "report": str(report), **run.result.to_json_dict()}
+            )
         if open_report:
             import webbrowser
 
             webbrowser.open(report.as_uri())
+        if fail_on_drift and run.result.verdict.status == "drift":
+            raise UserError(f"drift: {run.result.verdict.summary} (--fail-on-drift)", exit_code=EXIT_DRIFT)

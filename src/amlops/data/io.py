@@ -2,16 +2,25 @@
 
 CSV is read with every column as text so the validator, not the CSV parser, decides what a bad value is (and
 can quarantine one bad row instead of failing the file). Parquet keeps its own types.
+
+Also the one home of the data-file suffixes (and which files a folder scan takes) and of strict JSON (NaN as
+null) for every JSON file the steps write.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a file is read: the CLI reads the suffixes below at startup
+    import pandas as pd
 
-CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
+# The one list of data-file suffixes: prep, scoring, the monitor and the CLI all find files with these.
+CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+DATA_SUFFIXES = PARQUET_SUFFIXES + CSV_SUFFIXES
 NA_VALUES = ["", "NaN", "nan", "NULL", "null", "None", "N/A", "n/a", "#N/A"]
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"
@@ -22,12 +31,27 @@ class DataFileError(ValueError):
     """A data file that cannot be read; the message is one line naming the file and the reason."""
 
 
-def _kind(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith(CSV_SUFFIXES):
+def data_format(name: str) -> str | None:
+    """ "csv" or "parquet" by the file name's suffix, None for anything else."""
+    lower = name.lower()
+    if lower.endswith(CSV_SUFFIXES):
         return "csv"
-    if name.endswith(PARQUET_SUFFIXES):
+    if lower.endswith(PARQUET_SUFFIXES):
         return "parquet"
+    return None
+
+
+def is_data_file(name: str) -> bool:
+    """A CSV/Parquet file a folder scan picks up; hidden and `_`-prefixed files (Spark's `_SUCCESS`, partial
+    uploads) are not data."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return not base.startswith((".", "_")) and data_format(base) is not None
+
+
+def _kind(path: Path) -> str:
+    kind = data_format(path.name)
+    if kind is not None:
+        return kind
     raise DataFileError(
         f"{path}: unsupported file type {''.join(path.suffixes) or '(none)'!r} "
         "(use .csv, .csv.gz or .parquet)"
@@ -35,6 +59,8 @@ def _kind(path: Path) -> str:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         df = pd.read_csv(
             path,
@@ -112,13 +138,7 @@ def data_files(path: str | Path) -> list[Path]:
         raise DataFileError(f"{p}: not found")
     if p.is_file():
         return [p]
-    files = sorted(
-        f
-        for f in p.rglob("*")
-        if f.is_file()
-        and not f.name.startswith((".", "_"))
-        and f.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES)
-    )
+    files = sorted(f for f in p.rglob("*") if f.is_file() and is_data_file(f.name))
     if not files:
         raise DataFileError(f"{p}: folder has no .csv or .parquet files")
     return files
@@ -141,6 +161,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         frames = [
             fr.astype({c: "str" for c in fr.columns if c not in (SOURCE_FILE, SOURCE_ROW)}) for fr in frames
         ]
+    import pandas as pd
+
     return pd.concat(frames, ignore_index=True)
 
 
@@ -154,3 +176,32 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     else:
         df.to_parquet(p, index=False)
     return p
+
+
+# ------------------------------------------------------------------------------------------ strict JSON
+# JSON has no NaN or infinity (json.dumps writes them unless allow_nan=False, and strict readers reject them):
+# every file amlops writes stores an undefined number as null and reads null back as NaN where it computes.
+def finite_or_none(x: float | None) -> float | None:
+    """A finite number as a float, anything else (None, NaN, +-inf) as None."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def nan_if_none(x: Any) -> float:
+    """The reverse on reading: null is NaN."""
+    return math.nan if x is None else float(x)
+
+
+def finite_json(value: Any) -> Any:
+    """`value` with every non-finite float, at any depth of dicts and lists, replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def dumps_json(value: Any, **kwargs: Any) -> str:
+    """Strict JSON text of `value` (non-finite numbers written as null)."""
+    return json.dumps(finite_json(value), allow_nan=False, **kwargs)

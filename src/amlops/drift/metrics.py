@@ -1,7 +1,15 @@
 """Drift, data-quality and performance metrics on histograms, with Azure ML model monitoring's names.
 
 Everything here works on counts (the reference profile's histogram and the current window's counts on the same
-edges), so a window is scored in O(bins), whatever its row count. Definitions (docs/monitor.md repeats them):
+edges), so a window is scored in O(bins), whatever its row count.
+
+**The metric registry** (`DRIFT_METRICS`, `QUALITY_METRICS`) is the one place a metric is declared: its name, the
+feature kinds it applies to with their default thresholds, whether it is a p-value (drift below the threshold)
+or a distance (drift above), a short label, a one-line definition, and the function that computes it. The monitor,
+the report, the CLI summary, the settings' validation and `Thresholds` all read it. Adding a metric is one
+`DriftMetric(...)` entry (plus its function) in this module, and its test.
+
+Definitions (docs/monitor.md repeats them):
 
 - normalized_wasserstein_distance: W1(reference, current) / reference std. W1 = integral of |F_ref - F_cur|;
   inside the reference range both CDFs are linear within a bin (step functions for a discrete feature), and
@@ -18,45 +26,235 @@ edges), so a window is scored in O(bins), whatever its row count. Definitions (d
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from amlops.drift.profile import CategoricalProfile, NumericProfile
+from amlops.data.io import finite_or_none as _num
 
-NUMERIC_METRICS = (
-    "normalized_wasserstein_distance",
-    "jensen_shannon_distance",
-    "population_stability_index",
-    "two_sample_kolmogorov_smirnov_test",
-)
-CATEGORICAL_METRICS = ("jensen_shannon_distance", "population_stability_index", "pearsons_chi_squared_test")
-DATA_QUALITY_METRICS = ("null_value_rate", "data_type_error_rate", "out_of_bounds_rate")
-PERFORMANCE_METRICS = ("mae", "rmse", "mape", "wape")
-# Metrics whose value is a p-value: drift when the value is BELOW the threshold. All others: above.
-P_VALUE_METRICS = frozenset({"two_sample_kolmogorov_smirnov_test", "pearsons_chi_squared_test"})
+if TYPE_CHECKING:
+    from amlops.drift.profile import CategoricalProfile, NumericProfile
 
-# AML model monitoring defaults where it states one (normalized Wasserstein 0.1 for numeric, Jensen-Shannon
-# 0.1 for categorical); PSI 0.2 is the usual "significant shift" rule; p-value thresholds are 0.05. Data
-# quality: a finding when the current rate exceeds the reference rate by more than the threshold.
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "numeric.normalized_wasserstein_distance": 0.1,
-    "numeric.jensen_shannon_distance": 0.1,
-    "numeric.population_stability_index": 0.2,
-    "numeric.two_sample_kolmogorov_smirnov_test": 0.05,
-    "categorical.jensen_shannon_distance": 0.1,
-    "categorical.population_stability_index": 0.2,
-    "categorical.pearsons_chi_squared_test": 0.05,
-    "null_value_rate": 0.01,
-    "data_type_error_rate": 0.0,
-    "out_of_bounds_rate": 0.01,
-}
-# The metric that decides a feature's `drifted` flag (distances, not p-values: at a million rows every p-value
-# is tiny). The others are reported with their thresholds but do not flip the flag.
-DEFAULT_DECIDING = {"numeric": "normalized_wasserstein_distance", "categorical": "jensen_shannon_distance"}
+Kind = Literal["numeric", "categorical"]
+KINDS: tuple[Kind, ...] = ("numeric", "categorical")
 COARSE_BINS = 10
 PSI_EPSILON = 1e-4  # proportions are floored here so that an empty bin gives a large, finite PSI
+
+
+# ------------------------------------------------------------------------------------------ the registry
+@dataclass(frozen=True)
+class Computed:
+    """A metric's value for one feature in one window (None or NaN: undefined), and its test statistic."""
+
+    value: float | None
+    statistic: float | None = None
+
+
+@dataclass(frozen=True)
+class DriftMetric:
+    """One drift metric. `thresholds` maps each feature kind the metric applies to onto its default threshold."""
+
+    name: str
+    thresholds: Mapping[Kind, float]
+    p_value: bool  # True: drift when the value is BELOW the threshold (a test's p-value); False: above
+    label: str  # short, for tables and the CLI
+    definition: str  # one line for the report
+    compute: Callable[[WindowCounts], Computed]
+    statistic: bool = False  # the entry also carries the test statistic
+
+    @property
+    def kinds(self) -> tuple[Kind, ...]:
+        return tuple(self.thresholds)
+
+    def exceeded(self, value: float | None, threshold: float) -> bool:
+        if value is None or not math.isfinite(value) or not math.isfinite(threshold):
+            return False
+        return value < threshold if self.p_value else value > threshold
+
+
+@dataclass(frozen=True)
+class QualityMetric:
+    """A data-quality rate: a finding when the window's rate exceeds the reference's rate + the threshold."""
+
+    name: str
+    threshold: float
+    label: str
+    definition: str
+    compute: Callable[[QualityCounts], tuple[float | None, float]]  # (rate or None, the reference's rate)
+
+
+@dataclass
+class WindowCounts:
+    """What a drift metric sees of one feature in one window.
+
+    `reference` / `current` are counts on the comparison bins: for a numeric feature COARSE_BINS groups of equal
+    reference mass plus an underflow and an overflow bin, for a categorical one the reference categories plus
+    "other". A numeric feature also gives the fine histogram (`numeric`, `fine` = underflow, B bins, overflow)
+    and the out-of-range sums the Wasserstein distance needs.
+    """
+
+    kind: Kind
+    reference: np.ndarray
+    current: np.ndarray
+    n_reference: int
+    n_current: int
+    numeric: NumericReference | None = None
+    fine: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    under_sum: float = 0.0
+    over_sum: float = 0.0
+
+    @property
+    def ref(self) -> NumericReference:
+        assert self.numeric is not None, "a numeric-only metric was computed on a categorical feature"
+        return self.numeric
+
+    @cached_property
+    def ks_statistic(self) -> float:
+        return ks_statistic(self.ref, self.fine)
+
+
+@dataclass(frozen=True)
+class QualityCounts:
+    rows: int
+    nulls: int
+    type_errors: int
+    out_of_bounds: int
+    valid: int
+    reference_null_rate: float
+
+
+def _normalized_wasserstein(w: WindowCounts) -> Computed:
+    return Computed(wasserstein(w.ref, w.fine, w.under_sum, w.over_sum) / w.ref.scale)
+
+
+def _ks_test(w: WindowCounts) -> Computed:
+    d = w.ks_statistic
+    return Computed(ks_pvalue(d, w.n_reference, w.n_current), d)
+
+
+def _chi_squared(w: WindowCounts) -> Computed:
+    p_value, stat = chi_squared_test(w.reference, w.current)
+    return Computed(p_value, stat)
+
+
+# Order is the order of the result's metrics and of the report's columns. Default thresholds: AML model
+# monitoring's where it states one (normalized Wasserstein 0.1 for numeric, Jensen-Shannon 0.1 for categorical;
+# https://learn.microsoft.com/azure/machine-learning/how-to-monitor-model-performance), PSI 0.2 (the usual
+# "significant shift" rule), p-values 0.05.
+DRIFT_METRICS: tuple[DriftMetric, ...] = (
+    DriftMetric(
+        "normalized_wasserstein_distance",
+        {"numeric": 0.1},
+        p_value=False,
+        label="Wasserstein (norm.)",
+        definition="Earth mover's distance between the two distributions, divided by the reference's "
+        "standard deviation.",
+        compute=_normalized_wasserstein,
+    ),
+    DriftMetric(
+        "jensen_shannon_distance",
+        {"numeric": 0.1, "categorical": 0.1},
+        p_value=False,
+        label="Jensen-Shannon",
+        definition="Base-2 Jensen-Shannon distance of the shares per bin (numeric: 10 bins of equal reference "
+        "mass + out of range) or per category; 0 same, 1 disjoint.",
+        compute=lambda w: Computed(jensen_shannon_distance(w.reference, w.current)),
+    ),
+    DriftMetric(
+        "population_stability_index",
+        {"numeric": 0.2, "categorical": 0.2},
+        p_value=False,
+        label="PSI",
+        definition="Sum of (current - reference) x ln(current / reference) over the same bins as "
+        "Jensen-Shannon.",
+        compute=lambda w: Computed(population_stability_index(w.reference, w.current)),
+    ),
+    DriftMetric(
+        "two_sample_kolmogorov_smirnov_test",
+        {"numeric": 0.05},
+        p_value=True,
+        label="KS p-value",
+        definition="p-value of the two-sample Kolmogorov-Smirnov test (statistic: largest gap between the "
+        "two CDFs).",
+        compute=_ks_test,
+        statistic=True,
+    ),
+    DriftMetric(
+        "pearsons_chi_squared_test",
+        {"categorical": 0.05},
+        p_value=True,
+        label="χ² p-value",
+        definition="p-value of Pearson's chi-squared test on the reference vs current category counts.",
+        compute=_chi_squared,
+        statistic=True,
+    ),
+)
+QUALITY_METRICS: tuple[QualityMetric, ...] = (
+    QualityMetric(
+        "null_value_rate",
+        0.01,
+        "null rate",
+        "Share of rows with no value, against the reference's share.",
+        lambda c: (c.nulls / c.rows if c.rows else None, c.reference_null_rate),
+    ),
+    QualityMetric(
+        "data_type_error_rate",
+        0.0,
+        "type errors",
+        "Share of rows whose value has the wrong type (text in a numeric column, +-inf).",
+        lambda c: (c.type_errors / c.rows if c.rows else None, 0.0),
+    ),
+    QualityMetric(
+        "out_of_bounds_rate",
+        0.01,
+        "out of bounds",
+        "Share of values outside the reference's range (numeric) or categories (categorical).",
+        lambda c: (c.out_of_bounds / c.valid if c.valid else None, 0.0),
+    ),
+)
+# The metric that decides a feature's `drifted` flag (distances, not p-values: at a million rows every p-value
+# is tiny). The others are reported with their thresholds but do not flip the flag.
+DEFAULT_DECIDING: dict[Kind, str] = {
+    "numeric": "normalized_wasserstein_distance",
+    "categorical": "jensen_shannon_distance",
+}
+PERFORMANCE_METRICS = ("mae", "rmse", "mape", "wape")
+
+
+def drift_metric(name: str) -> DriftMetric:
+    for m in DRIFT_METRICS:
+        if m.name == name:
+            return m
+    raise KeyError(name)
+
+
+def metric_names(kind: Kind) -> tuple[str, ...]:
+    """The drift metrics of a feature kind, in registry order."""
+    return tuple(m.name for m in DRIFT_METRICS if kind in m.thresholds)
+
+
+def check_deciding(kind: Kind, name: str) -> str:
+    """`name` if it is a drift metric of `kind`, else ValueError naming the choices."""
+    names = metric_names(kind)
+    if name not in names:
+        raise ValueError(f"{kind} metric {name!r}: use one of {', '.join(names)}")
+    return name
+
+
+def label(name: str) -> str:
+    """The short display label of a drift or quality metric (the name itself when unknown)."""
+    labels = {m.name: m.label for m in DRIFT_METRICS} | {q.name: q.label for q in QUALITY_METRICS}
+    return labels.get(name, name)
+
+
+def default_thresholds() -> dict[str, float]:
+    """Every threshold key with its default: `<kind>.<metric>` for drift metrics, the bare name for data
+    quality (a finding when the current rate exceeds the reference rate by more than the threshold)."""
+    drift = {f"{k}.{m.name}": m.thresholds[k] for k in KINDS for m in DRIFT_METRICS if k in m.thresholds}
+    return drift | {q.name: q.threshold for q in QUALITY_METRICS}
 
 
 class Thresholds:
@@ -64,8 +262,8 @@ class Thresholds:
 
     def __init__(self, overrides: Mapping[str, float] | None = None) -> None:
         self.overrides = dict(overrides or {})
-        known = set(DEFAULT_THRESHOLDS) | {k.split(".", 1)[1] for k in DEFAULT_THRESHOLDS if "." in k}
-        unknown = sorted(k for k in self.overrides if k not in known)
+        self.defaults = default_thresholds()
+        unknown = unknown_threshold_names(self.overrides)
         if unknown:
             raise ValueError(f"unknown metric name(s) in thresholds: {', '.join(unknown)}")
 
@@ -73,20 +271,25 @@ class Thresholds:
         for key in (f"{kind}.{metric}", metric):
             if key in self.overrides:
                 return float(self.overrides[key])
-        return DEFAULT_THRESHOLDS.get(f"{kind}.{metric}", DEFAULT_THRESHOLDS.get(metric, math.nan))
+        return self.defaults.get(f"{kind}.{metric}", self.defaults.get(metric, math.nan))
 
     def effective(self) -> dict[str, float]:
         out = {}
-        for key in DEFAULT_THRESHOLDS:
+        for key in self.defaults:
             kind, _, metric = key.rpartition(".")
             out[key] = self.get(kind, metric) if kind else self.get("", metric)
         return out
 
 
+def unknown_threshold_names(names: Iterable[str]) -> list[str]:
+    """The names that are neither a threshold key (`numeric.<metric>`, `null_value_rate`) nor a metric name."""
+    defaults = default_thresholds()
+    known = set(defaults) | {k.split(".", 1)[1] for k in defaults if "." in k}
+    return sorted(k for k in names if k not in known)
+
+
 def exceeded(metric: str, value: float | None, threshold: float) -> bool:
-    if value is None or not math.isfinite(value) or not math.isfinite(threshold):
-        return False
-    return value < threshold if metric in P_VALUE_METRICS else value > threshold
+    return drift_metric(metric).exceeded(value, threshold)
 
 
 # ------------------------------------------------------------------------------------------ distribution math
@@ -225,35 +428,22 @@ def ks_statistic(ref: NumericReference, counts: np.ndarray) -> float:
 def numeric_drift(
     ref: NumericReference, counts: np.ndarray, under_sum: float, over_sum: float, thresholds: Thresholds
 ) -> dict[str, dict[str, float | bool | None]]:
-    """All numeric drift metrics of one window, each {value, threshold, exceeded} (+ statistic for KS)."""
+    """Every numeric drift metric of one window, each {value, threshold, exceeded} (+ statistic for tests)."""
     n_cur = int(counts.sum())
     if n_cur == 0 or ref.profile.count == 0:
-        return {m: _entry("numeric", m, None, thresholds) for m in NUMERIC_METRICS}
-    w = wasserstein(ref, counts, under_sum, over_sum)
-    coarse = ref.coarse(counts)
-    d = ks_statistic(ref, counts)
-    out = {
-        "normalized_wasserstein_distance": _entry(
-            "numeric", "normalized_wasserstein_distance", w / ref.scale, thresholds
-        ),
-        "jensen_shannon_distance": _entry(
-            "numeric", "jensen_shannon_distance", jensen_shannon_distance(ref.ref_coarse, coarse), thresholds
-        ),
-        "population_stability_index": _entry(
-            "numeric",
-            "population_stability_index",
-            population_stability_index(ref.ref_coarse, coarse),
-            thresholds,
-        ),
-        "two_sample_kolmogorov_smirnov_test": _entry(
-            "numeric",
-            "two_sample_kolmogorov_smirnov_test",
-            ks_pvalue(d, ref.profile.count, n_cur),
-            thresholds,
-        ),
-    }
-    out["two_sample_kolmogorov_smirnov_test"]["statistic"] = _num(d)
-    return out
+        return {m: _entry("numeric", m, None, thresholds) for m in metric_names("numeric")}
+    window = WindowCounts(
+        "numeric",
+        ref.ref_coarse,
+        ref.coarse(counts),
+        ref.profile.count,
+        n_cur,
+        numeric=ref,
+        fine=counts,
+        under_sum=under_sum,
+        over_sum=over_sum,
+    )
+    return _score("numeric", window, thresholds)
 
 
 # ------------------------------------------------------------------------------------------ categorical
@@ -279,24 +469,23 @@ def categorical_drift(
 ) -> dict[str, dict[str, float | bool | None]]:
     """counts: current counts per reference category, then "other" (unseen or tail), len K + 1."""
     if counts.sum() == 0 or ref.ref_counts.sum() == 0:
-        return {m: _entry("categorical", m, None, thresholds) for m in CATEGORICAL_METRICS}
-    p_value, stat = chi_squared_test(ref.ref_counts, counts)
-    out = {
-        "jensen_shannon_distance": _entry(
-            "categorical",
-            "jensen_shannon_distance",
-            jensen_shannon_distance(ref.ref_counts, counts),
-            thresholds,
-        ),
-        "population_stability_index": _entry(
-            "categorical",
-            "population_stability_index",
-            population_stability_index(ref.ref_counts, counts),
-            thresholds,
-        ),
-        "pearsons_chi_squared_test": _entry("categorical", "pearsons_chi_squared_test", p_value, thresholds),
-    }
-    out["pearsons_chi_squared_test"]["statistic"] = _num(stat)
+        return {m: _entry("categorical", m, None, thresholds) for m in metric_names("categorical")}
+    window = WindowCounts("categorical", ref.ref_counts, counts, int(ref.ref_counts.sum()), int(counts.sum()))
+    return _score("categorical", window, thresholds)
+
+
+def _score(
+    kind: Kind, window: WindowCounts, thresholds: Thresholds
+) -> dict[str, dict[str, float | bool | None]]:
+    out = {}
+    for metric in DRIFT_METRICS:
+        if kind not in metric.thresholds:
+            continue
+        computed = metric.compute(window)
+        entry = _entry(kind, metric.name, computed.value, thresholds)
+        if metric.statistic:
+            entry["statistic"] = _num(computed.statistic)
+        out[metric.name] = entry
     return out
 
 
@@ -312,24 +501,34 @@ def data_quality(
 ) -> dict[str, dict[str, float | bool | None]]:
     """Rates in the window: nulls and type errors over all rows; out-of-bounds over the valid values.
     A finding (exceeded) when the rate is above the reference's rate (0 for errors and bounds) + threshold."""
-
-    def entry(metric: str, value: float | None, baseline: float) -> dict[str, float | bool | None]:
-        t = thresholds.get("", metric)
+    counts = QualityCounts(rows, nulls, type_errors, out_of_bounds, valid, reference_null_rate)
+    out: dict[str, dict[str, float | bool | None]] = {}
+    for metric in QUALITY_METRICS:
+        value, baseline = metric.compute(counts)
+        t = thresholds.get("", metric.name)
         hit = value is not None and value > baseline + t
-        return {"value": value, "reference": baseline, "threshold": t, "exceeded": bool(hit)}
-
-    return {
-        "null_value_rate": entry("null_value_rate", nulls / rows if rows else None, reference_null_rate),
-        "data_type_error_rate": entry("data_type_error_rate", type_errors / rows if rows else None, 0.0),
-        "out_of_bounds_rate": entry("out_of_bounds_rate", out_of_bounds / valid if valid else None, 0.0),
-    }
+        out[metric.name] = {"value": value, "reference": baseline, "threshold": t, "exceeded": bool(hit)}
+    return out
 
 
 # ------------------------------------------------------------------------------------------ performance
+def counts_for_mape(y: np.ndarray) -> np.ndarray:
+    """The rows MAPE counts: a non-zero actual (a zero has no percentage error; a negative one counts by its
+    size). Training, the gate and the monitor all use this, so their MAPEs compare."""
+    return y != 0
+
+
+def percentage_errors(y: np.ndarray, abs_err: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """|error| / |actual| on `rows` (counts_for_mape, possibly narrowed further), 0 elsewhere."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(rows, abs_err / np.abs(y), 0.0)
+
+
 @dataclass
 class RegressionSums:
-    """Streaming sums for MAE / RMSE / MAPE (MAPE over rows with a non-zero label, as a fraction) and WAPE
-    (sum of absolute errors over sum of absolute actuals: scale-free, stable with small counts)."""
+    """Streaming sums for MAE / RMSE / MAPE (a fraction, over `counts_for_mape` rows) and WAPE (sum of absolute
+    errors over sum of absolute actuals: scale-free, stable with small counts). Rows with a non-finite actual
+    or prediction are left out."""
 
     n: int = 0
     abs_err: float = 0.0
@@ -342,21 +541,13 @@ class RegressionSums:
         ok = np.isfinite(y) & np.isfinite(yhat)
         y, yhat = y[ok], yhat[ok]
         e = np.abs(y - yhat)
-        nz = y != 0
+        nz = counts_for_mape(y)
         self.n += int(y.size)
         self.abs_err += float(e.sum())
-        self.sq_err += float(np.einsum("i,i->", e, e))
-        self.ape += float((e[nz] / np.abs(y[nz])).sum())
+        self.sq_err += float((e * e).sum())
+        self.ape += float(percentage_errors(y, e, nz)[nz].sum())
         self.n_ape += int(nz.sum())
         self.abs_y += float(np.abs(y).sum())
-
-    def merge(self, other: RegressionSums) -> None:
-        self.n += other.n
-        self.abs_err += other.abs_err
-        self.sq_err += other.sq_err
-        self.ape += other.ape
-        self.n_ape += other.n_ape
-        self.abs_y += other.abs_y
 
     def result(self) -> dict[str, float | int | None]:
         if self.n == 0:
@@ -370,6 +561,15 @@ class RegressionSums:
         }
 
 
+def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, MAPE and WAPE of one set of predictions (NaN where undefined, e.g. MAPE of all-zero actuals),
+    with the definitions the monitor uses per window."""
+    sums = RegressionSums()
+    sums.add(np.asarray(y, dtype="float64"), np.asarray(pred, dtype="float64"))
+    result = sums.result()
+    return {m: _or_nan(result[m]) for m in PERFORMANCE_METRICS}
+
+
 # ------------------------------------------------------------------------------------------ helpers
 def _entry(
     kind: str, metric: str, value: float | None, thresholds: Thresholds
@@ -379,5 +579,5 @@ def _entry(
     return {"value": v, "threshold": t, "exceeded": exceeded(metric, v, t)}
 
 
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
+def _or_nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)

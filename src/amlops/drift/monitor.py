@@ -3,8 +3,8 @@
 Per chunk and feature the values are binned on the reference edges and counted per window (one `np.bincount`
 over window x bin), so memory is bounded by windows x features x bins, not by rows. Windows come from a
 timestamp column (daily, weekly: ISO weeks starting Monday, in UTC) or from row counts. At the end every
-window, and the whole current data ("overall"), is scored with the metrics in `amlops.drift.metrics`, and the
-result is a plain dict with the documented schema (docs/monitor.md; `RESULT_SCHEMA_VERSION`).
+window, and the whole current data ("overall"), is scored with the metrics registered in `amlops.drift.metrics`,
+and the result is a `MonitorResult` (amlops.drift.result; result.json, documented in docs/monitor.md).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,16 +23,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from amlops.config import DEFAULT_CHUNK_ROWS, DEFAULT_MIN_WINDOW_ROWS, window_kind
+from amlops.data.io import data_format, is_data_file
+from amlops.data.io import finite_or_none as _num
 from amlops.drift import metrics as M
 from amlops.drift.binning import Binner
 from amlops.drift.profile import NumericProfile, ReferenceProfile, category_strings
+from amlops.drift.result import SCHEMA, SCHEMA_VERSION, MonitorResult
 
-RESULT_SCHEMA_VERSION = 1
-DEFAULT_MIN_WINDOW_ROWS = 500
+RESULT_SCHEMA_VERSION = SCHEMA_VERSION
 # For the report: numeric distributions are summarised on this many bins of equal reference mass.
 DISPLAY_BINS = 40
 DISPLAY_CATEGORIES = 15
-DATA_EXTENSIONS = (".parquet", ".pq", ".csv", ".csv.gz")
 _UNDATED = "undated"
 _DAY_NS = 86_400 * 10**9
 
@@ -53,24 +54,17 @@ class MonitorOptions:
     numeric_metric: str = M.DEFAULT_DECIDING["numeric"]
     categorical_metric: str = M.DEFAULT_DECIDING["categorical"]
     min_window_rows: int = DEFAULT_MIN_WINDOW_ROWS
-    chunk_rows: int = 250_000  # rows per streamed chunk: small enough to stay in cache, large to amortise
+    chunk_rows: int = (
+        DEFAULT_CHUNK_ROWS  # rows per streamed chunk: small enough to stay in cache, large to amortise
+    )
     features: list[str] | None = None  # default: every feature of the profile
     threads: int = 0  # features scored in parallel per chunk (numpy releases the GIL); 0: one per core, max 4
 
     def window_kind(self) -> tuple[str, int]:
-        w = self.window.strip().lower()
-        if w in ("all", "none", ""):
-            return "all", 0
-        if w in ("daily", "day", "1d"):
-            return "daily", 0
-        if w in ("weekly", "week", "1w"):
-            return "weekly", 0
-        m = re.fullmatch(r"(\d+)\s*(rows?)?", w)
-        if m and int(m.group(1)) > 0:
-            return "rows", int(m.group(1))
-        raise MonitorError(
-            f"window {self.window!r}: use all, daily, weekly or a number of rows (e.g. 100000)"
-        )
+        try:
+            return window_kind(self.window)
+        except ValueError as exc:
+            raise MonitorError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -85,12 +79,12 @@ def list_data_files(location: str) -> tuple[Any, list[str], str]:
     if not fs.exists(path):
         raise MonitorError(f"{location}: not found")
     if fs.isdir(path):
-        files = sorted(f for f in fs.find(path) if f.lower().endswith(DATA_EXTENSIONS))
+        files = sorted(f for f in fs.find(path) if is_data_file(f))
         if not files:
             raise MonitorError(f"{location}: no .parquet or .csv files in the folder")
     else:
         files = [path]
-    kinds = {"csv" if ".csv" in Path(f).name.lower() else "parquet" for f in files}
+    kinds = {data_format(Path(f).name) or "parquet" for f in files}  # a single file of any name: Parquet
     if len(kinds) > 1:
         raise MonitorError(f"{location}: mixes Parquet and CSV files; use one format per folder")
     return fs, files, kinds.pop()
@@ -482,14 +476,11 @@ class Monitor:
             self.thresholds = M.Thresholds(o.thresholds)
         except ValueError as exc:
             raise MonitorError(str(exc)) from None
-        if o.numeric_metric not in M.NUMERIC_METRICS:
-            raise MonitorError(
-                f"numeric metric {o.numeric_metric!r}: use one of {', '.join(M.NUMERIC_METRICS)}"
-            )
-        if o.categorical_metric not in M.CATEGORICAL_METRICS:
-            raise MonitorError(
-                f"categorical metric {o.categorical_metric!r}: use one of {', '.join(M.CATEGORICAL_METRICS)}"
-            )
+        try:
+            M.check_deciding("numeric", o.numeric_metric)
+            M.check_deciding("categorical", o.categorical_metric)
+        except ValueError as exc:
+            raise MonitorError(str(exc)) from None
         kind, size = o.window_kind()
         if kind in ("daily", "weekly") and not o.timestamp_column:
             raise MonitorError(f"window {o.window!r} needs a timestamp column (--timestamp-column)")
@@ -633,7 +624,7 @@ class Monitor:
         return None
 
     # -- scoring -------------------------------------------------------------------------------------------
-    def result(self) -> dict[str, Any]:
+    def result(self) -> MonitorResult:
         o = self.options
         order = self.windows.order()
         windows = [self._score(i, self.windows.describe(self.windows.keys[i])) for i in order]
@@ -666,9 +657,9 @@ class Monitor:
             "performance": performance,
         }
         verdict["summary"] = _summary(verdict)
-        return {
-            "schema": "amlops.monitor_result",
-            "schema_version": RESULT_SCHEMA_VERSION,
+        result = {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "settings": {
                 "window": o.window,
@@ -694,6 +685,7 @@ class Monitor:
             "overall": overall,
             "windows": windows if self.windows.kind != "all" else [],
         }
+        return MonitorResult.model_validate(result)
 
     def _score(self, rows: Any, info: dict[str, Any], distributions: bool = False) -> dict[str, Any]:
         o = self.options
@@ -837,8 +829,8 @@ def run_monitor(
     options: MonitorOptions | None = None,
     labels: pd.Series | None = None,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """Monitor a file/folder/URL (or an iterable of batches) against the profile; returns the result dict."""
+) -> MonitorResult:
+    """Monitor a file/folder/URL (or an iterable of batches) against the profile."""
     mon = Monitor(profile, options, labels)
     o = mon.options
     if isinstance(current, str | Path):
@@ -866,7 +858,7 @@ def _rank_key(feature: dict[str, Any]) -> tuple[int, float]:
     v, t = entry["value"], entry["threshold"]
     if v is None:
         return (int(feature["drifted"]), -1.0)
-    if feature["deciding_metric"] in M.P_VALUE_METRICS:
+    if M.drift_metric(feature["deciding_metric"]).p_value:
         return (int(feature["drifted"]), (t / v) if v > 0 else math.inf)
     return (int(feature["drifted"]), v / t if t > 0 else v)
 
@@ -946,7 +938,3 @@ def _summary(verdict: dict[str, Any]) -> str:
         where = f" (first in window {first})" if first not in (None, "overall") else ""
         return f"Drift detected in {len(feats)} feature(s): {', '.join(feats)}{where}."
     return "No drift detected."
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)

@@ -25,6 +25,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from amlops.data.io import dumps_json
+from amlops.data.io import finite_or_none as _f
+from amlops.data.io import nan_if_none as _nan
+
 SCHEMA_VERSION = 1
 DEFAULT_BINS = 500
 DEFAULT_MAX_CATEGORIES = 1000
@@ -216,7 +220,7 @@ class ReferenceProfile:
 
     def to_json(self, path: str | Path) -> Path | str:
         """Write the profile as JSON to a local path or an fsspec URL (abfs://...)."""
-        text = json.dumps(_finite(self.to_dict()), allow_nan=False, separators=(",", ":"))
+        text = dumps_json(self.to_dict(), separators=(",", ":"))
         location = str(path)
         if "://" in location and not location.startswith("file://"):
             from amlops.storage import filesystem
@@ -751,23 +755,3 @@ def infer_feature_types(schema: pa.Schema, exclude: Iterable[str] = ()) -> tuple
         elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t):
             categorical.append(f.name)
     return numeric, categorical
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf (e.g. in caller-supplied metadata) become null: the file stays strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _f(x: float) -> float | None:
-    """JSON has no NaN: an undefined statistic is null."""
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-def _nan(x: Any) -> float:
-    return math.nan if x is None else float(x)

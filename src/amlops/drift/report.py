@@ -1,14 +1,27 @@
 """The self-contained HTML report of a monitor result: verdict, feature table, plots (inline SVG, no assets).
 
-Rendered from the result dict alone (the JSON written next to it), so a report can be re-rendered from any
-stored result: `render_html(json.load(open("result.json")))`.
+Rendered from the result alone (the JSON written next to it), so a report can be re-rendered from any stored
+result: `render_html(MonitorResult.read("result.json"))`. Metric labels, columns and definitions come from the
+metric registry (amlops.drift.metrics).
 """
 
 from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from typing import Any
+
+from amlops.drift import metrics as M
+from amlops.drift.result import (
+    CategoricalDistribution,
+    FeatureResult,
+    MonitorResult,
+    NumericDistribution,
+    QualityEntry,
+    Verdict,
+    WindowResult,
+)
 
 MAX_DISTRIBUTION_PLOTS = 12
 MAX_TREND_PLOTS = 8
@@ -45,19 +58,20 @@ code{background:#f3f4f6;padding:1px 4px;border-radius:4px}
 """
 
 
-def render_html(result: dict[str, Any]) -> str:
-    v = result["verdict"]
-    overall = result["overall"]
-    windows = result.get("windows") or []
-    settings = result.get("settings", {})
+def render_html(result: MonitorResult | Mapping[str, Any]) -> str:
+    if not isinstance(result, MonitorResult):
+        result = MonitorResult.model_validate(result)
+    v = result.verdict
+    overall = result.overall
+    windows = result.windows
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
         f"<title>Monitor report — {_e(_verdict_title(v))}</title><style>{_CSS}</style></head><body><main>",
         "<h1>amlops monitor report</h1>",
-        f"<div class='muted'>Created {_e(result.get('created_at', ''))} · current rows "
-        f"{_int(result['current']['row_count'])} · reference rows {_int(result['reference']['row_count'])} · "
-        f"window <code>{_e(settings.get('window', 'all'))}</code></div>",
+        f"<div class='muted'>Created {_e(result.created_at)} · current rows "
+        f"{_int(result.current.row_count)} · reference rows {_int(result.reference.row_count)} · "
+        f"window <code>{_e(result.settings.window)}</code></div>",
         _verdict(v, overall, windows),
         _feature_table(result),
     ]
@@ -65,7 +79,7 @@ def render_html(result: dict[str, Any]) -> str:
         parts.append(_trend_section(result))
     parts.append(_distribution_section(result))
     parts.append(_quality_section(v))
-    if windows and any(w.get("performance") for w in windows):
+    if windows and any(w.performance for w in windows):
         parts.append(_performance_section(windows))
     parts.append(_footer(result))
     parts.append("</main></body></html>")
@@ -73,96 +87,93 @@ def render_html(result: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ sections
-def _verdict_title(v: dict[str, Any]) -> str:
+def _verdict_title(v: Verdict) -> str:
     return {
         "drift": "Drift detected",
         "no_drift": "No drift detected",
         "insufficient_data": "Not enough data",
-    }.get(v["status"], v["status"])
+    }.get(v.status, v.status)
 
 
-def _verdict(v: dict[str, Any], overall: dict[str, Any], windows: list[dict[str, Any]]) -> str:
-    n_features = len(overall["features"])
+def _verdict(v: Verdict, overall: WindowResult, windows: list[WindowResult]) -> str:
+    n_features = len(overall.features)
     cards = [
-        ("Drifted features", f"{len(v['drifted_features'])} / {n_features}"),
-        ("Drifted windows", f"{v['drifted_window_count']} / {v['evaluated_window_count']}"),
-        ("First drifted window", v["first_drifted_window"] or "—"),
-        ("Data-quality findings", str(len(v["data_quality_findings"]))),
+        ("Drifted features", f"{len(v.drifted_features)} / {n_features}"),
+        ("Drifted windows", f"{v.drifted_window_count} / {v.evaluated_window_count}"),
+        ("First drifted window", v.first_drifted_window or "—"),
+        ("Data-quality findings", str(len(v.data_quality_findings))),
         (
             "Prediction drift",
-            "yes" if v.get("prediction_drift") else ("no" if overall.get("prediction_drift") else "n/a"),
+            "yes" if v.prediction_drift else ("no" if overall.prediction_drift else "n/a"),
         ),
     ]
-    perf = v.get("performance")
-    if perf and perf.get("count"):
-        cards.append(("MAE / RMSE", f"{_fmt(perf['mae'])} / {_fmt(perf['rmse'])}"))
-        cards.append(("MAPE", _pct(perf["mape"])))
+    perf = v.performance
+    if perf and perf.count:
+        cards.append(("MAE / RMSE", f"{_fmt(perf.mae)} / {_fmt(perf.rmse)}"))
+        cards.append(("MAPE", _pct(perf.mape)))
     card_html = "".join(
         f"<div class='card'><span class='muted'>{_e(k)}</span><b>{_e(val)}</b></div>" for k, val in cards
     )
     return (
-        f"<section class='verdict {_e(v['status'])}'><div class='big'>{_e(_verdict_title(v))}</div>"
-        f"<div>{_e(v['summary'])}</div></section><div class='cards'>{card_html}</div>"
+        f"<section class='verdict {_e(v.status)}'><div class='big'>{_e(_verdict_title(v))}</div>"
+        f"<div>{_e(v.summary)}</div></section><div class='cards'>{card_html}</div>"
     )
 
 
-def _feature_table(result: dict[str, Any]) -> str:
-    overall = result["overall"]
-    windows = result.get("windows") or []
-    importance = (result.get("reference", {}).get("metadata") or {}).get("feature_importance") or {}
-    drift_counts = {
-        f: sum(1 for w in windows if f in w.get("drifted_features", [])) for f in overall["features"]
-    }
-    evaluated = sum(1 for w in windows if w.get("status") == "ok")
+def _feature_table(result: MonitorResult) -> str:
+    overall = result.overall
+    windows = result.windows
+    importance = result.reference.metadata.get("feature_importance") or {}
+    drift_counts = {f: sum(1 for w in windows if f in w.drifted_features) for f in overall.features}
+    evaluated = sum(1 for w in windows if w.judged)
+    # One column per registered metric that some feature of the table has, in registry order.
+    shown = [m for m in M.DRIFT_METRICS if any(m.name in f.metrics for f in overall.features.values())]
     head = ["Feature", "Type", "Drifted", "Deciding metric", "Value", "Threshold"]
     if windows:
         head.append("Windows drifted")
-    head += ["Jensen-Shannon", "PSI", "KS / χ² p-value", "Null rate", "Out-of-bounds", "Reference → current"]
+    head += [m.label for m in shown]
+    head += ["Null rate", "Out-of-bounds", "Reference → current"]
     if importance:
         head.append("Importance")
     rows = []
     missing = " <span class=muted>(missing)</span>"
-    for name, f in overall["features"].items():
-        m = f["metrics"]
-        dec = m[f["deciding_metric"]]
-        p = m.get("two_sample_kolmogorov_smirnov_test") or m.get("pearsons_chi_squared_test") or {}
-        dq = f["data_quality"]
-        s = f["summary"]
-        if f["type"] == "numeric":
-            shift = f"{_fmt(s.get('reference_mean'))} → {_fmt(s.get('mean'))} (mean)"
+    for name, f in overall.features.items():
+        dec = f.deciding
+        dq = f.data_quality
+        s = f.summary
+        if f.type == "numeric":
+            shift = f"{_fmt(s.reference_mean)} → {_fmt(s.mean)} (mean)"
         else:
-            shift = f"{_int(s.get('unseen_count', 0))} unseen values"
+            shift = f"{_int(s.unseen_count or 0)} unseen values"
         cells = [
-            f"<td class='l'>{_e(name)}{missing if f.get('missing_column') else ''}</td>",
-            f"<td class='l'>{_e(f['type'])}</td>",
-            f"<td class='l'>{_badge(f['drifted'])}</td>",
-            f"<td class='l'>{_e(f['deciding_metric'])}</td>",
-            f"<td>{_fmt(dec['value'])}</td>",
-            f"<td>{_fmt(dec['threshold'])}</td>",
+            f"<td class='l'>{_e(name)}{missing if f.missing_column else ''}</td>",
+            f"<td class='l'>{_e(f.type)}</td>",
+            f"<td class='l'>{_badge(f.drifted)}</td>",
+            f"<td class='l'>{_e(f.deciding_metric)}</td>",
+            f"<td>{_fmt(dec.value)}</td>",
+            f"<td>{_fmt(dec.threshold)}</td>",
         ]
         if windows:
             cells.append(f"<td>{drift_counts.get(name, 0)} / {evaluated}</td>")
+        cells += [f"<td>{_fmt(f.metrics[m.name].value if m.name in f.metrics else None)}</td>" for m in shown]
         cells += [
-            f"<td>{_fmt(m['jensen_shannon_distance']['value'])}</td>",
-            f"<td>{_fmt(m['population_stability_index']['value'])}</td>",
-            f"<td>{_fmt(p.get('value'))}</td>",
-            f"<td{_flag(dq['null_value_rate'])}>{_pct(dq['null_value_rate']['value'])}</td>",
-            f"<td{_flag(dq['out_of_bounds_rate'])}>{_pct(dq['out_of_bounds_rate']['value'])}</td>",
+            f"<td{_flag(dq['null_value_rate'])}>{_pct(dq['null_value_rate'].value)}</td>",
+            f"<td{_flag(dq['out_of_bounds_rate'])}>{_pct(dq['out_of_bounds_rate'].value)}</td>",
             f"<td class='l'>{_e(shift)}</td>",
         ]
         if importance:
             cells.append(f"<td>{_fmt(importance.get(name))}</td>")
         rows.append(
-            f"<tr class='{'drifted' if f['drifted'] else ''}' data-feature='{_e(name)}'>{''.join(cells)}</tr>"
+            f"<tr class='{'drifted' if f.drifted else ''}' data-feature='{_e(name)}'>{''.join(cells)}</tr>"
         )
-    pred = overall.get("prediction_drift")
+    pred = overall.prediction_drift
     pred_html = ""
     if pred:
-        dec = pred["metrics"][pred["deciding_metric"]]
+        dec = pred.deciding
         pred_html = (
-            f"<p>Prediction drift (model output vs the reference's {_e(pred.get('reference_role'))}): "
-            f"{_badge(pred['drifted'])} {_e(pred['deciding_metric'])} = {_fmt(dec['value'])} "
-            f"(threshold {_fmt(dec['threshold'])}).</p>"
+            f"<p>Prediction drift (model output vs the reference's {_e(pred.reference_role)}): "
+            f"{_badge(pred.drifted)} {_e(pred.deciding_metric)} = {_fmt(dec.value)} "
+            f"(threshold {_fmt(dec.threshold)}).</p>"
         )
     header = "".join(
         f"<th class='l'>{_e(h)}</th>" if i < 4 else f"<th>{_e(h)}</th>" for i, h in enumerate(head)
@@ -175,52 +186,50 @@ def _feature_table(result: dict[str, Any]) -> str:
     )
 
 
-def _trend_section(result: dict[str, Any]) -> str:
-    windows = result["windows"]
-    overall = result["overall"]
-    features = list(overall["features"])
+def _trend_section(result: MonitorResult) -> str:
+    windows = result.windows
+    features = list(result.overall.features)
     # The heat table: every feature x window, shaded by metric / threshold.
     head = "".join(
-        f"<th title='{_e(w['window'])}'>{_e(_short(w['window'], i))}</th>" for i, w in enumerate(windows)
+        f"<th title='{_e(w.window)}'>{_e(_short(w.window, i))}</th>" for i, w in enumerate(windows)
     )
     body = []
     for name in features:
         cells = []
         for w in windows:
-            f = w["features"].get(name)
+            f = w.features.get(name)
             if f is None:
                 cells.append("<td></td>")
                 continue
-            ratio = _ratio(f)
-            color = _heat(ratio, f["drifted"], w["status"] == "ok")
-            title = (
-                f"{w['window']}: {f['deciding_metric']} = {_fmt(f['metrics'][f['deciding_metric']]['value'])}"
-            )
-            mark = "●" if f["drifted"] else ""
+            color = _heat(_ratio(f), f.drifted, w.judged)
+            title = f"{w.window}: {f.deciding_metric} = {_fmt(f.deciding.value)}"
+            mark = "●" if f.drifted else ""
             cells.append(f"<td style='background:{color}' title='{_e(title)}'>{mark}</td>")
         body.append(f"<tr><td class='l'>{_e(name)}</td>{''.join(cells)}</tr>")
     legend = "".join(
-        f"<tr><td>{i + 1}</td><td class='l'>{_e(w['window'])}</td><td>{_int(w['row_count'])}</td>"
-        f"<td class='l'>{_e(w['status'])}</td>"
-        f"<td class='l'>{_e(', '.join(w['drifted_features']) or '—')}</td></tr>"
+        f"<tr><td>{i + 1}</td><td class='l'>{_e(w.window)}</td><td>{_int(w.row_count)}</td>"
+        f"<td class='l'>{_e(w.status)}</td>"
+        f"<td class='l'>{_e(', '.join(w.drifted_features) or '—')}</td></tr>"
         for i, w in enumerate(windows)
     )
-    drifted = [f for f in features if any(f in w["drifted_features"] for w in windows)]
+    drifted = [f for f in features if any(f in w.drifted_features for w in windows)]
     plots = []
     for name in (drifted or features)[:MAX_TREND_PLOTS]:
-        xs, ys, thr, metric = [], [], None, None
+        xs: list[str] = []
+        ys: list[float | None] = []
+        thr: float | None = None
+        metric: str | None = None
         for w in windows:
-            f = w["features"].get(name)
+            f = w.features.get(name)
             if f is None:
                 continue
-            entry = f["metrics"][f["deciding_metric"]]
-            metric, thr = f["deciding_metric"], entry["threshold"]
-            xs.append(w["window"])
-            ys.append(entry["value"])
+            metric, thr = f.deciding_metric, f.deciding.threshold
+            xs.append(w.window)
+            ys.append(f.deciding.value)
         plots.append(
             f"<figure data-plot='trend' data-feature='{_e(name)}'>"
             f"<figcaption>{_e(name)} — {_e(metric or '')} "
-            f"per window</figcaption>{_line_svg(xs, ys, thr)}</figure>"
+            f"per window</figcaption>{_line_svg(xs, ys, thr, _is_p_value(metric))}</figure>"
         )
     return (
         "<h2>Drift over time</h2><p class='muted'>Each cell is one window; colour is the deciding metric "
@@ -234,30 +243,29 @@ def _trend_section(result: dict[str, Any]) -> str:
     )
 
 
-def _distribution_section(result: dict[str, Any]) -> str:
-    overall = result["overall"]
-    names = [n for n, f in overall["features"].items() if f["drifted"]]
+def _distribution_section(result: MonitorResult) -> str:
+    overall = result.overall
+    names = [n for n, f in overall.features.items() if f.drifted]
     title = "Distributions of the drifted features"
     if not names:
-        names = list(overall["features"])[:4]
+        names = list(overall.features)[:4]
         title = "Distributions of the features closest to their threshold"
     figs = []
     for name in names[:MAX_DISTRIBUTION_PLOTS]:
-        f = overall["features"][name]
-        d = f.get("distribution")
-        if not d:
+        d = overall.features[name].distribution
+        if d is None:
             continue
-        svg = _numeric_svg(d) if f["type"] == "numeric" else _categorical_svg(d)
+        svg = _numeric_svg(d) if isinstance(d, NumericDistribution) else _categorical_svg(d)
         figs.append(
             f"<figure data-plot='distribution' data-feature='{_e(name)}'><figcaption>{_e(name)}</figcaption>"
             f"{svg}</figure>"
         )
-    pred = overall.get("prediction_drift")
-    if pred and pred.get("distribution"):
+    pred = overall.prediction_drift
+    if pred and isinstance(pred.distribution, NumericDistribution):
         figs.append(
             f"<figure data-plot='distribution' data-feature='prediction'><figcaption>model output "
-            f"(vs reference {_e(pred.get('reference_role', ''))})</figcaption>"
-            f"{_numeric_svg(pred['distribution'])}</figure>"
+            f"(vs reference {_e(pred.reference_role or '')})</figcaption>"
+            f"{_numeric_svg(pred.distribution)}</figure>"
         )
     legend = (
         f"<div class='legend'><span><i class='sw' style='background:{_REF_COLOR}'></i>reference</span>"
@@ -266,16 +274,16 @@ def _distribution_section(result: dict[str, Any]) -> str:
     return f"<h2>{_e(title)}</h2>{legend}<div class='grid'>{''.join(figs)}</div>"
 
 
-def _quality_section(v: dict[str, Any]) -> str:
-    findings = v["data_quality_findings"]
+def _quality_section(v: Verdict) -> str:
+    findings = v.data_quality_findings
     if not findings:
         return (
             "<h2>Data quality</h2><p>No data-quality findings (nulls, type errors, out-of-range values).</p>"
         )
     rows = "".join(
-        f"<tr><td class='l'>{_e(f['window'])}</td><td class='l'>{_e(f['feature'])}</td>"
-        f"<td class='l'>{_e(f['metric'])}"
-        f"</td><td>{_pct(f['value'])}</td><td>{_pct(f['reference'])}</td><td>{_pct(f['threshold'])}</td></tr>"
+        f"<tr><td class='l'>{_e(f.window)}</td><td class='l'>{_e(f.feature)}</td>"
+        f"<td class='l'>{_e(f.metric)}"
+        f"</td><td>{_pct(f.value)}</td><td>{_pct(f.reference)}</td><td>{_pct(f.threshold)}</td></tr>"
         for f in findings[:500]
     )
     more = f"<p class='muted'>{len(findings) - 500} more in result.json.</p>" if len(findings) > 500 else ""
@@ -289,11 +297,11 @@ def _quality_section(v: dict[str, Any]) -> str:
     )
 
 
-def _performance_section(windows: list[dict[str, Any]]) -> str:
-    xs = [w["window"] for w in windows if w.get("performance")]
+def _performance_section(windows: list[WindowResult]) -> str:
+    xs = [w.window for w in windows if w.performance]
     figs = []
     for metric in ("mae", "rmse", "mape"):
-        ys = [w["performance"].get(metric) for w in windows if w.get("performance")]
+        ys = [getattr(w.performance, metric) for w in windows if w.performance]
         figs.append(
             f"<figure data-plot='performance'><figcaption>{metric.upper()} per window</figcaption>"
             f"{_line_svg(xs, ys, None)}</figure>"
@@ -301,18 +309,23 @@ def _performance_section(windows: list[dict[str, Any]]) -> str:
     return f"<h2>Model performance (labelled rows)</h2><div class='grid'>{''.join(figs)}</div>"
 
 
-def _footer(result: dict[str, Any]) -> str:
-    s = result.get("settings", {})
-    thr = s.get("thresholds", {})
-    items = "".join(f"<li><code>{_e(k)}</code>: {_fmt(v)}</li>" for k, v in thr.items())
+def _footer(result: MonitorResult) -> str:
+    s = result.settings
+    items = "".join(f"<li><code>{_e(k)}</code>: {_fmt(v)}</li>" for k, v in s.thresholds.items())
+    definitions = "".join(
+        f"<dt><code>{_e(m.name)}</code> ({_e(m.label)}; drift {'below' if m.p_value else 'above'} the "
+        f"threshold)</dt><dd>{_e(m.definition)}</dd>"
+        for m in M.DRIFT_METRICS
+    ) + "".join(f"<dt><code>{_e(q.name)}</code></dt><dd>{_e(q.definition)}</dd>" for q in M.QUALITY_METRICS)
     return (
         "<h2>Settings</h2>"
-        f"<p>Deciding metrics: numeric <code>{_e(s.get('numeric_metric'))}</code>, categorical "
-        f"<code>{_e(s.get('categorical_metric'))}</code>. Windows with fewer than "
-        f"{_int(s.get('min_window_rows', 0))} rows are reported but not judged. p-value metrics flag drift "
+        f"<p>Deciding metrics: numeric <code>{_e(s.numeric_metric)}</code>, categorical "
+        f"<code>{_e(s.categorical_metric)}</code>. Windows with fewer than "
+        f"{_int(s.min_window_rows)} rows are reported but not judged. p-value metrics flag drift "
         "below their threshold, all others above.</p>"
         f"<details><summary>Thresholds</summary><ul>{items}</ul></details>"
-        "<p class='muted'>Metric definitions: docs/monitor.md. Generated by amlops.</p>"
+        f"<details><summary>Metric definitions</summary><dl>{definitions}</dl></details>"
+        "<p class='muted'>More in docs/monitor.md. Generated by amlops.</p>"
     )
 
 
@@ -320,21 +333,20 @@ def _footer(result: dict[str, Any]) -> str:
 _W, _H, _PAD_L, _PAD_B, _PAD_T, _PAD_R = 360, 180, 30, 28, 14, 10
 
 
-def _numeric_svg(d: dict[str, Any]) -> str:
+def _numeric_svg(d: NumericDistribution) -> str:
     """Reference vs current shares per equal-width bin; the current's out-of-range shares as side bars."""
-    edges = d["edges"]
-    ref, cur = d["reference"], d["current"]
+    edges = d.edges
+    ref, cur = d.reference, d.current
     if len(edges) < 2:
         return "<p class='muted'>no values</p>"
-    if d.get("discrete"):
+    below, above = d.current_below, d.current_above
+    if d.discrete:
         labels = [_fmt(e) for e in edges[:-1]]
-        below, above = d.get("current_below", 0.0), d.get("current_above", 0.0)
         if below:
             labels, ref, cur = ["<min", *labels], [0.0, *ref], [below, *cur]
         if above:
             labels, ref, cur = [*labels, ">max"], [*ref, 0.0], [*cur, above]
-        return _categorical_svg({"categories": labels, "reference": ref, "current": cur})
-    below, above = d.get("current_below", 0.0), d.get("current_above", 0.0)
+        return _categorical_svg(CategoricalDistribution(categories=labels, reference=ref, current=cur))
     lo, hi = edges[0], edges[-1]
     span = (hi - lo) or 1.0
     side = 34
@@ -361,8 +373,8 @@ def _numeric_svg(d: dict[str, Any]) -> str:
         out.append(f"<polyline points='{' '.join(pts)}' fill='none' stroke='{color}' stroke-width='1.5'/>")
     # Out-of-range shares of the current data, on the same scale, at the sides.
     for share, mean, x, label in (
-        (below, d.get("current_below_mean"), _PAD_L + 3, "<min"),
-        (above, d.get("current_above_mean"), _W - _PAD_R - side + 5, ">max"),
+        (below, d.current_below_mean, _PAD_L + 3, "<min"),
+        (above, d.current_above_mean, _W - _PAD_R - side + 5, ">max"),
     ):
         h = share / top * (_H - _PAD_B - _PAD_T)
         tip = f"{share:.2%} of current values {'below' if label == '<min' else 'above'} the reference range"
@@ -388,8 +400,8 @@ def _numeric_svg(d: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _categorical_svg(d: dict[str, Any]) -> str:
-    cats, ref, cur = d["categories"], d["reference"], d["current"]
+def _categorical_svg(d: CategoricalDistribution) -> str:
+    cats, ref, cur = d.categories, d.reference, d.current
     n = len(cats)
     if n == 0:
         return "<p class='muted'>no values</p>"
@@ -417,7 +429,10 @@ def _categorical_svg(d: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _line_svg(xs: list[str], ys: list[float | None], threshold: float | None) -> str:
+def _line_svg(
+    xs: list[str], ys: list[float | None], threshold: float | None, below_is_bad: bool = False
+) -> str:
+    """A metric per window; points on the drift side of the threshold (below it for a p-value) in red."""
     vals = [y for y in ys if y is not None and math.isfinite(y)]
     if not vals:
         return "<p class='muted'>no values</p>"
@@ -443,7 +458,8 @@ def _line_svg(xs: list[str], ys: list[float | None], threshold: float | None) ->
         f"stroke='{_CUR_COLOR}' stroke-width='1.8'/>"
     )
     for x, y, label, val in pts:
-        color = _BAD if threshold is not None and val is not None and val > threshold else _CUR_COLOR
+        bad = threshold is not None and (val < threshold if below_is_bad else val > threshold)
+        color = _BAD if bad else _CUR_COLOR
         out.append(
             f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.6' fill='{color}'><title>{_e(label)}: {_fmt(val)}"
             "</title></circle>"
@@ -475,12 +491,15 @@ def _short(window: str, i: int) -> str:
     return window.split("-", 1)[1] if window[:4].isdigit() and "-" in window else str(i + 1)
 
 
-def _ratio(f: dict[str, Any]) -> float | None:
-    entry = f["metrics"][f["deciding_metric"]]
-    v, t = entry["value"], entry["threshold"]
+def _is_p_value(metric: str | None) -> bool:
+    return metric is not None and M.drift_metric(metric).p_value
+
+
+def _ratio(f: FeatureResult) -> float | None:
+    v, t = f.deciding.value, f.deciding.threshold
     if v is None or not t:
         return None
-    if f["deciding_metric"] in ("two_sample_kolmogorov_smirnov_test", "pearsons_chi_squared_test"):
+    if M.drift_metric(f.deciding_metric).p_value:
         return t / v if v > 0 else 10.0
     return float(v) / float(t)
 
@@ -500,8 +519,8 @@ def _badge(drifted: bool | None) -> str:
     return "<span class='badge yes'>drift</span>" if drifted else "<span class='badge no'>ok</span>"
 
 
-def _flag(entry: dict[str, Any]) -> str:
-    return f" style='color:{_BAD};font-weight:600'" if entry.get("exceeded") else ""
+def _flag(entry: QualityEntry) -> str:
+    return f" style='color:{_BAD};font-weight:600'" if entry.exceeded else ""
 
 
 def _fmt(x: Any) -> str:

@@ -24,25 +24,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from amlops.config import GATE_METRICS, MIN_BOOTSTRAP_SAMPLES
+from amlops.data.io import finite_json as _finite_or_none
 from amlops.data.schema import DatasetSchema, SchemaFileError, load_schema
 from amlops.data.snapshot import SnapshotError, read_snapshot
 from amlops.data.split import SplitError, split_holdout
+from amlops.drift.metrics import counts_for_mape, percentage_errors
+from amlops.steps._args import parse_bool as _bool
 
 VERDICT_FILE = "verdict.json"
-METRICS = ("mae", "rmse", "mape")
+METRICS = GATE_METRICS
 
 
 class EvaluateError(ValueError):
     """The evaluation cannot run with these inputs; one line."""
-
-
-def _bool(text: str) -> bool:
-    value = str(text).strip().lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _limit(text: str) -> float | None:
@@ -58,8 +53,8 @@ def _limit(text: str) -> float | None:
 def _per_day_sums(y: np.ndarray, pred: np.ndarray, day: np.ndarray, n_days: int) -> dict[str, np.ndarray]:
     """Per-day sums from which MAE/RMSE/MAPE of any resample of days follow exactly."""
     err = pred - y
-    pos = y > 0
-    ape = np.where(pos, np.abs(err) / np.where(pos, y, 1.0), 0.0)
+    pos = counts_for_mape(y)
+    ape = percentage_errors(y, np.abs(err), pos)
     return {
         "n": np.bincount(day, minlength=n_days).astype(float),
         "abs": np.bincount(day, weights=np.abs(err), minlength=n_days),
@@ -159,8 +154,10 @@ def evaluate(
         raise EvaluateError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if not 0 < confidence < 1:
         raise EvaluateError(f"confidence must be between 0 and 1, got {confidence}")
-    if bootstrap_samples < 50:
-        raise EvaluateError(f"bootstrap_samples must be at least 50, got {bootstrap_samples}")
+    if bootstrap_samples < MIN_BOOTSTRAP_SAMPLES:
+        raise EvaluateError(
+            f"bootstrap_samples must be at least {MIN_BOOTSTRAP_SAMPLES}, got {bootstrap_samples}"
+        )
     schema = load_schema(schema_path)
     df, manifest = read_snapshot(snapshot_dir, schema)
     _, holdout, cutoff = split_holdout(df, schema.date_column, holdout_days)
@@ -287,17 +284,6 @@ def evaluate(
     verdict = _finite_or_none(verdict)
     (out / VERDICT_FILE).write_text(json.dumps(verdict, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return verdict
-
-
-def _finite_or_none(value: Any) -> Any:
-    """JSON has no NaN/inf: an undefined number (e.g. MAPE without positive actuals) is written as null."""
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

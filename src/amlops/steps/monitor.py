@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from amlops.config import AUTO_WINDOW, DEFAULT_CHUNK_ROWS
+from amlops.drift.result import RESULT_FILE
+
+if TYPE_CHECKING:
+    from amlops.drift.result import MonitorResult
 
 PROFILE_FILE = "reference_profile.json"
-RESULT_FILE = "result.json"
 IMPORTANCE_FILE = "feature_importance.json"  # written by the train step into the model folder
 REPORT_FILE = "report.html"
 
@@ -39,7 +43,7 @@ def load_reference(
     features: list[str] | None,
     target: str | None,
     prediction: str | None,
-    chunk_rows: int = 250_000,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> tuple[Any, bool]:
     """(ReferenceProfile, built_here). Exactly one source must be given."""
     from amlops.drift.profile import (
@@ -92,7 +96,7 @@ def load_reference(
 
 def resolve_window(window: str, timestamp_column: str | None, current: str) -> str:
     """`auto`: weekly when the data has the timestamp column, else one window over everything."""
-    if window.strip().lower() != "auto":
+    if window.strip().lower() != AUTO_WINDOW:
         return window
     from amlops.drift.monitor import open_dataset
 
@@ -129,11 +133,11 @@ def monitor(
     features: list[str] | None = None,
     min_window_rows: int | None = None,
     thresholds: dict[str, float] | None = None,
-    chunk_rows: int = 250_000,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
     numeric_metric: str | None = None,
     categorical_metric: str | None = None,
-) -> dict[str, Any]:
-    """Run the monitor and write result.json + report.html into `output`; returns the result dict."""
+) -> MonitorResult:
+    """Run the monitor and write result.json + report.html into `output`; returns the result."""
     from amlops.drift.monitor import DEFAULT_MIN_WINDOW_ROWS, MonitorOptions, load_labels, run_monitor
     from amlops.drift.report import render_html
 
@@ -168,12 +172,11 @@ def monitor(
         categorical_metric=categorical_metric or MonitorOptions.categorical_metric,
     )
     result = run_monitor(current, profile, options, labels=label_series)
-    result["current"]["source"] = current
-    result["reference"]["source"] = reference_profile or reference_data or model_dir
+    result.current.source = current
+    result.reference.source = reference_profile or reference_data or model_dir
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    result = finite_json(result)
-    (out / RESULT_FILE).write_text(json.dumps(result, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    result.write(out / RESULT_FILE)
     (out / REPORT_FILE).write_text(render_html(result), encoding="utf-8")
     if built:
         profile.to_json(out / PROFILE_FILE)
@@ -196,45 +199,36 @@ def pass_on_importance(model_dir: str, out: Path) -> None:
             (out / IMPORTANCE_FILE).write_bytes(src.read())
 
 
-def finite_json(value: Any) -> Any:
-    """The result with NaN/inf turned into null (strict JSON), e.g. in metadata copied from the profile."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_json(v) for v in value]
-    return value
-
-
-def mlflow_metrics(result: dict[str, Any]) -> list[tuple[str, float, int]]:
+def mlflow_metrics(result: MonitorResult) -> list[tuple[str, float, int]]:
     """(key, value, step) triples: per window (step = window number) and the verdict (step 0)."""
+    from amlops.drift.metrics import PERFORMANCE_METRICS
+
     rows: list[tuple[str, float, int]] = []
-    v = result["verdict"]
-    rows.append(("drift_detected", float(v["drift_detected"]), 0))
-    rows.append(("drifted_feature_count", float(len(v["drifted_features"])), 0))
-    rows.append(("drifted_window_count", float(v["drifted_window_count"]), 0))
-    rows.append(("data_quality_finding_count", float(len(v["data_quality_findings"])), 0))
-    windows = result["windows"] or [result["overall"]]
+    v = result.verdict
+    rows.append(("drift_detected", float(v.drift_detected), 0))
+    rows.append(("drifted_feature_count", float(len(v.drifted_features)), 0))
+    rows.append(("drifted_window_count", float(v.drifted_window_count), 0))
+    rows.append(("data_quality_finding_count", float(len(v.data_quality_findings)), 0))
+    windows = result.windows or [result.overall]
     for step, w in enumerate(windows):
-        rows.append(("window_row_count", float(w["row_count"]), step))
-        for name, f in w["features"].items():
-            for metric, entry in f["metrics"].items():
-                if entry["value"] is not None:
-                    rows.append((f"{_key(name)}.{metric}", float(entry["value"]), step))
-        pred = w.get("prediction_drift")
-        if pred:
-            for metric, entry in pred["metrics"].items():
-                if entry["value"] is not None:
-                    rows.append((f"prediction.{metric}", float(entry["value"]), step))
-        perf = w.get("performance") or {}
-        for metric in ("mae", "rmse", "mape"):
-            if perf.get(metric) is not None:
-                rows.append((metric, float(perf[metric]), step))
+        rows.append(("window_row_count", float(w.row_count), step))
+        for name, f in w.features.items():
+            for metric, entry in f.metrics.items():
+                if entry.value is not None:
+                    rows.append((f"{_key(name)}.{metric}", float(entry.value), step))
+        if w.prediction_drift:
+            for metric, entry in w.prediction_drift.metrics.items():
+                if entry.value is not None:
+                    rows.append((f"prediction.{metric}", float(entry.value), step))
+        if w.performance:
+            for metric in PERFORMANCE_METRICS:
+                value = getattr(w.performance, metric)
+                if value is not None:
+                    rows.append((metric, float(value), step))
     return rows
 
 
-def log_to_mlflow(result: dict[str, Any], out: Path) -> None:
+def log_to_mlflow(result: MonitorResult, out: Path) -> None:
     import mlflow
     from mlflow.entities import Metric
 
@@ -242,13 +236,13 @@ def log_to_mlflow(result: dict[str, Any], out: Path) -> None:
     active = mlflow.active_run()
     run = active or mlflow.start_run(run_name="monitor")
     try:
-        v = result["verdict"]
+        v = result.verdict
         mlflow.set_tags(
             {
                 "amlops.step": "monitor",
-                "amlops.monitor.status": v["status"],
-                "amlops.monitor.first_drifted_window": v["first_drifted_window"] or "",
-                "amlops.monitor.drifted_features": ",".join(v["drifted_features"])[:4000],
+                "amlops.monitor.status": v.status,
+                "amlops.monitor.first_drifted_window": v.first_drifted_window or "",
+                "amlops.monitor.drifted_features": ",".join(v.drifted_features)[:4000],
             }
         )
         import time
@@ -294,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--numeric-metric", nargs="?", const="")
     p.add_argument("--categorical-metric", nargs="?", const="")
-    p.add_argument("--chunk-rows", type=int, default=250_000)
+    p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
     p.add_argument("--output", required=True, help="folder for result.json and report.html")
     # Optional string inputs may arrive empty (a pipeline input of ""): `--flag` alone means "not set".
     args = p.parse_args(argv)
@@ -326,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     except (MonitorError, ProfileError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    v = result["verdict"]
-    print(f"monitor: {v['status']}: {v['summary']}")
+    v = result.verdict
+    print(f"monitor: {v.status}: {v.summary}")
     print(f"result: {Path(args.output) / RESULT_FILE}")
     print(f"report: {Path(args.output) / REPORT_FILE}")
     return 0

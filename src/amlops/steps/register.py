@@ -37,6 +37,7 @@ from amlops.registry import (
     roles_of,
     set_role,
 )
+from amlops.steps._args import parse_bool as _bool
 from amlops.steps.evaluate import VERDICT_FILE
 from amlops.steps.train import RUN_INFO_FILE, checkpoint
 
@@ -46,15 +47,6 @@ _MAX_TAG = 4000
 
 class RegisterError(ValueError):
     """Registration cannot go on with these inputs; one line."""
-
-
-def _bool(text: str) -> bool:
-    value = str(text).strip().lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _read_json(folder: str | Path, name: str, what: str) -> dict[str, Any]:

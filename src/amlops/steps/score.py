@@ -43,6 +43,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from amlops.data.io import CSV_SUFFIXES, NA_VALUES, PARQUET_SUFFIXES
+
 MLMODEL_FILE = "MLmodel"
 DEFAULT_ID_COLUMN = "row_id"
 DEFAULT_PREDICTION_COLUMN = "prediction"
@@ -59,10 +61,6 @@ def _file_mode() -> int:
 
 # Read once at import, before any worker thread exists (umask() sets as it reads).
 FILE_MODE = _file_mode()
-CSV_SUFFIXES = (".csv", ".csv.gz")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-# The spellings of "missing" the rest of amlops reads from CSV (amlops.data.io).
-NA_VALUES = ["", "NaN", "nan", "NULL", "null", "None", "N/A", "n/a", "#N/A"]
 # MLflow column types the scorer feeds, as an error message names them.
 _TYPE_WORDS = {
     "double": "a number (double)",

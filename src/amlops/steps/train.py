@@ -30,6 +30,7 @@ import pandas as pd
 from amlops.data.schema import DatasetSchema, SchemaFileError, load_schema
 from amlops.data.snapshot import SnapshotError, read_snapshot, short_version
 from amlops.data.split import SplitError, split_holdout
+from amlops.drift.metrics import regression_metrics
 
 RUN_INFO_FILE = "run_info.json"
 MODEL_ARTIFACT = "model"
@@ -88,20 +89,6 @@ def _threads_for(rows: int) -> Any:
     if os.environ.get("OMP_NUM_THREADS") or rows >= SMALL_DATA_ROWS:
         return nullcontext()
     return threadpool_limits(limits=1, user_api="openmp")
-
-
-def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE, MAPE (a fraction, over rows with a positive actual: zero sales have no percentage error) and
-    WAPE (total absolute error over total actual: the scale-free error the retrain policy compares)."""
-    y = np.asarray(y, dtype="float64")
-    err = np.asarray(pred, dtype="float64") - y
-    pos = y > 0
-    return {
-        "mae": float(np.mean(np.abs(err))),
-        "rmse": float(np.sqrt(np.mean(err**2))),
-        "mape": float(np.mean(np.abs(err[pos]) / y[pos])) if pos.any() else float("nan"),
-        "wape": float(np.sum(np.abs(err)) / np.sum(np.abs(y))) if np.any(y != 0) else float("nan"),
-    }
 
 
 def pip_requirements() -> list[str]:
