@@ -276,7 +276,9 @@ def needs_of(component: Path) -> StepNeeds | None:
     for name in modules:
         found = by_module.get(name) or _EXTRA_DISTRIBUTIONS.get(name)
         if not found:
-            raise SystemExit(f"error: {_shown(module)} imports {name!r}, which no installed distribution provides")
+            raise SystemExit(
+                f"error: {_shown(module)} imports {name!r}, which no installed distribution provides"
+            )
         # One import name may come from several distributions (mlflow from mlflow-skinny or mlflow): any will do.
         dists.add("|".join(sorted(normalize(d) for d in found)))
     return StepNeeds(component, module, frozenset(dists), bool(_TRACKING_CALL.search(text)))
@@ -331,18 +333,23 @@ def check_environment(env: Environment, pins: list[str] | None = None, *, resolv
     expected = render(env, pinned_requirements(env))
     current = env.conda_file.read_text(encoding="utf-8") if env.conda_file.exists() else ""
     if pins is None and current != expected:
-        problems.append(f"{_shown(env.conda_file)} disagrees with {_shown(env.project / 'uv.lock')}: run `make env-requirements`")
+        lock = _shown(env.project / "uv.lock")
+        problems.append(f"{_shown(env.conda_file)} disagrees with {lock}: run `make env-requirements`")
     pins = conda_pip(env.conda_file) if pins is None else pins
     if resolve:
         error = resolve_errors(pins)
         if error:
-            problems.append(f"{env.name}: the pins in {_shown(env.conda_file)} do not resolve together:\n{error}")
+            problems.append(
+                f"{env.name}: the pins in {_shown(env.conda_file)} do not resolve together:\n{error}"
+            )
     problems.extend(content_problems(env, pins))
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true")
     mode.add_argument("--check", action="store_true")

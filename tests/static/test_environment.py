@@ -63,15 +63,16 @@ def test_removing_azureml_mlflow_from_an_environment_fails() -> None:
 def test_azureml_mlflow_registers_the_azureml_scheme_in_the_installed_metadata() -> None:
     # azureml-mlflow's entry_points.txt: [mlflow.tracking_store] azureml = azureml.mlflow.entry_point_loaders:...
     found = gen.provides_entry_point(pins_of(MAIN), gen.TRACKING_ENTRY_POINTS, "azureml")
-    assert found == {"mlflow.tracking_store": "azureml-mlflow", "mlflow.model_registry_store": "azureml-mlflow"}
+    assert found == {
+        "mlflow.tracking_store": "azureml-mlflow",
+        "mlflow.model_registry_store": "azureml-mlflow",
+    }
 
 
 def test_two_conflicting_pins_do_not_resolve() -> None:
     pins = pins_of(MAIN)
     # azureml-mlflow 1.62.0.post6 requires mlflow-skinny<=3.15.0: the pin the lock replaced.
-    planted = [
-        "mlflow-skinny==3.17.2" if gen.distribution_name(p) == "mlflow-skinny" else p for p in pins
-    ]
+    planted = ["mlflow-skinny==3.17.2" if gen.distribution_name(p) == "mlflow-skinny" else p for p in pins]
     error = gen.resolve_errors(planted)
     assert error is not None
     assert "mlflow-skinny" in error and "azureml-mlflow" in error
