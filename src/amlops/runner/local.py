@@ -108,6 +108,7 @@ class LocalRunner:
         extra_env: dict[str, str] | None = None,
         on_step: Callable[[StepResult], None] | None = None,
         isolated: bool = False,
+        env_cache: Path | None = None,
     ) -> None:
         self.settings = settings
         self.run_id = run_id or new_run_id()
@@ -116,6 +117,8 @@ class LocalRunner:
         self.extra_env = extra_env or {}
         self.on_step = on_step
         self.isolated = isolated
+        # Where --isolated keeps its venvs (default <state_dir>/envs): one per environment digest.
+        self.env_cache = env_cache
 
     # -- paths -------------------------------------------------------------------------------------------------
     def _output_path(self, run_dir: Path, step: StepPlan, name: str) -> Path:
@@ -264,7 +267,8 @@ class LocalRunner:
             out.print(f"[cyan]▶[/] {label}  [dim]{step.component}[/]")
         with log_path.open("w", encoding="utf-8") as log:
             if self.isolated:
-                interpreter = interpreter_for(step.environment, self.settings.state_path / "envs", log)
+                cache = self.env_cache or self.settings.state_path / "envs"
+                interpreter = interpreter_for(step.environment, cache, log)
                 env = isolated_env(env, interpreter, cwd)
                 built = interpreter.built_seconds
                 notes.append(
