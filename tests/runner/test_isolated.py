@@ -29,7 +29,9 @@ def test_a_step_importing_what_its_environment_lacks_fails_only_when_isolated(
     shared = run_pipeline(pipeline, {"action": "import-yaml"}, settings, quiet=True)
     assert shared.status == "completed"  # the project venv has PyYAML
     with pytest.raises(StepFailed, match="No module named 'yaml'"):
-        run_pipeline(pipeline, {"action": "import-yaml"}, settings, quiet=True, isolated=True, env_cache=tmp_path)
+        run_pipeline(
+            pipeline, {"action": "import-yaml"}, settings, quiet=True, isolated=True, env_cache=tmp_path
+        )
 
 
 def test_the_step_runs_with_the_environments_interpreter(settings: Settings, tmp_path: Path) -> None:
@@ -41,7 +43,9 @@ def test_the_step_runs_with_the_environments_interpreter(settings: Settings, tmp
     assert python.is_relative_to(tmp_path) and python.parent != Path(sys.executable).parent
 
 
-def test_a_registry_environment_runs_in_the_project_venv_with_a_note(settings: Settings, tmp_path: Path) -> None:
+def test_a_registry_environment_runs_in_the_project_venv_with_a_note(
+    settings: Settings, tmp_path: Path
+) -> None:
     result = run_pipeline(
         CONTRACT / "pipelines" / "curated.yml", {}, settings, quiet=True, isolated=True, env_cache=tmp_path
     )

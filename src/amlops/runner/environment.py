@@ -173,8 +173,10 @@ def _build(spec: EnvironmentSpec, venv: Path, log: Any) -> None:
         [uv, "venv", "--quiet", "--relocatable", "--python", spec.python, str(venv)],
         # Bytecode compiled once here: a step's interpreter may not write it (PYTHONDONTWRITEBYTECODE), and
         # importing mlflow/sklearn/azure from source costs each step seconds.
-        [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(_venv_python(venv)), "-r",
-         str(requirements)],  # fmt: skip
+        [
+            *(uv, "pip", "install", "--quiet", "--compile-bytecode"),
+            *("--python", str(_venv_python(venv)), "-r", str(requirements)),
+        ],
     ]
     try:
         for command in commands:
