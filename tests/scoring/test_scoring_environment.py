@@ -5,7 +5,6 @@ model the training environment saved."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import warnings
@@ -14,11 +13,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from amlops.config import Settings
 from amlops.runner.environment import EnvironmentSpec, ensure_venv, spec_of
+from amlops.runner.local import run_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 ENV_CACHE = REPO / ".amlops" / "envs"
+PIPELINE = REPO / "pipelines" / "batch_inference.yml"
 
 
 @pytest.fixture(scope="module")
@@ -51,33 +53,19 @@ def test_the_entry_script_and_the_parallel_runtime_import_in_the_scoring_environ
     assert proc.stdout.strip().startswith("2.3.")  # the parallel runtime's cap, not the project's numpy
 
 
-def test_a_model_saved_by_training_scores_in_the_scoring_environment(
-    scoring_python: Path, tmp_path: Path, model_dirs: dict[str, Path], demand: pd.DataFrame
+def test_the_batch_inference_pipeline_runs_in_the_scoring_environment(
+    scoring_python: Path, scoring_settings: Settings, model_dirs: dict[str, Path], demand: pd.DataFrame
 ) -> None:
-    data = tmp_path / "in"
+    """A model saved by the training environment scores in the scoring one (what loads a model must be what
+    saved it: cloudpickle, scikit-learn), through the local parallel driver and its real argument shape."""
+    data = scoring_settings.base_dir / "in"
     data.mkdir()
     demand.head(200).to_parquet(data / "day.parquet", index=False)
-    out, summary = tmp_path / "predictions", tmp_path / "summary"
-    out.mkdir()
-    summary.mkdir()
-    spec = {
-        "entry_script": "amlops/steps/score.py",
-        "program_arguments": f"--data {data} --model {model_dirs['v1']} --model-version 1 --threads 1 "
-        f"--predictions {out}",
-        "input_data": str(data),
-        "input_type": "uri_folder",
-        "append_row_to": str(summary),
-        "mini_batch_size": "1",
-        "max_concurrency_per_instance": 1,
-        "error_threshold": 0,
-        "mini_batch_error_threshold": 0,
-        "retry_settings": {"max_retries": 0, "timeout": 300},
-    }
-    spec_file = tmp_path / "spec.json"
-    spec_file.write_text(json.dumps(spec))
-    proc = in_env(scoring_python, ["-m", "amlops.runner.parallel", "--spec", str(spec_file)], SRC)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    scored = pd.read_parquet(out / "day.parquet")
+    inputs = {"data": str(data), "model": str(model_dirs["v1"]), "model_version": "1"}
+    result = run_pipeline(PIPELINE, inputs, scoring_settings, quiet=True, isolated=True, env_cache=ENV_CACHE)
+    (step,) = result.steps
+    assert f"# note: isolated: python {scoring_python}" in Path(step.log or "").read_text()
+    scored = pd.read_parquet(result.job_outputs["score"]["predictions"] / "day.parquet")
     assert len(scored) == 200 and scored["model_version"].eq("1").all()
-    # The driver's own --output (its summary folder) did not become the predictions folder.
-    assert (summary / "parallel_run_step.txt").read_text().startswith("day.parquet rows=200")
+    summary = result.job_outputs["score"]["summary"] / "parallel_run_step.txt"
+    assert summary.read_text().startswith("day.parquet rows=200")
