@@ -47,8 +47,9 @@ dependencies:
   - pip:
 """
 # Inside an Azure ML job MLFLOW_TRACKING_URI is `azureml://...`; MLflow resolves a URI scheme through the entry
-# point group `mlflow.tracking_store` (mlflow/tracking/_tracking_service/utils.py, TrackingStoreRegistry
-# .register_entrypoints), and azureml-mlflow registers `azureml` there (its entry_points.txt:
+# point groups `mlflow.tracking_store` and `mlflow.model_registry_store` (mlflow/tracking/registry.py
+# StoreRegistry.register_entrypoints / get_store_builder, called from mlflow/tracking/_tracking_service/utils.py
+# and mlflow/tracking/_model_registry/registry.py), and azureml-mlflow registers `azureml` there (its entry_points.txt:
 # [mlflow.tracking_store] azureml = azureml.mlflow.entry_point_loaders:azureml_store_builder, and the same name
 # under [mlflow.model_registry_store]). Microsoft Learn "Track ML experiments and models with MLflow"
 # (how-to-use-mlflow-configure-tracking): install mlflow and azureml-mlflow in the job's environment.

@@ -101,3 +101,41 @@ def test_the_training_pipeline_runs_in_its_azure_ml_environment(
     with capsys.disabled():
         print(f"\n[isolated training pipeline: {seconds:.1f}s; {'; '.join(built) or 'environment cached'}]")
     assert (result.job_outputs["train"]["model"] / "MLmodel").is_file()
+
+
+# The shape of MLFLOW_TRACKING_URI inside an Azure ML job (Microsoft Learn "Configure MLflow for Azure Machine
+# Learning", how-to-use-mlflow-configure-tracking: azureml://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/...).
+AZUREML_URI = (
+    "azureml://eastus.api.azureml.ms/mlflow/v1.0/subscriptions/0/resourceGroups/rg"
+    "/providers/Microsoft.MachineLearningServices/workspaces/w"
+)
+RESOLVE = """
+import sys
+from mlflow.tracking._tracking_service.utils import _tracking_store_registry as tracking
+from mlflow.tracking._model_registry.utils import _get_store_registry
+for registry in (tracking, _get_store_registry()):
+    registry.get_store_builder(sys.argv[1])
+"""
+
+
+def test_the_azure_ml_environment_resolves_an_azureml_tracking_uri(tmp_path: Path) -> None:
+    """What the first mlflow.start_run() inside an Azure ML job needs: a store for the azureml:// scheme."""
+    import subprocess
+    import warnings
+
+    from azure.ai.ml import load_component
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = spec_of(load_component(REPO / "components" / "train.yml").environment)
+    assert isinstance(spec, EnvironmentSpec)
+    venv, _ = ensure_venv(spec, ENV_CACHE)
+
+    def resolve(uri: str) -> subprocess.CompletedProcess[str]:
+        command = [str(venv / "bin" / "python"), "-c", RESOLVE, uri]
+        return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+    assert resolve(AZUREML_URI).returncode == 0, resolve(AZUREML_URI).stderr
+    # The failure the plugin prevents, shown with a scheme nothing registers.
+    missing = resolve("nosuchplugin://host/path")
+    assert missing.returncode != 0 and "UnsupportedModelRegistryStoreURIException" in missing.stderr
