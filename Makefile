@@ -57,10 +57,10 @@ lint: $(BIN)/amlops ## ruff + mypy + YAML validation with azure-ai-ml
 bench: $(BIN)/amlops ## benchmarks: monitor vs Evidently/NannyML, scoring overhead
 	bash bench/run.sh
 
-env-requirements: $(BIN)/amlops ## regenerate components/environment pins from uv.lock
+env-requirements: $(BIN)/amlops ## regenerate each AML environment's pins from its uv.lock (components/environment/**)
 	$(BIN)/python tools/gen_env_requirements.py --write
 
-check-env-requirements: $(BIN)/amlops
+check-env-requirements: $(BIN)/amlops ## check the AML environments: match their locks, resolve, hold what the steps import
 	$(BIN)/python tools/gen_env_requirements.py --check
 
 clean: ## remove local state, runs and virtual environments

@@ -153,7 +153,7 @@ def test_parallel_entry_scores_mini_batches_after_checking_every_file(
         (data / f"day{i}").mkdir(parents=True)
         demand.iloc[i * 100 : (i + 1) * 100].to_parquet(data / f"day{i}" / "rows.parquet", index=False)
     (data / "_SUCCESS").write_text("")
-    args = ["--data", str(data), "--model", str(model_dirs["v1"]), "--output", str(tmp_path / "out")]
+    args = ["--data", str(data), "--model", str(model_dirs["v1"]), "--predictions", str(tmp_path / "out")]
     monkeypatch.setattr(sys, "argv", ["score.py", *args, "--model-version", "5"])
     entry = load_entry_script()
     entry.init()
@@ -181,7 +181,7 @@ def test_parallel_init_fails_before_any_mini_batch_on_a_bad_file(
     data.mkdir()
     demand.head(50).to_parquet(data / "a.parquet", index=False)
     demand.head(50).drop(columns=["store_type"]).to_parquet(data / "z.parquet", index=False)
-    args = ["--data", str(data), "--model", str(model_dirs["v1"]), "--output", str(tmp_path / "out")]
+    args = ["--data", str(data), "--model", str(model_dirs["v1"]), "--predictions", str(tmp_path / "out")]
     monkeypatch.setattr(sys, "argv", ["score.py", *args, "--model-version", "5"])
     entry = load_entry_script()
     with pytest.raises(ValueError, match=r"z\.parquet: column 'store_type' is missing"):

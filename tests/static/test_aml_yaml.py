@@ -36,7 +36,14 @@ def test_components_follow_the_project_conventions(path: Path) -> None:
     code = doc.get("code") or doc.get("task", {}).get("code")
     env = doc.get("environment") or doc.get("task", {}).get("environment")
     assert code == "../src", f"{path.name}: code must point at ../src"
-    assert env == "file:./environment/environment.yml", f"{path.name}: environment must be the shared one"
+    # Parallel components run Azure ML's parallel driver, which needs its runtime packages in the environment
+    # (components/environment/scoring); command components share the project's environment.
+    expected = (
+        "file:./environment/scoring/environment.yml"
+        if doc.get("type") == "parallel"
+        else "file:./environment/environment.yml"
+    )
+    assert env == expected, f"{path.name}: environment must be {expected}"
     for name, spec in {**doc["inputs"], **doc["outputs"]}.items():
         assert "type" in spec, f"{path.name}: {name} has no type"
 

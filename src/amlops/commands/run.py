@@ -23,6 +23,11 @@ def register(app: typer.Typer) -> None:
         env: EnvOption = None,
         stream: bool = typer.Option(False, "--stream", help="Print step logs as they are written (local)"),
         wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the Azure job to finish (azure)"),
+        isolated: bool = typer.Option(
+            False,
+            "--isolated",
+            help="Run each step in a venv built from its component's environment (cached; local)",
+        ),
     ) -> None:
         """Run a pipeline job YAML locally (subprocess per step) or submit it to Azure ML."""
         from amlops.config import load_settings
@@ -37,7 +42,7 @@ def register(app: typer.Typer) -> None:
             return
         from amlops.runner.local import run_pipeline
 
-        result = run_pipeline(pipeline, inputs, settings, stream_logs=stream)
+        result = run_pipeline(pipeline, inputs, settings, stream_logs=stream, isolated=isolated)
         out.print(f"[green]completed[/] {result.pipeline} run {result.run_id}")
         out.print(f"  run folder: {result.run_dir}")
         for name, path in result.outputs.items():

@@ -1,18 +1,26 @@
 """Execute an AML CLI v2 pipeline job on this machine, the way Azure ML would run it.
 
-Each leaf step runs in its own subprocess (cwd = the component's code folder, as in AML), with its stdout/stderr in
+Each leaf step runs in its own subprocess, in a working folder holding a copy of the component's `code:` folder
+and empty `./outputs` and `./logs` (as Azure ML's job working directory does), with its stdout/stderr in
 `runs/<pipeline>/<run-id>/<job>/user_logs/std_log.txt`, its outputs in `runs/<pipeline>/<run-id>/<job>/<output>`,
 and MLflow pointed at the configured tracking store. A failing step stops the run with its log tail.
+
+Azure ML's job contract is enforced where Azure ML would fail the job: an output folder is a mount point that a
+step may write into but never remove or replace, and a command node's `limits.timeout` kills the step. With
+`isolated`, a step runs in a venv built from its component's `environment:` (runner/environment.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,6 +32,7 @@ from amlops import storage
 from amlops.config import Settings
 from amlops.console import UserError, out
 from amlops.runner.command import render, unquoted_notes
+from amlops.runner.environment import interpreter_for, isolated_env
 from amlops.runner.plan import OutputRef, PathValue, Plan, StepPlan, build_plan, render_primitive
 
 LOG_TAIL_LINES = 25
@@ -98,6 +107,8 @@ class LocalRunner:
         quiet: bool = False,
         extra_env: dict[str, str] | None = None,
         on_step: Callable[[StepResult], None] | None = None,
+        isolated: bool = False,
+        env_cache: Path | None = None,
     ) -> None:
         self.settings = settings
         self.run_id = run_id or new_run_id()
@@ -105,6 +116,9 @@ class LocalRunner:
         self.quiet = quiet
         self.extra_env = extra_env or {}
         self.on_step = on_step
+        self.isolated = isolated
+        # Where --isolated keeps its venvs (default <state_dir>/envs): one per environment digest.
+        self.env_cache = env_cache
 
     # -- paths -------------------------------------------------------------------------------------------------
     def _output_path(self, run_dir: Path, step: StepPlan, name: str) -> Path:
@@ -246,14 +260,28 @@ class LocalRunner:
             template = step.command or ""
             command = render(template, inputs, {k: str(v) for k, v in outputs.items()}, what, literal)
         notes = unquoted_notes(template, inputs, literal)
-        cwd = step.code_dir or step_dir
+        cwd = _working_dir(step_dir, step.code_dir)
         env = {**base_env, **step.environment_variables, "AZUREML_RUN_ID": f"{self.run_id}_{step.name}"}
         started = time.perf_counter()
         if not self.quiet:
             out.print(f"[cyan]▶[/] {label}  [dim]{step.component}[/]")
         with log_path.open("w", encoding="utf-8") as log:
+            if self.isolated:
+                cache = self.env_cache or self.settings.state_path / "envs"
+                interpreter = interpreter_for(step.environment, cache, log)
+                env = isolated_env(env, interpreter, cwd)
+                built = interpreter.built_seconds
+                notes.append(
+                    f"isolated: python {interpreter.python}"
+                    + (f" (environment built in {built:.1f}s)" if built is not None else "")
+                )
+                if interpreter.note:
+                    notes.append(interpreter.note)
+                    if interpreter.venv is None and not self.quiet:
+                        out.print(f"  [dim]{step.name}: {interpreter.note}[/]")
             log.write(f"# {command}\n# cwd: {cwd}\n" + "".join(f"# note: {n}\n" for n in notes))
             log.flush()
+            watched = _MountWatch(outputs, step.outputs)
             proc = subprocess.Popen(
                 ["bash", "-c", command],
                 cwd=cwd,
@@ -261,7 +289,10 @@ class LocalRunner:
                 stdout=subprocess.PIPE if self.stream_logs else log,
                 stderr=subprocess.STDOUT,
                 text=True,
+                # Its own process group: a timeout or Ctrl-C stops the step's children too (parallel workers).
+                start_new_session=True,
             )
+            timer = _Deadline(proc, step.timeout)
             try:
                 if self.stream_logs and proc.stdout is not None:
                     for line in proc.stdout:
@@ -269,12 +300,20 @@ class LocalRunner:
                         out.print(f"  [dim]{step.name} |[/] {line.rstrip()}", markup=True, highlight=False)
                 code = proc.wait()
             except KeyboardInterrupt:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                _stop_group(proc)
                 raise
+            finally:
+                timer.cancel()
+            broken = watched.close()
+            if timer.fired:
+                code = code or 1
+                log.write(
+                    f"error: the step ran longer than limits.timeout ({step.timeout:g}s) and was stopped, as "
+                    "Azure ML stops a job that exceeds its timeout\n"
+                )
+            elif broken:
+                code = code or 1
+                log.write("".join(f"error: {b}\n" for b in broken))
         seconds = time.perf_counter() - started
         status = "completed" if code == 0 else "failed"
         if status == "completed":
@@ -354,6 +393,96 @@ class LocalRunner:
         (result.run_dir / "run.json").write_text(
             json.dumps(manifest, indent=2, default=str), encoding="utf-8"
         )
+
+
+def _working_dir(step_dir: Path, code_dir: Path | None) -> Path:
+    """The step's working folder: a copy of the component's `code:` folder with empty `./outputs` and `./logs`.
+
+    Azure ML runs a job in a working directory holding the job's code snapshot and uploads what the job writes
+    to `./outputs` and `./logs` (Microsoft Learn "Where to save and write files for Azure Machine Learning
+    experiments", how-to-save-write-experiment-files). A copy, not the source folder: a step that writes next to
+    its code must not write into src/."""
+    wd = step_dir / "wd"
+    if wd.exists():
+        shutil.rmtree(wd)
+    if code_dir is not None:
+        shutil.copytree(code_dir, wd, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+    for name in ("outputs", "logs"):
+        (wd / name).mkdir(parents=True, exist_ok=True)
+    return wd
+
+
+class _MountWatch:
+    """Holds each output folder open while the step runs, as Azure ML's mount does, and says afterwards which
+    ones the step removed or replaced.
+
+    On Azure ML an output with mode rw_mount (the default for uri_folder/mlflow_model outputs) is a mount point:
+    the step may write into it, and removing it (shutil.rmtree) fails with EBUSY (Microsoft Learn "Access data in a
+    job", how-to-read-write-data-v2: modes of outputs; azure-ai-ml entities/_inputs_outputs/output.py
+    `mode`). An open descriptor keeps the folder's inode alive, so a folder created in its place can never be
+    mistaken for it."""
+
+    def __init__(self, outputs: dict[str, Path], specs: dict[str, Any]) -> None:
+        self.fds: dict[str, tuple[int, Path]] = {}
+        for name, path in outputs.items():
+            if getattr(specs.get(name), "type", "uri_folder") == "uri_file" or not path.is_dir():
+                continue
+            self.fds[name] = (os.open(path, os.O_RDONLY | os.O_DIRECTORY), path)
+
+    def close(self) -> list[str]:
+        broken = []
+        for name, (fd, path) in self.fds.items():
+            try:
+                held = os.fstat(fd)
+                try:
+                    now = os.stat(path)
+                    replaced = (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
+                except FileNotFoundError:
+                    replaced = True
+                if replaced or held.st_nlink == 0:
+                    broken.append(
+                        f"output {name!r} ({path}) was removed or replaced by the step: on Azure ML outputs are "
+                        "mount points (rw_mount), removing one fails with EBUSY; write into the folder instead"
+                    )
+            finally:
+                os.close(fd)
+        self.fds.clear()
+        return broken
+
+
+class _Deadline:
+    """Stops the step's process group when `limits.timeout` passes (Microsoft Learn "CLI (v2) command job YAML
+    schema", reference-yaml-job-command: limits.timeout, "the maximum time in seconds the job is allowed to run.
+    Once this limit is reached the system will cancel the job"; azure-ai-ml CommandJobLimits)."""
+
+    def __init__(self, proc: subprocess.Popen[str], timeout: float | None) -> None:
+        self.fired = False
+        self._proc = proc
+        self._timer = threading.Timer(timeout, self._fire) if timeout else None
+        if self._timer is not None:
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        _stop_group(self._proc)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _stop_group(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
+    """SIGTERM to the step's process group, SIGKILL after `grace` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def run_pipeline(

@@ -108,10 +108,38 @@ def _mltable_frames(location: str, size: Any) -> list[Any]:
     return [table.iloc[i : i + rows] for i in range(0, len(table), rows)] or [table]
 
 
-def _worker_init(entry_script: str, program_arguments: str) -> None:
+def driver_argv(spec: dict[str, Any]) -> list[str]:
+    """The command line Azure ML's parallel driver runs with, which the entry script sees as sys.argv in init():
+    the driver's own reserved arguments first (its `--output` is the job's summary folder, not the entry's
+    output), then the component's program_arguments, then the input dataset names. Source: azureml-pipeline-steps
+    azureml/pipeline/steps/_parallel_run_step_base.py `_generate_main_file_args`; Microsoft Learn "CLI (v2)
+    parallel job YAML schema" (reference-yaml-job-parallel). Mirrored so an entry script that reuses a reserved
+    name (--output) reads the driver's value here as it would on Azure ML."""
+    retry = spec.get("retry_settings") or {}
+    summary = spec.get("append_row_to") or ""
+    summary_dir = str(Path(summary).parent) if summary and Path(summary).suffix else summary
+    reserved = [
+        "--client_sdk_version", "1.62.0",
+        "--scoring_module_name", str(spec.get("entry_script", "")),
+        "--mini_batch_size", str(spec.get("mini_batch_size") or 10),
+        "--error_threshold", str(spec.get("error_threshold") if spec.get("error_threshold") is not None else -1),
+        "--output_action", "append_row" if summary else "summary_only",
+        "--logging_level", str(spec.get("logging_level") or "INFO"),
+        "--run_invocation_timeout", str(retry.get("timeout", 60)),
+        "--run_max_try", str(int(retry.get("max_retries", 3)) + 1),
+        "--create_snapshot_at_runtime", "True",
+        "--append_row_file_name", APPEND_FILE_NAME,
+        "--output", summary_dir or ".",
+        "--process_count_per_node", str(spec.get("max_concurrency_per_instance") or 1),
+    ]  # fmt: skip
+    program = shlex.split(str(spec.get("program_arguments") or ""))
+    return ["driver/amlbi_main.py", *reserved, *program, "--input_fds_0", "input_data"]
+
+
+def _worker_init(entry_script: str, argv: list[str]) -> None:
     global _module
     path = Path(entry_script).resolve()
-    sys.argv = [str(path), *shlex.split(program_arguments)]
+    sys.argv = list(argv)
     sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(path.stem, path)
     if spec is None or spec.loader is None:
@@ -181,7 +209,7 @@ def drive(spec: dict[str, Any]) -> int:
     attempts = dict.fromkeys(range(len(batches)), 0)
     started = time.perf_counter()
     with ProcessPoolExecutor(
-        max_workers=workers, initializer=_worker_init, initargs=(entry, spec.get("program_arguments") or "")
+        max_workers=workers, initializer=_worker_init, initargs=(entry, driver_argv(spec))
     ) as pool:
         pending: dict[Future[Any], tuple[int, float]] = {}
 
@@ -245,10 +273,10 @@ def drive(spec: dict[str, Any]) -> int:
     return 0
 
 
-def _init_error(entry: str, program_arguments: str) -> str:
+def _init_error(entry: str, argv: list[str]) -> str:
     """Run init() in this process to get the entry script's own error (the pool only says it broke)."""
     try:
-        _worker_init(entry, program_arguments)
+        _worker_init(entry, argv)
     except BaseException as exc:
         lines = traceback.format_exception_only(type(exc), exc)
         return lines[-1].strip() if lines else type(exc).__name__
@@ -266,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BrokenProcessPool:
-        reason = _init_error(spec["entry_script"], spec.get("program_arguments") or "")
+        reason = _init_error(spec["entry_script"], driver_argv(spec))
         print(f"error: init() of {spec['entry_script']} failed: {reason}", file=sys.stderr)
         return 1
 

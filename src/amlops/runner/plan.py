@@ -67,6 +67,11 @@ class StepPlan:
     inputs: dict[str, Value]
     outputs: dict[str, OutputSpec]
     environment_variables: dict[str, str] = field(default_factory=dict)
+    # The component's `environment:` as azure-ai-ml loaded it: an Environment (image, conda_file dict) or a
+    # reference string (azureml:name:version, a registry asset); parallel components carry it on `task`.
+    environment: Any = None
+    # The node's `limits.timeout` in seconds (azure-ai-ml CommandJobLimits; "Azure ML kills the job after it").
+    timeout: float | None = None
 
     def literal_inputs(self) -> set[str]:
         """The inputs that are values, not paths (Azure ML pastes these into a command as they are)."""
@@ -252,6 +257,11 @@ class _Flattener:
                     override = getattr(node, attr, None)
                     if override is not None:
                         parallel[attr] = override
+            environment = (
+                task.get("environment") if kind == "parallel" else getattr(component, "environment", None)
+            )
+            limits = getattr(node, "limits", None) if kind == "command" else None
+            timeout = getattr(limits, "timeout", None)
             self.steps[qual] = StepPlan(
                 name=qual,
                 kind=kind,
@@ -265,6 +275,8 @@ class _Flattener:
                 inputs=inputs,
                 outputs=outputs,
                 environment_variables={str(k): str(v) for k, v in env.items()},
+                environment=environment,
+                timeout=float(timeout) if timeout else None,
             )
 
     def _bind(self, data: Any, scope_inputs: dict[str, Value], prefix: str, base: Path, what: str) -> Value:

@@ -5,7 +5,8 @@ One code path, three ways in:
 - the AML `parallel` component (components/score.yml, run_function): `init()` runs once per worker with the
   program arguments in sys.argv; `run(mini_batch)` scores a list of input files and returns one summary line
   per file (the driver appends them to `append_row_to`);
-- `python -m amlops.steps.score --data PATH --model DIR --output DIR --model-version N` (one process);
+- `python -m amlops.steps.score --data PATH --model DIR --predictions DIR --model-version N` (one process;
+  `--output` is accepted there too);
 - `score_path(...)` / `score_files(...)` from Python.
 
 Every output row is the input row (all its columns) plus `prediction`, `model_version` and `scored_at` (UTC):
@@ -751,11 +752,41 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise ScoreInputError(f"{self.prog}: {message}")
 
 
-def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog=prog, description=(__doc__ or "").splitlines()[0])
+# The parallel driver runs the entry script inside its own process, so sys.argv in init() is the driver's command
+# line: its reserved arguments (--output, --mini_batch_size, --error_threshold, --output_action, --logging_level,
+# --run_invocation_timeout, --run_max_try, --append_row_file_name, --process_count_per_node, --input_fds_0 ...)
+# with the component's program_arguments among them. Source: azureml-pipeline-steps
+# azureml/pipeline/steps/_parallel_run_step_base.py (`_generate_main_file_args`, `reserved_args`); Microsoft
+# Learn "CLI (v2) parallel job YAML schema" (reference-yaml-job-parallel: program_arguments and the driver's
+# advanced arguments). The driver's --output is its own summary folder: the entry's names must differ from every
+# reserved one, and the driver's arguments are ignored (parse_known_args, no abbreviations).
+PARALLEL_DRIVER_RESERVED = frozenset(
+    {
+        "mini_batch_size",
+        "error_threshold",
+        "allowed_failed_count",
+        "allowed_failed_percent",
+        "output",
+        "output_action",
+        "logging_level",
+        "process_count_per_node",
+        "run_invocation_timeout",
+        "run_max_try",
+        "append_row_file_name",
+    }
+)
+
+
+def _parser(prog: str, *, cli: bool = False) -> argparse.ArgumentParser:
+    """The entry's arguments. `cli`: the `python -m` entry, which also accepts `--output` for the predictions
+    folder; the parallel entry does not, since `--output` there is the driver's."""
+    parser = _ArgumentParser(prog=prog, description=(__doc__ or "").splitlines()[0], allow_abbrev=False)
     parser.add_argument("--data", required=True, help="input: a CSV/Parquet file or a folder of them")
     parser.add_argument("--model", required=True, help="input: an MLflow model folder")
-    parser.add_argument("--output", required=True, help="output folder: one Parquet file per input file")
+    names = ["--predictions", "--output"] if cli else ["--predictions"]
+    parser.add_argument(
+        *names, dest="predictions", required=True, help="output folder: one Parquet file per input file"
+    )
     parser.add_argument("--model-version", required=True, help="the model's registry version (on every row)")
     parser.add_argument("--id-column", default=None, help="row id column (default: the model's, else row_id)")
     parser.add_argument("--prediction-column", default=None, help="name of the prediction column")
@@ -767,6 +798,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "(0: one per core, the default)",
     )
     return parser
+
+
+def parallel_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The entry's own arguments out of the parallel driver's command line (the driver's are ignored)."""
+    args, _driver_args = _parser("score.py").parse_known_args(list(argv))
+    return args
 
 
 @dataclass
@@ -784,7 +821,7 @@ def init() -> None:
     """Parallel entry: load the model once per worker and check every input file before any mini-batch."""
     global _worker
     try:
-        args, _unknown = _parser("score.py").parse_known_args(sys.argv[1:])
+        args = parallel_arguments(sys.argv[1:])
         model = load_model(args.model)
         limit_threads(args.threads)
         options = resolve_options(
@@ -797,7 +834,7 @@ def init() -> None:
         # The line to act on; the driver adds the exception with its traceback.
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise
-    _worker = _Worker(model, options, Path(args.output), root)
+    _worker = _Worker(model, options, Path(args.predictions), root)
 
 
 def run(mini_batch: Any) -> list[str]:
@@ -818,7 +855,7 @@ def run(mini_batch: Any) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser("python -m amlops.steps.score").parse_args(argv)
+        args = _parser("python -m amlops.steps.score", cli=True).parse_args(argv)
     except ScoreInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -826,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
         results = score_path(
             args.data,
             args.model,
-            args.output,
+            args.predictions,
             args.model_version,
             id_column=args.id_column,
             prediction_column=args.prediction_column,

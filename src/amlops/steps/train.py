@@ -98,7 +98,9 @@ def pip_requirements() -> list[str]:
 
     return [
         f"{dist}=={version(dist)}"
-        for dist in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "pyarrow")
+        # mlflow-skinny, not mlflow: the environment's MLflow (azureml-mlflow caps it at 3.15, whose full `mlflow`
+        # wheel requires pandas<3); the skinny wheel holds the same Python package.
+        for dist in ("mlflow-skinny", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle", "pyarrow")
     ]
 
 
@@ -327,10 +329,12 @@ def train(
         mlflow.log_artifacts(str(model_dir), artifact_path=MODEL_ARTIFACT)
         checkpoint("train:after_log")
 
+        # Into the output folder, never replacing it: on Azure ML an output is a mount point (rw_mount), and
+        # removing it fails with EBUSY (https://learn.microsoft.com/azure/machine-learning/how-to-read-write-data-v2
+        # "Read and write data in a job": outputs are mounted read-write at the path the command receives).
         out = Path(model_out)
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(model_dir, out)
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(model_dir, out, dirs_exist_ok=True)
         info = {
             "run_id": run.info.run_id,
             "experiment_id": run.info.experiment_id,
