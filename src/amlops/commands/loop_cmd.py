@@ -210,7 +210,11 @@ def register(app: typer.Typer) -> None:
         state = out_dir.resolve() / "state"
         # Runnable as printed: the executables of this installation, not whatever is first on PATH.
         bin_dir = Path(sys.executable).parent
-        mlflow_cmd = shlex.quote(str(bin_dir / "mlflow"))
+        # The project installs mlflow-skinny (no web UI: azureml-mlflow caps MLflow at a version whose full
+        # package wants pandas<3); the UI runs from the full package in a throwaway environment.
+        from importlib.metadata import version
+
+        mlflow_cmd = f"uv tool run --from mlflow=={version('mlflow-skinny')} mlflow"
         amlops_cmd = shlex.quote(str(bin_dir / "amlops"))
         db_uri = "sqlite:///" + str(state / "mlflow.db")
         out.print(f"  MLflow UI:         {mlflow_cmd} ui --backend-store-uri {shlex.quote(db_uri)}")
