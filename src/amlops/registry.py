@@ -79,8 +79,6 @@ GATE_TAGS = (
     "gate.ci_high",
     "gate.reasons",
 )
-_UNSUPPORTED_CODES = {"ENDPOINT_NOT_FOUND", "NOT_IMPLEMENTED", "FEATURE_DISABLED"}
-_UNSUPPORTED_WORDS = ("not supported", "not implemented", "unsupported", "not available")
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
 _NOT_FOUND_WORDS = ("not found", "does not exist", "doesn't exist")
 _MAX_EVENT_REASON = 1000
@@ -122,25 +120,10 @@ def _code(exc: BaseException) -> str:
 
 
 def alias_unsupported(exc: BaseException) -> bool:
-    """True when an exception says the server has no alias API (as opposed to: this alias is not set).
+    """True when an exception says the server has no alias API (as opposed to: this alias is not set)."""
+    from amlops.tracking import unsupported_by_server
 
-    MLflow's own server says "not set" as INVALID_PARAMETER_VALUE "Registered model alias X not found."
-    (sqlalchemy_store.get_model_version_by_alias); Azure ML rejects what it does not support with the same
-    code and a `ValidationError` body, or 404 with an empty body for a route it lacks: only the words tell
-    them apart."""
-    if isinstance(exc, NotImplementedError | AttributeError):
-        return True
-    code = _code(exc)
-    if code in _UNSUPPORTED_CODES:
-        return True
-    message = str(exc).lower()
-    if code in _NOT_FOUND_CODES:
-        return not any(word in message for word in _NOT_FOUND_WORDS)
-    if any(word in message for word in _UNSUPPORTED_WORDS):
-        return True
-    # A bare 404/405/501 that is not an MLflow "not found" answer: the route itself is missing.
-    status = getattr(exc, "get_http_status_code", None)
-    return bool(callable(status) and status() in (404, 405, 501))
+    return unsupported_by_server(exc)
 
 
 def _is_not_found(exc: BaseException) -> bool:
