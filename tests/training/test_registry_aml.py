@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from amlfake_mlflow import (
@@ -155,7 +156,7 @@ def test_a_champion_survives_an_alias_api_that_answers_not_found(store: Settings
     from mlflow.exceptions import RestException
 
     class NotFoundAliases(MlflowClient):
-        def get_model_version_by_alias(self, *args: object, **kwargs: object) -> None:
+        def get_model_version_by_alias(self, name: str, alias: str) -> Any:
             raise RestException({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "alias not found"})
 
     client = NotFoundAliases(tracking_uri=store.tracking_uri, registry_uri=store.registry_uri)
