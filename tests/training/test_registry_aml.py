@@ -169,3 +169,26 @@ def test_reference_profile_on_aml(aml: AmlLikeClient, tmp_path: Path) -> None:
     path = registry.download_reference_profile(f"models:/{NAME}@champion", aml, dst=tmp_path / "dl")
     assert json.loads(path.read_text()) == {"version": 2}
     assert set(type(aml).refused) <= ALIAS_CALLS
+
+
+@pytest.mark.parametrize("alias_refusal", [ROUTE_MISSING, VALIDATION])
+def test_training_steps_on_aml(
+    alias_refusal: str, tracked: Settings, raw_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train → evaluate → register twice, every MLflow client the steps create being AML-like: only alias
+    calls and the datasets API are refused, and both have their fallback (role tags; dataset run tags)."""
+    from training_helpers import run_steps
+
+    cls = aml_client_class(alias_refusal)
+    install(monkeypatch, cls)
+    name = tracked.model_name
+    first = run_steps(tracked, raw_csv, tmp_path / "a", monkeypatch, run_id="run-a", params={"max_iter": 3})
+    second = run_steps(tracked, raw_csv, tmp_path / "b", monkeypatch, run_id="run-b")
+    assert first.json(first.registration, "registration.json")["is_champion"]
+    record = second.json(second.registration, "registration.json")
+    assert record["promotion"]["status"] == "promoted" and record["promotion"]["gate_champion"] == "1"
+    assert registry.roles_of(tracked, name) == {"champion": "2", "challenger": "2"}
+    assert [(e.version, e.previous) for e in registry.history(tracked, name)] == [("1", None), ("2", "1")]
+    assert set(cls.refused) <= ALIAS_CALLS | {"log_inputs"} and "log_inputs" in cls.refused
+    run = plain(tracked).get_run(second.json(second.run_info, "run_info.json")["run_id"])
+    assert run.data.tags["dataset.digest"] and run.data.tags["dataset.context"] == "training"
