@@ -23,7 +23,6 @@ from training_helpers import fresh_store
 
 from amlops import registry
 from amlops.config import Settings
-from amlops.tracking import unsupported_by_server
 
 NAME = "aml-test"
 ALIAS_CALLS = {"set_registered_model_alias", "get_model_version_by_alias", "delete_registered_model_alias"}
@@ -146,6 +145,8 @@ def test_events_written_by_earlier_releases_are_still_read(aml: AmlLikeClient, s
 def test_aml_refusals_read_as_unsupported(exc: BaseException) -> None:
     """AML's "the request is invalid" shares INVALID_PARAMETER_VALUE with MLflow's "alias not found": it must
     not read as "no champion" (earlier releases did, and would have compared every model against nothing)."""
+    from amlops.tracking import unsupported_by_server
+
     assert unsupported_by_server(exc) is True
     assert registry.alias_unsupported(exc) is True
 
