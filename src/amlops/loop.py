@@ -33,26 +33,18 @@ class Champion:
 
 
 def champion(settings: Settings) -> Champion | None:
-    """The serving version and its downloaded model folder (cached per version under the state folder)."""
-    from amlops import registry
+    """The serving version and its downloaded model folder (`amlops.model_cache`: keyed by the artifact)."""
+    from amlops import model_cache, registry
 
     client = registry.client_for(settings)
     found = registry.resolve_champion(client, settings.model_name)
     if found is None:
         return None
-    version, uri = found
-    dest = settings.state_path / "models" / settings.model_name / str(version)
-    if not (dest / "MLmodel").is_file():
-        import mlflow
-
-        mlflow.set_tracking_uri(settings.tracking_uri)
-        mlflow.set_registry_uri(settings.registry_uri)
-        tmp = dest.with_name(f".{dest.name}.partial")
-        tmp.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp))
-        inner = next((p.parent for p in tmp.rglob("MLmodel")), tmp)
-        inner.replace(dest)
-    return Champion(str(version), dest)
+    version = str(found[0])
+    try:
+        return Champion(version, model_cache.registered_model(settings, settings.model_name, version, client))
+    except model_cache.ModelCacheError as exc:
+        raise UserError(str(exc)) from None
 
 
 def signals(result: dict[str, Any]) -> list[WindowSignal]:

@@ -628,8 +628,12 @@ def download_reference_profile(
     model_uri_or_path: str, client_or_settings: Any = None, dst: str | Path | None = None
 ) -> Path:
     """The reference profile stored with a model: a local model folder, `models:/name/version`,
-    `models:/name@role` (resolved through `resolve_role`: works without alias support) or `runs:/...`."""
-    import mlflow
+    `models:/name@role` (resolved through `resolve_role`: works without alias support) or `runs:/...`.
+    Registry models come through `amlops.model_cache` (the settings' cache, else `dst`, else a temp folder)."""
+    import tempfile
+
+    from amlops import model_cache
+    from amlops.config import Settings
 
     uri = str(model_uri_or_path)
     local = Path(uri.removeprefix("file://"))
@@ -639,31 +643,17 @@ def download_reference_profile(
             raise RegistryError(f"{local}: no {PROFILE_FILE} in the model folder")
         return path
     client = _client(client_or_settings)
-    source = uri
-    if uri.startswith("models:/"):
-        rest = uri[len("models:/") :]
-        if "@" in rest:
-            name, role = rest.split("@", 1)
-            found = resolve_role(client, name, role)
-            if found is None:
-                raise RegistryError(f"model {name!r} has no {role}")
-            version = found[0]
-        elif "/" in rest:
-            name, version = rest.rsplit("/", 1)
-        else:
-            raise RegistryError(f"{uri}: expected models:/<name>/<version> or models:/<name>@<role>")
-        source = client.get_model_version_download_uri(name, version)
-    target = str(dst) if dst is not None else None
+    if dst is not None:
+        cache = Path(dst)
+    elif isinstance(client_or_settings, Settings):
+        cache = model_cache.cache_dir(client_or_settings)
+    else:
+        cache = Path(tempfile.mkdtemp(prefix="amlops-profile-"))
     try:
-        got = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{source.rstrip('/')}/{PROFILE_FILE}",
-            dst_path=target,
-            tracking_uri=client.tracking_uri,
-        )
-    except mlflow.exceptions.MlflowException as exc:
-        raise RegistryError(
-            f"{uri}: no {PROFILE_FILE} with this model ({str(exc).splitlines()[0]})"
-        ) from None
-    except OSError as exc:
-        raise RegistryError(f"{uri}: cannot download {PROFILE_FILE} ({exc})") from None
-    return Path(got)
+        folder = model_cache.model_for_uri_at(client, uri, cache, client.tracking_uri)
+    except model_cache.ModelCacheError as exc:
+        raise RegistryError(str(exc)) from None
+    path = folder / PROFILE_FILE
+    if not path.is_file():
+        raise RegistryError(f"{uri}: no {PROFILE_FILE} with this model")
+    return path

@@ -55,6 +55,7 @@ def inner(tmp_path: Path, store_template: Path) -> MlflowClient:
     for v in (1, 2, 3):
         source = tmp_path / f"model-{v}"
         source.mkdir()
+        (source / "MLmodel").write_text(f"artifact_path: model\nversion: {v}\n")
         (source / "reference_profile.json").write_text(json.dumps({"version": v}))
         client.create_model_version(
             NAME,
