@@ -193,3 +193,27 @@ def test_training_steps_on_aml(
     assert set(cls.refused) <= ALIAS_CALLS | {"log_inputs"} and "log_inputs" in cls.refused
     run = plain(tracked).get_run(second.json(second.run_info, "run_info.json")["run_id"])
     assert run.data.tags["dataset.digest"] and run.data.tags["dataset.context"] == "training"
+
+
+def test_a_registry_that_rejects_tags_on_create_gets_them_one_by_one(
+    tracked: Settings, raw_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reported for Azure ML (mlflow/mlflow#8008): create-with-tags answered "The request is invalid."."""
+    from training_helpers import run_steps
+
+    from amlops.steps.register import register
+
+    class RejectsTagsOnCreate(aml_client_class()):  # type: ignore[misc]
+        def create_model_version(self, *args: Any, tags: Any = None, **kwargs: Any) -> Any:
+            if tags:
+                raise validation_error()
+            return super().create_model_version(*args, tags=tags, **kwargs)
+
+    r = run_steps(tracked, raw_csv, tmp_path / "a", monkeypatch, run_id="run-a", register=False)
+    install(monkeypatch, RejectsTagsOnCreate)
+    record = register(r.run_info, r.verdict, r.snapshot, r.registration, model_name=tracked.model_name)
+    tags = plain(tracked).get_model_version(tracked.model_name, record["version"]).tags
+    assert set(registry.LINEAGE_TAGS) | set(registry.GATE_TAGS) <= set(tags)
+    assert tags["registration"] == "complete" and record["is_champion"]
+    again = register(r.run_info, r.verdict, r.snapshot, tmp_path / "again", model_name=tracked.model_name)
+    assert again["version"] == record["version"] and not again["created"]  # the rerun finds it

@@ -170,14 +170,9 @@ def register(
         tags = lineage_tags(
             run_info, verdict, manifest, pipeline_run_id=pipeline_run_id, git_commit=commit, data_uri=data_uri
         )
-        mv = client.create_model_version(
-            model_name,
-            source=run_info["model_source"],
-            run_id=run_info["run_id"],
-            tags=tags,
-            description=f"{verdict.get('summary', '')}"[:_MAX_TAG],
+        version = _create_version(
+            client, model_name, run_info, tags, f"{verdict.get('summary', '')}"[:_MAX_TAG]
         )
-        version = str(mv.version)
         checkpoint("register:after_create")
     else:
         version = str(existing.version)
@@ -224,6 +219,42 @@ def register(
     out.mkdir(parents=True, exist_ok=True)
     (out / REGISTRATION_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def _create_version(
+    client: Any, model_name: str, run_info: dict[str, Any], tags: dict[str, str], description: str
+) -> str:
+    """Create the version with every tag in one call; where the server rejects tags on create (reported for
+    Azure ML, mlflow/mlflow#8008: INVALID_PARAMETER_VALUE "The request is invalid."), create it bare and set
+    the tags one by one with `set_model_version_tag` (in AML's support matrix), `pipeline.run_id` first so a
+    rerun finds the version."""
+    from mlflow.exceptions import MlflowException
+
+    from amlops.tracking import unsupported_by_server
+
+    def create(with_tags: dict[str, str] | None) -> str:
+        mv = client.create_model_version(
+            model_name,
+            source=run_info["model_source"],
+            run_id=run_info["run_id"],
+            tags=with_tags,
+            description=description,
+        )
+        return str(mv.version)
+
+    try:
+        return create(tags)
+    except MlflowException as exc:
+        if not unsupported_by_server(exc):
+            raise
+        print(
+            f"note: the registry refused tags on create ({str(exc).splitlines()[0][:200]}); setting them one by one"
+        )
+    version = create(None)
+    first = ("pipeline.run_id", REGISTRATION_TAG)
+    for key in (*first, *(k for k in tags if k not in first)):
+        client.set_model_version_tag(model_name, version, key, tags[key])
+    return version
 
 
 def _gate_champion(verdict: dict[str, Any]) -> str | None:
