@@ -29,7 +29,8 @@ primitive: the champion is re-read right before the switch and verified right af
 read the old champion in the same instant can still both switch (the later wins) — the verification and the
 events show it, nothing prevents it.
 
-Lineage tags on each version (set in the one call that creates it): see LINEAGE_TAGS.
+Lineage tags on each version (set in the one call that creates it; where a registry rejects tags on create,
+one by one right after it): see LINEAGE_TAGS.
 """
 
 from __future__ import annotations
