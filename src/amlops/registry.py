@@ -1,19 +1,36 @@
 """The MLflow model registry, amlops conventions: roles, lineage tags, promotion events, history.
 
-Roles. `champion` serves, `challenger` is the latest candidate. A role is an MLflow alias *and* a
-model-version tag `role.<role>` whose value is the time it was assigned. Everything resolves a role through
-`resolve_role`, which reads the alias where the server supports aliases and falls back to the tags where it
-does not (Azure ML's MLflow endpoint may reject alias calls): among versions carrying the tag, the most
-recently assigned wins, so even a move interrupted half-way has one answer.
+Every call here must work on Azure ML's MLflow endpoint, whose support matrix
+(https://learn.microsoft.com/azure/machine-learning/how-to-manage-models-mlflow, "Review supported capabilities
+for managing models") lists: create/get/search registered models and versions by name, edit and delete
+*model-version* tags and descriptions, delete versions. It does not list aliases, registered-model tags
+(footnote 3: "Registered models are immutable objects in Azure Machine Learning"), or search by tag. An MLflow
+route AML lacks answers 404 with an empty body (Azure/azure-sdk-for-python#44896, `/logged-models`), which the
+client raises as ENDPOINT_NOT_FOUND; a request AML rejects answers INVALID_PARAMETER_VALUE with an Azure
+`ValidationError` body (mlflow/mlflow#8008). So:
 
-Events. Promotions and rollbacks are appended as registered-model tags `event.<UTC time>.<random>` holding a
-small JSON document (time, action, version, previous, reason, actor, data digest, git commit). Why tags and
-not a JSON-lines artifact: registered models have tags on every MLflow server, Azure ML's included, but no
-artifact store of their own; a tag per event is written in one call and never rewritten (an artifact would be
-read-modify-write, racy and not append-only), and the whole history comes back with one `get_registered_model`
-call, so "which version served at time T" is one query.
+Roles. `champion` serves, `challenger` is the latest candidate. A role is a model-version tag
+`role.<role>` whose value is the time it was assigned, *and* an MLflow alias where the server has aliases.
+Everything resolves a role through `resolve_role`: the alias when the server answers one, else the tags
+(among versions carrying the tag, the most recently assigned wins, so even a move interrupted half-way has
+one answer). Searches filter by name only; tag conditions are applied here, client-side.
 
-Lineage tags on each version (set in the one call that creates it): see LINEAGE_TAGS.
+Events. Promotions and rollbacks are model-version tags `event.<UTC time>.<random>` on the version the event
+made champion, holding a small JSON document (time, action, version, previous, reason, actor, data digest,
+git commit). Model-version tags are in AML's matrix; registered-model tags are not (earlier releases wrote
+events there: they are still read). A tag per event is written in one call and never rewritten (an artifact
+would be read-modify-write, racy and not append-only), and the whole history comes back with the one
+`search_model_versions` call that also answers the roles, so "which version served at time T" is one query.
+Deleting a version deletes the events that made it champion.
+
+Compare-and-set. `promote_if_champion` moves the champion only if it is still the version the gate compared
+against, under a file lock for local SQLite/file registries. A server registry has no compare-and-set
+primitive: the champion is re-read right before the switch and verified right after; two promoters that both
+read the old champion in the same instant can still both switch (the later wins) — the verification and the
+events show it, nothing prevents it.
+
+Lineage tags on each version (set in the one call that creates it; where a registry rejects tags on create,
+one by one right after it): see LINEAGE_TAGS.
 """
 
 from __future__ import annotations
@@ -21,6 +38,10 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,9 +80,9 @@ GATE_TAGS = (
     "gate.ci_high",
     "gate.reasons",
 )
-_UNSUPPORTED_CODES = {"ENDPOINT_NOT_FOUND", "NOT_IMPLEMENTED", "FEATURE_DISABLED"}
-_UNSUPPORTED_WORDS = ("not supported", "not implemented", "unsupported", "not available")
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
+_NOT_FOUND_WORDS = ("not found", "does not exist", "doesn't exist")
+_MAX_EVENT_REASON = 1000
 
 log = logging.getLogger(__name__)
 
@@ -101,23 +122,16 @@ def _code(exc: BaseException) -> str:
 
 def alias_unsupported(exc: BaseException) -> bool:
     """True when an exception says the server has no alias API (as opposed to: this alias is not set)."""
-    if isinstance(exc, NotImplementedError | AttributeError):
-        return True
-    code = _code(exc)
-    if code in _UNSUPPORTED_CODES:
-        return True
-    if code in _NOT_FOUND_CODES:
-        return False
-    message = str(exc).lower()
-    if any(word in message for word in _UNSUPPORTED_WORDS):
-        return True
-    # A bare 404/405/501 that is not an MLflow "not found" answer: the route itself is missing.
-    status = getattr(exc, "get_http_status_code", None)
-    return bool(callable(status) and status() in (404, 405, 501))
+    from amlops.tracking import unsupported_by_server
+
+    return unsupported_by_server(exc)
 
 
 def _is_not_found(exc: BaseException) -> bool:
-    return _code(exc) in _NOT_FOUND_CODES
+    code = _code(exc)
+    if code == "INVALID_PARAMETER_VALUE":  # also Azure ML's answer to a request it rejects: read the words
+        return any(word in str(exc).lower() for word in _NOT_FOUND_WORDS)
+    return code in _NOT_FOUND_CODES
 
 
 def now_utc() -> datetime:
@@ -156,7 +170,9 @@ def ensure_registered_model(client_or_settings: Any, model_name: str) -> None:
         client.get_registered_model(model_name)
         return
     except MlflowException as exc:
-        if not _is_not_found(exc):
+        # Azure ML's words for a missing model are not documented: any "invalid" answer gets a create
+        # attempt, which fails with its own clear message if the problem was something else.
+        if not (_is_not_found(exc) or _code(exc) == "INVALID_PARAMETER_VALUE"):
             raise
     try:
         client.create_registered_model(model_name)
@@ -211,7 +227,9 @@ def _role_from_tags(client: MlflowClient, model_name: str, role: str) -> str | N
 
 
 def resolve_role(client_or_settings: Any, model_name: str, role: str) -> tuple[str, str] | None:
-    """(version, model URI) holding `role`, or None. Aliases where supported, else the role tags."""
+    """(version, model URI) holding `role`, or None. The alias where the server answers one, else the role
+    tags: a server without aliases (Azure ML) may answer "not found" as well as "unsupported", and the tags
+    are written on every server, so a champion never vanishes because an alias call failed."""
     from mlflow.exceptions import MlflowException
 
     client = _client(client_or_settings)
@@ -219,15 +237,12 @@ def resolve_role(client_or_settings: Any, model_name: str, role: str) -> tuple[s
         mv = client.get_model_version_by_alias(model_name, role)
         return str(mv.version), model_uri(model_name, str(mv.version))
     except MlflowException as exc:
-        if alias_unsupported(exc):
-            version = _role_from_tags(client, model_name, role)
-            return (version, model_uri(model_name, version)) if version else None
-        if _is_not_found(exc):
-            return None
-        raise
+        if not (alias_unsupported(exc) or _is_not_found(exc)):
+            raise
     except (NotImplementedError, AttributeError):
-        version = _role_from_tags(client, model_name, role)
-        return (version, model_uri(model_name, version)) if version else None
+        pass
+    version = _role_from_tags(client, model_name, role)
+    return (version, model_uri(model_name, version)) if version else None
 
 
 def resolve_champion(client_or_settings: Any, model_name: str) -> tuple[str, str] | None:
@@ -299,33 +314,42 @@ class Event:
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
-def _events(client: MlflowClient, model_name: str) -> list[Event]:
+def _parse_event(key: str, value: str) -> Event | None:
+    try:
+        data = json.loads(value)
+        return Event(**{k: data.get(k) for k in Event.__dataclass_fields__ if k != "key"}, key=key)
+    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+        log.warning("ignoring unreadable event tag %s: %s", key, exc)
+        return None
+
+
+def _legacy_event_tags(client: MlflowClient, model_name: str) -> dict[str, str]:
+    """Events earlier releases wrote as registered-model tags (not writable on Azure ML; still read)."""
     from mlflow.exceptions import MlflowException
 
     try:
         tags = client.get_registered_model(model_name).tags or {}
     except MlflowException as exc:
         if _is_not_found(exc):
-            return []
+            return {}
         raise
-    events = []
-    for key, value in tags.items():
-        if not key.startswith(EVENT_TAG_PREFIX):
-            continue
-        try:
-            data = json.loads(value)
-            events.append(
-                Event(**{k: data.get(k) for k in Event.__dataclass_fields__ if k != "key"}, key=key)
-            )
-        except (json.JSONDecodeError, TypeError) as exc:
-            log.warning("ignoring unreadable event tag %s: %s", key, exc)
+    return {k: v for k, v in tags.items() if k.startswith(EVENT_TAG_PREFIX)}
+
+
+def _events(client: MlflowClient, model_name: str) -> list[Event]:
+    found: dict[str, str] = _legacy_event_tags(client, model_name)
+    for mv in _all_versions(client, model_name):
+        found |= {k: v for k, v in (mv.tags or {}).items() if k.startswith(EVENT_TAG_PREFIX)}
+    events = [e for e in (_parse_event(k, v) for k, v in found.items()) if e is not None]
     return sorted(events, key=lambda e: (e.at, e.key))
 
 
 def _append_event(client: MlflowClient, model_name: str, event: Event) -> Event:
+    """One model-version tag on the version the event is about: in Azure ML's support matrix ("Edit
+    registered model's versions tags"), unlike registered-model tags."""
     stamp = event.at.strftime("%Y%m%dT%H%M%S%fZ")
     event.key = f"{EVENT_TAG_PREFIX}{stamp}.{secrets.token_hex(4)}"
-    client.set_registered_model_tag(model_name, event.key, event.to_json())
+    client.set_model_version_tag(model_name, event.version, event.key, event.to_json())
     return event
 
 
@@ -360,7 +384,7 @@ def _record(
         action=action,
         version=version,
         previous=previous,
-        reason=reason,
+        reason=reason[:_MAX_EVENT_REASON],
         actor=actor,
         data_digest=tags.get("data.digest"),
         git_commit=tags.get("git.commit"),
@@ -369,6 +393,71 @@ def _record(
     return _append_event(client, model_name, event)
 
 
+# ------------------------------------------------------------------------------------------------- locking
+_LOCK_TIMEOUT_S = 60.0
+_local = threading.local()  # lock paths this thread holds, with depth (promote inside promote_if_champion)
+
+
+def _held() -> dict[str, int]:
+    if not hasattr(_local, "held"):
+        _local.held = {}
+    held: dict[str, int] = _local.held
+    return held
+
+
+def _lock_path(client: MlflowClient) -> Path | None:
+    """Where a local registry's promotion lock lives; None for a server (no shared file to lock)."""
+    uri = str(getattr(client, "_registry_uri", "") or "")
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        return db.with_name(db.name + ".amlops-lock")
+    if uri.startswith("file:") or (uri and "://" not in uri):
+        return Path(uri.removeprefix("file://").removeprefix("file:")) / ".amlops-lock"
+    return None
+
+
+@contextmanager
+def registry_lock(client_or_settings: Any) -> Iterator[bool]:
+    """Serialise read-champion-then-switch for every process on this machine using a local registry (the
+    pipeline's register step, `amlops promote`, `rollback`). Yields False where there is nothing to lock (a
+    server): callers then re-read and verify instead."""
+    client = _client(client_or_settings)
+    path = _lock_path(client)
+    if path is None:
+        yield False
+        return
+    key, held = str(path), _held()
+    if held.get(key):
+        held[key] += 1
+        try:
+            yield True
+        finally:
+            held[key] -= 1
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        deadline = time.monotonic() + _LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RegistryError(
+                        f"registry lock {path} held for over {_LOCK_TIMEOUT_S:.0f} s by another promotion"
+                    ) from None
+                time.sleep(0.05)
+        held[key] = 1
+        try:
+            yield True
+        finally:
+            held.pop(key, None)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+# ------------------------------------------------------------------------------------------------- promotion
 def promote(
     client_or_settings: Any, model_name: str, version: str | int, reason: str, actor: str
 ) -> Event | None:
@@ -379,16 +468,76 @@ def promote(
         raise RegistryError("a reason is required")
     client = _client(client_or_settings)
     version = str(version)
-    get_version(client, model_name, version)
-    current = resolve_champion(client, model_name)
-    events = _events(client, model_name)
-    if current and current[0] == version:
-        if events and events[-1].version == version:
-            return None
-        previous = events[-1].version if events else None
-        return _record(client, model_name, "promote", version, previous, reason, actor)
-    set_role(client, model_name, CHAMPION, version)
-    return _record(client, model_name, "promote", version, current[0] if current else None, reason, actor)
+    with registry_lock(client):
+        get_version(client, model_name, version)
+        current = resolve_champion(client, model_name)
+        events = _events(client, model_name)
+        if current and current[0] == version:
+            if events and events[-1].version == version:
+                return None
+            previous = events[-1].version if events else None
+            return _record(client, model_name, "promote", version, previous, reason, actor)
+        set_role(client, model_name, CHAMPION, version)
+        return _record(client, model_name, "promote", version, current[0] if current else None, reason, actor)
+
+
+@dataclass
+class Promotion:
+    """What `promote_if_champion` did. `status`: promoted | already_champion | champion_changed |
+    overtaken (switched, then found another version in the role)."""
+
+    status: str
+    version: str
+    expected: str | None  # the champion the gate compared against (None: there was none)
+    champion: str | None  # the champion when the switch was decided (after it, for `overtaken`)
+    locked: bool
+    event: Event | None = None
+
+    @property
+    def promoted(self) -> bool:
+        return self.status in ("promoted", "already_champion")
+
+    def describe(self) -> str:
+        gate = f"v{self.expected}" if self.expected else "no champion"
+        if self.status == "champion_changed":
+            now = f"v{self.champion}" if self.champion else "none"
+            return (
+                f"not promoted: the champion changed since the gate compared against {gate} "
+                f"(champion is now {now}); v{self.version} stays challenger"
+            )
+        if self.status == "overtaken":
+            return f"promoted, then v{self.champion} took the champion role concurrently"
+        return f"promoted over {gate}" if self.status == "promoted" else "already the champion"
+
+
+def promote_if_champion(
+    client_or_settings: Any,
+    model_name: str,
+    version: str | int,
+    expected: str | None,
+    reason: str,
+    actor: str,
+) -> Promotion:
+    """Compare-and-set: make `version` the champion only if the champion is still `expected` (the version the
+    gate beat; None when there was no champion). Atomic on local registries (the lock); on a server, the
+    champion is re-read immediately before the switch and verified immediately after (see the module note
+    for the race that remains)."""
+    client = _client(client_or_settings)
+    version = str(version)
+    expected = str(expected) if expected not in (None, "", "none") else None
+    with registry_lock(client) as locked:
+        found = resolve_champion(client, model_name)
+        current = found[0] if found else None
+        if current == version:  # a rerun after a kill between the switch and the end of registration
+            event = promote(client, model_name, version, reason, actor)
+            return Promotion("already_champion", version, expected, current, locked, event)
+        if current != expected:
+            return Promotion("champion_changed", version, expected, current, locked)
+        event = promote(client, model_name, version, reason, actor)
+        after = resolve_champion(client, model_name)
+        if not after or after[0] != version:
+            return Promotion("overtaken", version, expected, after[0] if after else None, locked, event)
+        return Promotion("promoted", version, expected, current, locked, event)
 
 
 def _champion_stack(events: list[Event]) -> list[str]:
@@ -410,6 +559,11 @@ def rollback(client_or_settings: Any, model_name: str, reason: str, actor: str) 
     if not reason.strip():
         raise RegistryError("a reason is required")
     client = _client(client_or_settings)
+    with registry_lock(client):
+        return _rollback(client, model_name, reason, actor)
+
+
+def _rollback(client: MlflowClient, model_name: str, reason: str, actor: str) -> Event:
     current = resolve_champion(client, model_name)
     if current is None:
         raise RegistryError(f"model {model_name!r} has no champion to roll back")
@@ -475,8 +629,12 @@ def download_reference_profile(
     model_uri_or_path: str, client_or_settings: Any = None, dst: str | Path | None = None
 ) -> Path:
     """The reference profile stored with a model: a local model folder, `models:/name/version`,
-    `models:/name@role` (resolved through `resolve_role`: works without alias support) or `runs:/...`."""
-    import mlflow
+    `models:/name@role` (resolved through `resolve_role`: works without alias support) or `runs:/...`.
+    Registry models come through `amlops.model_cache` (the settings' cache, else `dst`, else a temp folder)."""
+    import tempfile
+
+    from amlops import model_cache
+    from amlops.config import Settings
 
     uri = str(model_uri_or_path)
     local = Path(uri.removeprefix("file://"))
@@ -486,31 +644,17 @@ def download_reference_profile(
             raise RegistryError(f"{local}: no {PROFILE_FILE} in the model folder")
         return path
     client = _client(client_or_settings)
-    source = uri
-    if uri.startswith("models:/"):
-        rest = uri[len("models:/") :]
-        if "@" in rest:
-            name, role = rest.split("@", 1)
-            found = resolve_role(client, name, role)
-            if found is None:
-                raise RegistryError(f"model {name!r} has no {role}")
-            version = found[0]
-        elif "/" in rest:
-            name, version = rest.rsplit("/", 1)
-        else:
-            raise RegistryError(f"{uri}: expected models:/<name>/<version> or models:/<name>@<role>")
-        source = client.get_model_version_download_uri(name, version)
-    target = str(dst) if dst is not None else None
+    if dst is not None:
+        cache = Path(dst)
+    elif isinstance(client_or_settings, Settings):
+        cache = model_cache.cache_dir(client_or_settings)
+    else:
+        cache = Path(tempfile.mkdtemp(prefix="amlops-profile-"))
     try:
-        got = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{source.rstrip('/')}/{PROFILE_FILE}",
-            dst_path=target,
-            tracking_uri=client.tracking_uri,
-        )
-    except mlflow.exceptions.MlflowException as exc:
-        raise RegistryError(
-            f"{uri}: no {PROFILE_FILE} with this model ({str(exc).splitlines()[0]})"
-        ) from None
-    except OSError as exc:
-        raise RegistryError(f"{uri}: cannot download {PROFILE_FILE} ({exc})") from None
-    return Path(got)
+        folder = model_cache.model_for_uri_at(client, uri, cache, client.tracking_uri)
+    except model_cache.ModelCacheError as exc:
+        raise RegistryError(str(exc)) from None
+    path = folder / PROFILE_FILE
+    if not path.is_file():
+        raise RegistryError(f"{uri}: no {PROFILE_FILE} with this model")
+    return path

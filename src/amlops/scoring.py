@@ -86,32 +86,13 @@ def resolve_version(registry_client: Any, name: str, role: str | None, version: 
 
 
 def download_model(settings: Settings, client: Any, name: str, version: str) -> Path:
-    """The model folder of `name` v`version`, downloaded once: registered versions never change."""
-    import os
-    import tempfile
+    """The model folder of `name` v`version` (`amlops.model_cache`: keyed by the artifact, verified)."""
+    from amlops import model_cache
 
-    import mlflow
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per file is noise here
-    cache = settings.state_path / "models" / name / version
-    if (cache / "MLmodel").is_file():
-        return cache
-    cache.parent.mkdir(parents=True, exist_ok=True)
     try:
-        source = client.get_model_version_download_uri(name, version)
-        with tempfile.TemporaryDirectory(prefix=f".{version}.", dir=cache.parent) as tmp:
-            got = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=source, dst_path=tmp, tracking_uri=settings.tracking_uri
-                )
-            )
-            if not (got / "MLmodel").is_file():
-                raise UserError(f"model {name} v{version}: no MLmodel file at {source}")
-            if not cache.exists():
-                got.rename(cache)  # atomic: a concurrent download of the same version loses harmlessly
-    except mlflow.exceptions.MlflowException as exc:
-        raise UserError(f"model {name} v{version}: cannot download ({str(exc).splitlines()[0]})") from None
-    return cache
+        return model_cache.registered_model(settings, name, version, client)
+    except model_cache.ModelCacheError as exc:
+        raise UserError(str(exc)) from None
 
 
 def precheck(data: Path, model_dir: Path, version: str, settings: Settings) -> None:

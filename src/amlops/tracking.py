@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from amlops.config import Settings
+
+if TYPE_CHECKING:
+    from mlflow.data.dataset import Dataset
+
+_UNSUPPORTED_CODES = {"ENDPOINT_NOT_FOUND", "NOT_IMPLEMENTED", "FEATURE_DISABLED"}
+_UNSUPPORTED_WORDS = ("not supported", "not implemented", "unsupported", "not available")
+_NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
+_NOT_FOUND_WORDS = ("not found", "does not exist", "doesn't exist")
+_MAX_TAG_VALUE = 5000
 
 
 def mlflow_env(settings: Settings, experiment: str | None = None) -> dict[str, str]:
@@ -105,3 +117,57 @@ def git_commit(start: Path) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}-dirty" if dirty else head
+
+
+# ------------------------------------------------------------------------------------------- server support
+def unsupported_by_server(exc: BaseException) -> bool:
+    """True when an MLflow error says the server lacks the API (as opposed to: the thing asked for is absent).
+
+    Azure ML's MLflow endpoint answers a route it lacks with 404 and an empty body, which the client raises as
+    ENDPOINT_NOT_FOUND (Azure/azure-sdk-for-python#44896: `/api/2.0/mlflow/logged-models`), and a request it
+    rejects with INVALID_PARAMETER_VALUE and an Azure `ValidationError` body (mlflow/mlflow#8008). MLflow's own
+    server uses INVALID_PARAMETER_VALUE for "Registered model alias X not found." too: only the words tell
+    the two apart."""
+    if isinstance(exc, NotImplementedError | AttributeError):
+        return True
+    code = str(getattr(exc, "error_code", "") or "")
+    if code in _UNSUPPORTED_CODES:
+        return True
+    message = str(exc).lower()
+    if code in _NOT_FOUND_CODES:
+        return not any(word in message for word in _NOT_FOUND_WORDS)
+    if any(word in message for word in _UNSUPPORTED_WORDS):
+        return True
+    # A bare 404/405/501 that is not an MLflow "not found" answer: the route itself is missing.
+    status = getattr(exc, "get_http_status_code", None)
+    return bool(callable(status) and status() in (404, 405, 501))
+
+
+def log_input(dataset: Dataset, context: str) -> bool:
+    """`mlflow.log_input` where the tracking server has the datasets API; where it does not (Azure ML's
+    support matrix, https://learn.microsoft.com/azure/machine-learning/how-to-track-experiments-mlflow, has no
+    datasets), the dataset's name, digest and source go to run tags, which every server keeps. True when the
+    dataset was logged as an MLflow input."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.log_input(dataset, context=context)
+        return True
+    except MlflowException as exc:
+        if not unsupported_by_server(exc):
+            raise
+        logging.getLogger(__name__).info(
+            "tracking server has no datasets API (%s); dataset kept as run tags", str(exc).splitlines()[0]
+        )
+    source = json.dumps(dataset.source.to_dict(), sort_keys=True, default=str)
+    mlflow.set_tags(
+        {
+            "dataset.name": dataset.name,
+            "dataset.digest": dataset.digest,
+            "dataset.context": context,
+            "dataset.source_type": dataset.source._get_source_type(),
+            "dataset.source": source[:_MAX_TAG_VALUE],
+        }
+    )
+    return False

@@ -213,3 +213,20 @@ def test_copy_stage_needs_the_shared_version(fake: FakeAzure, envs: Settings) ->
     with pytest.raises(UserError, match="stage copy needs the VERSION"):
         promote_to("prod", envs, stage="copy")
     assert fake.requests == []
+
+
+def test_service_reserved_properties_stay_behind(fake: FakeAzure, envs: Settings) -> None:
+    """The source version carries properties the service wrote (`azureml.*`): only the user's travel."""
+    seed_workspace(fake, PROD_PATH, guid="99999999-2222-3333-4444-555555555555")
+    seed_model(fake, "2", champion_since="2026-11-20T08:00:00.000000Z")
+    fake.arm[f"{WS_PATH}/models/{MODEL}/versions/2".lower()]["properties"]["properties"] = {
+        "azureml.datastoreId": f"{WS_PATH}/datastores/workspaceblobstore",
+        "AzureML.artifactPrefix": "ExperimentRun/dcid.train_2/model",
+        "_azureml.ComputeTargetType": "amlcompute",
+        "training.rows": "1800",
+    }
+    serve_registry(fake)
+    promote_to("prod", envs, reason="r", actor="a")
+
+    [put] = prod_models(fake)
+    assert put.json()["properties"]["properties"] == {"training.rows": "1800"}

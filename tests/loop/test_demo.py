@@ -98,9 +98,9 @@ def test_batched_windows_equal_a_separate_weekly_run(demo: tuple[DemoResult, Pat
     from amlops.loop import Champion
 
     served = row.champion.removeprefix("v")
-    current = champion(settings)
-    assert current is not None
-    model_dir = current.model_dir.parent / served
+    from amlops import model_cache
+
+    model_dir = model_cache.registered_model(settings, settings.model_name, served)
     predictions = score_local(settings, tmp_path / "in", Champion(served, model_dir))
     alone = monitor_local(settings, predictions, tmp_path / "labels.parquet", model_dir)
     [window] = [w for w in alone.result["windows"] if w["status"] == "ok"]

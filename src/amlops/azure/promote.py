@@ -51,6 +51,18 @@ def _carried_tags(tags: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in tags.items() if not k.startswith(registry.ROLE_TAG_PREFIX)}
 
 
+# Keys the service writes on the assets it creates (e.g. `azureml.datastoreId` on job runs,
+# `azureml.mlIndexAssetName` set by azure-ai-ml's `_index_operations.py`): they describe the source workspace's
+# copy, not the model, and a create that carries them is asking the target to accept another asset's
+# bookkeeping. Issue 13 #6; the `_azureml.` form appears in run properties (e.g. `_azureml.ComputeTargetType`).
+_RESERVED_PROPERTY_PREFIXES = ("azureml.", "_azureml.")
+
+
+def _carried_properties(properties: dict[str, Any]) -> dict[str, str]:
+    """User properties travel with the model; service-reserved `azureml.*` keys stay behind."""
+    return {k: str(v) for k, v in properties.items() if not k.lower().startswith(_RESERVED_PROPERTY_PREFIXES)}
+
+
 def _model_dir(root: Path) -> Path:
     """The folder holding MLmodel in what `models.download` wrote (it nests under the model name)."""
     found = sorted(root.rglob("MLmodel"), key=lambda p: len(p.parts))
@@ -140,7 +152,7 @@ def promote_to(
                     path=str(_model_dir(Path(tmp))),
                     description=model.description or f"{name} promoted from {az_src.workspace}",
                     tags=tags,
-                    properties=dict(model.properties or {}),
+                    properties=_carried_properties(dict(model.properties or {})),
                 )
             )
     console.info(

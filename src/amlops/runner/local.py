@@ -146,15 +146,13 @@ class LocalRunner:
         return loc
 
     def _download_model(self, dest: Path, uri: str) -> str:
-        import mlflow
+        """A `models:/` input: the one model cache (keyed by the artifact, verified), not a copy per run."""
+        from amlops import model_cache
 
-        mlflow.set_tracking_uri(self.settings.tracking_uri)
-        mlflow.set_registry_uri(self.settings.registry_uri)
-        dest.mkdir(parents=True, exist_ok=True)
         try:
-            return str(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
-        except Exception as exc:  # MLflow raises several types for a missing model / alias
-            raise UserError(f"model input {uri}: {str(exc).splitlines()[0]}") from None
+            return str(model_cache.model_for_uri(self.settings, uri))
+        except model_cache.ModelCacheError as exc:
+            raise UserError(f"model input {uri}: {exc}") from None
 
     # -- execution ---------------------------------------------------------------------------------------------
     def run(self, path: Path, inputs: dict[str, str] | None = None) -> PipelineRunResult:

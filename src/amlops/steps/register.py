@@ -12,6 +12,11 @@ Order, so that a kill at any point leaves a consistent registry: (1) the version
 carries every lineage tag and the gate verdict (no version ever lacks them), marked `registration=pending`;
 (2) `challenger` moves to it; (3) only if the gate passed and auto-promote is on, `champion` moves and the
 event is appended; (4) `registration=complete`. The champion is the last thing touched.
+
+Promotion is compare-and-set: the verdict names the champion the gate beat (`champion.version`, null when
+there was none). If another version took the role since (a manual promote during evaluate, a concurrent
+training), the new version stays challenger and the registration record says why
+(`promotion.status = champion_changed`); see `amlops.registry.promote_if_champion`.
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ from amlops.data.snapshot import SnapshotError, read_manifest
 from amlops.registry import (
     CHALLENGER,
     REGISTRATION_TAG,
+    Promotion,
     RegistryError,
     ensure_registered_model,
     find_version_by_tag,
     model_uri,
-    promote,
+    promote_if_champion,
     resolve_champion,
     roles_of,
     set_role,
@@ -156,35 +162,33 @@ def register(
         tags = lineage_tags(
             run_info, verdict, manifest, pipeline_run_id=pipeline_run_id, git_commit=commit, data_uri=data_uri
         )
-        mv = client.create_model_version(
-            model_name,
-            source=run_info["model_source"],
-            run_id=run_info["run_id"],
-            tags=tags,
-            description=f"{verdict.get('summary', '')}"[:_MAX_TAG],
+        version = _create_version(
+            client, model_name, run_info, tags, f"{verdict.get('summary', '')}"[:_MAX_TAG]
         )
-        version = str(mv.version)
         checkpoint("register:after_create")
     else:
         version = str(existing.version)
 
     tags_now = client.get_model_version(model_name, version).tags or {}
-    promoted = False
+    promotion: Promotion | None = None
     if tags_now.get(REGISTRATION_TAG, "complete") != "complete":
         set_role(client, model_name, CHALLENGER, version)
         checkpoint("register:after_challenger")
         if verdict["passed"] and auto_promote:
-            promote(
+            promotion = promote_if_champion(
                 client,
                 model_name,
                 version,
+                expected=_gate_champion(verdict),
                 reason=str(verdict.get("summary") or "gate passed")[:_MAX_TAG],
                 actor=f"pipeline:{pipeline_run_id}",
             )
-            promoted = True
+            if promotion.status == "champion_changed":
+                client.set_model_version_tag(
+                    model_name, version, "promotion", promotion.describe()[:_MAX_TAG]
+                )
         client.set_model_version_tag(model_name, version, REGISTRATION_TAG, "complete")
-    # The verdict also goes with the training run, so the MLflow UI shows why a run was (not) promoted.
-    client.log_dict(run_info["run_id"], verdict, "gate/verdict.json")
+    _attach_verdict(client, run_info["run_id"], verdict)
     champion = resolve_champion(client, model_name)
     result = {
         "model_name": model_name,
@@ -193,7 +197,8 @@ def register(
         "created": created,
         "gate_passed": verdict["passed"],
         "auto_promote": auto_promote,
-        "promoted": promoted,
+        "promoted": bool(promotion and promotion.promoted),
+        "promotion": _promotion_record(promotion, verdict, auto_promote),
         "is_champion": bool(champion and champion[0] == version),
         "champion": champion[0] if champion else None,
         "roles": roles_of(client, model_name),
@@ -206,6 +211,81 @@ def register(
     out.mkdir(parents=True, exist_ok=True)
     (out / REGISTRATION_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def _create_version(
+    client: Any, model_name: str, run_info: dict[str, Any], tags: dict[str, str], description: str
+) -> str:
+    """Create the version with every tag in one call; where the server rejects tags on create (reported for
+    Azure ML, mlflow/mlflow#8008: INVALID_PARAMETER_VALUE "The request is invalid."), create it bare and set
+    the tags one by one with `set_model_version_tag` (in AML's support matrix), `pipeline.run_id` first so a
+    rerun finds the version."""
+    from mlflow.exceptions import MlflowException
+
+    from amlops.tracking import unsupported_by_server
+
+    def create(with_tags: dict[str, str] | None) -> str:
+        mv = client.create_model_version(
+            model_name,
+            source=run_info["model_source"],
+            run_id=run_info["run_id"],
+            tags=with_tags,
+            description=description,
+        )
+        return str(mv.version)
+
+    try:
+        return create(tags)
+    except MlflowException as exc:
+        if not unsupported_by_server(exc):
+            raise
+        print(
+            f"note: the registry refused tags on create ({str(exc).splitlines()[0][:200]}); setting them one by one"
+        )
+    version = create(None)
+    first = ("pipeline.run_id", REGISTRATION_TAG)
+    for key in (*first, *(k for k in tags if k not in first)):
+        client.set_model_version_tag(model_name, version, key, tags[key])
+    return version
+
+
+def _gate_champion(verdict: dict[str, Any]) -> str | None:
+    """The champion version the gate compared against (None: there was none)."""
+    block = verdict.get("champion") or {}
+    version = block.get("version") if isinstance(block, dict) else None
+    return str(version) if version not in (None, "") else None
+
+
+def _promotion_record(
+    promotion: Promotion | None, verdict: dict[str, Any], auto_promote: bool
+) -> dict[str, Any]:
+    if promotion is None:
+        if not verdict["passed"]:
+            status = "gate_failed"
+        elif not auto_promote:
+            status = "auto_promote_off"
+        else:
+            status = "already_registered"
+        return {"status": status, "gate_champion": _gate_champion(verdict), "note": ""}
+    return {
+        "status": promotion.status,
+        "gate_champion": promotion.expected,
+        "champion_at_promotion": promotion.champion,
+        "locked": promotion.locked,
+        "note": promotion.describe(),
+    }
+
+
+def _attach_verdict(client: Any, run_id: str, verdict: dict[str, Any]) -> None:
+    """The verdict also goes with the training run, so the MLflow UI shows why a run was (not) promoted.
+    Informative only (the version's gate.* tags and registration.json carry it too): a tracking server that
+    refuses an artifact on a finished run of another job must not fail the registration."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.log_dict(run_id, verdict, "gate/verdict.json")
+    except (MlflowException, OSError) as exc:
+        print(f"note: verdict not attached to training run {run_id}: {str(exc).splitlines()[0]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     state = "registered" if result["created"] else "already registered"
     role = "champion" if result["is_champion"] else "challenger"
     print(f"{state} {result['model_name']} v{result['version']} as {role}; {result['summary']}")
+    if result["promotion"]["status"] in ("champion_changed", "overtaken"):
+        print(f"warning: {result['promotion']['note']}")
     return 0
 
 

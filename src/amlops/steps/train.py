@@ -208,6 +208,7 @@ def train(
 
     from amlops.data.features import build_pipeline, model_input
     from amlops.drift.profile import build_profile
+    from amlops.tracking import log_input
 
     params = dict(params or {})
     schema = load_schema(schema_path)
@@ -280,7 +281,7 @@ def train(
                 name=f"{schema.name}@{short_version(manifest['digest'])}",
                 digest=manifest["digest"].split(":", 1)[-1][:32],
             )
-            mlflow.log_input(dataset, context="training")
+            log_input(dataset, context="training")  # falls back to run tags on Azure ML (no datasets API)
 
         model_dir = Path(tmp) / MODEL_ARTIFACT
         _save_model(
