@@ -28,6 +28,7 @@ from amlops.config import Settings
 from amlops.drift.policy import WindowSignal
 from amlops.drift.result import MonitorResult, WindowResult
 from amlops.errors import UserError
+from amlops.records import GateVerdict, Registration
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,9 @@ def run_demo(
     first = train_local(settings, train_path)
     champ = champion(settings)
     if champ is None:
-        raise RuntimeError(f"v1 was not promoted: {json.dumps(first.get('verdict'))[:300]}")
+        raise RuntimeError(
+            f"v1 was not promoted: {json.dumps(first.get('verdict'))[:300]}"
+        )  # the ledger's JSON
     result.promotions.append({"week": cfg.train_weeks, "version": champ.version, "reason": "initial model"})
 
     def segment(start_week: int, version: str) -> dict[int, WindowResult]:
@@ -274,10 +277,13 @@ def run_demo(
                 return train_local(settings, dest)
 
             fired = trigger(store, decision, start, now=now)
-            training = fired.detail
-            gate = training.get("verdict") or {}
+            # The ledger keeps the run as JSON; read it back typed.
+            gate = (
+                GateVerdict.model_validate(fired.detail["verdict"]) if fired.detail.get("verdict") else None
+            )
+            registered = fired.detail.get("registration")
+            new_version = Registration.model_validate(registered).version if registered else "?"
             new = champion(settings)
-            new_version = training.get("registration", {}).get("version", "?")
             if new is not None and new.version != current.version:
                 action = f"retrain → v{new.version} promoted"
                 result.promotions.append(
@@ -293,7 +299,7 @@ def run_demo(
                     {
                         "week": k + 1,
                         "version": new_version,
-                        "gate": gate.get("reason") or gate.get("summary") or gate,
+                        "gate": gate.summary if gate else "no verdict",
                     }
                 )
         row = WeekRow(

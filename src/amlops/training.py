@@ -6,19 +6,16 @@ Application layer: the `train` command, the loop and the demo call these; they b
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlops.errors import UserError
+from amlops.records import REGISTRATION_FILE, VERDICT_FILE, GateVerdict, Registration
 
 if TYPE_CHECKING:
     from amlops.azure.jobs import SubmittedJob
     from amlops.config import Settings
-
-VERDICT_FILE = "verdict.json"
-REGISTRATION_FILE = "registration.json"
 
 
 @dataclass(frozen=True)
@@ -28,25 +25,25 @@ class TrainingRun:
     pipeline: str
     run_id: str
     run_dir: Path
-    verdict: dict[str, Any] | None
-    registration: dict[str, Any] | None
+    verdict: GateVerdict | None
+    registration: Registration | None
 
     @property
     def gate_passed(self) -> bool:
-        return bool((self.verdict or {}).get("passed"))
+        return bool(self.verdict and self.verdict.passed)
 
     def detail(self) -> dict[str, Any]:
-        """What the retrain ledger and the demo keep of the run."""
+        """What the retrain ledger keeps of the run (JSON)."""
         return {
             "run_id": self.run_id,
             "run_dir": str(self.run_dir),
-            "verdict": self.verdict or {},
-            "registration": self.registration or {},
+            "verdict": self.verdict.to_json_dict() if self.verdict else {},
+            "registration": self.registration.to_json_dict() if self.registration else {},
         }
 
 
-def read_json_output(folder: Path | None, name: str) -> dict[str, Any] | None:
-    """`name` in a step's output folder (or the only JSON file there), as a mapping; None when absent."""
+def read_record(folder: Path | None, name: str, model: type[Any]) -> Any:
+    """`name` in a step's output folder (or the only JSON file there) as `model`; None when absent."""
     if folder is None or not folder.is_dir():
         return None
     path = folder / name
@@ -55,8 +52,10 @@ def read_json_output(folder: Path | None, name: str) -> dict[str, Any] | None:
         if len(found) != 1:
             return None
         path = found[0]
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else None
+    try:
+        return model.read(path)
+    except ValueError as exc:
+        raise UserError(f"{path}: not a {name} ({str(exc).splitlines()[0]})") from None
 
 
 def run_local(
@@ -76,8 +75,8 @@ def run_local(
         pipeline=run.pipeline,
         run_id=run.run_id,
         run_dir=run.run_dir,
-        verdict=read_json_output(verdict_dir, VERDICT_FILE),
-        registration=read_json_output(registration_dir, REGISTRATION_FILE),
+        verdict=read_record(verdict_dir, VERDICT_FILE, GateVerdict),
+        registration=read_record(registration_dir, REGISTRATION_FILE, Registration),
     )
 
 

@@ -15,38 +15,35 @@ from amlops.job_inputs import Target
 
 if TYPE_CHECKING:
     from amlops.config import Settings
+    from amlops.records import GateVerdict, Registration
 
 
-def summary_markdown(verdict: dict[str, Any] | None, registration: dict[str, Any] | None, run: str) -> str:
+def summary_markdown(verdict: GateVerdict | None, registration: Registration | None, run: str) -> str:
+    from amlops.config import GATE_METRICS
+
     lines = [f"### amlops train — {run}", ""]
     if registration:
-        role = "**champion**" if registration.get("is_champion") else "challenger (not promoted)"
-        lines.append(
-            f"- model `{registration['model_name']}` **v{registration['version']}** registered as {role}"
-        )
-        lines.append(
-            f"- data `{str(registration.get('data_digest', ''))[:19]}`, "
-            f"commit `{registration.get('git_commit')}`"
-        )
+        role = "**champion**" if registration.is_champion else "challenger (not promoted)"
+        lines.append(f"- model `{registration.model_name}` **v{registration.version}** registered as {role}")
+        lines.append(f"- data `{(registration.data_digest or '')[:19]}`, commit `{registration.git_commit}`")
     if verdict:
-        mark = "passed ✅" if verdict.get("passed") else "failed ❌"
-        lines.append(f"- gate {mark}: {verdict.get('summary', '')}")
-        metric = verdict.get("metric")
-        chall = (verdict.get("challenger") or {}).get("metrics", {})
-        champ = (verdict.get("champion") or {}).get("metrics") or {}
+        mark = "passed ✅" if verdict.passed else "failed ❌"
+        lines.append(f"- gate {mark}: {verdict.summary}")
+        chall = verdict.challenger.metrics or {}
+        champ = (verdict.champion.metrics if verdict.champion else None) or {}
         lines += ["", "| metric | challenger | champion |", "|---|---|---|"]
-        for m in ("mae", "rmse", "mape"):
-            star = " (gate)" if m == metric else ""
+        for m in GATE_METRICS:
+            star = " (gate)" if m == verdict.metric else ""
             c = f"{champ[m]:.4g}" if champ.get(m) is not None else "—"
             v = f"{chall[m]:.4g}" if chall.get(m) is not None else "—"
             lines.append(f"| {m}{star} | {v} | {c} |")
-        interval = verdict.get("interval") or {}
-        if interval.get("low") is not None:
+        interval = verdict.interval
+        if interval is not None and interval.low is not None and verdict.improvement is not None:
             lines.append("")
             lines.append(
-                f"Improvement {verdict['improvement']:+.2%}, {interval['confidence']:.0%} interval "
-                f"[{interval['low']:+.2%}, {interval['high']:+.2%}] "
-                f"({interval['method']}, {interval['samples']} samples)"
+                f"Improvement {verdict.improvement:+.2%}, {interval.confidence or 0:.0%} interval "
+                f"[{interval.low:+.2%}, {interval.high or 0:+.2%}] "
+                f"({interval.method}, {interval.samples} samples)"
             )
     return "\n".join(lines) + "\n"
 
@@ -134,16 +131,18 @@ def _train(
     verdict, registration = run.verdict, run.registration
     out.print(f"[green]completed[/] {run.pipeline} run {run.run_id}  ({run.run_dir})")
     if verdict:
-        colour = "green" if verdict.get("passed") else "yellow"
-        out.print(f"[{colour}]{verdict.get('summary', '')}[/]")
-        for note in verdict.get("notes", []):
+        colour = "green" if verdict.passed else "yellow"
+        out.print(f"[{colour}]{verdict.summary}[/]")
+        for note in verdict.notes:
             out.print(f"  note: {note}")
     if registration:
-        role = "champion" if registration.get("is_champion") else "challenger (champion unchanged)"
+        role = "champion" if registration.is_champion else "challenger (champion unchanged)"
         out.print(
-            f"registered {registration['model_name']} v{registration['version']} as {role}; "
-            f"champion: v{registration.get('champion') or '-'}"
+            f"registered {registration.model_name} v{registration.version} as {role}; "
+            f"champion: v{registration.champion or '-'}"
         )
+        if registration.promotion is not None and registration.promotion.status == "champion_changed":
+            out.print(f"[yellow]  {registration.promotion.note}[/]")
     if summary is not None:
         with summary.open("a", encoding="utf-8") as fh:
             fh.write(summary_markdown(verdict, registration, f"run {run.run_id}"))

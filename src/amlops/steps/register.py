@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from amlops.data.snapshot import SnapshotError, read_manifest
+from amlops.records import REGISTRATION_FILE, VERDICT_FILE, GateVerdict, Registration
 from amlops.registry import (
     CHALLENGER,
     REGISTRATION_TAG,
@@ -44,10 +45,8 @@ from amlops.registry import (
     set_role,
 )
 from amlops.steps._args import parse_bool as _bool
-from amlops.steps.evaluate import VERDICT_FILE
 from amlops.steps.train import RUN_INFO_FILE, checkpoint
 
-REGISTRATION_FILE = "registration.json"
 _MAX_TAG = 4000
 
 
@@ -68,9 +67,9 @@ def _read_json(folder: str | Path, name: str, what: str) -> dict[str, Any]:
     return data
 
 
-def config_digest(run_info: dict[str, Any], verdict: dict[str, Any]) -> str:
+def config_digest(run_info: dict[str, Any], verdict: GateVerdict) -> str:
     """sha256 of the configuration that produced the model and its verdict (training + gate)."""
-    config = {"train": run_info.get("config", {}), "gate": verdict.get("config", {})}
+    config = {"train": run_info.get("config", {}), "gate": (verdict.model_extra or {}).get("config", {})}
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -81,17 +80,17 @@ def _num(value: Any) -> str:
 
 def lineage_tags(
     run_info: dict[str, Any],
-    verdict: dict[str, Any],
+    verdict: GateVerdict,
     manifest: dict[str, Any],
     *,
     pipeline_run_id: str,
     git_commit: str,
     data_uri: str,
 ) -> dict[str, str]:
-    metric = str(verdict.get("metric", ""))
-    champion = verdict.get("champion") or {}
-    interval = verdict.get("interval") or {}
-    reasons = "; ".join(verdict.get("reasons") or []) or "passed"
+    metric = verdict.metric
+    champion = verdict.champion
+    interval = verdict.interval
+    reasons = "; ".join(verdict.reasons) or "passed"
     return {
         "data.digest": str(manifest["digest"]),
         "data.uri": data_uri or str(manifest.get("data_uri", "")),
@@ -103,14 +102,14 @@ def lineage_tags(
         "git.commit": git_commit,
         "config.digest": config_digest(run_info, verdict),
         "pipeline.run_id": pipeline_run_id,
-        "parent.version": str(champion.get("version") or "none"),
-        "gate.passed": "true" if verdict.get("passed") is True else "false",
+        "parent.version": verdict.champion_version or "none",
+        "gate.passed": "true" if verdict.passed else "false",
         "gate.metric": metric,
-        "gate.challenger": _num((verdict.get("challenger") or {}).get("metrics", {}).get(metric)),
-        "gate.champion": _num((champion.get("metrics") or {}).get(metric)),
-        "gate.improvement": _num(verdict.get("improvement")),
-        "gate.ci_low": _num(interval.get("low")),
-        "gate.ci_high": _num(interval.get("high")),
+        "gate.challenger": _num((verdict.challenger.metrics or {}).get(metric)),
+        "gate.champion": _num(((champion.metrics if champion else None) or {}).get(metric)),
+        "gate.improvement": _num(verdict.improvement),
+        "gate.ci_low": _num(interval.low if interval else None),
+        "gate.ci_high": _num(interval.high if interval else None),
         "gate.reasons": reasons[:_MAX_TAG],
         REGISTRATION_TAG: "pending",
     }
@@ -127,7 +126,7 @@ def register(
     auto_promote: bool = True,
     run_id: str = "",
     git_commit: str = "",
-) -> dict[str, Any]:
+) -> Registration:
     from mlflow.tracking import MlflowClient
 
     pipeline_run_id = os.environ.get("AZUREML_ROOT_RUN_ID") or run_id
@@ -135,18 +134,15 @@ def register(
         raise RegisterError("no pipeline run id: AZUREML_ROOT_RUN_ID is not set and --run-id was not given")
     commit = git_commit or os.environ.get("AMLOPS_GIT_COMMIT") or "unknown"
     run_info = _read_json(run_info_dir, RUN_INFO_FILE, "run info")
-    verdict = _read_json(verdict_dir, VERDICT_FILE, "gate verdict")
+    verdict = _read_verdict(verdict_dir)
     manifest = read_manifest(snapshot_dir)
-    if not isinstance(verdict.get("passed"), bool):
-        raise RegisterError(f"{Path(verdict_dir) / VERDICT_FILE}: no boolean 'passed' in the verdict")
     # Fail closed on mixed inputs: the verdict must be about the data the model was trained on.
-    digests = {manifest["digest"], run_info.get("data_digest"), verdict.get("data_digest")}
+    digests = {manifest["digest"], run_info.get("data_digest"), verdict.data_digest}
     if len(digests) != 1:
         raise RegisterError(
             "inputs disagree on the data digest (snapshot, run info, verdict): "
             + ", ".join(
-                str(d)[:19]
-                for d in (manifest["digest"], run_info.get("data_digest"), verdict.get("data_digest"))
+                str(d)[:19] for d in (manifest["digest"], run_info.get("data_digest"), verdict.data_digest)
             )
         )
     for key in ("run_id", "model_source"):
@@ -162,9 +158,7 @@ def register(
         tags = lineage_tags(
             run_info, verdict, manifest, pipeline_run_id=pipeline_run_id, git_commit=commit, data_uri=data_uri
         )
-        version = _create_version(
-            client, model_name, run_info, tags, f"{verdict.get('summary', '')}"[:_MAX_TAG]
-        )
+        version = _create_version(client, model_name, run_info, tags, verdict.summary[:_MAX_TAG])
         checkpoint("register:after_create")
     else:
         version = str(existing.version)
@@ -174,13 +168,13 @@ def register(
     if tags_now.get(REGISTRATION_TAG, "complete") != "complete":
         set_role(client, model_name, CHALLENGER, version)
         checkpoint("register:after_challenger")
-        if verdict["passed"] and auto_promote:
+        if verdict.passed and auto_promote:
             promotion = promote_if_champion(
                 client,
                 model_name,
                 version,
                 expected=_gate_champion(verdict),
-                reason=str(verdict.get("summary") or "gate passed")[:_MAX_TAG],
+                reason=(verdict.summary or "gate passed")[:_MAX_TAG],
                 actor=f"pipeline:{pipeline_run_id}",
             )
             if promotion.status == "champion_changed":
@@ -190,27 +184,42 @@ def register(
         client.set_model_version_tag(model_name, version, REGISTRATION_TAG, "complete")
     _attach_verdict(client, run_info["run_id"], verdict)
     champion = resolve_champion(client, model_name)
-    result = {
-        "model_name": model_name,
-        "version": version,
-        "model_uri": model_uri(model_name, version),
-        "created": created,
-        "gate_passed": verdict["passed"],
-        "auto_promote": auto_promote,
-        "promoted": bool(promotion and promotion.promoted),
-        "promotion": _promotion_record(promotion, verdict, auto_promote),
-        "is_champion": bool(champion and champion[0] == version),
-        "champion": champion[0] if champion else None,
-        "roles": roles_of(client, model_name),
-        "pipeline_run_id": pipeline_run_id,
-        "git_commit": commit,
-        "data_digest": manifest["digest"],
-        "summary": verdict.get("summary", ""),
-    }
+    result = Registration(
+        model_name=model_name,
+        version=version,
+        model_uri=model_uri(model_name, version),
+        created=created,
+        gate_passed=verdict.passed,
+        auto_promote=auto_promote,
+        promoted=bool(promotion and promotion.promoted),
+        promotion=_promotion_record(promotion, verdict, auto_promote),
+        is_champion=bool(champion and champion[0] == version),
+        champion=champion[0] if champion else None,
+        roles=roles_of(client, model_name),
+        pipeline_run_id=pipeline_run_id,
+        git_commit=commit,
+        data_digest=manifest["digest"],
+        summary=verdict.summary,
+    )
     out = Path(registration_out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / REGISTRATION_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / REGISTRATION_FILE).write_text(json.dumps(result.to_json_dict(), indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def _read_verdict(folder: str | Path) -> GateVerdict:
+    """The gate's verdict, typed; a file that is not one fails closed, naming the file and the field."""
+    from pydantic import ValidationError
+
+    data = _read_json(folder, VERDICT_FILE, "gate verdict")
+    try:
+        return GateVerdict.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise RegisterError(
+            f"{Path(folder) / VERDICT_FILE}: not a gate verdict: {field}: {first['msg']}"
+        ) from None
 
 
 def _create_version(
@@ -249,18 +258,16 @@ def _create_version(
     return version
 
 
-def _gate_champion(verdict: dict[str, Any]) -> str | None:
+def _gate_champion(verdict: GateVerdict) -> str | None:
     """The champion version the gate compared against (None: there was none)."""
-    block = verdict.get("champion") or {}
-    version = block.get("version") if isinstance(block, dict) else None
-    return str(version) if version not in (None, "") else None
+    return verdict.champion_version or None
 
 
 def _promotion_record(
-    promotion: Promotion | None, verdict: dict[str, Any], auto_promote: bool
+    promotion: Promotion | None, verdict: GateVerdict, auto_promote: bool
 ) -> dict[str, Any]:
     if promotion is None:
-        if not verdict["passed"]:
+        if not verdict.passed:
             status = "gate_failed"
         elif not auto_promote:
             status = "auto_promote_off"
@@ -276,14 +283,14 @@ def _promotion_record(
     }
 
 
-def _attach_verdict(client: Any, run_id: str, verdict: dict[str, Any]) -> None:
+def _attach_verdict(client: Any, run_id: str, verdict: GateVerdict) -> None:
     """The verdict also goes with the training run, so the MLflow UI shows why a run was (not) promoted.
     Informative only (the version's gate.* tags and registration.json carry it too): a tracking server that
     refuses an artifact on a finished run of another job must not fail the registration."""
     from mlflow.exceptions import MlflowException
 
     try:
-        client.log_dict(run_id, verdict, "gate/verdict.json")
+        client.log_dict(run_id, verdict.to_json_dict(), "gate/verdict.json")
     except (MlflowException, OSError) as exc:
         print(f"note: verdict not attached to training run {run_id}: {str(exc).splitlines()[0]}")
 
@@ -319,11 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     except (RegisterError, RegistryError, SnapshotError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    state = "registered" if result["created"] else "already registered"
-    role = "champion" if result["is_champion"] else "challenger"
-    print(f"{state} {result['model_name']} v{result['version']} as {role}; {result['summary']}")
-    if result["promotion"]["status"] in ("champion_changed", "overtaken"):
-        print(f"warning: {result['promotion']['note']}")
+    state = "registered" if result.created else "already registered"
+    print(f"{state} {result.model_name} v{result.version} as {result.role}; {result.summary}")
+    if result.promotion is not None and result.promotion.status in ("champion_changed", "overtaken"):
+        print(f"warning: {result.promotion.note}")
     return 0
 
 
