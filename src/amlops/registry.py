@@ -39,7 +39,6 @@ import json
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -434,27 +433,19 @@ def registry_lock(client_or_settings: Any) -> Iterator[bool]:
         finally:
             held[key] -= 1
         return
-    import fcntl
+    from amlops.locks import file_lock
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        deadline = time.monotonic() + _LOCK_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RegistryError(
-                        f"registry lock {path} held for over {_LOCK_TIMEOUT_S:.0f} s by another promotion"
-                    ) from None
-                time.sleep(0.05)
+    def timed_out() -> Exception:
+        return RegistryError(
+            f"registry lock {path} held for over {_LOCK_TIMEOUT_S:.0f} s by another promotion"
+        )
+
+    with file_lock(path, _LOCK_TIMEOUT_S, timed_out):
         held[key] = 1
         try:
             yield True
         finally:
             held.pop(key, None)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 # ------------------------------------------------------------------------------------------------- promotion

@@ -21,7 +21,6 @@ Two stores, one semantics:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -38,6 +37,7 @@ from amlops import console
 from amlops.drift.policy import Decision
 from amlops.errors import UserError
 from amlops.job_inputs import Target
+from amlops.locks import file_lock
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -110,22 +110,12 @@ class FolderStore:
     @contextmanager
     def lock(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         path = self._dir() / "retrain.lock"
-        with path.open("a+") as handle:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise UserError(
-                            f"{path}: another retrain holds the lock for more than {timeout:.0f}s"
-                        ) from None
-                    time.sleep(0.1)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+        def timed_out() -> Exception:
+            return UserError(f"{path}: another retrain holds the lock for more than {timeout:.0f}s")
+
+        with file_lock(path, timeout, timed_out, poll=0.1):
+            yield
 
     def read(self, name: str) -> list[dict[str, Any]]:
         path = self.folder / name
