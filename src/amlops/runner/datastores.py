@@ -63,3 +63,22 @@ def local_path(settings: Any, uri: str, *, job_name: str = "", output_name: str 
     if resolved != root.resolve() and root.resolve() not in resolved.parents:
         raise UserError(f"{uri}: the path leaves datastore {name!r}")
     return resolved
+
+
+def check_plan_datastores(settings: Any, plan: Any) -> None:
+    """Refuse, before any step runs, a datastore URI whose datastore has no local folder."""
+    from amlops.runner.plan import PathValue
+
+    uris = [v.path for s in plan.steps for v in s.inputs.values() if isinstance(v, PathValue)]
+    uris += [spec.target for s in plan.steps for spec in s.outputs.values() if spec.target]
+    for uri in uris:
+        match = _URI.match(uri)
+        if match is None:
+            continue
+        root = datastore_root(settings, match.group("name"))
+        if not root.is_dir():
+            name = match.group("name")
+            raise UserError(
+                f"{plan.source.name}: {uri}: datastore {name!r} has no local folder; create {root} or map it in "
+                f"amlops.yaml (datastores: {{{name}: <folder>}})"
+            )

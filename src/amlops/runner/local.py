@@ -32,7 +32,7 @@ from amlops import storage
 from amlops.config import Settings
 from amlops.console import UserError, out
 from amlops.runner.command import render, unquoted_notes
-from amlops.runner.datastores import is_datastore_uri
+from amlops.runner.datastores import check_plan_datastores, is_datastore_uri
 from amlops.runner.datastores import local_path as datastore_path
 from amlops.runner.environment import interpreter_for, isolated_env
 from amlops.runner.overrides import RunOverrides
@@ -188,6 +188,7 @@ class LocalRunner:
     def run_plan(self, plan: Plan) -> PipelineRunResult:
         from amlops.tracking import ensure_experiment, git_commit, mlflow_env
 
+        check_plan_datastores(self.settings, plan)
         run_dir = self.settings.runs_path / _slug(plan.source.stem) / self.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         result = PipelineRunResult(pipeline=plan.name, run_id=self.run_id, run_dir=run_dir, status="running")

@@ -295,7 +295,7 @@ class _Flattener:
                 component=_component_label(component),
                 source=Path(component._source_path) if getattr(component, "_source_path", None) else None,
                 code_dir=code_dir,
-                command=getattr(component, "command", None) if kind == "command" else None,
+                command=getattr(component, "command", None) if kind in {"command", "sweep"} else None,
                 parallel=parallel,
                 input_types={k: str(getattr(d, "type", "string")) for k, d in declared.items()},
                 optional_inputs={k for k, d in declared.items() if getattr(d, "optional", False)},

@@ -223,7 +223,7 @@ def run_sweep(
         limits = [t for t in (step.timeout, remaining) if t is not None]
         trial.mlflow_run_id = tracker.start(trial)
         sub = _trial_step(step, trial, trial.mlflow_run_id, min(limits) if limits else None)
-        result = runner._run_step(plan, sub, run_dir, outputs_of, base_env, f"{label} {trial.name}")
+        result = runner._run_step(plan, sub, run_dir, outputs_of, base_env, f"  {trial.name}")
         trial.status, trial.seconds, trial.log = result.status, result.seconds, result.log
         trial.metric = tracker.finish(trial.mlflow_run_id, result.status == "completed", metric)
 
