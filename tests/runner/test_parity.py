@@ -9,6 +9,8 @@ from __future__ import annotations
 import http.server
 import json
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -45,7 +47,9 @@ def test_unrunnable_node_types_are_refused_in_one_line_before_any_step(
         run_pipeline(PIPELINES / fixture, {}, settings, quiet=True)
     message = str(err.value)
     assert "\n" not in message
-    assert message.startswith(f"{fixture}: job {job!r} has type {kind!r}, which the local runner does not run (")
+    assert message.startswith(
+        f"{fixture}: job {job!r} has type {kind!r}, which the local runner does not run ("
+    )
     assert why in message
     assert message.endswith("; run this pipeline with --target azure")
     # automl.yml has a runnable step first: nothing ran, no run folder was made
@@ -99,14 +103,21 @@ def test_an_unreachable_https_input_says_network_and_a_missing_one_says_not_foun
 # -- --set forms ------------------------------------------------------------------------------------------------------
 def test_set_accepts_pipeline_inputs_step_inputs_and_outputs() -> None:
     sets = parse_run_sets(
-        ["inputs.raw=data/", "jobs.count_job.inputs.offset=10", "jobs.outer.inner.inputs.x=1", "outputs.total=t.json"]
+        [
+            "inputs.raw=data/",
+            "jobs.count_job.inputs.offset=10",
+            "jobs.outer.inner.inputs.x=1",
+            "outputs.total=t.json",
+        ]
     )
     assert sets == RunOverrides(
         inputs={"raw": "data/"},
         job_inputs={"count_job": {"offset": "10"}, "outer.inner": {"x": "1"}},
         outputs={"total": "t.json"},
     )
-    with pytest.raises(UsageError, match=r"expected inputs.<name>=…, jobs.<job>.inputs.<name>=… or outputs"):
+    with pytest.raises(
+        UsageError, match=r"expected inputs.<name>=<value>, jobs.<job>.inputs.<name>=<value> or outputs"
+    ):
         parse_run_sets(["offset=1"])
     with pytest.raises(UsageError, match=r"--set outputs.<name>=…"):
         parse_run_sets(["jobs.total_job.outputs.result=x"])
@@ -123,7 +134,9 @@ def test_set_messages_point_at_the_form_that_applies() -> None:
         build_plan(BASIC, RunOverrides(inputs={"total": "x"}))
     with pytest.raises(UserError, match=r"the pipeline has no job 'nope' \(jobs: count_job, total_job\)"):
         build_plan(BASIC, RunOverrides(job_inputs={"nope": {"x": "1"}}))
-    with pytest.raises(UserError, match=r"job 'count_job' has no input 'nope' \(inputs: data, label, offset\)"):
+    with pytest.raises(
+        UserError, match=r"job 'count_job' has no input 'nope' \(inputs: data, label, offset\)"
+    ):
         build_plan(BASIC, RunOverrides(job_inputs={"count_job": {"nope": "1"}}))
 
 
@@ -137,7 +150,9 @@ def test_step_input_and_output_overrides_take_effect(settings: Settings, tmp_pat
 
 
 # -- sweep ----------------------------------------------------------------------------------------------------------
-def test_a_sweep_finds_the_best_trial_by_its_logged_metric_and_exposes_its_outputs(settings: Settings) -> None:
+def test_a_sweep_finds_the_best_trial_by_its_logged_metric_and_exposes_its_outputs(
+    settings: Settings,
+) -> None:
     result = run_pipeline(PIPELINES / "sweep.yml", {}, settings, quiet=True)
     summary = json.loads((result.run_dir / "sweep_step" / "sweep.json").read_text())
     trials = summary["trials"]
@@ -187,7 +202,11 @@ def test_search_space_distributions_sample_within_their_definitions() -> None:
         "f": {"type": "normal", "mu": 0.0, "sigma": 1.0},
         "g": {"type": "qlognormal", "mu": 0.0, "sigma": 1.0, "q": 0.5},
     }
-    spec = {"search_space": space, "sampling_algorithm": {"type": "random", "seed": 7}, "max_total_trials": 200}
+    spec = {
+        "search_space": space,
+        "sampling_algorithm": {"type": "random", "seed": 7},
+        "max_total_trials": 200,
+    }
     drawn, notes = sample(spec, seed=1)
     assert len(drawn) == 200 and "random seed 7" in notes
     assert {p["a"] for p in drawn} == {"x", "y"}
@@ -284,7 +303,9 @@ def _ranks(folder: Path) -> dict[str, dict[str, str]]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
 
-def test_distributed_jobs_launch_one_process_per_rank_with_the_framework_variables(settings: Settings) -> None:
+def test_distributed_jobs_launch_one_process_per_rank_with_the_framework_variables(
+    settings: Settings,
+) -> None:
     result = run_pipeline(PIPELINES / "distributed.yml", {}, settings, quiet=True)
     torch = _ranks(result.job_outputs["torch"]["ranks"])
     assert sorted(torch) == ["0", "1", "2", "3"]  # instance_count 2 x process_count_per_instance 2
@@ -314,3 +335,42 @@ def test_the_launcher_fails_when_one_rank_fails(tmp_path: Path, capsys: pytest.C
     assert "[rank 1] hi from 1" in printed and "error: rank 1 exited with code 3" in printed
     spec.write_text(json.dumps({"command": "true", "ranks": [{"RANK": "0"}, {"RANK": "1"}]}))
     assert launch.main([str(spec)]) == 0
+
+
+def test_a_sweep_whose_trials_log_no_primary_metric_fails_naming_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "parity"
+    shutil.copytree(PARITY, copy)
+    sweep = copy / "pipelines" / "sweep.yml"
+    text = sweep.read_text().replace("primary_metric: val_loss", "primary_metric: accuracy")
+    sweep.write_text(text.replace("max_total_trials: 4", "max_total_trials: 1"))
+    with pytest.raises(StepFailed) as err:
+        run_pipeline(sweep, {}, settings, quiet=True)
+    assert "no trial of the sweep completed with a logged 'accuracy'" in str(err.value)
+    assert [s.status for s in err.value.result.steps] == ["failed", "skipped"]
+
+
+# -- the CLI --------------------------------------------------------------------------------------------------------
+def _amlops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    (cwd / "amlops.yaml").write_text("")
+    return subprocess.run(
+        [sys.executable, "-m", "amlops.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_cli_refusal_is_one_line_and_set_forms_reach_the_runner(tmp_path: Path) -> None:
+    proc = _amlops("run", str(PIPELINES / "spark.yml"), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: spark.yml: job 'wrangle' has type 'spark', which the local runner does not run (Spark jobs run on "
+        "Azure ML's serverless Spark or an attached Synapse pool); run this pipeline with --target azure"
+    ]
+    proc = _amlops("run", str(BASIC), "--set", "jobs.count_job.inputs.nope=1", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "job 'count_job' has no input 'nope' (inputs: data, label, offset)" in proc.stderr
+    proc = _amlops("run", str(BASIC), "--target", "azure", "--set", "outputs.total=x", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "--target azure takes --set inputs.<name>=… only" in proc.stderr

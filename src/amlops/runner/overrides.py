@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from amlops.errors import UsageError
 
-FORMS = "inputs.<name>=…, jobs.<job>.inputs.<name>=… or outputs.<name>=…"
+FORMS = "inputs.<name>=<value>, jobs.<job>.inputs.<name>=<value> or outputs.<name>=<path>"
 
 
 @dataclass
