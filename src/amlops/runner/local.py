@@ -255,9 +255,8 @@ class LocalRunner:
         """One plan step: reused from an earlier run, swept, launched as several ranks, or run once."""
         from amlops.runner import distributed, reuse, sweep
 
-        key = (
-            reuse.reuse_key(self, step, run_dir, outputs_of) if self.reuse and step.kind != "sweep" else None
-        )
+        wanted = self.reuse and not plan.force_rerun and step.kind != "sweep"
+        key = reuse.reuse_key(self, step, run_dir, outputs_of) if wanted else None
         reused = reuse.lookup(self, step, key, run_dir, outputs_of, label) if key else None
         if reused is not None:
             return reused

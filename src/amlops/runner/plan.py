@@ -109,6 +109,8 @@ class Plan:
     default_compute: str | None = None
     # settings.continue_on_step_failure (reference-yaml-job-pipeline): steps not depending on a failed one go on.
     continue_on_step_failure: bool = False
+    # settings.force_rerun: run every step even where an earlier result could be reused.
+    force_rerun: bool = False
 
     def step(self, name: str) -> StepPlan:
         for s in self.steps:
@@ -530,6 +532,12 @@ def build_plan(
         pending.remove(ready[0])
     settings = getattr(job, "settings", None)
     default_compute = getattr(settings, "default_compute", None)
+    for hook in ("on_init", "on_finalize"):
+        if getattr(settings, hook, None):
+            raise UserError(
+                f"{path}: settings.{hook} (a setup/cleanup job) is not run by the local runner; remove it for a "
+                f"local run, or run this pipeline with --target azure"
+            )
     return Plan(
         name=str(job.display_name or job.name or path.stem),
         experiment=job.experiment_name,
@@ -539,6 +547,7 @@ def build_plan(
         inputs=top_inputs,
         default_compute=default_compute,
         continue_on_step_failure=bool(getattr(settings, "continue_on_step_failure", None)),
+        force_rerun=bool(getattr(settings, "force_rerun", None)),
     )
 
 
