@@ -374,3 +374,82 @@ def test_cli_refusal_is_one_line_and_set_forms_reach_the_runner(tmp_path: Path) 
     proc = _amlops("run", str(BASIC), "--target", "azure", "--set", "outputs.total=x", cwd=tmp_path)
     assert proc.returncode == 2
     assert "--target azure takes --set inputs.<name>=… only" in proc.stderr
+
+
+# -- registered assets, locally --------------------------------------------------------------------------------------
+def test_registered_data_and_components_resolve_from_the_local_registry(settings: Settings) -> None:
+    from amlops.runner.assets import publish_component, register_data
+
+    with pytest.raises(UserError) as err:
+        run_pipeline(PIPELINES / "assets.yml", {}, settings, quiet=True)
+    assert "uses the registered component 'azureml:count_lines_parity@latest', which the local asset" in str(
+        err.value
+    )
+    assert "amlops components publish --target local" in str(err.value)
+    assert publish_component(settings, PARITY / "components" / "lines.yml", "count_lines_parity", "1.abc")
+    with pytest.raises(UserError) as err:
+        run_pipeline(PIPELINES / "assets.yml", {}, settings, quiet=True)
+    assert "'azureml:parity-raw@latest' is an Azure ML asset that the local asset registry lacks" in str(
+        err.value
+    )
+    assert "amlops data register <folder> --name parity-raw --target local" in str(err.value)
+    assert not settings.runs_path.exists()  # refused before any step
+
+    assert register_data(settings, PARITY / "data" / "raw", "parity-raw", "1") == (
+        "azureml:parity-raw:1",
+        True,
+    )
+    newer = settings.base_dir / "newer"
+    newer.mkdir()
+    (newer / "a.txt").write_text("1\n2\n3\n4\n5\n")
+    register_data(settings, newer, "parity-raw", "2")
+    result = run_pipeline(PIPELINES / "assets.yml", {}, settings, quiet=True)
+    # @latest is version 2 (5 lines); the pinned :1 is the first registration (3 lines)
+    assert (result.job_outputs["count"]["counted"] / "lines.txt").read_text().strip() == "5"
+    assert (result.job_outputs["count_pinned"]["counted"] / "lines.txt").read_text().strip() == "3"
+
+
+def test_cli_registers_locally_and_run_resolves_the_references(tmp_path: Path) -> None:
+    import shutil
+
+    (tmp_path / "components").mkdir()
+    shutil.copy(PARITY / "components" / "lines.yml", tmp_path / "components" / "lines.yml")
+    proc = _amlops("components", "publish", "--target", "local", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 published locally, 0 already up to date" in proc.stdout
+    again = _amlops("components", "publish", "--target", "local", cwd=tmp_path)
+    assert "0 published locally, 1 already up to date" in again.stdout
+    proc = _amlops(
+        "data",
+        "register",
+        str(PARITY / "data" / "raw"),
+        "--name",
+        "parity-raw",
+        "--target",
+        "local",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "registered azureml:parity-raw:" in proc.stdout
+    pipeline = tmp_path / "assets.yml"
+    text = (PIPELINES / "assets.yml").read_text().replace("../components/lines.yml", "components/lines.yml")
+    pipeline.write_text(text.replace("azureml:parity-raw:1", "azureml:parity-raw@latest"))
+    proc = _amlops("run", str(pipeline), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "completed assets" in proc.stdout
+
+
+def test_force_rerun_setting_turns_reuse_off_and_on_init_is_refused(settings: Settings, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "fixtures"
+    shutil.copytree(BASIC.parent.parent, copy)
+    pipeline = copy / "pipelines" / "basic.yml"
+    text = pipeline.read_text()
+    pipeline.write_text(text.replace("settings:\n", "settings:\n  force_rerun: true\n"))
+    run_pipeline(pipeline, {}, settings, quiet=True, reuse=True)
+    again = run_pipeline(pipeline, {}, settings, quiet=True, reuse=True)
+    assert not any("reused" in (s.command or "") for s in again.steps)
+    pipeline.write_text(text.replace("settings:\n", "settings:\n  on_init: count_job\n"))
+    with pytest.raises(UserError, match=r"settings.on_init \(a setup/cleanup job\) is not run by the local runner"):
+        run_pipeline(pipeline, {}, settings, quiet=True)

@@ -31,6 +31,7 @@ from typing import Any
 from amlops import storage
 from amlops.config import Settings
 from amlops.console import UserError, out
+from amlops.runner.assets import resolve_component, resolve_plan_assets
 from amlops.runner.command import render, unquoted_notes
 from amlops.runner.datastores import check_plan_datastores, is_datastore_uri
 from amlops.runner.datastores import local_path as datastore_path
@@ -182,13 +183,14 @@ class LocalRunner:
 
     # -- execution ---------------------------------------------------------------------------------------------
     def run(self, path: Path, inputs: dict[str, str] | RunOverrides | None = None) -> PipelineRunResult:
-        plan = build_plan(Path(path), inputs)
+        plan = build_plan(Path(path), inputs, components=lambda ref: resolve_component(self.settings, ref))
         return self.run_plan(plan)
 
     def run_plan(self, plan: Plan) -> PipelineRunResult:
         from amlops.tracking import ensure_experiment, git_commit, mlflow_env
 
         check_plan_datastores(self.settings, plan)
+        resolve_plan_assets(self.settings, plan)
         run_dir = self.settings.runs_path / _slug(plan.source.stem) / self.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         result = PipelineRunResult(pipeline=plan.name, run_id=self.run_id, run_dir=run_dir, status="running")

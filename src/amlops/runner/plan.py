@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -136,6 +137,18 @@ def load_pipeline_job(path: Path) -> Any:
     return job
 
 
+def load_component_file(path: Path) -> Any:
+    """`azure.ai.ml.load_component` with its validation dump reduced to one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from azure.ai.ml import load_component
+
+        try:
+            return load_component(path)
+        except Exception as exc:
+            raise UserError(f"{path}: {summarize_sdk_error(exc)}") from None
+
+
 def summarize_sdk_error(exc: BaseException) -> str:
     """azure-ai-ml validation errors are long JSON dumps; keep the first message and its path."""
     text = str(exc)
@@ -169,17 +182,21 @@ def _path_of(data: Any, base: Path, what: str) -> PathValue:
         typ, path = getattr(data, "type", None) or "uri_folder", getattr(data, "path", None)
     if path is None:
         raise UserError(f"{what}: data input has no path")
-    return PathValue(resolve_location(str(path), base, what), str(typ))
+    return PathValue(resolve_location(str(path), base, what, allow_asset=True), str(typ))
 
 
-def resolve_location(path: str, base: Path, what: str) -> str:
-    """A local path made absolute against `base`; URLs pass through; workspace assets cannot run locally."""
+def resolve_location(path: str, base: Path, what: str, *, allow_asset: bool = False) -> str:
+    """A local path made absolute against `base`; URLs pass through; a workspace asset reference is kept as
+    `azureml:<name>:<version>` where `allow_asset` (a data input: the local asset registry resolves it when the
+    run starts, runner/assets.py), else refused."""
     # load_job strips the `azureml:` prefix of asset references, leaving `name:version` or `name@label`.
     is_asset_ref = "/" not in path and re.fullmatch(r"[\w.-]+(:[\w.-]+|@[\w.-]+)", path) is not None
     if is_datastore_uri(path):
         return path  # mapped to a local folder when the step runs (runner/datastores.py)
     if path.startswith("azureml:") or path.startswith("azureml://") or is_asset_ref:
         shown = path if path.startswith("azureml:") else f"azureml:{path}"
+        if allow_asset and not path.startswith("azureml://"):
+            return shown
         raise UserError(
             f"{what}: {shown!r} is an Azure ML asset and cannot be read locally; "
             f"pass a local path or URL with --set, or run with --target azure"
@@ -196,9 +213,14 @@ def resolve_location(path: str, base: Path, what: str) -> str:
 
 class _Flattener:
     def __init__(
-        self, source: Path, job_overrides: dict[str, dict[str, str]] | None = None, cwd: Path | None = None
+        self,
+        source: Path,
+        job_overrides: dict[str, dict[str, str]] | None = None,
+        cwd: Path | None = None,
+        components: Callable[[str], Path | None] | None = None,
     ) -> None:
         self.source = source
+        self.components = components
         self.job_overrides = {k: dict(v) for k, v in (job_overrides or {}).items()}
         self.cwd = cwd or Path.cwd()
         self.steps: dict[str, StepPlan] = {}
@@ -215,10 +237,7 @@ class _Flattener:
             component = node.trial if kind == "sweep" else node.component
             what = f"job {qual!r}"
             if isinstance(component, str):
-                raise UserError(
-                    f"{self.source}: {what} uses the registered component {component!r}; the local runner needs "
-                    f"the component YAML file (component: ./path/to/component.yml)"
-                )
+                component = self._registered_component(component, what)
             node_base = Path(getattr(component, "base_path", None) or base)
             inputs: dict[str, Value] = {}
             declared = dict(component.inputs or {})
@@ -313,6 +332,18 @@ class _Flattener:
                 deterministic=getattr(component, "is_deterministic", True) is not False,
             )
 
+    def _registered_component(self, ref: str, what: str) -> Any:
+        """A registered component (azureml:<name>:<version> / @latest) from the local asset registry."""
+        path = self.components(ref) if self.components else None
+        if path is None:
+            shown = ref if ref.startswith("azureml:") else f"azureml:{ref}"
+            raise UserError(
+                f"{self.source}: {what} uses the registered component {shown!r}, which the local asset registry "
+                f"lacks; publish it (amlops components publish --target local) or give the component YAML file "
+                f"(component: ./path/to/component.yml)"
+            )
+        return load_component_file(path)
+
     def _apply_job_overrides(self, qual: str, declared: dict[str, Any], inputs: dict[str, Value]) -> None:
         """`--set jobs.<job>.inputs.<name>=…` replaces whatever the YAML bound to that input."""
         for key, raw in self.job_overrides.pop(qual, {}).items():
@@ -321,7 +352,8 @@ class _Flattener:
                 known = ", ".join(sorted(declared)) or "none"
                 raise UserError(f"{self.source}: {what}: job {qual!r} has no input {key!r} (inputs: {known})")
             typ = str(getattr(declared[key], "type", "string"))
-            inputs[key] = PathValue(resolve_location(raw, self.cwd, what), typ) if typ in PATH_TYPES else raw
+            location = resolve_location(raw, self.cwd, what, allow_asset=True)
+            inputs[key] = PathValue(location, typ) if typ in PATH_TYPES else raw
 
     def _compute(self, node: Any, scope_inputs: dict[str, Value], what: str) -> str | None:
         compute = getattr(node, "compute", None)
@@ -431,7 +463,10 @@ def coerce_primitive(value: Any, typ: str, what: str) -> Any:
 
 
 def build_plan(
-    path: Path, overrides: dict[str, str] | RunOverrides | None = None, cwd: Path | None = None
+    path: Path,
+    overrides: dict[str, str] | RunOverrides | None = None,
+    cwd: Path | None = None,
+    components: Callable[[str], Path | None] | None = None,
 ) -> Plan:
     """Parse `path` with azure-ai-ml and flatten it; `overrides` are `--set` values (a dict: pipeline inputs only;
     paths relative to cwd). Jobs the runner cannot execute are refused first, before anything runs."""
@@ -459,11 +494,13 @@ def build_plan(
         declared = job.inputs[key]._data if hasattr(job.inputs[key], "_data") else None
         typ = current.type if isinstance(current, PathValue) else getattr(declared, "type", None)
         if typ in PATH_TYPES:
-            top_inputs[key] = PathValue(resolve_location(raw, cwd, f"--set inputs.{key}"), str(typ))
+            top_inputs[key] = PathValue(
+                resolve_location(raw, cwd, f"--set inputs.{key}", allow_asset=True), str(typ)
+            )
         else:
             top_inputs[key] = raw
 
-    flat = _Flattener(path, sets.job_inputs, cwd)
+    flat = _Flattener(path, sets.job_inputs, cwd, components)
     flat.flatten(dict(job.jobs), top_inputs, "", base)
     if flat.job_overrides:
         unknown = next(iter(flat.job_overrides))
