@@ -439,7 +439,9 @@ def test_cli_registers_locally_and_run_resolves_the_references(tmp_path: Path) -
     assert "completed assets" in proc.stdout
 
 
-def test_force_rerun_setting_turns_reuse_off_and_on_init_is_refused(settings: Settings, tmp_path: Path) -> None:
+def test_force_rerun_setting_turns_reuse_off_and_on_init_is_refused(
+    settings: Settings, tmp_path: Path
+) -> None:
     import shutil
 
     copy = tmp_path / "fixtures"
@@ -451,5 +453,7 @@ def test_force_rerun_setting_turns_reuse_off_and_on_init_is_refused(settings: Se
     again = run_pipeline(pipeline, {}, settings, quiet=True, reuse=True)
     assert not any("reused" in (s.command or "") for s in again.steps)
     pipeline.write_text(text.replace("settings:\n", "settings:\n  on_init: count_job\n"))
-    with pytest.raises(UserError, match=r"settings.on_init \(a setup/cleanup job\) is not run by the local runner"):
+    with pytest.raises(
+        UserError, match=r"settings.on_init \(a setup/cleanup job\) is not run by the local runner"
+    ):
         run_pipeline(pipeline, {}, settings, quiet=True)
