@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import socket
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +113,8 @@ def run_distributed(
     # The launcher stands in for the rendered command; the step keeps its outputs, folders and log.
     launcher = dataclasses.replace(
         step,
-        command=f"python -m amlops.runner.launch {spec_path}",
+        # This interpreter, not the step's `python`: under --isolated the step's venv need not hold amlops.
+        command=f"{shlex.quote(sys.executable)} -m amlops.runner.launch {shlex.quote(str(spec_path))}",
         inputs={},
         input_types={},
         optional_inputs=set(),

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.terminate()
         raise SystemExit(128 + signum)
 
+    print(f"# {len(ranks)} processes run: {command}", flush=True)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     pumps = []
