@@ -457,3 +457,23 @@ def test_force_rerun_setting_turns_reuse_off_and_on_init_is_refused(
         UserError, match=r"settings.on_init \(a setup/cleanup job\) is not run by the local runner"
     ):
         run_pipeline(pipeline, {}, settings, quiet=True)
+
+
+def test_pip_packages_the_venv_lacks_are_named_with_the_isolated_flag() -> None:
+    from azure.ai.ml.entities import Environment
+
+    from amlops.runner.packages import missing_note, missing_packages
+
+    conda = {
+        "name": "trial-env",
+        "dependencies": ["python=3.12", "pip", {"pip": ["pyyaml>=6", "amlops-parity-missing-pkg==1.0"]}],
+    }
+    env = Environment(image="mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04", conda_file=conda)
+    assert missing_packages(env) == ["amlops-parity-missing-pkg"]
+    assert missing_note("train", env) == (
+        "job 'train': its environment lists pip package(s) 'amlops-parity-missing-pkg' that this venv lacks; if "
+        "the step imports them, run with --isolated (builds the component's environment)"
+    )
+    assert (
+        missing_packages("azureml:AzureML-sklearn-1.5@latest") == []
+    )  # a registry environment: nothing to read

@@ -262,6 +262,8 @@ class LocalRunner:
         reused = reuse.lookup(self, step, key, run_dir, outputs_of, label) if key else None
         if reused is not None:
             return reused
+        if not self.isolated:
+            self._note_missing_packages(step)
         if step.kind == "sweep":
             step_result = sweep.run_sweep(self, plan, step, run_dir, outputs_of, base_env, label)
         elif distributed.is_distributed(step):
@@ -274,6 +276,13 @@ class LocalRunner:
         if key and step_result.status == "completed":
             reuse.record(self, step, key, run_dir, outputs_of)
         return step_result
+
+    def _note_missing_packages(self, step: StepPlan) -> None:
+        from amlops.runner.packages import missing_note
+
+        note = missing_note(step.name, step.environment)
+        if note is not None and not self.quiet:
+            out.print(f"  [yellow]{note}[/]")
 
     def _resolve_inputs(
         self, step: StepPlan, run_dir: Path, outputs_of: dict[str, dict[str, Path]]
