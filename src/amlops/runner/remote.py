@@ -21,11 +21,8 @@ def check_http_input(url: str, what: str, timeout: float = 15.0) -> None:
     except urllib.error.HTTPError as exc:
         if exc.code in (404, 410):
             raise UserError(f"{what}: {url} not found (HTTP {exc.code})") from None
-        if exc.code in (401, 403):
-            raise UserError(f"{what}: {url} refused access (HTTP {exc.code}); is it public?") from None
-        if exc.code == 405:
-            return  # HEAD not allowed: the download itself will tell
-        raise UserError(f"{what}: {url} answered HTTP {exc.code}") from None
+        # Anything else (a signed URL refusing HEAD, 403 on HEAD only, 405): the download itself will tell.
+        return
     except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise UserError(
