@@ -266,6 +266,12 @@ class Settings(BaseModel):
     gate: GateSettings = Field(default_factory=GateSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    # The local runner's stand-ins for Azure ML datastores (runner/datastores.py): name -> folder.
+    datastores: dict[str, str] = Field(
+        default_factory=dict,
+        description="Local folder per datastore for azureml://datastores/<name>/paths/... in pipeline YAML run "
+        "locally; default <state_dir>/datastores/<name> (workspaceblobstore always exists)",
+    )
 
     # Where the file was found; relative paths resolve against it. Not a key of the file.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -59,11 +59,21 @@ def register(app: typer.Typer) -> None:
         registry: str | None = typer.Option(
             None, "--registry", help="Publish to this AML registry instead of the workspace."
         ),
+        target: str = typer.Option(
+            "azure",
+            "--target",
+            "-t",
+            help="azure (default): the workspace or --registry; local: the local asset registry `amlops run` "
+            "resolves azureml: components from",
+        ),
     ) -> None:
         """Register every component with a version derived from its content (unchanged ones are skipped)."""
         from amlops.azure.components import publish_components
         from amlops.config import load_settings
 
+        if target == "local":
+            _publish_local()
+            return
         done = publish_components(load_settings(), env, registry=registry)
         created = sum(1 for c in done if c.created)
         out.print(f"{created} published, {len(done) - created} already up to date")
@@ -118,3 +128,23 @@ def register(app: typer.Typer) -> None:
         out.print(f"disabled: {', '.join(names) or 'nothing'}")
 
     app.add_typer(schedule, name="schedule")
+
+
+def _publish_local() -> None:
+    """`components publish --target local`: each components/*.yml at its content version (as on Azure) and as
+    `@latest`, in the local asset registry."""
+    from amlops.azure.components import component_files, content_version
+    from amlops.config import load_settings
+    from amlops.runner.assets import publish_component
+    from amlops.runner.plan import load_component_file
+
+    settings = load_settings()
+    created = 0
+    files = component_files(settings)
+    for path in files:
+        component = load_component_file(path)
+        version = content_version(path, component)
+        if publish_component(settings, path, str(component.name), version):
+            created += 1
+            out.print(f"  azureml:{component.name}:{version}")
+    out.print(f"{created} published locally, {len(files) - created} already up to date")

@@ -11,6 +11,7 @@ import typer
 
 from amlops.commands.options import EnvOption
 from amlops.console import UserError, handle_errors, out, warn
+from amlops.errors import UsageError
 
 DRIFT_HELP = "price_shift | new_category | promo_response | seasonality | covariate_shift (repeatable)"
 
@@ -142,12 +143,42 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--version", help="Default: derived from the content digest")
         ] = None,
         env: EnvOption = None,
+        target: Annotated[
+            str,
+            typer.Option(
+                "--target",
+                "-t",
+                help="azure (default): the workspace; local: the local asset registry `amlops run` resolves "
+                "azureml: references from",
+            ),
+        ] = "azure",
     ) -> None:
         """Register a data folder as an Azure ML data asset (uri_folder), versioned by its content."""
         from amlops.azure.data_assets import register_snapshot
         from amlops.config import load_settings
 
+        if target == "local":
+            _register_local(path, name, version)
+            return
+        if target != "azure":
+            raise UsageError(f"--target {target!r}: expected azure or local")
         asset = register_snapshot(path, name, load_settings(), env=env, version=version)
         out.print(f"registered {asset}  (train on it: amlops train --target azure --data {asset})")
 
     app.add_typer(group, name="data")
+
+
+def _register_local(path: Path, name: str, version: str | None) -> None:
+    """`data register --target local`: the same content version as on Azure, into the local asset registry."""
+    from amlops.azure.data_assets import snapshot_digest, version_for
+    from amlops.config import load_settings
+    from amlops.runner.assets import register_data
+
+    folder = path.expanduser().resolve()
+    if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
+        raise UserError(f"{path}: not a folder with files (a data snapshot is a folder of files)")
+    ref, created = register_data(
+        load_settings(), folder, name, version or version_for(snapshot_digest(folder))
+    )
+    state = "registered" if created else "already registered"
+    out.print(f"{state} {ref} locally  (amlops run resolves it: path: {ref})")

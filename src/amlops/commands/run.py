@@ -8,7 +8,8 @@ import typer
 
 from amlops.commands.options import EnvOption, TargetOption
 from amlops.console import handle_errors, out
-from amlops.job_inputs import Target, parse_sets
+from amlops.errors import UsageError
+from amlops.job_inputs import Target
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +18,9 @@ def register(app: typer.Typer) -> None:
     def run(
         pipeline: Path = typer.Argument(..., help="Pipeline job YAML, e.g. pipelines/training.yml"),
         set_: list[str] = typer.Option(
-            None, "--set", help="Override a pipeline input: inputs.<name>=<value>"
+            None,
+            "--set",
+            help="Override inputs.<name>=…, a step's jobs.<job>.inputs.<name>=… or outputs.<name>=<path> (local)",
         ),
         target: TargetOption = Target.local,
         env: EnvOption = None,
@@ -28,21 +31,32 @@ def register(app: typer.Typer) -> None:
             "--isolated",
             help="Run each step in a venv built from its component's environment (cached; local)",
         ),
+        reuse: bool = typer.Option(
+            True,
+            "--reuse/--no-reuse",
+            help="Reuse a deterministic step's outputs from an earlier run with identical inputs and code (local)",
+        ),
     ) -> None:
         """Run a pipeline job YAML locally (subprocess per step) or submit it to Azure ML."""
         from amlops.config import load_settings
+        from amlops.runner.overrides import parse_run_sets
 
         settings = load_settings()
-        inputs = parse_sets(set_)
+        sets = parse_run_sets(set_)
         if target is Target.azure:
             from amlops.azure.jobs import submit_pipeline
 
-            submitted = submit_pipeline(pipeline, inputs, settings, env=env, wait=wait)
+            if sets.job_inputs or sets.outputs:
+                raise UsageError(
+                    "--target azure takes --set inputs.<name>=… only; set a step's input or an output path in "
+                    "the pipeline YAML (or bind it to a pipeline input)"
+                )
+            submitted = submit_pipeline(pipeline, sets.inputs, settings, env=env, wait=wait)
             out.print(f"job {submitted.name}: {submitted.status}")
             return
         from amlops.runner.local import run_pipeline
 
-        result = run_pipeline(pipeline, inputs, settings, stream_logs=stream, isolated=isolated)
+        result = run_pipeline(pipeline, sets, settings, stream_logs=stream, isolated=isolated, reuse=reuse)
         out.print(f"[green]completed[/] {result.pipeline} run {result.run_id}")
         out.print(f"  run folder: {result.run_dir}")
         for name, path in result.outputs.items():

@@ -31,9 +31,22 @@ from typing import Any
 from amlops import storage
 from amlops.config import Settings
 from amlops.console import UserError, out
+from amlops.runner.assets import resolve_component, resolve_plan_assets
 from amlops.runner.command import render, unquoted_notes
+from amlops.runner.datastores import check_plan_datastores, is_datastore_uri
+from amlops.runner.datastores import local_path as datastore_path
 from amlops.runner.environment import interpreter_for, isolated_env
-from amlops.runner.plan import OutputRef, PathValue, Plan, StepPlan, build_plan, render_primitive
+from amlops.runner.overrides import RunOverrides
+from amlops.runner.plan import (
+    IMPLICIT_ARTIFACTS,
+    OutputRef,
+    PathValue,
+    Plan,
+    StepPlan,
+    build_plan,
+    render_primitive,
+)
+from amlops.runner.remote import check_http_input
 
 LOG_TAIL_LINES = 25
 
@@ -109,6 +122,7 @@ class LocalRunner:
         on_step: Callable[[StepResult], None] | None = None,
         isolated: bool = False,
         env_cache: Path | None = None,
+        reuse: bool = False,
     ) -> None:
         self.settings = settings
         self.run_id = run_id or new_run_id()
@@ -119,6 +133,8 @@ class LocalRunner:
         self.isolated = isolated
         # Where --isolated keeps its venvs (default <state_dir>/envs): one per environment digest.
         self.env_cache = env_cache
+        # Reuse a deterministic step's outputs from an earlier run with the same inputs and code (runner/reuse.py).
+        self.reuse = reuse
 
     # -- paths -------------------------------------------------------------------------------------------------
     def _output_path(self, run_dir: Path, step: StepPlan, name: str) -> Path:
@@ -126,6 +142,15 @@ class LocalRunner:
 
     def _materialize_input(self, run_dir: Path, step: StepPlan, key: str, value: PathValue) -> str:
         loc = value.path
+        if is_datastore_uri(loc):
+            loc = str(datastore_path(self.settings, loc))
+            if not Path(loc).exists():
+                raise UserError(
+                    f"job {step.name!r} input {key!r}: {value.path} is {loc} on this machine, which does not exist; "
+                    "put the data there or map the datastore to a folder in amlops.yaml (datastores:)"
+                )
+        elif loc.startswith(("http://", "https://")):
+            check_http_input(loc, f"job {step.name!r} input {key!r}")
         if loc.startswith("models:/"):
             return self._download_model(run_dir / step.name / "inputs" / key, loc)
         if storage.is_url(loc):
@@ -155,13 +180,15 @@ class LocalRunner:
             raise UserError(f"model input {uri}: {exc}") from None
 
     # -- execution ---------------------------------------------------------------------------------------------
-    def run(self, path: Path, inputs: dict[str, str] | None = None) -> PipelineRunResult:
-        plan = build_plan(Path(path), inputs)
+    def run(self, path: Path, inputs: dict[str, str] | RunOverrides | None = None) -> PipelineRunResult:
+        plan = build_plan(Path(path), inputs, components=lambda ref: resolve_component(self.settings, ref))
         return self.run_plan(plan)
 
     def run_plan(self, plan: Plan) -> PipelineRunResult:
         from amlops.tracking import ensure_experiment, git_commit, mlflow_env
 
+        check_plan_datastores(self.settings, plan)
+        resolve_plan_assets(self.settings, plan)
         run_dir = self.settings.runs_path / _slug(plan.source.stem) / self.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         result = PipelineRunResult(pipeline=plan.name, run_id=self.run_id, run_dir=run_dir, status="running")
@@ -181,17 +208,22 @@ class LocalRunner:
         self._write_manifest(plan, result)
         outputs_of: dict[str, dict[str, Path]] = {}
         failed: StepResult | None = None
+        unfinished: set[str] = set()
         for index, step in enumerate(plan.steps, start=1):
-            if failed is not None:
+            if failed is not None and not (
+                plan.continue_on_step_failure and not step.upstream() & unfinished
+            ):
                 result.steps.append(StepResult(step.name, "skipped"))
+                unfinished.add(step.name)
                 continue
             label = f"[{index}/{len(plan.steps)}] {step.name}"
-            step_result = self._run_step(plan, step, run_dir, outputs_of, base_env, label)
+            step_result = self._execute(plan, step, run_dir, outputs_of, base_env, label)
             result.steps.append(step_result)
             if self.on_step:
                 self.on_step(step_result)
             if step_result.status == "failed":
-                failed = step_result
+                failed = failed or step_result
+                unfinished.add(step.name)
             self._write_manifest(plan, result)
         result.job_outputs = outputs_of
         result.outputs = {
@@ -210,6 +242,45 @@ class LocalRunner:
             )
             raise StepFailed(message, result)
         return result
+
+    def _execute(
+        self,
+        plan: Plan,
+        step: StepPlan,
+        run_dir: Path,
+        outputs_of: dict[str, dict[str, Path]],
+        base_env: dict[str, str],
+        label: str,
+    ) -> StepResult:
+        """One plan step: reused from an earlier run, swept, launched as several ranks, or run once."""
+        from amlops.runner import distributed, reuse, sweep
+
+        wanted = self.reuse and not plan.force_rerun and step.kind != "sweep"
+        key = reuse.reuse_key(self, step, run_dir, outputs_of) if wanted else None
+        reused = reuse.lookup(self, step, key, run_dir, outputs_of, label) if key else None
+        if reused is not None:
+            return reused
+        if not self.isolated:
+            self._note_missing_packages(step)
+        if step.kind == "sweep":
+            step_result = sweep.run_sweep(self, plan, step, run_dir, outputs_of, base_env, label)
+        elif distributed.is_distributed(step):
+            step_result = distributed.run_distributed(self, plan, step, run_dir, outputs_of, base_env, label)
+        else:
+            step_result = self._run_step(plan, step, run_dir, outputs_of, base_env, label)
+        if step_result.status == "completed" and step.kind == "command":
+            # The default artifacts output: what the step wrote to ./outputs (plan.IMPLICIT_ARTIFACTS).
+            outputs_of[step.name].setdefault(IMPLICIT_ARTIFACTS, run_dir / step.name / "wd" / "outputs")
+        if key and step_result.status == "completed":
+            reuse.record(self, step, key, run_dir, outputs_of)
+        return step_result
+
+    def _note_missing_packages(self, step: StepPlan) -> None:
+        from amlops.runner.packages import missing_note
+
+        note = missing_note(step.name, step.environment)
+        if note is not None and not self.quiet:
+            out.print(f"  [yellow]{note}[/]")
 
     def _resolve_inputs(
         self, step: StepPlan, run_dir: Path, outputs_of: dict[str, dict[str, Path]]
@@ -318,11 +389,18 @@ class LocalRunner:
             outputs_of[step.name] = outputs
             for name, spec in step.outputs.items():
                 if spec.target:
-                    self._deliver(outputs[name], spec.target)
+                    self._deliver(outputs[name], self._local_target(step, name, spec.target))
         if not self.quiet:
             mark = "[green]✓[/]" if status == "completed" else "[red]✗[/]"
             out.print(f"{mark} {label}  {seconds:.1f}s")
         return StepResult(step.name, status, seconds, code, command, str(log_path))
+
+    def _local_target(self, step: StepPlan, output: str, target: str) -> str:
+        """A datastore URI as its local folder, `${{name}}` being the step's job name (as AZUREML_RUN_ID)."""
+        if not is_datastore_uri(target):
+            return target
+        job_name = f"{self.run_id}_{step.name}".replace("/", "_")
+        return str(datastore_path(self.settings, target, job_name=job_name, output_name=output))
 
     @staticmethod
     def _deliver(produced: Path, target: str) -> None:
@@ -485,7 +563,7 @@ def _stop_group(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
 
 def run_pipeline(
     path: Path | str,
-    inputs: dict[str, str] | None = None,
+    inputs: dict[str, str] | RunOverrides | None = None,
     settings: Settings | None = None,
     **kwargs: Any,
 ) -> PipelineRunResult:

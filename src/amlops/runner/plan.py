@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
 from amlops.console import UserError
+from amlops.runner.datastores import is_datastore_uri
+from amlops.runner.overrides import RunOverrides
+from amlops.runner.preflight import refusal, refuse_unrunnable
 
 PRIMITIVE_TYPES = {"string", "integer", "number", "boolean"}
 PATH_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"}
@@ -23,6 +27,11 @@ PATH_TYPES = {"uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model
 _PARENT_INPUT = re.compile(r"\$\{\{\s*parent\.inputs\.([A-Za-z0-9_]+)\s*\}\}")
 _PARENT_JOB_OUTPUT = re.compile(r"^\$\{\{\s*parent\.jobs\.([A-Za-z0-9_]+)\.outputs\.([A-Za-z0-9_]+)\s*\}\}$")
 _PARENT_OUTPUT = re.compile(r"^\$\{\{\s*parent\.outputs\.([A-Za-z0-9_]+)\s*\}\}$")
+
+# Every command job has a default artifacts output: what it writes to ./outputs (Microsoft Learn "Where to save and
+# write files for Azure Machine Learning experiments", how-to-save-write-experiment-files). A later step binds it
+# as ${{parent.jobs.<job>.outputs.artifacts}} unless the component declares an output of that name itself.
+IMPLICIT_ARTIFACTS = "artifacts"
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,15 @@ class StepPlan:
     environment: Any = None
     # The node's `limits.timeout` in seconds (azure-ai-ml CommandJobLimits; "Azure ML kills the job after it").
     timeout: float | None = None
+    # A sweep node's search space, sampling, objective and limits (runner/sweep.py), as plain data.
+    sweep: dict[str, Any] | None = None
+    # `distribution:` (pytorch / mpi / tensorflow) and `resources.instance_count` (runner/distributed.py).
+    distribution: dict[str, Any] | None = None
+    instance_count: int = 1
+    # The node's compute after ${{parent.inputs.x}} is resolved: recorded, not used (the runner is the compute).
+    compute: str | None = None
+    # Component `is_deterministic` (default true, reference-yaml-component-command): reusable from an earlier run.
+    deterministic: bool = True
 
     def literal_inputs(self) -> set[str]:
         """The inputs that are values, not paths (Azure ML pastes these into a command as they are)."""
@@ -90,6 +108,10 @@ class Plan:
     outputs: dict[str, OutputRef]  # pipeline outputs -> leaf output
     inputs: dict[str, Value]
     default_compute: str | None = None
+    # settings.continue_on_step_failure (reference-yaml-job-pipeline): steps not depending on a failed one go on.
+    continue_on_step_failure: bool = False
+    # settings.force_rerun: run every step even where an earlier result could be reused.
+    force_rerun: bool = False
 
     def step(self, name: str) -> StepPlan:
         for s in self.steps:
@@ -113,6 +135,18 @@ def load_pipeline_job(path: Path) -> Any:
     if type(job).__name__ != "PipelineJob":
         raise UserError(f"{path}: expected a pipeline job (type: pipeline), got {type(job).__name__}")
     return job
+
+
+def load_component_file(path: Path) -> Any:
+    """`azure.ai.ml.load_component` with its validation dump reduced to one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from azure.ai.ml import load_component
+
+        try:
+            return load_component(path)
+        except Exception as exc:
+            raise UserError(f"{path}: {summarize_sdk_error(exc)}") from None
 
 
 def summarize_sdk_error(exc: BaseException) -> str:
@@ -148,16 +182,23 @@ def _path_of(data: Any, base: Path, what: str) -> PathValue:
         typ, path = getattr(data, "type", None) or "uri_folder", getattr(data, "path", None)
     if path is None:
         raise UserError(f"{what}: data input has no path")
-    return PathValue(resolve_location(str(path), base, what), str(typ))
+    return PathValue(resolve_location(str(path), base, what, allow_asset=True), str(typ))
 
 
-def resolve_location(path: str, base: Path, what: str) -> str:
-    """A local path made absolute against `base`; URLs pass through; workspace assets cannot run locally."""
+def resolve_location(path: str, base: Path, what: str, *, allow_asset: bool = False) -> str:
+    """A local path made absolute against `base`; URLs pass through; a workspace asset reference is kept as
+    `azureml:<name>:<version>` where `allow_asset` (a data input: the local asset registry resolves it when the
+    run starts, runner/assets.py), else refused."""
     # load_job strips the `azureml:` prefix of asset references, leaving `name:version` or `name@label`.
     is_asset_ref = "/" not in path and re.fullmatch(r"[\w.-]+(:[\w.-]+|@[\w.-]+)", path) is not None
+    if is_datastore_uri(path):
+        return path  # mapped to a local folder when the step runs (runner/datastores.py)
     if path.startswith("azureml:") or path.startswith("azureml://") or is_asset_ref:
+        shown = path if path.startswith("azureml:") else f"azureml:{path}"
+        if allow_asset and not path.startswith("azureml://"):
+            return shown
         raise UserError(
-            f"{what}: {path!r} is an Azure ML asset and cannot be read locally; "
+            f"{what}: {shown!r} is an Azure ML asset and cannot be read locally; "
             f"pass a local path or URL with --set, or run with --target azure"
         )
     if path.startswith("file://"):
@@ -171,8 +212,17 @@ def resolve_location(path: str, base: Path, what: str) -> str:
 
 
 class _Flattener:
-    def __init__(self, source: Path) -> None:
+    def __init__(
+        self,
+        source: Path,
+        job_overrides: dict[str, dict[str, str]] | None = None,
+        cwd: Path | None = None,
+        components: Callable[[str], Path | None] | None = None,
+    ) -> None:
         self.source = source
+        self.components = components
+        self.job_overrides = {k: dict(v) for k, v in (job_overrides or {}).items()}
+        self.cwd = cwd or Path.cwd()
         self.steps: dict[str, StepPlan] = {}
         self.aliases: dict[OutputRef, OutputRef] = {}  # pipeline-node output -> inner producer
         self.top_outputs: dict[str, OutputRef] = {}
@@ -180,13 +230,14 @@ class _Flattener:
     def flatten(self, jobs: dict[str, Any], scope_inputs: dict[str, Value], prefix: str, base: Path) -> None:
         for name, node in jobs.items():
             qual = f"{prefix}{name}"
-            component = node.component
+            kind = type(node).__name__.lower()
+            if kind not in {"command", "parallel", "pipeline", "sweep"}:
+                raise UserError(refusal(self.source, qual, str(getattr(node, "type", None) or kind)))
+            # A sweep node's component is its `trial:` (reference-yaml-job-sweep: trial).
+            component = node.trial if kind == "sweep" else node.component
             what = f"job {qual!r}"
             if isinstance(component, str):
-                raise UserError(
-                    f"{self.source}: {what} uses the registered component {component!r}; the local runner needs "
-                    f"the component YAML file (component: ./path/to/component.yml)"
-                )
+                component = self._registered_component(component, what)
             node_base = Path(getattr(component, "base_path", None) or base)
             inputs: dict[str, Value] = {}
             declared = dict(component.inputs or {})
@@ -198,20 +249,16 @@ class _Flattener:
                 inputs[key] = self._bind(
                     _input_data(node_input), scope_inputs, prefix, base, f"{what} input {key!r}"
                 )
+            self._apply_job_overrides(qual, declared, inputs)
             # defaults, optional inputs and required checks happen at resolve time (after aliases are known)
             for key, decl in declared.items():
                 if _is_unset(inputs.get(key)) and getattr(decl, "default", None) is not None:
                     inputs[key] = decl.default
-            kind = type(node).__name__.lower()
             if kind == "pipeline":
                 self.flatten(dict(component.jobs), inputs, f"{qual}.", node_base)
                 for out_name, node_output in (node.outputs or {}).items():
                     self._bind_output(qual, out_name, _input_data(node_output), prefix)
                 continue
-            if kind not in {"command", "parallel"}:
-                raise UserError(
-                    f"{self.source}: {what} has type {kind!r}; the local runner runs command and parallel"
-                )
             outputs: dict[str, OutputSpec] = {}
             for out_name, decl in (component.outputs or {}).items():
                 outputs[out_name] = OutputSpec(type=str(getattr(decl, "type", None) or "uri_folder"))
@@ -260,15 +307,16 @@ class _Flattener:
             environment = (
                 task.get("environment") if kind == "parallel" else getattr(component, "environment", None)
             )
-            limits = getattr(node, "limits", None) if kind == "command" else None
-            timeout = getattr(limits, "timeout", None)
+            limits = getattr(node, "limits", None) if kind in {"command", "sweep"} else None
+            # A sweep's limits.timeout bounds the whole sweep; each trial has limits.trial_timeout.
+            timeout = getattr(limits, "trial_timeout" if kind == "sweep" else "timeout", None)
             self.steps[qual] = StepPlan(
                 name=qual,
                 kind=kind,
                 component=_component_label(component),
                 source=Path(component._source_path) if getattr(component, "_source_path", None) else None,
                 code_dir=code_dir,
-                command=getattr(component, "command", None) if kind == "command" else None,
+                command=getattr(component, "command", None) if kind in {"command", "sweep"} else None,
                 parallel=parallel,
                 input_types={k: str(getattr(d, "type", "string")) for k, d in declared.items()},
                 optional_inputs={k for k, d in declared.items() if getattr(d, "optional", False)},
@@ -277,7 +325,49 @@ class _Flattener:
                 environment_variables={str(k): str(v) for k, v in env.items()},
                 environment=environment,
                 timeout=float(timeout) if timeout else None,
+                sweep=_sweep_spec(node) if kind == "sweep" else None,
+                distribution=_distribution(node, component),
+                instance_count=_instance_count(node, component),
+                compute=self._compute(node, scope_inputs, what),
+                deterministic=getattr(component, "is_deterministic", True) is not False,
             )
+
+    def _registered_component(self, ref: str, what: str) -> Any:
+        """A registered component (azureml:<name>:<version> / @latest) from the local asset registry."""
+        path = self.components(ref) if self.components else None
+        if path is None:
+            shown = ref if ref.startswith("azureml:") else f"azureml:{ref}"
+            raise UserError(
+                f"{self.source}: {what} uses the registered component {shown!r}, which the local asset registry "
+                f"lacks; publish it (amlops components publish --target local) or give the component YAML file "
+                f"(component: ./path/to/component.yml)"
+            )
+        return load_component_file(path)
+
+    def _apply_job_overrides(self, qual: str, declared: dict[str, Any], inputs: dict[str, Value]) -> None:
+        """`--set jobs.<job>.inputs.<name>=…` replaces whatever the YAML bound to that input."""
+        for key, raw in self.job_overrides.pop(qual, {}).items():
+            what = f"--set jobs.{qual}.inputs.{key}"
+            if key not in declared:
+                known = ", ".join(sorted(declared)) or "none"
+                raise UserError(f"{self.source}: {what}: job {qual!r} has no input {key!r} (inputs: {known})")
+            typ = str(getattr(declared[key], "type", "string"))
+            location = resolve_location(raw, self.cwd, what, allow_asset=True)
+            inputs[key] = PathValue(location, typ) if typ in PATH_TYPES else raw
+
+    def _compute(self, node: Any, scope_inputs: dict[str, Value], what: str) -> str | None:
+        compute = getattr(node, "compute", None)
+        if not isinstance(compute, str):
+            return None
+        whole = _PARENT_INPUT.fullmatch(compute.strip())
+        if whole:
+            value = scope_inputs.get(whole.group(1))
+            if value is None or isinstance(value, (OutputRef, PathValue)):
+                raise UserError(
+                    f"{self.source}: {what}: compute {compute} must bind a literal pipeline input"
+                )
+            return render_primitive(value)
+        return compute
 
     def _bind(self, data: Any, scope_inputs: dict[str, Value], prefix: str, base: Path, what: str) -> Value:
         if data is None:
@@ -372,11 +462,19 @@ def coerce_primitive(value: Any, typ: str, what: str) -> Any:
     return str(value)
 
 
-def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | None = None) -> Plan:
-    """Parse `path` with azure-ai-ml and flatten it; `overrides` are `inputs.<name>` values (paths relative to cwd)."""
+def build_plan(
+    path: Path,
+    overrides: dict[str, str] | RunOverrides | None = None,
+    cwd: Path | None = None,
+    components: Callable[[str], Path | None] | None = None,
+) -> Plan:
+    """Parse `path` with azure-ai-ml and flatten it; `overrides` are `--set` values (a dict: pipeline inputs only;
+    paths relative to cwd). Jobs the runner cannot execute are refused first, before anything runs."""
     if not path.is_file():
         raise UserError(f"{path}: pipeline file not found")
     path = path.resolve()
+    sets = overrides if isinstance(overrides, RunOverrides) else RunOverrides(inputs=dict(overrides or {}))
+    refuse_unrunnable(path)
     job = load_pipeline_job(path)
     base = Path(job.base_path)
     cwd = cwd or Path.cwd()
@@ -389,22 +487,27 @@ def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | 
             top_inputs[key] = _path_of(data, base, f"{path}: pipeline input {key!r}")
         else:
             top_inputs[key] = getattr(data, "default", None)
-    for key, raw in (overrides or {}).items():
+    for key, raw in sets.inputs.items():
         if key not in top_inputs:
-            known = ", ".join(sorted(top_inputs)) or "none"
-            raise UserError(
-                f"{path}: --set inputs.{key}: the pipeline has no input {key!r} (inputs: {known})"
-            )
+            raise UserError(_no_such_input(path, job, key, top_inputs))
         current = top_inputs[key]
         declared = job.inputs[key]._data if hasattr(job.inputs[key], "_data") else None
         typ = current.type if isinstance(current, PathValue) else getattr(declared, "type", None)
         if typ in PATH_TYPES:
-            top_inputs[key] = PathValue(resolve_location(raw, cwd, f"--set inputs.{key}"), str(typ))
+            top_inputs[key] = PathValue(
+                resolve_location(raw, cwd, f"--set inputs.{key}", allow_asset=True), str(typ)
+            )
         else:
             top_inputs[key] = raw
 
-    flat = _Flattener(path)
+    flat = _Flattener(path, sets.job_inputs, cwd, components)
     flat.flatten(dict(job.jobs), top_inputs, "", base)
+    if flat.job_overrides:
+        unknown = next(iter(flat.job_overrides))
+        raise UserError(
+            f"{path}: --set jobs.{unknown}.inputs.…: the pipeline has no job {unknown!r} "
+            f"(jobs: {', '.join(flat.steps) or 'none'})"
+        )
 
     steps = flat.steps
     for step in steps.values():
@@ -414,16 +517,19 @@ def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | 
                 target = flat.follow(value)
                 if target.job not in steps:
                     raise UserError(f"{what}: binds to {value}, but there is no such job")
-                if target.output not in steps[target.job].outputs:
+                producer = steps[target.job]
+                implicit = target.output == IMPLICIT_ARTIFACTS and producer.kind == "command"
+                if target.output not in producer.outputs and not implicit:
                     raise UserError(f"{what}: job {target.job!r} has no output {target.output!r}")
                 step.inputs[key] = target
             else:
                 step.inputs[key] = coerce_primitive(value, step.input_types.get(key, "string"), what)
+        searched = set((step.sweep or {}).get("search_space") or {})
         for key, typ in step.input_types.items():
-            if _is_unset(step.inputs.get(key)) and key not in step.optional_inputs:
+            if _is_unset(step.inputs.get(key)) and key not in step.optional_inputs and key not in searched:
                 raise UserError(
                     f"{path}: job {step.name!r} input {key!r} ({typ}) is required but has no value; "
-                    f"bind it in the YAML or pass it with --set inputs.<name>=..."
+                    f"bind it in the YAML or pass it with --set jobs.{step.name}.inputs.{key}=..."
                 )
     outputs = {k: flat.follow(v) for k, v in flat.top_outputs.items()}
     for key, pout in (job.outputs or {}).items():
@@ -436,6 +542,15 @@ def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | 
         if sink and key in outputs:
             ref = outputs[key]
             steps[ref.job].outputs[ref.output].target = resolve_location(str(sink), base, f"output {key!r}")
+    for key, raw in sets.outputs.items():
+        if key not in outputs:
+            known = ", ".join(sorted(outputs)) or "none"
+            raise UserError(
+                f"{path}: --set outputs.{key}: the pipeline has no output {key!r} bound to a step "
+                f"(outputs: {known})"
+            )
+        ref = outputs[key]
+        steps[ref.job].outputs[ref.output].target = resolve_location(raw, cwd, f"--set outputs.{key}")
 
     graph = {name: step.upstream() for name, step in steps.items()}
     try:
@@ -452,7 +567,14 @@ def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | 
         ordered.append(ready[0])
         done.add(ready[0])
         pending.remove(ready[0])
-    default_compute = getattr(getattr(job, "settings", None), "default_compute", None)
+    settings = getattr(job, "settings", None)
+    default_compute = getattr(settings, "default_compute", None)
+    for hook in ("on_init", "on_finalize"):
+        if getattr(settings, hook, None):
+            raise UserError(
+                f"{path}: settings.{hook} (a setup/cleanup job) is not run by the local runner; remove it for a "
+                f"local run, or run this pipeline with --target azure"
+            )
     return Plan(
         name=str(job.display_name or job.name or path.stem),
         experiment=job.experiment_name,
@@ -461,4 +583,72 @@ def build_plan(path: Path, overrides: dict[str, str] | None = None, cwd: Path | 
         outputs=outputs,
         inputs=top_inputs,
         default_compute=default_compute,
+        continue_on_step_failure=bool(getattr(settings, "continue_on_step_failure", None)),
+        force_rerun=bool(getattr(settings, "force_rerun", None)),
     )
+
+
+def _no_such_input(path: Path, job: Any, key: str, top_inputs: dict[str, Value]) -> str:
+    """`--set inputs.<key>` names no pipeline input: point at the form that applies (a step input, an output)."""
+    known = ", ".join(sorted(top_inputs)) or "none"
+    owners = []
+    for name, node in (job.jobs or {}).items():
+        component = getattr(node, "trial", None) or getattr(node, "component", None)
+        if key in dict(getattr(component, "inputs", None) or {}):
+            owners.append(name)
+    hint = ""
+    if owners:
+        hint = f"; to set job {owners[0]!r}'s own input use --set jobs.{owners[0]}.inputs.{key}=…"
+    elif key in dict(job.outputs or {}):
+        hint = f"; {key!r} is a pipeline output: use --set outputs.{key}=<path>"
+    return f"{path}: --set inputs.{key}: the pipeline has no input {key!r} (inputs: {known}){hint}"
+
+
+def _sweep_spec(node: Any) -> dict[str, Any]:
+    """The sweep node as plain data (azure-ai-ml entities/_job/sweep: search_space classes, Objective,
+    SweepJobLimits, early termination policies)."""
+    space = {}
+    for name, dist in (node.search_space or {}).items():
+        space[name] = {k: v for k, v in vars(dist).items() if not k.startswith("_")}
+    sampling = node.sampling_algorithm
+    if not isinstance(sampling, str):
+        sampling = (
+            {k: v for k, v in vars(sampling).items() if not k.startswith("_")} if sampling else "random"
+        )
+    objective = node.objective
+    limits = node.limits
+    early = node.early_termination
+    return {
+        "search_space": space,
+        "sampling_algorithm": sampling,
+        "goal": str(getattr(objective, "goal", "") or "").lower(),
+        "primary_metric": getattr(objective, "primary_metric", None),
+        "max_total_trials": getattr(limits, "max_total_trials", None),
+        "max_concurrent_trials": getattr(limits, "max_concurrent_trials", None),
+        "timeout": getattr(limits, "timeout", None),
+        "early_termination": (
+            {k: v for k, v in vars(early).items() if not k.startswith("_")} if early is not None else None
+        ),
+    }
+
+
+def _distribution(node: Any, component: Any) -> dict[str, Any] | None:
+    dist = getattr(node, "distribution", None) or getattr(component, "distribution", None)
+    if dist is None:
+        return None
+    if isinstance(dist, dict):
+        return dict(dist)
+    return {k: v for k, v in vars(dist).items() if not k.startswith("_")}
+
+
+def _instance_count(node: Any, component: Any) -> int:
+    for holder in (node, component):
+        resources = getattr(holder, "resources", None)
+        count = (
+            resources.get("instance_count")
+            if isinstance(resources, dict)
+            else getattr(resources, "instance_count", None)
+        )
+        if count:
+            return int(count)
+    return 1
