@@ -191,3 +191,16 @@ def test_a_newly_registered_metric_must_reach_the_component(monkeypatch: pytest.
     assert (
         len(found) == 1 and "inputs.categorical_metric: enum" in found[0] and "example_distance" in found[0]
     )
+
+
+def test_steps_with_registry_side_effects_are_never_reused() -> None:
+    """register writes to the registry and evaluate reads its current champion: neither may be served from an
+    earlier run's outputs (Azure ML and the local runner reuse deterministic steps with identical inputs)."""
+    from amlops.runner.plan import build_plan
+
+    plan = build_plan(
+        ROOT / "pipelines" / "training.yml", {"raw_file": str(ROOT / "pipelines" / "training.yml")}
+    )
+    deterministic = {s.name: s.deterministic for s in plan.steps}
+    assert deterministic["register"] is False and deterministic["evaluate"] is False
+    assert deterministic["prep"] and deterministic["train"]
