@@ -31,3 +31,16 @@ def test_train_summary_that_is_a_folder_is_refused_before_training(
     result = CliRunner().invoke(app, ["train", "--data", "nowhere.csv", "--summary", "summary"])
     assert result.exit_code == 2 and "--summary" in result.output and "is a folder" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_default_schema_falls_back_to_the_shipped_one_and_a_custom_one_must_exist(tmp_path: Path) -> None:
+    from amlops.config import ConfigError, Settings
+
+    settings = Settings(base_dir=tmp_path)  # a new project without data/schema/
+    assert settings.schema_path().name == "demand.yaml" and settings.schema_path().is_file()
+    settings.data.schema_file = "schemas/mine.yaml"
+    with pytest.raises(ConfigError, match=r"data.schema_file: .*schemas/mine.yaml not found"):
+        settings.schema_path()
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "mine.yaml").write_text("x: 1\n")
+    assert settings.schema_path() == tmp_path / "schemas" / "mine.yaml"

@@ -299,6 +299,21 @@ class Settings(BaseModel):
                 return candidate
         raise ConfigError(f"pipelines/{file} not found next to {self.base_dir} or in {_CHECKOUT}")
 
+    def schema_path(self) -> Path:
+        """`data.schema_file` (relative to amlops.yaml); the default name falls back to the schema shipped with
+        this checkout (the one `amlops data generate` writes data for), as `pipeline_file` does."""
+        configured = self.path(self.data.schema_file)
+        if configured.is_file():
+            return configured
+        default = DataSettings.model_fields["schema_file"].default
+        shipped = (_CHECKOUT / default).resolve()
+        if self.data.schema_file == default and shipped.is_file():
+            return shipped
+        raise ConfigError(
+            f"data.schema_file: {configured} not found; declare your data's columns in a schema file "
+            f"(the example: {shipped})"
+        )
+
     def azure_for(self, env: str | None = None) -> AzureSettings:
         """The Azure target for an environment name (dev, prod): `azure.environments[env]` over the base keys."""
         if env is None:

@@ -117,7 +117,7 @@ def training_inputs(
     gate = settings.gate
     return {
         **data_inputs,
-        "schema": str(settings.path(settings.data.schema_file)),
+        "schema": str(settings.schema_path()),
         "max_bad_row_share": str(settings.data.max_bad_row_share),
         "model_name": settings.model_name,
         "seed": str(settings.train.seed),

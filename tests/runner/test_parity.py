@@ -466,7 +466,18 @@ def test_pip_packages_the_venv_lacks_are_named_with_the_isolated_flag() -> None:
 
     conda = {
         "name": "trial-env",
-        "dependencies": ["python=3.12", "pip", {"pip": ["pyyaml>=6", "amlops-parity-missing-pkg==1.0"]}],
+        "dependencies": [
+            "python=3.12",
+            "pip",
+            {
+                "pip": [
+                    "pyyaml>=6",
+                    "amlops-parity-missing-pkg==1.0",
+                    "amlops-windows-only==1.0 ; sys_platform == 'win32'",  # not this platform's: not named
+                    "azureml-core==1.60.0",  # Azure ML's job runtime: the local runner stands in for it
+                ]
+            },
+        ],
     }
     env = Environment(image="mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04", conda_file=conda)
     assert missing_packages(env) == ["amlops-parity-missing-pkg"]

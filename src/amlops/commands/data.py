@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         from amlops.data.validate import DataValidationError, enforce_limit, validate_frame
 
         settings = load_settings()
-        schema_path = schema or settings.path(settings.data.schema_file)
+        schema_path = schema or settings.schema_path()
         limit = settings.data.max_bad_row_share if max_bad_row_share is None else max_bad_row_share
         try:
             declared = load_schema(schema_path)

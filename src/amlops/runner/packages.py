@@ -13,6 +13,10 @@ from typing import Any
 
 from amlops.runner.environment import EnvironmentSpec, spec_of
 
+# Azure ML's own job runtime (the parallel driver's azureml-core / azureml-dataset-runtime, …): the local runner
+# stands in for it, so its absence here is expected, not a problem to report on every run.
+AZURE_RUNTIME_PREFIX = "azureml-"
+
 
 def missing_packages(environment: Any) -> list[str]:
     """The distribution names the environment's pip section lists and this interpreter lacks."""
@@ -29,8 +33,13 @@ def missing_packages(environment: Any) -> list[str]:
         if line.startswith("-") or "://" in line:
             continue
         try:
-            name = Requirement(line).name
+            req = Requirement(line)
         except InvalidRequirement:
+            continue
+        name = req.name
+        if req.marker is not None and not req.marker.evaluate():
+            continue  # e.g. tzdata only on Windows: not part of this platform's environment
+        if name.lower().startswith(AZURE_RUNTIME_PREFIX):
             continue
         try:
             importlib.metadata.distribution(name)
