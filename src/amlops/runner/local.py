@@ -33,7 +33,7 @@ from amlops.config import Settings
 from amlops.console import UserError, out
 from amlops.runner.command import render, unquoted_notes
 from amlops.runner.environment import interpreter_for, isolated_env
-from amlops.runner.plan import OutputRef, PathValue, Plan, StepPlan, build_plan, render_primitive
+from amlops.runner.plan import OutputRef, PathValue, Plan, StepPlan, render_primitive
 
 LOG_TAIL_LINES = 25
 
@@ -158,7 +158,9 @@ class LocalRunner:
 
     # -- execution ---------------------------------------------------------------------------------------------
     def run(self, path: Path, inputs: dict[str, str] | None = None) -> PipelineRunResult:
-        plan = build_plan(Path(path), inputs)
+        from amlops.runner.plan_cache import cached_build_plan
+
+        plan = cached_build_plan(Path(path), inputs, self.settings.state_path / "plans")
         return self.run_plan(plan)
 
     def run_plan(self, plan: Plan) -> PipelineRunResult:
