@@ -16,12 +16,13 @@ import threading
 _thread: threading.Thread | None = None
 
 
-def _warm(experiment: str) -> None:
+def _warm(uri: str, experiment: str) -> None:
     try:
         import mlflow
 
-        # Builds and caches the tracking store (mlflow's registry keeps one per URI) without creating anything.
-        mlflow.MlflowClient().get_experiment_by_name(experiment)
+        # Builds and caches the tracking store (mlflow's registry keeps one per URI: the step's own calls get
+        # this one) without creating an experiment or a run.
+        mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
     except Exception:  # the step's own logging reports what is wrong, in the step's thread
         return
 
@@ -30,10 +31,11 @@ def start(default_experiment: str) -> None:
     """Warm MLflow up in the background when the step will log (MLFLOW_TRACKING_URI set). Call it after the
     step's own heavy imports (pandas, pyarrow), so the two threads never import the same module at once."""
     global _thread
-    if _thread is not None or not os.environ.get("MLFLOW_TRACKING_URI"):
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if _thread is not None or not uri:
         return
     experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", default_experiment)
-    _thread = threading.Thread(target=_warm, args=(experiment,), name="amlops-mlflow-warm", daemon=True)
+    _thread = threading.Thread(target=_warm, args=(uri, experiment), name="amlops-mlflow-warm", daemon=True)
     _thread.start()
 
 
