@@ -406,15 +406,21 @@ class _NumericSketch:
     def update(self, column: pa.Array | pa.ChunkedArray) -> None:
         self.dtype = str(column.type)
         values, errors = numeric_values(column)
-        type_errors = int(errors.sum()) if errors is not None else 0
-        finite = np.isfinite(values)
-        nan = np.isnan(values)
-        self.null_count += int(nan.sum()) - type_errors
-        self.nonfinite_count += int((~finite & ~nan).sum()) + type_errors
-        v = values[finite] if not finite.all() else values
+        # One pass answers the common case: a finite sum means no NaN and no inf (either would poison it).
+        total = float(values.sum()) if values.size else 0.0
+        if math.isfinite(total) and errors is None:
+            v = values
+        else:
+            type_errors = int(errors.sum()) if errors is not None else 0
+            finite = np.isfinite(values)
+            nan = np.isnan(values)
+            self.null_count += int(nan.sum()) - type_errors
+            self.nonfinite_count += int((~finite & ~nan).sum()) + type_errors
+            v = values[finite] if not finite.all() else values
+            total = float(v.sum()) if v.size else 0.0
         if v.size == 0:
             return
-        self._update_moments(v)
+        self._update_moments(v, total)
         if self.fine_edges is None and self._counted_as_atoms(v):
             return
         if self.fine_edges is None:
@@ -480,9 +486,11 @@ class _NumericSketch:
         self.fine_counts = np.zeros(len(self.fine_edges) - 1, dtype=np.int64)
         self._add_fine(v)
 
-    def _update_moments(self, v: np.ndarray) -> None:
+    def _update_moments(self, v: np.ndarray, total: float) -> None:
         n_b = v.size
-        mean_b = float(v.mean())
+        mean_b = total / n_b
+        if not math.isfinite(mean_b):  # the sum overflowed (values near the float limit): divide first
+            mean_b = float(np.mean(v / n_b)) * n_b
         d = v - mean_b
         m2_b = float(np.einsum("i,i->", d, d))
         n = self.n + n_b

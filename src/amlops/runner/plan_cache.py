@@ -86,8 +86,10 @@ def _digest(path: Path) -> str | None:
 
 # ----------------------------------------------------------------------------------------------- parse
 def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event != "open":  # the hook stays for the life of the process: keep the common case to one compare
+        return
     files = getattr(_recording, "files", None)
-    if files is not None and event == "open" and isinstance(args[0], (str, os.PathLike)):
+    if files is not None and isinstance(args[0], (str, os.PathLike)):
         files.add(os.fspath(args[0]))
 
 
