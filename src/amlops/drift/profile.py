@@ -407,7 +407,10 @@ class _NumericSketch:
         self.dtype = str(column.type)
         values, errors = numeric_values(column)
         # One pass answers the common case: a finite sum means no NaN and no inf (either would poison it).
-        total = float(values.sum()) if values.size else 0.0
+        with np.errstate(
+            invalid="ignore", over="ignore"
+        ):  # inf - inf, or an overflow: the slow path sorts it
+            total = float(values.sum()) if values.size else 0.0
         if math.isfinite(total) and errors is None:
             v = values
         else:
