@@ -30,3 +30,7 @@ fi
 
 # 2. Scoring overhead: the batch scoring step vs the bare model.predict on the same 1M rows.
 .venv/bin/python bench/scoring_bench.py
+
+# 3. Whole commands (issue 20): `amlops monitor` / `amlops run` / `amlops demo` / build_profile as a user waits
+#    for them, interleaved with BENCH_WHOLE_BASELINE (another source tree, e.g. a worktree of main) when set.
+.venv/bin/python bench/whole_bench.py

@@ -181,7 +181,19 @@ class LocalRunner:
 
     # -- execution ---------------------------------------------------------------------------------------------
     def run(self, path: Path, inputs: dict[str, str] | RunOverrides | None = None) -> PipelineRunResult:
-        plan = build_plan(Path(path), inputs, components=lambda ref: resolve_component(self.settings, ref))
+        from amlops.runner.plan_cache import cached_build_plan
+
+        def components(ref: str) -> Path | None:
+            return resolve_component(self.settings, ref)
+
+        if isinstance(inputs, RunOverrides) and (inputs.job_inputs or inputs.outputs):
+            # Step-level and output overrides change the plan's shape: parsed afresh, never cached.
+            plan = build_plan(Path(path), inputs, components=components)
+        else:
+            sets = inputs.inputs if isinstance(inputs, RunOverrides) else inputs
+            plan = cached_build_plan(
+                Path(path), sets, self.settings.state_path / "plans", components=components
+            )
         return self.run_plan(plan)
 
     def run_plan(self, plan: Plan) -> PipelineRunResult:

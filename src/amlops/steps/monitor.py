@@ -229,6 +229,9 @@ def mlflow_metrics(result: MonitorResult) -> list[tuple[str, float, int]]:
 
 
 def log_to_mlflow(result: MonitorResult, out: Path) -> None:
+    from amlops.steps import _mlflow_warm
+
+    _mlflow_warm.wait()
     import mlflow
     from mlflow.entities import Metric
 
@@ -296,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     from amlops.drift.monitor import MonitorError
     from amlops.drift.profile import ProfileError
+    from amlops.steps import _mlflow_warm
+
+    _mlflow_warm.start("amlops-monitor")
 
     try:
         result = monitor(

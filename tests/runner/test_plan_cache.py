@@ -1,0 +1,164 @@
+"""The parsed-plan cache: a hit skips azure-ai-ml and equals a fresh parse; any change re-parses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import amlops.runner.plan_cache as pc
+from amlops.runner.plan import PathValue, Plan, build_plan
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    """A copy of the runner fixtures, so a test may edit the pipeline and component files."""
+    root = tmp_path / "project"
+    for sub in ("pipelines", "components", "src", "data"):
+        shutil.copytree(FIXTURES / sub, root / sub)
+    return root
+
+
+def _shape(plan: Plan) -> list[tuple[Any, ...]]:
+    """What a run uses from a plan, with environments reduced to what `spec_of` reads."""
+    rows: list[tuple[Any, ...]] = [("inputs", sorted((k, repr(v)) for k, v in plan.inputs.items()))]
+    for s in plan.steps:
+        env = s.environment
+        env_view = env if env is None or isinstance(env, str) else (env.name, env.image, env.conda_file)
+        rows.append(
+            (
+                s.name,
+                s.kind,
+                s.command,
+                str(s.code_dir),
+                sorted((k, repr(v)) for k, v in s.inputs.items()),
+                sorted((k, o.type, o.target) for k, o in s.outputs.items()),
+                sorted(s.environment_variables.items()),
+                env_view,
+                s.timeout,
+            )
+        )
+    return [*rows, ("outputs", sorted((k, str(v)) for k, v in plan.outputs.items()))]
+
+
+def test_a_hit_equals_a_fresh_parse(project: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "nested.yml"
+    first = pc.cached_build_plan(pipeline, {}, cache)
+    assert len(list(cache.glob("*.pickle"))) == 1
+    second = pc.cached_build_plan(pipeline, {}, cache)
+    assert _shape(second) == _shape(first) == _shape(build_plan(pipeline))
+
+
+def test_a_hit_does_not_import_the_sdk(project: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    pc.cached_build_plan(pipeline, {}, cache)  # warm it here
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        from pathlib import Path
+        from amlops.runner.plan_cache import cached_build_plan
+        plan = cached_build_plan(Path({str(pipeline)!r}), {{}}, Path({str(cache)!r}))
+        print(json.dumps({{"sdk": "azure.ai.ml" in sys.modules, "steps": [s.name for s in plan.steps]}}))
+        """
+    )
+    env = {**os.environ, "AMLOPS_PLAN_CACHE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"sdk": False, "steps": [s.name for s in build_plan(pipeline).steps]}
+
+
+def test_a_changed_component_file_reparses(project: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    before = pc.cached_build_plan(pipeline, {}, cache)
+    component = next(s.source for s in before.steps if s.source is not None)
+    assert component is not None
+    text = component.read_text()
+    assert "python " in text
+    component.write_text(text.replace("python ", "python -X utf8 ", 1))
+    after = pc.cached_build_plan(pipeline, {}, cache)
+    changed = next(s for s in after.steps if s.source == component)
+    assert changed.command is not None and "-X utf8" in changed.command
+    assert _shape(after) == _shape(build_plan(pipeline))
+
+
+def test_a_changed_pipeline_file_reparses(project: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    pc.cached_build_plan(pipeline, {}, cache)
+    pipeline.write_text(pipeline.read_text().replace("display_name:", "display_name: changed", 1))
+    assert _shape(pc.cached_build_plan(pipeline, {}, cache)) == _shape(build_plan(pipeline))
+    assert pc.cached_build_plan(pipeline, {}, cache).name == build_plan(pipeline).name
+
+
+def test_path_inputs_are_resolved_per_call_and_literals_reparse(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    monkeypatch.chdir(tmp_path)
+    parsed: list[Path] = []
+    real = pc.build_plan
+    monkeypatch.setattr(pc, "build_plan", lambda *a, **k: parsed.append(a[0]) or real(*a, **k))
+    for raw, scale in (("a", "1"), ("b", "1"), ("/abs/c", "1"), ("b", "2.5")):
+        got = pc.cached_build_plan(pipeline, {"raw": raw, "scale": scale}, cache)
+        want = build_plan(pipeline, {"raw": raw, "scale": scale})
+        assert _shape(got) == _shape(want)
+        assert isinstance(got.inputs["raw"], PathValue) and got.inputs["raw"].path.endswith(raw.lstrip("."))
+    # parsed for the first call and for the new literal (scale), not for new paths
+    assert len(parsed) == 2
+
+
+def test_a_new_runner_version_reparses(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    pc.cached_build_plan(pipeline, {}, cache)
+    monkeypatch.setattr(pc, "runner_version", lambda: "a newer runner")
+    parsed: list[Path] = []
+    real = pc.build_plan
+    monkeypatch.setattr(pc, "build_plan", lambda *a, **k: parsed.append(a[0]) or real(*a, **k))
+    pc.cached_build_plan(pipeline, {}, cache)
+    assert parsed == [pipeline.resolve()]
+
+
+def test_without_the_digest_check_a_stale_plan_would_be_served(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The digest check is what keeps a changed file from being served stale (planted fault)."""
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    before = pc.cached_build_plan(pipeline, {}, cache)
+    component = next(s.source for s in before.steps if s.source is not None)
+    assert component is not None
+    component.write_text(component.read_text().replace("python ", "python -X utf8 ", 1))
+    monkeypatch.setattr(pc, "_digest", lambda path: "unchanged")  # every file "unchanged"
+    monkeypatch.setattr(pc, "_load", _load_ignoring_digests)
+    stale = pc.cached_build_plan(pipeline, {}, cache)
+    assert all("-X utf8" not in (s.command or "") for s in stale.steps)
+
+
+def _load_ignoring_digests(entry_file: Path, overrides: dict[str, str], cwd: Path) -> Plan | None:
+    import pickle
+
+    entry = pickle.loads(entry_file.read_bytes())
+    return pc._with_paths(entry["plan"], {k: overrides[k] for k in entry["path_keys"]}, cwd)
+
+
+def test_the_cache_can_be_turned_off(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMLOPS_PLAN_CACHE", "0")
+    cache = tmp_path / "plans"
+    pc.cached_build_plan(project / "pipelines" / "basic.yml", {}, cache)
+    assert not cache.exists()
