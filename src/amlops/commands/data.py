@@ -12,6 +12,9 @@ import typer
 from amlops.commands.options import EnvOption
 from amlops.console import UserError, handle_errors, out, warn
 
+# GeneratorConfig's defaults (generate.py imports numpy and pandas, which `--help` must not wait for);
+# tests/newcomer/test_defaults_agree.py holds them equal.
+DEFAULT_STORES, DEFAULT_PRODUCTS = 8, 12
 DRIFT_HELP = "price_shift | new_category | promo_response | seasonality | covariate_shift (repeatable)"
 
 
@@ -35,8 +38,8 @@ def register(app: typer.Typer) -> None:
         out_path: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz or .parquet")],
         start: Annotated[str, typer.Option("--start", help="First day (YYYY-MM-DD)")] = "2024-01-01",
         days: Annotated[int, typer.Option("--days", min=1, help="Number of days")] = 365,
-        stores: Annotated[int, typer.Option("--stores", min=1)] = 5,
-        products: Annotated[int, typer.Option("--products", min=1)] = 10,
+        stores: Annotated[int, typer.Option("--stores", min=1)] = DEFAULT_STORES,
+        products: Annotated[int, typer.Option("--products", min=1)] = DEFAULT_PRODUCTS,
         seed: Annotated[
             int, typer.Option("--seed", help="Same seed, same data (and a longer series extends a shorter)")
         ] = 42,
@@ -47,6 +50,13 @@ def register(app: typer.Typer) -> None:
         drift_strength: Annotated[
             float, typer.Option("--drift-strength", min=0.0, help="Scale of every drift kind")
         ] = 1.0,
+        keep_from: Annotated[
+            str | None,
+            typer.Option(
+                "--from",
+                help="Write only the days from this one (YYYY-MM-DD): the tail of the same series, as new data",
+            ),
+        ] = None,
     ) -> None:
         """Write daily sales per store x product (seasonality, holidays, price, promotions, weather)."""
         from amlops.data.generate import GeneratorConfig
@@ -63,6 +73,7 @@ def register(app: typer.Typer) -> None:
                 drift_date=_date(drift_date, "--drift-date"),
                 drifts=tuple(drift or ()),
                 drift_strength=drift_strength,
+                keep_from=_date(keep_from, "--from"),
             )
         except ValueError as exc:
             raise UserError(str(exc)) from None
