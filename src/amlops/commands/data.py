@@ -14,7 +14,7 @@ from amlops.console import UserError, handle_errors, out, warn
 
 # GeneratorConfig's defaults (generate.py imports numpy and pandas, which `--help` must not wait for);
 # tests/newcomer/test_defaults_agree.py holds them equal.
-DEFAULT_STORES, DEFAULT_PRODUCTS = 8, 12
+DEFAULT_STORES, DEFAULT_PRODUCTS = 5, 40
 DRIFT_HELP = "price_shift | new_category | promo_response | seasonality | covariate_shift (repeatable)"
 
 
