@@ -33,6 +33,7 @@ from amlops.config import Settings
 from amlops.console import UserError, out
 from amlops.runner.command import render, unquoted_notes
 from amlops.runner.environment import interpreter_for, isolated_env
+from amlops.runner.progress import step_progress
 from amlops.runner.plan import OutputRef, PathValue, Plan, StepPlan, build_plan, render_primitive
 
 LOG_TAIL_LINES = 25
@@ -293,12 +294,14 @@ class LocalRunner:
                 start_new_session=True,
             )
             timer = _Deadline(proc, step.timeout)
+            live = step_progress(out, label, log_path, enabled=not (self.quiet or self.stream_logs))
             try:
                 if self.stream_logs and proc.stdout is not None:
                     for line in proc.stdout:
                         log.write(line)
                         out.print(f"  [dim]{step.name} |[/] {line.rstrip()}", markup=True, highlight=False)
-                code = proc.wait()
+                with live:
+                    code = proc.wait()
             except KeyboardInterrupt:
                 _stop_group(proc)
                 raise
