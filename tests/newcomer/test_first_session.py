@@ -122,7 +122,9 @@ def test_the_same_session_on_a_foreign_csv_with_a_schema_only(tmp_path: Path) ->
     assert written.column_names[0] == "order_id"
     ids = written.column("order_id").to_pylist()
     assert ids[:2] == ["noid:0", "noid:1"] and len(set(ids)) == len(ids)
-    out = run(["amlops", "monitor", "--current", "noid-predictions/", "--out", "noid-reports/"], project).output
+    out = run(
+        ["amlops", "monitor", "--current", "noid-predictions/", "--out", "noid-reports/"], project
+    ).output
     assert_drift_from(MonitorResult.read(project / "noid-reports" / "result.json"), "unit_price", drift)
     assert "DRIFT" in out
 

@@ -111,7 +111,12 @@ def registry_client(name: str, **kwargs: Any) -> MLClient:
     """A client for an AML registry (a top-level resource shared by workspaces; found by name)."""
     from azure.ai.ml import MLClient
 
-    return MLClient(checked_credential(default_credential()), registry_name=name, user_agent=f"amlops/{__version__}", **kwargs)
+    return MLClient(
+        checked_credential(default_credential()),
+        registry_name=name,
+        user_agent=f"amlops/{__version__}",
+        **kwargs,
+    )
 
 
 def cancel_command(job_name: str, az: AzureSettings) -> str:

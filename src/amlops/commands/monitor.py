@@ -141,7 +141,9 @@ def register(app: typer.Typer) -> None:
         min_window_rows: Annotated[
             int | None,
             typer.Option(
-                "--min-window-rows", min=1, help="Windows with fewer rows are not judged; default: config (500)"
+                "--min-window-rows",
+                min=1,
+                help="Windows with fewer rows are not judged; default: config (500)",
             ),
         ] = None,
         id_column: Annotated[
@@ -149,10 +151,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
         timestamp_column: Annotated[
             str | None,
-            typer.Option("--timestamp-column", help="Column the windows follow; default: the schema's date_column"),
+            typer.Option(
+                "--timestamp-column", help="Column the windows follow; default: the schema's date_column"
+            ),
         ] = None,
         label_column: Annotated[
-            str | None, typer.Option("--label-column", help="Label (actual) column; default: the schema's target")
+            str | None,
+            typer.Option("--label-column", help="Label (actual) column; default: the schema's target"),
         ] = None,
         prediction_column: Annotated[
             str | None,

@@ -50,7 +50,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         prediction_column: Annotated[
             str | None,
-            typer.Option("--prediction-column", help="Name of the added prediction column (default: prediction)"),
+            typer.Option(
+                "--prediction-column", help="Name of the added prediction column (default: prediction)"
+            ),
         ] = None,
         pipeline: PipelineOption = None,
         as_json: JsonOption = False,

@@ -95,7 +95,9 @@ class GeneratorConfig:
             raise ValueError("drift_strength must be >= 0")
         last = date.fromordinal(self.start.toordinal() + self.days - 1)
         if self.keep_from is not None and not self.start <= self.keep_from <= last:
-            raise ValueError(f"--from {self.keep_from} is outside the generated days ({self.start} .. {last})")
+            raise ValueError(
+                f"--from {self.keep_from} is outside the generated days ({self.start} .. {last})"
+            )
 
 
 def holidays(dates: pd.DatetimeIndex) -> np.ndarray:

@@ -33,8 +33,8 @@ from amlops.config import Settings
 from amlops.console import UserError, out
 from amlops.runner.command import render, unquoted_notes
 from amlops.runner.environment import interpreter_for, isolated_env
-from amlops.runner.progress import step_progress
 from amlops.runner.plan import OutputRef, PathValue, Plan, StepPlan, build_plan, render_primitive
+from amlops.runner.progress import step_progress
 
 LOG_TAIL_LINES = 25
 
