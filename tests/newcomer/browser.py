@@ -70,7 +70,14 @@ def render(html: str, selectors: dict[str, str], workdir: Path, screenshot: Path
     )
     page = workdir / "page.html"
     page.write_text(probed, encoding="utf-8")
-    base = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={workdir / 'profile'}"]
+    base = [
+        BROWSER,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={workdir / 'profile'}",
+    ]
     dom = subprocess.run(
         [*base, "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
         capture_output=True,
@@ -78,7 +85,7 @@ def render(html: str, selectors: dict[str, str], workdir: Path, screenshot: Path
         timeout=120,
         check=True,
     ).stdout
-    start = dom.index("<pre id=\"__probe\">") + len("<pre id=\"__probe\">")
+    start = dom.index('<pre id="__probe">') + len('<pre id="__probe">')
     data = json.loads(_unescape(dom[start : dom.index("</pre>", start)]))
     assert "probe_error" not in data, data
     if screenshot is not None:  # the page as it is, for a person to look at

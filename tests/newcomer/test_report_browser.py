@@ -60,7 +60,10 @@ def _result(drift: bool = True, min_window_rows: int = 500) -> MonitorResult:
         CATEGORICAL,
         target="units_sold",
         prediction="prediction",
-        metadata={"performance": {"mae": 2.5, "rmse": 3.5, "mape": 0.3}, "feature_importance": {"price": 0.5}},
+        metadata={
+            "performance": {"mae": 2.5, "rmse": 3.5, "mape": 0.3},
+            "feature_importance": {"price": 0.5},
+        },
     )
     options = MonitorOptions(
         window="weekly",
@@ -135,5 +138,7 @@ def test_the_report_of_the_data_frame_path_has_no_unknown_columns() -> None:
     """The report is rendered from the result alone: a stored result.json re-renders the same page."""
     result = _result(drift=False)
     again = MonitorResult.model_validate_json(result.to_json())
-    assert render_html(again).replace(again.created_at, "") == render_html(result).replace(result.created_at, "")
+    assert render_html(again).replace(again.created_at, "") == render_html(result).replace(
+        result.created_at, ""
+    )
     assert isinstance(pd.Timestamp(result.created_at), pd.Timestamp)
