@@ -63,12 +63,9 @@ def print_summary(result: MonitorResult, report: Path) -> None:
     pred = overall.prediction_drift
     if pred:
         entry = pred.deciding
+        judged = v.evaluated_window_count > 0 if windows else overall.judged
         verdict = (
-            "[red]drift[/]"
-            if v.prediction_drift
-            else "[green]ok[/]"
-            if v.evaluated_window_count or overall.judged
-            else "[yellow]not judged[/]"
+            "[red]drift[/]" if v.prediction_drift else "[green]ok[/]" if judged else "[yellow]not judged[/]"
         )
         value = "—" if entry.value is None else f"{entry.value:.4g}"
         out.print(f"prediction drift: {verdict} ({label(pred.deciding_metric)} {value})")
