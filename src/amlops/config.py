@@ -161,10 +161,14 @@ class MonitorSettings(_Section):
         description="auto (weekly when the data has the timestamp column, else all) | daily | weekly | "
         "all | <N> rows",
     )
-    timestamp_column: str = "date"
-    id_column: str = "row_id"
+    # Column roles live in the schema (data.schema_file: date_column, id_column, target); these keys override
+    # it only when set, for data without a schema (amlops.job_inputs.column_roles).
+    timestamp_column: str = Field("date", description="Default: the schema's date_column")
+    id_column: str = Field(
+        "row_id", description="Default: the schema's id_column; generated at scoring when the data has none"
+    )
     prediction_column: str = "prediction"
-    label_column: str = "units_sold"
+    label_column: str = Field("units_sold", description="Default: the schema's target")
     thresholds: dict[str, float] = Field(
         default_factory=dict,
         description="Override AML default thresholds: {metric: value} or {numeric.<metric>: value} (docs/monitor.md)",

@@ -190,7 +190,37 @@ def run_local(
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copytree(predictions, dest, dirs_exist_ok=True)
         predictions = dest
+    _record_run(settings, pipeline, name, version, data, predictions, rows, files, run_id)
     return ScoringRun(name, version, role, run_id, run_dir, predictions, rows, files)
+
+
+def _record_run(
+    settings: Settings,
+    pipeline: Path | None,
+    name: str,
+    version: str,
+    data: Path,
+    predictions: Path,
+    rows: int,
+    files: int,
+    run_id: str,
+) -> None:
+    """A run for this scoring job in the pipeline's experiment, as Azure ML records one for every job."""
+    from amlops.tracking import log_scoring_run, pipeline_experiment
+
+    path = pipeline or settings.pipeline_file("batch_inference")
+    experiment = pipeline_experiment(path, settings.experiment)
+    log_scoring_run(
+        settings,
+        experiment,
+        model=name,
+        version=version,
+        data=str(data),
+        predictions=str(predictions),
+        rows=rows,
+        files=files,
+        pipeline_run=run_id,
+    )
 
 
 def submit(

@@ -171,3 +171,96 @@ def log_input(dataset: Dataset, context: str) -> bool:
         }
     )
     return False
+
+
+# --- what the MLflow UI shows ------------------------------------------------------------------------------
+# The UI lists runs by name and shows a run's description from this tag (mlflow/utils/mlflow_tags.py:
+# MLFLOW_RUN_NOTE = "mlflow.note.content"); the model-version page shows `description`.
+RUN_NOTE_TAG = "mlflow.note.content"
+
+
+def run_name(step: str, model: str | None = None, version: str | None = None, pipeline_run: str = "") -> str:
+    """A run name people can scan in the UI: `train demand-forecaster (20261130-064547-622402)`,
+    `score demand-forecaster v3 (…)`; MLflow's own default is two random words."""
+    name = step
+    if model:
+        name += f" {model}" + (f" v{version}" if version else "")
+    run = pipeline_run.split("_", 1)[0]  # AZUREML_RUN_ID is <pipeline run>_<step> under the local runner
+    return f"{name} ({run})" if run else name
+
+
+def run_note(title: str, facts: dict[str, object]) -> str:
+    """A run's description (Markdown, rendered by the UI): a title line, then one `- key: value` per fact."""
+    lines = [title, ""] + [f"- **{k}**: {v}" for k, v in facts.items() if v not in (None, "")]
+    return "\n".join(lines)
+
+
+def event_note(event: dict[str, object]) -> str:
+    """One line for a promotion or rollback event, for a model-version description or a readable tag beside
+    the raw `event.*` JSON: `2026-11-30 06:46 UTC: v2 promoted to champion (was v1) by pipeline:… — reason`."""
+    when = str(event.get("time") or "")[:16].replace("T", " ")
+    action = {"promote": "promoted to champion", "rollback": "restored as champion (rollback)"}.get(
+        str(event.get("action")), str(event.get("action"))
+    )
+    was = f" (was v{event['previous']})" if event.get("previous") else ""
+    by = f" by {event['actor']}" if event.get("actor") else ""
+    reason = f": {event['reason']}" if event.get("reason") else ""
+    return f"{when} UTC: v{event.get('version')} {action}{was}{by}{reason}".strip()
+
+
+def log_scoring_run(
+    settings: Settings,
+    experiment: str,
+    *,
+    model: str,
+    version: str,
+    data: str,
+    predictions: str,
+    rows: int,
+    files: int,
+    pipeline_run: str,
+) -> str:
+    """A run for a local scoring job in its experiment, as Azure ML makes one for every job: named after the
+    model version, tagged with it and linked to the pipeline run. Returns the run id."""
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = ensure_experiment(settings, experiment)
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    tags = {
+        "amlops.step": "score",
+        "model.name": model,
+        "model.version": str(version),
+        "pipeline.run_id": pipeline_run,
+        RUN_NOTE_TAG: run_note(
+            f"Batch scoring with {model} v{version}",
+            {"input": data, "predictions": predictions, "rows": f"{rows:,}", "files": files},
+        ),
+    }
+    run = client.create_run(
+        experiment_id, run_name=run_name("score", model, version, pipeline_run), tags=tags
+    )
+    client.log_metric(run.info.run_id, "rows", float(rows))
+    client.set_terminated(run.info.run_id)
+    return str(run.info.run_id)
+
+
+def pipeline_experiment(pipeline: Path, default: str) -> str:
+    """The `experiment_name` of a pipeline YAML (where Azure ML files its jobs), else `default`."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(pipeline.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return default
+    name = data.get("experiment_name") if isinstance(data, dict) else None
+    return str(name) if name else default
+
+
+def start_run_args(name: str, note: str = "") -> dict[str, object]:
+    """Arguments for `mlflow.start_run` in a step: a readable name and description locally. Inside an Azure ML job
+    (`MLFLOW_RUN_ID` set: the job's own run is resumed) Azure ML has named the run after the job, and renaming
+    it would hide the job's name in the studio, so only the description is added there."""
+    args: dict[str, object] = {"description": note} if note else {}
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        args["run_name"] = name
+    return args

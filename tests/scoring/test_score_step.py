@@ -112,7 +112,6 @@ VIOLATIONS = {
     "text in a number column": (_price_as_text, ["'price'", "type", "expects a number"]),
     "bad CSV value": (_bad_csv_value, ["'price'", "twelve", "not a number"]),
     "number in a date column": (_date_as_number, ["'date'", "int64", "expects a date"]),
-    "no row id": (_no_row_id, ["'row_id' is missing", "row id"]),
     "prediction column exists": (_prediction_exists, ["'prediction' already exists"]),
 }
 
@@ -134,6 +133,21 @@ def test_signature_violation_fails_with_one_line_and_writes_nothing(
     for word in words:
         assert word in message
     assert files_in(tmp_path / "out") == []
+
+
+def test_a_file_without_row_ids_gets_generated_ids_written_out(
+    tmp_path: Path, demand: pd.DataFrame, model_dirs: dict[str, Path]
+) -> None:
+    """Ids are `<file>:<row>`, first column of the predictions, the same when the file is scored again."""
+    data = tmp_path / "in"
+    data.mkdir()
+    _no_row_id(demand.head(100), data)
+    for out in ("out1", "out2"):
+        score.score_path(data, model_dirs["v1"], tmp_path / out, "1")
+    first, again = (pq.read_table(tmp_path / o / "b.parquet") for o in ("out1", "out2"))
+    assert first.column_names[0] == "row_id"
+    assert first.column("row_id").to_pylist()[:2] == ["b:0", "b:1"] and first.num_rows == 100
+    assert first.column("row_id").equals(again.column("row_id"))
 
 
 def load_entry_script() -> ModuleType:

@@ -51,6 +51,10 @@ def target(settings: Settings, env: str | None) -> AzureSettings:
     return az
 
 
+# The audience every workspace call starts with (ARM); a token for it proves the credential works.
+ARM_SCOPE = "https://management.azure.com/.default"
+
+
 def default_credential() -> TokenCredential:
     """`az login`, a service principal (environment), workload identity (GitHub OIDC) or a managed identity.
 
@@ -58,16 +62,43 @@ def default_credential() -> TokenCredential:
     """
     from azure.identity import DefaultAzureCredential
 
+    quiet_identity_log()
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
 
 
+def quiet_identity_log() -> None:
+    """DefaultAzureCredential logs every credential it tried, at WARNING, before it raises (azure-identity 1.27
+    `_credentials/chained.py`: `_LOGGER.warning(message)` then `raise ClientAuthenticationError`): fourteen
+    lines on stderr ahead of our one-line advice (`errors.advice`), which says what to do. Errors stay on."""
+    import logging
+
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
+
+
+def checked_credential(credential: TokenCredential) -> TokenCredential:
+    """The credential, once it has produced a token: nothing may claim "submitting…" before the login is known
+    to work. No credential is one line of advice (UserError), not the SDK's list of attempts. The token is
+    cached by the credential, so the client's first request does not fetch another."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from amlops.azure.errors import advice
+    from amlops.console import UserError
+
+    try:
+        credential.get_token(ARM_SCOPE)
+    except ClientAuthenticationError as exc:
+        raise UserError(advice(exc) or "no Azure credential available: run `az login`") from None
+    return credential
+
+
 def ml_client(settings: Settings, env: str | None = None, **kwargs: Any) -> MLClient:
-    """A workspace client for `env`; `kwargs` go to MLClient (and from there to azure-core pipelines)."""
+    """A workspace client for `env` with a credential that works; `kwargs` go to MLClient (and from there to
+    azure-core pipelines)."""
     from azure.ai.ml import MLClient
 
     az = target(settings, env)
     return MLClient(
-        default_credential(),
+        checked_credential(default_credential()),
         subscription_id=az.subscription_id,
         resource_group_name=az.resource_group,
         workspace_name=az.workspace,
@@ -80,7 +111,12 @@ def registry_client(name: str, **kwargs: Any) -> MLClient:
     """A client for an AML registry (a top-level resource shared by workspaces; found by name)."""
     from azure.ai.ml import MLClient
 
-    return MLClient(default_credential(), registry_name=name, user_agent=f"amlops/{__version__}", **kwargs)
+    return MLClient(
+        checked_credential(default_credential()),
+        registry_name=name,
+        user_agent=f"amlops/{__version__}",
+        **kwargs,
+    )
 
 
 def cancel_command(job_name: str, az: AzureSettings) -> str:

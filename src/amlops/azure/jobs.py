@@ -239,6 +239,8 @@ def submit_pipeline(
         if any(v.startswith("models:/") for v in inputs.values()):
             inputs = model_inputs_to_assets(inputs, ml)
         job, applied = prepare_job(pipeline, inputs, settings, az, compute, env)
+        # ml_client() has fetched a token by now (client.checked_credential): "submitting" is not a promise
+        # made before the login is known to work.
         console.info(f"submitting {pipeline} to workspace {az.workspace} as job {job.name}")
         try:
             created = ml.jobs.create_or_update(job)

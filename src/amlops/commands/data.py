@@ -13,6 +13,9 @@ from amlops.commands.options import EnvOption
 from amlops.console import UserError, handle_errors, out, warn
 from amlops.errors import UsageError
 
+# GeneratorConfig's defaults (generate.py imports numpy and pandas, which `--help` must not wait for);
+# tests/newcomer/test_defaults_agree.py holds them equal.
+DEFAULT_STORES, DEFAULT_PRODUCTS = 5, 40
 DRIFT_HELP = "price_shift | new_category | promo_response | seasonality | covariate_shift (repeatable)"
 
 
@@ -36,8 +39,8 @@ def register(app: typer.Typer) -> None:
         out_path: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz or .parquet")],
         start: Annotated[str, typer.Option("--start", help="First day (YYYY-MM-DD)")] = "2024-01-01",
         days: Annotated[int, typer.Option("--days", min=1, help="Number of days")] = 365,
-        stores: Annotated[int, typer.Option("--stores", min=1)] = 5,
-        products: Annotated[int, typer.Option("--products", min=1)] = 10,
+        stores: Annotated[int, typer.Option("--stores", min=1)] = DEFAULT_STORES,
+        products: Annotated[int, typer.Option("--products", min=1)] = DEFAULT_PRODUCTS,
         seed: Annotated[
             int, typer.Option("--seed", help="Same seed, same data (and a longer series extends a shorter)")
         ] = 42,
@@ -48,6 +51,13 @@ def register(app: typer.Typer) -> None:
         drift_strength: Annotated[
             float, typer.Option("--drift-strength", min=0.0, help="Scale of every drift kind")
         ] = 1.0,
+        keep_from: Annotated[
+            str | None,
+            typer.Option(
+                "--from",
+                help="Write only the days from this one (YYYY-MM-DD): the tail of the same series, as new data",
+            ),
+        ] = None,
     ) -> None:
         """Write daily sales per store x product (seasonality, holidays, price, promotions, weather)."""
         from amlops.data.generate import GeneratorConfig
@@ -64,6 +74,7 @@ def register(app: typer.Typer) -> None:
                 drift_date=_date(drift_date, "--drift-date"),
                 drifts=tuple(drift or ()),
                 drift_strength=drift_strength,
+                keep_from=_date(keep_from, "--from"),
             )
         except ValueError as exc:
             raise UserError(str(exc)) from None

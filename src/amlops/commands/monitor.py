@@ -18,6 +18,7 @@ from amlops.console import UserError, emit_json, handle_errors, machine_readable
 from amlops.errors import EXIT_DRIFT, UsageError
 
 if TYPE_CHECKING:
+    from amlops.config import Settings
     from amlops.drift.result import MonitorResult
 
 MONITORING_PIPELINE = "pipelines/monitoring.yml"
@@ -58,10 +59,14 @@ def print_summary(result: MonitorResult, report: Path) -> None:
         style = "red" if f.drifted or name in v.drifted_features else None
         table.add_row(*row, style=style)
     out.print(table)
+    _print_not_judged(result)
     pred = overall.prediction_drift
     if pred:
         entry = pred.deciding
-        verdict = "[red]drift[/]" if v.prediction_drift else "[green]ok[/]"
+        judged = v.evaluated_window_count > 0 if windows else overall.judged
+        verdict = (
+            "[red]drift[/]" if v.prediction_drift else "[green]ok[/]" if judged else "[yellow]not judged[/]"
+        )
         value = "—" if entry.value is None else f"{entry.value:.4g}"
         out.print(f"prediction drift: {verdict} ({label(pred.deciding_metric)} {value})")
     perf = v.performance
@@ -71,6 +76,30 @@ def print_summary(result: MonitorResult, report: Path) -> None:
             f"performance on {perf.count:,} labelled rows: MAE {_g(perf.mae)} · RMSE {_g(perf.rmse)} · MAPE {mape}"
         )
     out.print(f"report: {report}")
+
+
+def _print_not_judged(result: MonitorResult) -> None:
+    """Windows below the minimum are named with their row counts and the flags that change the rule."""
+    from amlops.drift.result import not_judged
+
+    minimum = result.settings.min_window_rows
+    skipped = [w for w in result.windows if not w.judged]
+    if not skipped:
+        return
+    shown = ", ".join(f"{w.window} {not_judged(w.row_count, minimum)}" for w in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    out.print(
+        f"[yellow]{len(skipped)} window(s) not judged[/]: {shown}{more} — change with --window (e.g. all) or "
+        f"--min-window-rows N"
+    )
+
+
+def set_roles(settings: Settings, **flags: str | int | None) -> None:
+    """Flags given on the command line over amlops.yaml's `monitor.*` keys: a key set so also overrides the
+    schema's roles (amlops.job_inputs.column_roles)."""
+    for key, value in flags.items():
+        if value is not None:
+            setattr(settings.monitor, key, value)
 
 
 def _g(x: float | None) -> str:
@@ -106,6 +135,31 @@ def register(app: typer.Typer) -> None:
         open_report: Annotated[
             bool, typer.Option("--open", help="Open the HTML report in a browser")
         ] = False,
+        min_window_rows: Annotated[
+            int | None,
+            typer.Option(
+                "--min-window-rows",
+                min=1,
+                help="Windows with fewer rows are not judged; default: config (500)",
+            ),
+        ] = None,
+        id_column: Annotated[
+            str | None, typer.Option("--id-column", help="Row id column; default: the schema's id_column")
+        ] = None,
+        timestamp_column: Annotated[
+            str | None,
+            typer.Option(
+                "--timestamp-column", help="Column the windows follow; default: the schema's date_column"
+            ),
+        ] = None,
+        label_column: Annotated[
+            str | None,
+            typer.Option("--label-column", help="Label (actual) column; default: the schema's target"),
+        ] = None,
+        prediction_column: Annotated[
+            str | None,
+            typer.Option("--prediction-column", help="Model output column; default: config (prediction)"),
+        ] = None,
         pipeline: PipelineOption = None,
         as_json: JsonOption = False,
         fail_on_drift: Annotated[
@@ -124,6 +178,14 @@ def register(app: typer.Typer) -> None:
         from amlops.job_inputs import monitoring_inputs
 
         settings = load_settings()
+        set_roles(
+            settings,
+            id_column=id_column,
+            timestamp_column=timestamp_column,
+            label_column=label_column,
+            prediction_column=prediction_column,
+            min_window_rows=min_window_rows,
+        )
         if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
             raise UsageError(f"--out {out_dir}: is a file; give a folder for result.json and report.html")
         with machine_readable(as_json):

@@ -41,14 +41,30 @@ def register(app: typer.Typer) -> None:
         ] = None,
         target: TargetOption = Target.local,
         env: EnvOption = None,
+        id_column: Annotated[
+            str | None,
+            typer.Option(
+                "--id-column",
+                help="Row id column; default: the schema's id_column (ids are generated when the data has none)",
+            ),
+        ] = None,
+        prediction_column: Annotated[
+            str | None,
+            typer.Option(
+                "--prediction-column", help="Name of the added prediction column (default: prediction)"
+            ),
+        ] = None,
         pipeline: PipelineOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Score new data with the champion (batch): predictions carry the model version and scoring time."""
+        """Score new data with the champion (batch): predictions carry the row id, model version and scoring time."""
+        from amlops.commands.monitor import set_roles
         from amlops.config import load_settings
 
+        settings = load_settings()
+        set_roles(settings, id_column=id_column, prediction_column=prediction_column)
         with machine_readable(as_json):
-            document = _score(load_settings(), input_, model, model_version, out_dir, target, env, pipeline)
+            document = _score(settings, input_, model, model_version, out_dir, target, env, pipeline)
         if as_json:
             emit_json(document)
 

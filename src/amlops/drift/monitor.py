@@ -656,7 +656,9 @@ class Monitor:
             "data_quality_findings": findings,
             "performance": performance,
         }
-        verdict["summary"] = _summary(verdict)
+        verdict["summary"] = _summary(verdict, windows, o)
+        if self.windows.kind != "all":
+            _overall_follows_verdict(overall, verdict)
         result = {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
@@ -929,12 +931,34 @@ def _categorical_distribution(ref: M.CategoricalReference, counts: np.ndarray) -
     }
 
 
-def _summary(verdict: dict[str, Any]) -> str:
+def _overall_follows_verdict(overall: dict[str, Any], verdict: dict[str, Any]) -> None:
+    """With windows, the verdict rests on the judged windows; the overall window keeps the pooled values (for
+    the distributions) but its drift flags say what the verdict says, so result.json never holds
+    `overall.drift_detected: true` beside `verdict.drift_detected: false`."""
+    drifted = verdict["drifted_features"]
+    overall["drift_detected"] = verdict["drift_detected"]
+    overall["drifted_features"] = list(drifted)
+    for name, feature in overall["features"].items():
+        feature["drifted"] = name in drifted
+    if overall.get("prediction_drift"):
+        overall["prediction_drift"]["drifted"] = verdict["prediction_drift"]
+
+
+def _summary(verdict: dict[str, Any], windows: list[dict[str, Any]], o: MonitorOptions) -> str:
     if verdict["status"] == "insufficient_data":
-        return "Not enough rows in any window to judge drift."
+        largest = max((w["row_count"] for w in windows), default=0)
+        total = sum(w["row_count"] for w in windows)
+        return (
+            f"Not judged: every {o.window} window is below the minimum ({largest:,} < {o.min_window_rows:,} "
+            f"rows in the largest). Use a longer window (--window all judges all {total:,} rows at once) or "
+            f"lower the minimum (--min-window-rows {max(largest, 1)}; monitor.min_window_rows in amlops.yaml)."
+        )
     if verdict["drift_detected"]:
         feats = verdict["drifted_features"]
         first = verdict["first_drifted_window"]
-        where = f" (first in window {first})" if first not in (None, "overall") else ""
-        return f"Drift detected in {len(feats)} feature(s): {', '.join(feats)}{where}."
+        if first in (None, "overall"):
+            return f"Drift detected in {len(feats)} feature(s): {', '.join(feats)}."
+        since = {f: next(w["window"] for w in windows if f in w["drifted_features"]) for f in feats}
+        named = ", ".join(f"{f} (from {since[f]})" for f in feats)
+        return f"Drift detected in {len(feats)} feature(s): {named}."
     return "No drift detected."

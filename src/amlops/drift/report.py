@@ -21,10 +21,13 @@ from amlops.drift.result import (
     QualityEntry,
     Verdict,
     WindowResult,
+    not_judged,
 )
 
-MAX_DISTRIBUTION_PLOTS = 12
+MAX_DISTRIBUTION_PLOTS = 60
 MAX_TREND_PLOTS = 8
+# The metric names and default thresholds follow this page (also cited in amlops.drift.metrics).
+AML_MONITORING_DOC = "https://learn.microsoft.com/azure/machine-learning/how-to-monitor-model-performance"
 _REF_COLOR = "#6b7280"
 _CUR_COLOR = "#2563eb"
 _BAD = "#dc2626"
@@ -73,6 +76,7 @@ def render_html(result: MonitorResult | Mapping[str, Any]) -> str:
         f"{_int(result.current.row_count)} · reference rows {_int(result.reference.row_count)} · "
         f"window <code>{_e(result.settings.window)}</code></div>",
         _verdict(v, overall, windows),
+        _next_steps(result),
         _feature_table(result),
     ]
     if windows:
@@ -82,6 +86,7 @@ def render_html(result: MonitorResult | Mapping[str, Any]) -> str:
     if windows and any(w.performance for w in windows):
         parts.append(_performance_section(windows))
     parts.append(_footer(result))
+    parts.append(_definitions())
     parts.append("</main></body></html>")
     return "\n".join(parts)
 
@@ -97,14 +102,21 @@ def _verdict_title(v: Verdict) -> str:
 
 def _verdict(v: Verdict, overall: WindowResult, windows: list[WindowResult]) -> str:
     n_features = len(overall.features)
+    judged = v.evaluated_window_count > 0 or (not windows and overall.judged)
     cards = [
         ("Drifted features", f"{len(v.drifted_features)} / {n_features}"),
-        ("Drifted windows", f"{v.drifted_window_count} / {v.evaluated_window_count}"),
+        ("Drifted windows", f"{v.drifted_window_count} / {v.evaluated_window_count} judged"),
         ("First drifted window", v.first_drifted_window or "—"),
-        ("Data-quality findings", str(len(v.data_quality_findings))),
+        ("Data-quality findings", f"{len(v.data_quality_findings)} in {_quality_features(v)} feature(s)"),
         (
             "Prediction drift",
-            "yes" if v.prediction_drift else ("no" if overall.prediction_drift else "n/a"),
+            "n/a"
+            if not overall.prediction_drift
+            else "not judged"
+            if not judged
+            else "yes"
+            if v.prediction_drift
+            else "no",
         ),
     ]
     perf = v.performance
@@ -135,6 +147,7 @@ def _feature_table(result: MonitorResult) -> str:
     head += ["Null rate", "Out-of-bounds", "Reference → current"]
     if importance:
         head.append("Importance")
+    judged = evaluated > 0 if windows else overall.judged
     rows = []
     missing = " <span class=muted>(missing)</span>"
     for name, f in overall.features.items():
@@ -148,8 +161,8 @@ def _feature_table(result: MonitorResult) -> str:
         cells = [
             f"<td class='l'>{_e(name)}{missing if f.missing_column else ''}</td>",
             f"<td class='l'>{_e(f.type)}</td>",
-            f"<td class='l'>{_badge(f.drifted)}</td>",
-            f"<td class='l'>{_e(f.deciding_metric)}</td>",
+            f"<td class='l'>{_badge(f.drifted if judged else None)}</td>",
+            f"<td class='l'>{_metric_link(f.deciding_metric)}</td>",
             f"<td>{_fmt(dec.value)}</td>",
             f"<td>{_fmt(dec.threshold)}</td>",
         ]
@@ -171,16 +184,23 @@ def _feature_table(result: MonitorResult) -> str:
     if pred:
         dec = pred.deciding
         pred_html = (
-            f"<p>Prediction drift (model output vs the reference's {_e(pred.reference_role)}): "
-            f"{_badge(pred.drifted)} {_e(pred.deciding_metric)} = {_fmt(dec.value)} "
-            f"(threshold {_fmt(dec.threshold)}).</p>"
+            f"<p id='prediction-drift'>Prediction drift (model output vs the reference's "
+            f"{_e(pred.reference_role)}): {_badge(pred.drifted if judged else None)} "
+            f"{_metric_link(pred.deciding_metric)} = {_fmt(dec.value)} (threshold {_fmt(dec.threshold)}).</p>"
         )
     header = "".join(
         f"<th class='l'>{_e(h)}</th>" if i < 4 else f"<th>{_e(h)}</th>" for i, h in enumerate(head)
     )
     return (
-        "<h2>Features, most drifted first</h2><p class='muted'>Whole current data against the reference. "
-        "A feature is drifted when its deciding metric crosses the threshold.</p>"
+        "<h2>Features, most drifted first</h2><p class='muted'>"
+        + (
+            "Values: the whole current data against the reference. Drifted: the feature crossed its threshold "
+            "in at least one judged window (the verdict)."
+            if windows
+            else "The whole current data against the reference. A feature is drifted when its deciding metric "
+            "crosses the threshold."
+        )
+        + "</p>"
         f"<div class='scroll'><table id='features'><thead><tr>{header}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>{pred_html}"
     )
@@ -208,7 +228,7 @@ def _trend_section(result: MonitorResult) -> str:
         body.append(f"<tr><td class='l'>{_e(name)}</td>{''.join(cells)}</tr>")
     legend = "".join(
         f"<tr><td>{i + 1}</td><td class='l'>{_e(w.window)}</td><td>{_int(w.row_count)}</td>"
-        f"<td class='l'>{_e(w.status)}</td>"
+        f"<td class='l'>{_e(_window_status(w, result.settings.min_window_rows))}</td>"
         f"<td class='l'>{_e(', '.join(w.drifted_features) or '—')}</td></tr>"
         for i, w in enumerate(windows)
     )
@@ -229,7 +249,8 @@ def _trend_section(result: MonitorResult) -> str:
         plots.append(
             f"<figure data-plot='trend' data-feature='{_e(name)}'>"
             f"<figcaption>{_e(name)} — {_e(metric or '')} "
-            f"per window</figcaption>{_line_svg(xs, ys, thr, _is_p_value(metric))}</figure>"
+            f"per window</figcaption>{_line_svg(xs, ys, thr, _is_p_value(metric), level_label='threshold')}"
+            "</figure>"
         )
     return (
         "<h2>Drift over time</h2><p class='muted'>Each cell is one window; colour is the deciding metric "
@@ -245,20 +266,18 @@ def _trend_section(result: MonitorResult) -> str:
 
 def _distribution_section(result: MonitorResult) -> str:
     overall = result.overall
-    names = [n for n, f in overall.features.items() if f.drifted]
-    title = "Distributions of the drifted features"
-    if not names:
-        names = list(overall.features)[:4]
-        title = "Distributions of the features closest to their threshold"
+    names = list(overall.features)  # most drifted first
+    title = "Distributions: reference vs current, every feature"
     figs = []
     for name in names[:MAX_DISTRIBUTION_PLOTS]:
         d = overall.features[name].distribution
         if d is None:
             continue
         svg = _numeric_svg(d) if isinstance(d, NumericDistribution) else _categorical_svg(d)
+        mark = " " + _badge(True) if overall.features[name].drifted else ""
         figs.append(
-            f"<figure data-plot='distribution' data-feature='{_e(name)}'><figcaption>{_e(name)}</figcaption>"
-            f"{svg}</figure>"
+            f"<figure data-plot='distribution' data-feature='{_e(name)}'><figcaption>{_e(name)}{mark}"
+            f"</figcaption>{svg}</figure>"
         )
     pred = overall.prediction_drift
     if pred and isinstance(pred.distribution, NumericDistribution):
@@ -271,61 +290,189 @@ def _distribution_section(result: MonitorResult) -> str:
         f"<div class='legend'><span><i class='sw' style='background:{_REF_COLOR}'></i>reference</span>"
         f"<span><i class='sw' style='background:{_CUR_COLOR}'></i>current</span></div>"
     )
-    return f"<h2>{_e(title)}</h2>{legend}<div class='grid'>{''.join(figs)}</div>"
+    more = (
+        f"<p class='muted'>{len(names) - MAX_DISTRIBUTION_PLOTS} more features in result.json.</p>"
+        if len(names) > MAX_DISTRIBUTION_PLOTS
+        else ""
+    )
+    return f"<h2 id='distributions'>{_e(title)}</h2>{legend}<div class='grid'>{''.join(figs)}</div>{more}"
+
+
+def _quality_features(v: Verdict) -> int:
+    return len({f.feature for f in v.data_quality_findings})
 
 
 def _quality_section(v: Verdict) -> str:
+    """Findings grouped per feature and metric: how many windows, the worst rate and where, the reference."""
     findings = v.data_quality_findings
     if not findings:
         return (
-            "<h2>Data quality</h2><p>No data-quality findings (nulls, type errors, out-of-range values).</p>"
+            "<h2 id='quality'>Data quality</h2><p>No data-quality findings (nulls, type errors, out-of-range "
+            "values).</p>"
         )
-    rows = "".join(
-        f"<tr><td class='l'>{_e(f.window)}</td><td class='l'>{_e(f.feature)}</td>"
-        f"<td class='l'>{_e(f.metric)}"
-        f"</td><td>{_pct(f.value)}</td><td>{_pct(f.reference)}</td><td>{_pct(f.threshold)}</td></tr>"
-        for f in findings[:500]
-    )
-    more = f"<p class='muted'>{len(findings) - 500} more in result.json.</p>" if len(findings) > 500 else ""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for f in findings:
+        groups.setdefault((f.feature, f.metric), []).append(f)
+    rows = []
+    for (feature, metric), items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        worst = max(items, key=lambda f: f.value if f.value is not None else -1.0)
+        windows = ", ".join(_e(f.window) for f in items)
+        rows.append(
+            f"<tr data-feature='{_e(feature)}'><td class='l'>{_e(feature)}</td>"
+            f"<td class='l'>{_metric_link(metric)}</td><td>{len(items)}</td>"
+            f"<td>{_pct(worst.value)} <span class='muted'>({_e(worst.window)})</span></td>"
+            f"<td>{_pct(worst.reference)}</td><td>{_pct(worst.threshold)}</td>"
+            f"<td class='l'><details><summary>{len(items)} window(s)</summary>{windows}</details></td></tr>"
+        )
     return (
-        "<h2>Data quality</h2><p class='muted'>A finding when the rate in a window exceeds the reference's "
-        "rate "
-        "by more than the threshold.</p><table id='quality'><thead><tr><th class='l'>Window</th>"
-        "<th class='l'>Feature</th><th class='l'>Metric</th><th>Rate</th><th>Reference</th>"
-        "<th>Threshold</th></tr>"
-        f"</thead><tbody>{rows}</tbody></table>{more}"
+        "<h2 id='quality'>Data quality</h2><p class='muted'>A finding when a window's rate exceeds the "
+        f"reference's rate by more than the threshold: {len(findings)} finding(s) in {len(groups)} "
+        "feature/metric pair(s).</p><table id='quality-table'><thead><tr><th class='l'>Feature</th>"
+        "<th class='l'>Metric</th><th>Windows</th><th>Worst rate</th><th>Reference</th><th>Threshold</th>"
+        f"<th class='l'>Where</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
 
 def _performance_section(windows: list[WindowResult]) -> str:
+    """Error per window against the model's own holdout error (the level it was accepted at)."""
     xs = [w.window for w in windows if w.performance]
+    reference = next(
+        (w.performance.reference for w in windows if w.performance and w.performance.reference), None
+    )
     figs = []
     for metric in ("mae", "rmse", "mape"):
         ys = [getattr(w.performance, metric) for w in windows if w.performance]
+        level = (reference or {}).get(metric)
         figs.append(
-            f"<figure data-plot='performance'><figcaption>{metric.upper()} per window</figcaption>"
-            f"{_line_svg(xs, ys, None)}</figure>"
+            f"<figure data-plot='performance' data-metric='{metric}'><figcaption>{metric.upper()} per window"
+            f"</figcaption>{_line_svg(xs, ys, level, level_label='holdout', level_is_threshold=False)}</figure>"
         )
-    return f"<h2>Model performance (labelled rows)</h2><div class='grid'>{''.join(figs)}</div>"
+    note = (
+        "The dashed line is the model's error on its own holdout at training time."
+        if reference
+        else "No holdout error was stored with the model: no reference level."
+    )
+    return (
+        "<h2 id='performance'>Model performance (labelled rows)</h2>"
+        f"<p class='muted'>{note}</p><div class='grid'>{''.join(figs)}</div>"
+    )
+
+
+def _window_status(w: WindowResult, min_rows: int) -> str:
+    return "judged" if w.judged else not_judged(w.row_count, min_rows)
+
+
+def _next_steps(result: MonitorResult) -> str:
+    """What the retrain policy would decide on these windows (default policy settings) and what to do next."""
+    v = result.verdict
+    s = result.settings
+    items: list[str] = []
+    if v.status == "insufficient_data":
+        items.append(
+            f"No window had {_int(s.min_window_rows)} rows, so nothing was judged. Monitor a longer window "
+            "(<code>--window all</code> or <code>weekly</code> instead of <code>daily</code>) or lower the "
+            "minimum (<code>--min-window-rows</code>, <code>monitor.min_window_rows</code>)."
+        )
+    decision = _policy_decision(result)
+    if decision is not None:
+        action = "retrain" if decision.retrain else "no retrain"
+        reasons = "".join(f"<li>{_e(r)}</li>" for r in decision.reasons)
+        items.append(
+            f"The retrain policy (<code>amlops loop</code>, default settings) would decide: <b>{action}</b>."
+            f"<ul>{reasons}</ul>"
+        )
+    if v.drifted_features:
+        first = {
+            f: next((w.window for w in result.windows if f in w.drifted_features), "overall")
+            for f in v.drifted_features
+        }
+        listed = ", ".join(f"<b>{_e(f)}</b> (from {_e(first[f])})" for f in v.drifted_features)
+        items.append(
+            f"Drifted: {listed}. Compare their <a href='#distributions'>distributions</a>; a feature that "
+            "drifts with the season or the calendar is expected, one that changed its meaning (new "
+            "categories, a unit change, a broken feed) is not. Check <a href='#quality'>data quality</a> first."
+        )
+    if v.performance and v.performance.count:
+        items.append(
+            "Labels have arrived: the <a href='#performance'>error per window</a> against the holdout level "
+            "tells whether the drift costs accuracy — the policy trusts it over the drift flags."
+        )
+    if not items:
+        items.append("Nothing to do: no drift, no data-quality finding.")
+    return (
+        "<h2 id='next'>What to do next</h2><ul id='next-steps'>"
+        + "".join(f"<li>{i}</li>" for i in items)
+        + "</ul>"
+    )
+
+
+def _policy_decision(result: MonitorResult) -> Any:
+    """The default policy's decision on the result's windows, or None when there are none to decide on."""
+    from datetime import UTC, datetime
+
+    from amlops.config import PolicySettings
+    from amlops.drift.policy import WindowSignal, decide
+
+    windows = result.windows or ([result.overall] if result.overall.judged else [])
+    if not windows:
+        return None
+    signals = [
+        WindowSignal(
+            window=w.window,
+            rows=w.row_count if w.judged else 0,
+            drifted_features=tuple(w.drifted_features),
+            mae=w.performance.mae if w.performance else None,
+            wape=getattr(w.performance, "wape", None) if w.performance else None,
+        )
+        for w in windows
+    ]
+    reference = next(
+        (w.performance.reference for w in windows if w.performance and w.performance.reference), {}
+    )
+    metadata = result.reference.metadata or {}
+    return decide(
+        signals,
+        PolicySettings(),
+        model_version=None,
+        importance=metadata.get("feature_importance") or None,
+        baseline_mae=(reference or {}).get("mae"),
+        baseline_wape=(reference or {}).get("wape"),
+        now=datetime.now(UTC),
+    )
+
+
+def _metric_link(name: str) -> str:
+    return f"<a href='#metric-{_e(name)}'>{_e(name)}</a>"
 
 
 def _footer(result: MonitorResult) -> str:
     s = result.settings
     items = "".join(f"<li><code>{_e(k)}</code>: {_fmt(v)}</li>" for k, v in s.thresholds.items())
-    definitions = "".join(
-        f"<dt><code>{_e(m.name)}</code> ({_e(m.label)}; drift {'below' if m.p_value else 'above'} the "
-        f"threshold)</dt><dd>{_e(m.definition)}</dd>"
-        for m in M.DRIFT_METRICS
-    ) + "".join(f"<dt><code>{_e(q.name)}</code></dt><dd>{_e(q.definition)}</dd>" for q in M.QUALITY_METRICS)
     return (
-        "<h2>Settings</h2>"
-        f"<p>Deciding metrics: numeric <code>{_e(s.numeric_metric)}</code>, categorical "
-        f"<code>{_e(s.categorical_metric)}</code>. Windows with fewer than "
-        f"{_int(s.min_window_rows)} rows are reported but not judged. p-value metrics flag drift "
-        "below their threshold, all others above.</p>"
+        "<h2 id='settings'>Settings</h2>"
+        f"<p>Deciding metrics: numeric {_metric_link(s.numeric_metric)}, categorical "
+        f"{_metric_link(s.categorical_metric)}. Windows with fewer than {_int(s.min_window_rows)} rows are "
+        "reported but not judged. p-value metrics flag drift below their threshold, all others above.</p>"
         f"<details><summary>Thresholds</summary><ul>{items}</ul></details>"
-        f"<details><summary>Metric definitions</summary><dl>{definitions}</dl></details>"
-        "<p class='muted'>More in docs/monitor.md. Generated by amlops.</p>"
+    )
+
+
+def _definitions() -> str:
+    """Every metric's definition, each with an anchor the tables link to (shown, not folded: a link into a
+    closed <details> lands on nothing)."""
+    drift = "".join(
+        f"<dt id='metric-{_e(m.name)}'><code>{_e(m.name)}</code> ({_e(m.label)}; drift "
+        f"{'below' if m.p_value else 'above'} the threshold)</dt><dd>{_e(m.definition)}</dd>"
+        for m in M.DRIFT_METRICS
+    )
+    quality = "".join(
+        f"<dt id='metric-{_e(q.name)}'><code>{_e(q.name)}</code></dt><dd>{_e(q.definition)}</dd>"
+        for q in M.QUALITY_METRICS
+    )
+    return (
+        f"<section id='definitions'><h2>Metric definitions</h2><dl>{drift}{quality}</dl>"
+        f"<p class='muted'>The names and defaults are Azure ML model monitoring's (<a href='{AML_MONITORING_DOC}'>"
+        "Azure ML: model monitoring</a>). Generated by amlops.</p></section>"
     )
 
 
@@ -341,7 +488,7 @@ def _numeric_svg(d: NumericDistribution) -> str:
         return "<p class='muted'>no values</p>"
     below, above = d.current_below, d.current_above
     if d.discrete:
-        labels = [_fmt(e) for e in edges[:-1]]
+        labels = [f"{e:.3g}" for e in edges[:-1]]
         if below:
             labels, ref, cur = ["<min", *labels], [0.0, *ref], [below, *cur]
         if above:
@@ -351,7 +498,7 @@ def _numeric_svg(d: NumericDistribution) -> str:
     span = (hi - lo) or 1.0
     side = 34
     plot_w = _W - _PAD_L - _PAD_R - 2 * side
-    top = max([*ref, *cur, below, above, 1e-12])
+    top = _nice_top(max([*ref, *cur, below, above, 1e-12]))
 
     def sx(x: float) -> float:
         return _PAD_L + side + (x - lo) / span * plot_w
@@ -359,7 +506,8 @@ def _numeric_svg(d: NumericDistribution) -> str:
     def sy(val: float) -> float:
         return _H - _PAD_B - val / top * (_H - _PAD_B - _PAD_T)
 
-    out = [_svg_open()]
+    share_fmt = _share_format(top)
+    out = [_svg_open(), _y_axis(top, _PAD_L, share_fmt)]
     for shares, color in ((ref, _REF_COLOR), (cur, _CUR_COLOR)):
         for a, b, val in zip(edges[:-1], edges[1:], shares, strict=False):
             x0, x1 = sx(a), sx(b)
@@ -393,9 +541,8 @@ def _numeric_svg(d: NumericDistribution) -> str:
                 f"<text x='{x + (side - 8) / 2:.1f}' y='{max(_H - _PAD_B - h - 3, _PAD_T + 8):.1f}' "
                 f"font-size='9' text-anchor='middle' fill='{_BAD}'>{share:.1%}</text>"
             )
-    out.append(
-        _axes(_fmt(lo), _fmt(hi), f"share (max {top:.1%})", left_x=_PAD_L + side, right_x=_W - _PAD_R - side)
-    )
+    ticks = _nice_ticks(lo, hi)
+    out.append(_x_labels([(sx(t), _fmt(t)) for t in ticks]))
     out.append("</svg>")
     return "".join(out)
 
@@ -405,11 +552,13 @@ def _categorical_svg(d: CategoricalDistribution) -> str:
     n = len(cats)
     if n == 0:
         return "<p class='muted'>no values</p>"
-    top = max([*ref, *cur, 1e-12])
+    top = _nice_top(max([*ref, *cur, 1e-12]))
     plot_w = _W - _PAD_L - _PAD_R
     group = plot_w / n
     bar = max(group * 0.38, 1.0)
-    out = [_svg_open()]
+    # As many labels as fit (about 8 characters each); every bar keeps its name in its tooltip.
+    labelled = set(_tick_indices(n, most=max(2, int(plot_w // 44))))
+    out = [_svg_open(), _y_axis(top, _PAD_L, _share_format(top))]
     for i, (name, r, c) in enumerate(zip(cats, ref, cur, strict=False)):
         x = _PAD_L + i * group + group * 0.1
         for j, (val, color) in enumerate(((r, _REF_COLOR), (c, _CUR_COLOR))):
@@ -419,38 +568,51 @@ def _categorical_svg(d: CategoricalDistribution) -> str:
                 f"fill='{color}'><title>{_e(name)}: {'reference' if j == 0 else 'current'} {val:.1%}</title>"
                 "</rect>"
             )
+        if i not in labelled:
+            continue
         label = name if len(name) <= 8 else name[:7] + "…"
         out.append(
             f"<text x='{x + bar:.1f}' y='{_H - _PAD_B + 12}' font-size='9' text-anchor='middle'>{_e(label)}"
             "</text>"
         )
-    out.append(_axes("", "", "share"))
     out.append("</svg>")
     return "".join(out)
 
 
 def _line_svg(
-    xs: list[str], ys: list[float | None], threshold: float | None, below_is_bad: bool = False
+    xs: list[str],
+    ys: list[float | None],
+    threshold: float | None,
+    below_is_bad: bool = False,
+    *,
+    level_label: str = "threshold",
+    level_is_threshold: bool = True,
 ) -> str:
-    """A metric per window; points on the drift side of the threshold (below it for a p-value) in red."""
+    """A value per window with a y-axis and a dashed level line: the drift threshold (points on its drift side,
+    below it for a p-value, in red) or a reference level such as the holdout error (drawn, not judged)."""
     vals = [y for y in ys if y is not None and math.isfinite(y)]
     if not vals:
         return "<p class='muted'>no values</p>"
-    top = max([*vals, threshold or 0.0]) * 1.1 or 1.0
+    level = threshold if threshold is not None and math.isfinite(threshold) else None
+    top = _nice_top(max([*vals, level or 0.0]) * 1.05)
     n = len(xs)
-    plot_w = _W - _PAD_L - _PAD_R
+    left = _PAD_L + 14
+    plot_w = _W - left - _PAD_R
 
     def sx(i: int) -> float:
-        return _PAD_L + (i / (n - 1) if n > 1 else 0.5) * plot_w
+        return left + (i / (n - 1) if n > 1 else 0.5) * plot_w
 
     def sy(val: float) -> float:
         return _H - _PAD_B - val / top * (_H - _PAD_B - _PAD_T)
 
-    out = [_svg_open()]
-    if threshold is not None and math.isfinite(threshold) and threshold <= top:
+    out = [_svg_open(), _y_axis(top, left, lambda v: _fmt(v))]
+    if level is not None:
+        color = _BAD if level_is_threshold else _REF_COLOR
         out.append(
-            f"<line x1='{_PAD_L}' x2='{_W - _PAD_R}' y1='{sy(threshold):.1f}' y2='{sy(threshold):.1f}' "
-            f"stroke='{_BAD}' stroke-dasharray='4 3'><title>threshold {threshold:g}</title></line>"
+            f"<line x1='{left}' x2='{_W - _PAD_R}' y1='{sy(level):.1f}' y2='{sy(level):.1f}' stroke='{color}' "
+            f"stroke-dasharray='4 3'><title>{_e(level_label)} {_fmt(level)}</title></line>"
+            f"<text x='{_W - _PAD_R}' y='{sy(level) - 3:.1f}' font-size='9' text-anchor='end' fill='{color}'>"
+            f"{_e(level_label)} {_fmt(level)}</text>"
         )
     pts = [(sx(i), sy(y), xs[i], y) for i, y in enumerate(ys) if y is not None and math.isfinite(y)]
     out.append(
@@ -458,31 +620,83 @@ def _line_svg(
         f"stroke='{_CUR_COLOR}' stroke-width='1.8'/>"
     )
     for x, y, label, val in pts:
-        bad = threshold is not None and (val < threshold if below_is_bad else val > threshold)
+        bad = level_is_threshold and level is not None and (val < level if below_is_bad else val > level)
         color = _BAD if bad else _CUR_COLOR
         out.append(
             f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.6' fill='{color}'><title>{_e(label)}: {_fmt(val)}"
             "</title></circle>"
         )
-    first, last = (xs[0], xs[-1]) if xs else ("", "")
-    out.append(_axes(first, last, f"max {_fmt(top / 1.1)}", left_x=_PAD_L + 22, right_x=_W - _PAD_R - 22))
+    out.append(_x_labels([(sx(i), _short(xs[i], i)) for i in _tick_indices(n)]))
     out.append("</svg>")
     return "".join(out)
 
 
+def _share_format(top: float) -> Any:
+    return (lambda v: f"{v:.0%}") if top >= 0.05 else (lambda v: f"{v:.1%}")
+
+
+def _tick_indices(n: int, most: int = 5) -> list[int]:
+    """First, last and evenly spaced windows between: at most `most` labels, never overlapping."""
+    if n <= most:
+        return list(range(n))
+    step = (n - 1) / (most - 1)
+    return sorted({round(i * step) for i in range(most)})
+
+
+def _nice_top(x: float) -> float:
+    """The smallest 1/2/2.5/5 x 10^k at or above x: round axis ends people can read."""
+    if x <= 0 or not math.isfinite(x):
+        return 1.0
+    exp = math.floor(math.log10(x))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if m * 10**exp >= x * 0.999:
+            return m * 10**exp
+    return 10.0 ** (exp + 1)
+
+
+def _nice_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round tick values inside [lo, hi] (at most `most`)."""
+    span = hi - lo
+    if span <= 0 or not math.isfinite(span):
+        return [lo]
+    raw = span / (most - 1)
+    exp = math.floor(math.log10(raw))
+    step = next(m * 10**exp for m in (1, 2, 2.5, 5, 10) if m * 10**exp >= raw)
+    first = math.ceil(lo / step) * step
+    ticks = []
+    t = first
+    while t <= hi + step * 1e-9:
+        ticks.append(round(t, 10))
+        t += step
+    return ticks
+
+
+def _y_axis(top: float, left: float, fmt: Any) -> str:
+    """The y-axis with three labelled ticks (0, half, top) and light grid lines."""
+    y0 = _H - _PAD_B
+    out = [f"<line x1='{left}' x2='{left}' y1='{_PAD_T}' y2='{y0}' stroke='#9ca3af'/>"]
+    for frac in (0.0, 0.5, 1.0):
+        y = y0 - frac * (y0 - _PAD_T)
+        out.append(
+            f"<line x1='{left}' x2='{_W - _PAD_R}' y1='{y:.1f}' y2='{y:.1f}' stroke='#eef0f3'/>"
+            f"<text x='{left - 3}' y='{y + 3:.1f}' font-size='9' text-anchor='end' fill='#374151'>"
+            f"{_e(fmt(top * frac))}</text>"
+        )
+    out.append(f"<line x1='{left}' x2='{_W - _PAD_R}' y1='{y0}' y2='{y0}' stroke='#9ca3af'/>")
+    return "".join(out)
+
+
+def _x_labels(ticks: list[tuple[float, str]]) -> str:
+    return "".join(
+        f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{_H - _PAD_B}' y2='{_H - _PAD_B + 3}' stroke='#9ca3af'/>"
+        f"<text x='{x:.1f}' y='{_H - _PAD_B + 13}' font-size='9' text-anchor='middle' fill='#374151'>"
+        f"{_e(label)}</text>"
+        for x, label in ticks
+    )
+
+
 def _svg_open() -> str:
     return f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {_W} {_H}' width='100%' role='img'>"
-
-
-def _axes(left: str, right: str, ylabel: str, left_x: float = _PAD_L, right_x: float = _W - _PAD_R) -> str:
-    y0 = _H - _PAD_B
-    return (
-        f"<line x1='{_PAD_L}' x2='{_W - _PAD_R}' y1='{y0}' y2='{y0}' stroke='#9ca3af'/>"
-        f"<line x1='{_PAD_L}' x2='{_PAD_L}' y1='{_PAD_T}' y2='{y0}' stroke='#9ca3af'/>"
-        f"<text x='{left_x}' y='{_H - 4}' font-size='10' text-anchor='middle'>{_e(left)}</text>"
-        f"<text x='{right_x}' y='{_H - 4}' font-size='10' text-anchor='middle'>{_e(right)}</text>"
-        f"<text x='4' y='{_PAD_T + 2}' font-size='9' fill='#6b7280'>{_e(ylabel)}</text>"
-    )
 
 
 # ------------------------------------------------------------------------------------------ formatting

@@ -184,6 +184,11 @@ class WindowResult(_Record):
         return self.status == "ok"
 
 
+def not_judged(row_count: int, min_rows: int) -> str:
+    """How a window below the minimum reads everywhere (CLI, report): never "ok"."""
+    return f"not judged ({row_count:,} < {min_rows:,} rows)"
+
+
 class Verdict(_Record):
     status: Status
     drift_detected: bool

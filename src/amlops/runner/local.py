@@ -46,6 +46,7 @@ from amlops.runner.plan import (
     build_plan,
     render_primitive,
 )
+from amlops.runner.progress import step_progress
 from amlops.runner.remote import check_http_input
 
 LOG_TAIL_LINES = 25
@@ -374,12 +375,14 @@ class LocalRunner:
                 start_new_session=True,
             )
             timer = _Deadline(proc, step.timeout)
+            live = step_progress(out, label, log_path, enabled=not (self.quiet or self.stream_logs))
             try:
                 if self.stream_logs and proc.stdout is not None:
                     for line in proc.stdout:
                         log.write(line)
                         out.print(f"  [dim]{step.name} |[/] {line.rstrip()}", markup=True, highlight=False)
-                code = proc.wait()
+                with live:
+                    code = proc.wait()
             except KeyboardInterrupt:
                 _stop_group(proc)
                 raise

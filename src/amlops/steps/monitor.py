@@ -237,9 +237,21 @@ def log_to_mlflow(result: MonitorResult, out: Path) -> None:
 
     mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", "amlops-monitor"))
     active = mlflow.active_run()
-    run = active or mlflow.start_run(run_name="monitor")
+    from amlops.tracking import run_name, run_note, start_run_args
+
+    v = result.verdict
+    note = run_note(
+        f"Monitor: {v.status.replace('_', ' ')}: {v.summary}",
+        {
+            "windows judged": f"{v.evaluated_window_count} of {v.window_count or 1}",
+            "rows": result.current.row_count,
+        },
+    )
+    name = run_name(
+        f"monitor {v.status.replace('_', ' ')}", pipeline_run=os.environ.get("AZUREML_RUN_ID", "")
+    )
+    run = active or mlflow.start_run(**start_run_args(name, note))  # type: ignore[arg-type]
     try:
-        v = result.verdict
         mlflow.set_tags(
             {
                 "amlops.step": "monitor",

@@ -313,11 +313,7 @@ def check_schema(
 ) -> None:
     """Raise ScoreInputError (file, column, reason) unless a file with this Arrow schema can be scored."""
     names = set(schema.names)
-    if options.id_column and options.id_column not in names:
-        raise ScoreInputError(
-            f"{where}: column {options.id_column!r} is missing: it is the row id each prediction is traced "
-            "to (set another with --id-column)"
-        )
+    # A file without the id column gets generated ids (with_ids): not an error.
     for col in model.columns:
         if col.name not in names:
             if col.required:
@@ -698,8 +694,24 @@ def score_file(path: Path, model: Model, options: Options, output_dir: Path, roo
         "amlops.scored_at": scored_at.isoformat(),
     }
     plain = [options.id_column] if options.id_column else []
-    write_atomic(with_predictions(table, schema, pred, options, scored_at), target, metadata, plain)
+    scored = with_predictions(table, schema, pred, options, scored_at)
+    if options.id_column and options.id_column not in table.column_names:
+        scored = with_ids(scored, options.id_column, output_name(path, root).with_suffix("").as_posix())
+        metadata["amlops.generated_ids"] = options.id_column
+        print(
+            f"{path.name}: no {options.id_column!r} column: generated ids '<file>:<row>' into the predictions "
+            "(join late labels on them)",
+            flush=True,
+        )
+    write_atomic(scored, target, metadata, plain)
     return FileResult(path, target, table.num_rows, options.model_version)
+
+
+def with_ids(table: pa.Table, id_column: str, source: str) -> pa.Table:
+    """Prepend `<source>:<row>` ids (row numbers from 0 in file order). The same file scored again gets the same
+    ids, so labels that arrive later join the predictions through the id the predictions carry."""
+    ids = pa.array([f"{source}:{i}" for i in range(table.num_rows)], pa.string())
+    return table.add_column(0, id_column, ids)
 
 
 def score_files(

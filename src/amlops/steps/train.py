@@ -245,7 +245,27 @@ def train(
     git_commit = os.environ.get("AMLOPS_GIT_COMMIT", "unknown")
     pipeline_run_id = os.environ.get("AZUREML_ROOT_RUN_ID", "")
 
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory(prefix="amlops-model-") as tmp:
+    from amlops.tracking import run_name, run_note, start_run_args
+
+    name = run_name(
+        f"train on {schema.name}@{short_version(manifest['digest'])}",
+        pipeline_run=os.environ.get("AZUREML_RUN_ID", ""),
+    )
+    note = run_note(
+        f"Training on {len(train_df):,} rows ({manifest.get('date_min')} .. {train_end}), "
+        f"holdout {len(holdout_df):,} rows",
+        {
+            "holdout MAE": f"{metrics.get('holdout_mae', float('nan')):.4g}",
+            "data": data_uri or manifest.get("data_uri", ""),
+            "data digest": manifest["digest"],
+            "git commit": git_commit,
+            "the registered version": "see the Models tab (the version's source run is this run)",
+        },
+    )
+    with (
+        mlflow.start_run(**start_run_args(name, note)) as run,  # type: ignore[arg-type]
+        tempfile.TemporaryDirectory(prefix="amlops-model-") as tmp,
+    ):
         mlflow.set_tags(
             {
                 "data.digest": manifest["digest"],
