@@ -158,6 +158,7 @@ def run_demo(
     import pandas as pd
 
     from amlops.data.generate import GeneratorConfig, generate
+    from amlops.job_inputs import column_roles
     from amlops.loop import (
         champion,
         evaluate_policy,
@@ -196,8 +197,8 @@ def run_demo(
     week_no = ((full["date"] - pd.Timestamp(cfg.start)).dt.days // 7).to_numpy()
     full_path = data_dir / "demand.parquet"
     full.to_parquet(full_path, index=False)
-    label = settings.monitor.label_column
-    id_col = settings.monitor.id_column
+    roles = column_roles(settings)
+    label, id_col = roles["label_column"], roles["id_column"]
 
     train_path = data_dir / "initial_training.parquet"
     full[week_no < cfg.train_weeks].to_parquet(train_path, index=False)

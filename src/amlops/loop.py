@@ -20,7 +20,7 @@ from amlops.config import Settings
 from amlops.drift.policy import Decision, WindowSignal, decide
 from amlops.drift.result import MonitorResult
 from amlops.errors import UsageError, UserError
-from amlops.job_inputs import Target, monitoring_inputs, training_inputs
+from amlops.job_inputs import Target, column_roles, monitoring_inputs, training_inputs
 from amlops.monitoring import MonitorRun, read_importance
 from amlops.retrain import LedgerStore, TriggerResult, last_retrain_at, record_decision, store_for, trigger
 
@@ -105,12 +105,13 @@ def retrain_dataset(
 
     frames = []
     recent = read_table(history)
-    dates = pd.to_datetime(recent[settings.monitor.timestamp_column])
+    roles = column_roles(settings)
+    dates = pd.to_datetime(recent[roles["timestamp_column"]])
     start = pd.Timestamp(until) - pd.Timedelta(days=settings.policy.retrain_window_days)
     frames.append(recent[(dates > start) & (dates <= pd.Timestamp(until))])
     if original is not None and settings.policy.include_original_data:
         frames.append(read_table(original))
-    data = pd.concat(frames, ignore_index=True).drop_duplicates(subset=[settings.monitor.id_column])
+    data = pd.concat(frames, ignore_index=True).drop_duplicates(subset=[roles["id_column"]])
     if data.empty:
         raise UserError(
             f"{history}: no labelled rows in the {settings.policy.retrain_window_days} days to {until}"

@@ -98,13 +98,13 @@ def download_model(settings: Settings, client: Any, name: str, version: str) -> 
 def precheck(data: Path, model_dir: Path, version: str, settings: Settings) -> None:
     """Fail before starting the pipeline when the input does not fit the model (Parquet footers, CSV headers;
     the step itself checks CSV values too)."""
+    from amlops.job_inputs import column_roles
     from amlops.steps import score
 
+    roles = column_roles(settings)
     try:
         model = score.load_model(model_dir)
-        options = score.resolve_options(
-            model, version, settings.monitor.id_column, settings.monitor.prediction_column
-        )
+        options = score.resolve_options(model, version, roles["id_column"], roles["prediction_column"])
         score.check_inputs(
             score.data_files(data), model, options, data if data.is_dir() else None, parse_csv=False
         )
