@@ -61,6 +61,12 @@ class WeekRow:
     mae: float | None
     action: str
     after_change: bool
+    # The monitor's label-free estimate of the week's MAE (before its labels would arrive), its 95 % interval,
+    # and whether the estimate alone would have alarmed (amlops.drift.policy.estimated_alarm).
+    estimated_mae: float | None = None
+    estimated_low: float | None = None
+    estimated_high: float | None = None
+    estimated_alarm: bool = False
 
 
 @dataclass
@@ -297,6 +303,7 @@ def run_demo(
                     }
                 )
         row = WeekRow(
+            **estimate_columns(window, settings),
             week=k + 1,
             start=cfg.week_start(k).isoformat(),
             champion=f"v{served}",
@@ -329,6 +336,24 @@ def run_demo(
     )
     result.plot = str(plot_timeline(result, cfg, folder / "error_over_time.png"))
     return result
+
+
+def estimate_columns(window: WindowResult | None, settings: Settings) -> dict[str, Any]:
+    """The week's estimated error (what the monitor says before labels) and whether it alone would alarm."""
+    from amlops.drift.policy import estimated_alarm
+    from amlops.loop import estimate_signal
+
+    est = window.estimated_performance if window is not None else None
+    if window is None or est is None or est.mae is None:
+        return {}
+    signal = WindowSignal(window=window.window, rows=window.row_count, **estimate_signal(window))
+    alarm, _ = estimated_alarm(signal, settings.policy)
+    return {
+        "estimated_mae": est.mae,
+        "estimated_low": est.mae_low,
+        "estimated_high": est.mae_high,
+        "estimated_alarm": bool(alarm and window.judged),
+    }
 
 
 def summary(result: DemoResult, cfg: DemoConfig) -> dict[str, float | None]:
