@@ -19,7 +19,7 @@ What this module does beyond NannyML's DLE:
 - **Speed**: a HistGradientBoostingRegressor (histogram trees, native categories and missing values, already in
   the environment; NannyML's LightGBM is not) with few small trees. One nanny pair (absolute error) serves both
   metrics: the expected squared error is a second isotonic map of the same output (fitted out of fold), so the
-  trees are walked once per row. Large windows are subsampled (FULL_ROWS, then 1 in STRIDE, weighted), and the
+  trees are walked once per row. Large windows are subsampled (FULL_ROWS, then thinning, weighted), and the
   monitor keeps a handful of sums per window, so the estimate streams and merges like the reference profile.
 
 The fitted estimator is stored in the model folder beside reference_profile.json: `error_estimator.pkl` (the
@@ -48,10 +48,10 @@ FORMAT_VERSION = 1
 Z = 1.96  # two-sided 95 % interval
 MIN_ROWS = 200  # fewer labelled rows than this cannot say where the model errs
 MAX_CATEGORIES = 250
-# Per window the first FULL_ROWS rows are estimated one by one, later ones 1 in STRIDE (weighted by STRIDE): the
-# mean of a large window needs no million tree walks, and the subsampling error enters the interval.
-FULL_ROWS = 1024
-STRIDE = 64
+# Per window the first FULL_ROWS rows are estimated one by one; after that the row at position p is taken with
+# rate FULL_ROWS / p (weight p / FULL_ROWS), so a window of n rows costs ~FULL_ROWS * (1 + ln(n / FULL_ROWS)) tree
+# walks (1M rows: ~27k) and the weights change smoothly; the subsampling error enters the interval.
+FULL_ROWS = 4096
 NANNY_PARAMS: dict[str, Any] = {
     # Poisson loss: the target is a non-negative loss whose conditional mean is what we need; its log link
     # keeps estimates positive and lets error scale with the demand level multiplicatively.
@@ -334,7 +334,6 @@ class EstimateSums:
     def __init__(self) -> None:
         self.sums: dict[str, np.ndarray] = {k: np.zeros(0) for k in _SUMS}
         self.seen = np.zeros(0, dtype=np.int64)  # rows met per window (whether estimated or not)
-        self.position = 0  # rows met overall: the stride runs on it, independent of values
 
     def _ensure(self, n: int) -> None:
         have = len(self.seen)
@@ -345,24 +344,35 @@ class EstimateSums:
             self.seen = np.concatenate([self.seen, np.zeros(grow, dtype=np.int64)])
 
     def sample(self, n: int, local: np.ndarray | None, glob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rows to estimate, their weights): every row of a window that has met fewer than FULL_ROWS rows when
-        the chunk starts, else 1 in STRIDE by position in the stream."""
+        """(rows of the chunk to estimate, their weights), chosen by position in the window only (never by
+        value): the first FULL_ROWS rows, then a thinning at rate FULL_ROWS / position."""
         self._ensure(int(glob.max()) + 1)
-        start = self.position
-        self.position += n
-        full_window = self.seen[glob] < FULL_ROWS
+        groups: list[tuple[int, np.ndarray]]
         if local is None:
-            self.seen[glob[0]] += n
-            if full_window[0]:
-                return np.arange(n), np.ones(n)
-            first = (-start) % STRIDE
-            take = np.arange(first, n, STRIDE)
-            return take, np.full(len(take), float(STRIDE))
-        self.seen[glob] += np.bincount(local, minlength=len(glob))
-        full_row = full_window[local]
-        strided = (np.arange(start, start + n) % STRIDE) == 0
-        take = np.flatnonzero(full_row | strided)
-        return take, np.where(full_row[take], 1.0, float(STRIDE))
+            groups = [(int(glob[0]), np.arange(n))]
+        elif len(glob) <= 64:
+            groups = [(int(g), np.flatnonzero(local == j)) for j, g in enumerate(glob)]
+        else:  # many windows in one chunk (daily windows over years): one sort instead of a pass per window
+            order = np.argsort(local, kind="stable")
+            bounds = np.searchsorted(local[order], np.arange(len(glob) + 1))
+            groups = [(int(g), order[bounds[j] : bounds[j + 1]]) for j, g in enumerate(glob)]
+        takes, weights = [], []
+        for g, idx in groups:
+            if len(idx) == 0:
+                continue
+            pos = self.seen[g] + np.arange(len(idx), dtype=np.float64)
+            self.seen[g] += len(idx)
+            # Expected count up to p is FULL·(1 + ln(p / FULL)); a row is taken where it passes an integer.
+            later = np.maximum(pos, FULL_ROWS)
+            ticks = np.floor(FULL_ROWS * np.log(later + 1.0)) > np.floor(FULL_ROWS * np.log(later))
+            keep = (pos < FULL_ROWS) | ticks
+            takes.append(idx[keep])
+            weights.append(np.where(pos[keep] < FULL_ROWS, 1.0, (pos[keep] + 1.0) / FULL_ROWS))
+        if not takes:
+            return np.zeros(0, np.intp), np.zeros(0)
+        take = np.concatenate(takes)
+        order = np.argsort(take, kind="stable")
+        return take[order], np.concatenate(weights)[order]
 
     def add(
         self,
