@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from amlops.drift import metrics as M
+from amlops.drift.report_estimate import estimate_section
 from amlops.drift.result import (
     CategoricalDistribution,
     FeatureResult,
@@ -81,6 +82,7 @@ def render_html(result: MonitorResult | Mapping[str, Any]) -> str:
     parts.append(_quality_section(v))
     if windows and any(w.performance for w in windows):
         parts.append(_performance_section(windows))
+    parts.append(estimate_section(result))
     parts.append(_footer(result))
     parts.append("</main></body></html>")
     return "\n".join(parts)
