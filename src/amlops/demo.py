@@ -346,7 +346,13 @@ def estimate_columns(window: WindowResult | None, settings: Settings) -> dict[st
     est = window.estimated_performance if window is not None else None
     if window is None or est is None or est.mae is None:
         return {}
-    signal = WindowSignal(window=window.window, rows=window.row_count, **estimate_signal(window))
+    rise = estimate_signal(window)
+    signal = WindowSignal(
+        window=window.window,
+        rows=window.row_count,
+        estimated_loss_low=rise.get("estimated_loss_low"),
+        estimated_loss=rise.get("estimated_loss"),
+    )
     alarm, _ = estimated_alarm(signal, settings.policy)
     return {
         "estimated_mae": est.mae,

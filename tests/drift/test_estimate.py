@@ -52,7 +52,9 @@ def check_tracks_the_error(estimate: Estimate, holdout_mae: float) -> list[tuple
         realized = float(np.mean(np.abs(y - pred)))
         est = estimate(X, pred)
         seen.append((realized, est))
-        assert est == pytest.approx(realized, rel=0.10), f"shift {shift}: estimated {est:.3f} vs {realized:.3f}"
+        assert est == pytest.approx(realized, rel=0.10), (
+            f"shift {shift}: estimated {est:.3f} vs {realized:.3f}"
+        )
     # The shifted windows are ones where a constant would be far off (else the check proves nothing).
     assert sum(abs(r / holdout_mae - 1) > 0.15 for r, _ in seen) >= 2
     return seen
@@ -157,7 +159,8 @@ def test_the_monitor_estimates_each_window_without_labels(estimator: E.ErrorEsti
         est = w.estimated_performance
         assert est is not None and est.count == 10_000
         assert est.mae == pytest.approx(real, rel=0.10)
-        assert est.mae_low is not None and est.mae_high is not None and est.mae_low < est.mae < est.mae_high
+        assert est.mae is not None and est.mae_low is not None and est.mae_high is not None
+        assert est.mae_low < est.mae < est.mae_high
         assert est.reference and est.reference["realized_mae"] == holdout_mae(estimator)
     assert result.overall.estimated_performance is not None
     # Stored and read back: the new fields survive, and a result without them still reads.
@@ -200,4 +203,3 @@ def test_subsampling_is_weighted(estimator: E.ErrorEstimator) -> None:
     unweighted_guess = (estimator.estimate_frame(X1, p1)["mae"] + only_shifted) / 2
     assert est["mae"] == pytest.approx(only_shifted, rel=0.05)
     assert abs(est["mae"] - unweighted_guess) > 0.1 * only_shifted
-

@@ -71,7 +71,9 @@ def test_the_report_shows_estimated_vs_measured(run: tuple[Path, pd.DataFrame]) 
     assert "Estimated performance" not in render_html(bare)
 
 
-def test_the_cli_table_lists_the_estimate(run: tuple[Path, pd.DataFrame], capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_table_lists_the_estimate(
+    run: tuple[Path, pd.DataFrame], capsys: pytest.CaptureFixture[str]
+) -> None:
     from amlops.commands.monitor import print_summary
     from amlops.drift.result import MonitorResult
 

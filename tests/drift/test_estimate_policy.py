@@ -14,10 +14,21 @@ POLICY = PolicySettings(drift_windows_n=2, drift_windows_m=3, min_rows=10, perfo
 REF = {"estimated_mae": 2.0, "mean_prediction": 10.0, "realized_mae": 2.0, "rows": 1000.0}
 
 
-def est(i: int, low: float | None, mid: float | None = None, **kw: object) -> WindowSignal:
+def est(
+    i: int,
+    low: float | None,
+    mid: float | None = None,
+    mae: float | None = None,
+    drifted_features: tuple[str, ...] = (),
+) -> WindowSignal:
     return WindowSignal(
-        window=f"w{i}", rows=100, estimated_loss_low=low, estimated_loss=mid if mid is not None else low, **kw
-    )  # type: ignore[arg-type]
+        window=f"w{i}",
+        rows=100,
+        drifted_features=drifted_features,
+        mae=mae,
+        estimated_loss_low=low,
+        estimated_loss=mid if mid is not None else low,
+    )
 
 
 def test_an_unlabelled_window_alarms_on_a_confident_estimated_rise() -> None:
@@ -73,7 +84,12 @@ def window(mae: float, low: float, mean_prediction: float, labelled: float | Non
         if labelled is None
         else Performance(count=500, mae=labelled, rmse=None, mape=None, wape=None),
         estimated_performance=EstimatedPerformance(
-            count=500, mae=mae, rmse=None, mae_low=low, mae_high=mae * 1.2, mean_prediction=mean_prediction,
+            count=500,
+            mae=mae,
+            rmse=None,
+            mae_low=low,
+            mae_high=mae * 1.2,
+            mean_prediction=mean_prediction,
             reference=REF,
         ),
     )
@@ -92,6 +108,6 @@ def test_loop_signals_carry_the_estimate() -> None:
     from amlops.drift.result import MonitorResult
 
     w = window(mae=3.0, low=2.8, mean_prediction=10.0)
-    result = MonitorResult.model_construct(windows=[w])
+    result = MonitorResult.model_construct(windows=[w])  # type: ignore[call-arg]
     [signal] = signals(result)
     assert signal.estimated_loss_low is not None and signal.estimated_loss_low > 0.2

@@ -146,7 +146,16 @@ def register(app: typer.Typer) -> None:
         # Outside a terminal rich assumes 80 columns; the timeline is wider and must not be folded.
         console = out if out.is_terminal else Console(width=150, highlight=False, soft_wrap=True)
         table = Table(title="amlops demo — one row per week", show_lines=False)
-        columns = ("week", "starts", "champion", "drifted features", "estimated", "measured", "policy", "action")
+        columns = (
+            "week",
+            "starts",
+            "champion",
+            "drifted features",
+            "estimated",
+            "measured",
+            "policy",
+            "action",
+        )
         for col in columns:
             table.add_column(
                 col, no_wrap=True, overflow="ellipsis", max_width=34 if col == "drifted features" else None

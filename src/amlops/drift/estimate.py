@@ -190,7 +190,7 @@ class ErrorEstimator:
             raise EstimatorError(f"{meta_path}: not an amlops error estimator of version {FORMAT_VERSION}")
         with storage.open_file(models_path) as fh:
             # The model folder is trusted as a whole: the model beside it is a pickle too.
-            models = pickle.loads(fh.read())  # noqa: S301
+            models = pickle.loads(fh.read())
         return cls(
             numeric=list(meta["numeric"]),
             categorical=list(meta["categorical"]),
@@ -414,7 +414,12 @@ class EstimateSums:
             self.sums[k][glob] += np.bincount(local, weights=v, minlength=len(glob))
 
     def update(
-        self, est: ErrorEstimator, batch: pa.RecordBatch | pa.Table, prediction: np.ndarray, local: Any, glob: Any
+        self,
+        est: ErrorEstimator,
+        batch: pa.RecordBatch | pa.Table,
+        prediction: np.ndarray,
+        local: Any,
+        glob: Any,
     ) -> None:
         """One chunk of the monitor's stream: sample, build the nanny's input for the sampled rows, add."""
         take, w = self.sample(len(prediction), local, glob)

@@ -11,9 +11,9 @@
 PATH is a Parquet/CSV file or a folder of them, local or abfs://. Writes DIR/result.json (schema in
 docs/monitor.md), DIR/report.html and, when the profile was built from --reference-data,
 DIR/reference_profile.json (and, when that reference holds the prediction and label columns, the error estimator
-fitted on it: DIR/error_estimator.json + .pkl). Logs metrics and both files to MLflow when MLFLOW_TRACKING_URI is set. `--window
-auto` is weekly when the timestamp column exists, else one window. Exit 0 whether drift was found or not; 1
-with one `error:` line on bad input.
+fitted on it: DIR/error_estimator.json + .pkl). Logs metrics and both files to MLflow when MLFLOW_TRACKING_URI
+is set. `--window auto` is weekly when the timestamp column exists, else one window. Exit 0 whether drift was
+found or not; 1 with one `error:` line on bad input.
 """
 
 from __future__ import annotations
@@ -172,7 +172,9 @@ def monitor(
         numeric_metric=numeric_metric or MonitorOptions.numeric_metric,
         categorical_metric=categorical_metric or MonitorOptions.categorical_metric,
     )
-    estimator = load_estimator(model_dir, reference_data, profile, prediction_column, label_column, out=output)
+    estimator = load_estimator(
+        model_dir, reference_data, profile, prediction_column, label_column, out=output
+    )
     result = run_monitor(current, profile, options, labels=label_series, extras=window_extras(estimator))
     result.current.source = current
     result.reference.source = reference_profile or reference_data or model_dir

@@ -6,9 +6,9 @@ MLflow.
 
 The most recent `holdout_days` days are kept out of training (the evaluate step scores them). The model
 folder (`--model`, an MLflow model) carries `reference_profile.json` (the training data's profile for
-monitoring) and `feature_importance.json` and the error estimator fitted on the holdout (`error_estimator.json` + `.pkl`: the
-monitor estimates MAE/RMSE before labels arrive), and is logged as the run's `model` artifact so registering it
-versions them together. `--run-info` gets `run_info.json` (MLflow run id, model source URI, metrics, the
+monitoring), `feature_importance.json` and the error estimator fitted on the holdout (`error_estimator.json` +
+`.pkl`: the monitor estimates MAE/RMSE before labels arrive), and is logged as the run's `model` artifact so
+registering it versions them together. `--run-info` gets `run_info.json` (MLflow run id, model source URI, metrics, the
 config that produced the model).
 """
 
