@@ -1010,3 +1010,28 @@ class _EstimateExtra(WindowExtra):
 def estimate_extra(estimator: Any) -> WindowExtra:
     """Per-window MAE/RMSE estimated without labels by a fitted `amlops.drift.estimate.ErrorEstimator`."""
     return _EstimateExtra(estimator)
+
+
+class _MultivariateExtra(WindowExtra):
+    key = "multivariate"
+
+    def __init__(self, pca: Any) -> None:
+        from amlops.drift.multivariate import MultivariateSums
+
+        self.pca = pca
+        self.sums = MultivariateSums()
+        self.columns = tuple(pca.numeric)
+
+    def update(self, mon: Monitor, batch: pa.RecordBatch | pa.Table, local: Any, glob: np.ndarray) -> None:
+        self.sums.update(self.pca, batch, local, glob)
+
+    def score(self, mon: Monitor, rows: Any) -> dict[str, Any] | None:
+        out: dict[str, Any] = self.sums.window(self.pca, rows)
+        if out["count"] < max(mon.options.min_window_rows, 1):
+            out["exceeded"] = False  # a window too small to judge is not judged on this either
+        return out
+
+
+def multivariate_extra(pca: Any) -> WindowExtra:
+    """Per-window PCA reconstruction error (`amlops.drift.multivariate.PCADrift`): joint-distribution drift."""
+    return _MultivariateExtra(pca)

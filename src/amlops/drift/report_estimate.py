@@ -13,7 +13,32 @@ _W, _H, _L, _B, _T, _R = 520, 200, 44, 30, 12, 10
 
 
 def estimate_section(result: MonitorResult) -> str:
-    """HTML for the section, or "" when no window carries an estimate."""
+    """HTML for the label-free sections (estimated error, multivariate drift); "" when there is neither."""
+    return _estimated(result) + _multivariate(result)
+
+
+def _multivariate(result: MonitorResult) -> str:
+    windows = [w for w in (result.windows or [result.overall]) if w.multivariate is not None]
+    if not windows:
+        return ""
+    rows = "".join(
+        f"<tr{' class=drift' if m.exceeded else ''}><td>{html.escape(w.window)}</td><td>{_n(m.count, 0)}</td>"
+        f"<td>{_n(m.value)}</td><td>{_n(m.reference)}</td><td>{_n(m.threshold)}</td>"
+        f"<td>{'drift' if m.exceeded else 'ok'}</td></tr>"
+        for w in windows
+        if (m := w.multivariate) is not None
+    )
+    return (
+        "<h2 id='multivariate'>Multivariate drift (PCA reconstruction error)</h2>"
+        "<p>The numeric features are projected on the reference's main components and back; a change in how "
+        "they move together raises the reconstruction error even when every column's own distribution holds. "
+        "Reported beside the per-feature drift; the verdict and the policy rest on the per-feature metrics.</p>"
+        "<table><thead><tr><th>window</th><th>rows</th><th>error</th><th>reference</th><th>alarm above</th>"
+        f"<th></th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _estimated(result: MonitorResult) -> str:
     windows = [w for w in (result.windows or [result.overall]) if w.estimated_performance is not None]
     if not windows:
         return ""

@@ -240,10 +240,39 @@ def load_estimator(
     return estimator
 
 
-def window_extras(estimator: Any) -> list[Any]:
-    from amlops.drift.monitor import estimate_extra
+def load_multivariate(
+    model_dir: str | None, reference_data: str | None, profile: Any, out: str | Path | None = None
+) -> Any:
+    """The multivariate-drift PCA stored with the model, or one fitted here on foreign reference data."""
+    from amlops.drift.multivariate import MultivariateError, PCADrift, fit_pca
 
-    return [estimate_extra(estimator)] if estimator is not None else []
+    if model_dir:
+        return PCADrift.load(model_dir)
+    if not reference_data:
+        return None
+    from amlops.drift.monitor import open_dataset
+
+    ds = open_dataset(reference_data)
+    numeric = [f for f in profile.numeric if f in ds.schema.names]
+    if len(numeric) < 2:
+        return None
+    df = ds.to_table(columns=numeric).to_pandas()
+    if len(df) > FIT_ROWS:
+        df = df.sample(FIT_ROWS, random_state=0)
+    try:
+        pca = fit_pca(df, numeric)
+    except MultivariateError:
+        return None
+    if out is not None:
+        pca.save(out)
+    return pca
+
+
+def window_extras(estimator: Any, pca: Any = None) -> list[Any]:
+    from amlops.drift.monitor import estimate_extra, multivariate_extra
+
+    extras = [estimate_extra(estimator)] if estimator is not None else []
+    return extras + ([multivariate_extra(pca)] if pca is not None else [])
 
 
 def pass_on_importance(model_dir: str, out: Path) -> None:

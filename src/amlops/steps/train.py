@@ -180,6 +180,16 @@ def fit_estimator(
         return None
 
 
+def save_multivariate(train_df: pd.DataFrame, numeric: list[str], seed: int, model_dir: Path) -> None:
+    """The PCA of the numeric features for multivariate drift (amlops.drift.multivariate), beside the profile."""
+    from amlops.drift.multivariate import MultivariateError, fit_pca
+
+    try:
+        fit_pca(train_df, numeric, seed=seed).save(model_dir)
+    except MultivariateError as exc:
+        print(f"train: no multivariate drift reference ({exc})", file=sys.stderr)
+
+
 def _save_model(
     pipeline: Any,
     folder: Path,
@@ -349,6 +359,7 @@ def train(
             },
         )
         profile.to_json(model_dir / PROFILE_FILE)
+        save_multivariate(train_df, numeric, seed, model_dir)
         if estimator is not None:
             estimator.save(model_dir)
             mlflow.log_metrics(
