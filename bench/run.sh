@@ -30,3 +30,7 @@ fi
 
 # 2. Scoring overhead: the batch scoring step vs the bare model.predict on the same 1M rows.
 .venv/bin/python bench/scoring_bench.py
+
+# 3. Error estimation before labels and multivariate drift: accuracy under covariate shift, interval coverage,
+#    false alarms vs the univariate metrics, cost added to the monitor at 1M rows.
+.venv/bin/python bench/estimate_bench.py
