@@ -12,7 +12,7 @@ Measured (targets from issue 18):
    the univariate metrics' at the same window size; a correlation flip (marginals unchanged) seen by it;
 3. cost: the monitor at 1M rows with and without the estimate (median of BENCH_RUNS): at most +25 %.
 
-Environment: BENCH_RUNS (3), BENCH_ROWS (1000000). Results: a table on stdout, bench/results/estimate-<time>.json.
+Environment: BENCH_RUNS (5), BENCH_ROWS (1000000). Results: a table on stdout, bench/results/estimate-<time>.json.
 """
 
 from __future__ import annotations
@@ -171,33 +171,43 @@ def cost(model: Any, est: Any, pca: Any, train: pd.DataFrame, rows: int, runs: i
     for window in ("all", "weekly-like 100000"):
         spec = "all" if window == "all" else "100000"
         options = MonitorOptions(window=spec, prediction_column="prediction")
-        times: dict[str, list[float]] = {"plain": [], "estimate": [], "multivariate": []}
+        # Interleaved runs, medians; CPU seconds (all threads) beside wall seconds: on a shared machine the wall
+        # clock moves with other load, the CPU time much less.
+        wall: dict[str, list[float]] = {"plain": [], "estimate": [], "multivariate": []}
+        cpu: dict[str, list[float]] = {"plain": [], "estimate": [], "multivariate": []}
         for _ in range(runs):
             for name, extras in (
                 ("plain", []),
                 ("estimate", [estimate_extra(est)]),
                 ("multivariate", [multivariate_extra(pca)]),
             ):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 run_monitor(str(path), profile, options, extras=extras)
-                times[name].append(time.perf_counter() - t)
-        med = {k: statistics.median(v) for k, v in times.items()}
+                wall[name].append(time.perf_counter() - t)
+                cpu[name].append(time.process_time() - c)
+        w = {k: statistics.median(v) for k, v in wall.items()}
+        c = {k: statistics.median(v) for k, v in cpu.items()}
         out.append(
             {
                 "rows": rows,
                 "window": window,
-                "monitor_s": med["plain"],
-                "with_estimate_s": med["estimate"],
-                "estimate_added": med["estimate"] / med["plain"] - 1,
-                "with_multivariate_s": med["multivariate"],
-                "multivariate_added": med["multivariate"] / med["plain"] - 1,
+                "monitor_s": w["plain"],
+                "with_estimate_s": w["estimate"],
+                "with_multivariate_s": w["multivariate"],
+                "monitor_cpu_s": c["plain"],
+                "with_estimate_cpu_s": c["estimate"],
+                "with_multivariate_cpu_s": c["multivariate"],
+                "estimate_added": w["estimate"] / w["plain"] - 1,
+                "estimate_added_cpu": c["estimate"] / c["plain"] - 1,
+                "multivariate_added": w["multivariate"] / w["plain"] - 1,
+                "multivariate_added_cpu": c["multivariate"] / c["plain"] - 1,
             }
         )
     return out
 
 
 def main() -> int:
-    runs = int(os.environ.get("BENCH_RUNS", "3"))
+    runs = int(os.environ.get("BENCH_RUNS", "5"))
     rows = int(os.environ.get("BENCH_ROWS", "1000000"))
     model, est, pca, train, fit_seconds = fit()
     acc = accuracy(model, est)

@@ -50,8 +50,9 @@ MIN_ROWS = 200  # fewer labelled rows than this cannot say where the model errs
 MAX_CATEGORIES = 250
 # Per window the first FULL_ROWS rows are estimated one by one; after that the row at position p is taken with
 # rate FULL_ROWS / p (weight p / FULL_ROWS), so a window of n rows costs ~FULL_ROWS * (1 + ln(n / FULL_ROWS)) tree
-# walks (1M rows: ~27k) and the weights change smoothly; the subsampling error enters the interval.
-FULL_ROWS = 4096
+# walks (1M rows: ~8k) and the weights change smoothly; the subsampling error enters the interval.
+FULL_ROWS = 1024
+BUFFER_ROWS = 65_536
 NANNY_PARAMS: dict[str, Any] = {
     # Poisson loss: the target is a non-negative loss whose conditional mean is what we need; its log link
     # keeps estimates positive and lets error scale with the demand level multiplicatively.
@@ -111,7 +112,12 @@ class ErrorEstimator:
 
     def predict_loss(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Calibrated per-row expected loss of each fold nanny: {"abs": (2, n), "sq": (2, n)}."""
-        raw = np.vstack([m.predict(X) for m in self.models])
+        from threadpoolctl import threadpool_limits
+
+        # One OpenMP thread: scikit-learn walks each tree in a parallel region, and for the few thousand rows
+        # of a chunk waking the threads costs more than the walk (5x here, worse on a busy machine).
+        with threadpool_limits(limits=1, user_api="openmp"):
+            raw = np.vstack([m.predict(X) for m in self.models])
         return {kind: np.maximum(cal.apply(raw), 0.0) for kind, cal in self.calibration.items()}
 
     def columns_from_frame(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -334,6 +340,8 @@ class EstimateSums:
     def __init__(self) -> None:
         self.sums: dict[str, np.ndarray] = {k: np.zeros(0) for k in _SUMS}
         self.seen = np.zeros(0, dtype=np.int64)  # rows met per window (whether estimated or not)
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending_rows = 0
 
     def _ensure(self, n: int) -> None:
         have = len(self.seen)
@@ -382,14 +390,28 @@ class EstimateSums:
         glob: np.ndarray,
         weights: np.ndarray | None = None,
     ) -> None:
-        """Add estimated rows (X already reduced to the sampled rows; `local` the sampled rows' windows)."""
+        """Queue estimated rows (X already reduced to the sampled rows; `local` the sampled rows' windows). The
+        nannies run when BUFFER_ROWS rows wait, or before a window is read: scikit-learn's per-tree cost is
+        per call, so fewer, larger calls are cheaper."""
+        w = np.ones(len(X)) if weights is None else weights
+        self._ensure(int(glob.max()) + 1)
+        rows_window = np.full(len(X), int(glob[0]), np.intp) if local is None else np.asarray(glob)[local]
+        self._pending.append((X, rows_window, w))
+        self._pending_rows += len(X)
+        if self._pending_rows >= BUFFER_ROWS:
+            self.flush(est)
+
+    def flush(self, est: ErrorEstimator) -> None:
+        if not self._pending:
+            return
+        X = np.concatenate([p[0] for p in self._pending])
+        g = np.concatenate([p[1] for p in self._pending])
+        w = np.concatenate([p[2] for p in self._pending])
+        self._pending, self._pending_rows = [], 0
         pred = X[:, -1]
-        w = np.ones(len(pred)) if weights is None else weights
         ok = np.isfinite(pred)
         if not ok.all():
-            X, pred, w = X[ok], pred[ok], w[ok]
-            local = local[ok] if local is not None else None
-        self._ensure(int(glob.max()) + 1)
+            X, pred, g, w = X[ok], pred[ok], g[ok], w[ok]
         if len(pred) == 0:
             return
         losses = est.predict_loss(X)
@@ -406,12 +428,9 @@ class EstimateSums:
             "v1": extra * a,
             "v2": extra * a * a,
         }
-        if local is None:
-            for k, v in values.items():
-                self.sums[k][glob[0]] += float(v.sum())
-            return
+        size = len(self.seen)
         for k, v in values.items():
-            self.sums[k][glob] += np.bincount(local, weights=v, minlength=len(glob))
+            self.sums[k] += np.bincount(g, weights=v, minlength=size)[:size]
 
     def update(
         self,
@@ -431,6 +450,7 @@ class EstimateSums:
 
     def window(self, est: ErrorEstimator, rows: Any) -> dict[str, Any]:
         """The estimate of the windows `rows` (an index, or an array of them: the overall window)."""
+        self.flush(est)
         s = {k: float(np.sum(v[rows])) if len(v) else 0.0 for k, v in self.sums.items()}
         n = float(np.sum(self.seen[rows])) if len(self.seen) else 0.0
         wsum = s["w"]

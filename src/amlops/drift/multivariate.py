@@ -51,19 +51,33 @@ class PCADrift:
     rows: int
 
     def errors(self, Z: np.ndarray) -> np.ndarray:
-        """Per-row reconstruction error of standardized rows (missing values sit at the mean)."""
-        V = np.asarray(self.components)
-        Z = np.where(np.isfinite(Z), Z, 0.0)
-        residual = Z - (Z @ V.T) @ V
-        return np.sqrt(np.einsum("ij,ij->i", residual, residual))
+        """Per-row reconstruction error of standardized rows (n x d; missing values sit at the mean)."""
+        return self.column_errors([Z[:, j] for j in range(Z.shape[1])])
 
-    def standardize(self, columns: dict[str, np.ndarray], n: int) -> np.ndarray:
-        Z = np.zeros((n, len(self.numeric)))
-        for j, name in enumerate(self.numeric):
-            values = columns.get(name)
-            if values is not None:
-                Z[:, j] = (values - self.mean[j]) / self.scale[j]
-        return Z
+    def column_errors(self, cols: list[np.ndarray]) -> np.ndarray:
+        """The same from standardized columns. Vector operations per component instead of a matrix product:
+        with d and k this small, BLAS's threads cost more than the arithmetic (10x here under load)."""
+        cols = [np.where(np.isfinite(c), c, 0.0) for c in cols]
+        V = np.asarray(self.components)
+        scores = []
+        for comp in V:
+            acc = np.zeros(len(cols[0]))
+            for j, c in enumerate(cols):
+                acc += comp[j] * c
+            scores.append(acc)
+        total = np.zeros(len(cols[0]))
+        for j, c in enumerate(cols):
+            r = c.copy()
+            for comp, sc in zip(V, scores, strict=True):
+                r -= comp[j] * sc
+            total += r * r
+        return np.sqrt(total)
+
+    def standardize(self, columns: dict[str, np.ndarray], n: int) -> list[np.ndarray]:
+        return [
+            (columns[name] - self.mean[j]) / self.scale[j] if name in columns else np.zeros(n)
+            for j, name in enumerate(self.numeric)
+        ]
 
     def threshold(self, n: int) -> float:
         return self.reference_error + max(
@@ -153,7 +167,7 @@ class MultivariateSums:
 
         names = set(batch.schema.names)
         columns = {c: numeric_values(batch.column(c))[0] for c in pca.numeric if c in names}
-        err = pca.errors(pca.standardize(columns, batch.num_rows))
+        err = pca.column_errors(pca.standardize(columns, batch.num_rows))
         need = int(glob.max()) + 1
         if len(self.total) < need:
             grow = max(need, 2 * len(self.total)) - len(self.total)
