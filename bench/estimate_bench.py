@@ -248,9 +248,10 @@ def main() -> int:
         )
     for c in cst:
         print(
-            f"cost at {c['rows']:,} rows, window {c['window']}: monitor {c['monitor_s']:.2f} s, with the estimate "
-            f"{c['with_estimate_s']:.2f} s ({c['estimate_added']:+.0%}, target <= +25 %), with multivariate "
-            f"{c['with_multivariate_s']:.2f} s ({c['multivariate_added']:+.0%})"
+            f"cost at {c['rows']:,} rows, window {c['window']}: monitor {c['monitor_s']:.2f} s wall / "
+            f"{c['monitor_cpu_s']:.2f} s CPU; with the estimate {c['estimate_added']:+.0%} wall / "
+            f"{c['estimate_added_cpu']:+.0%} CPU (target <= +25 %); with multivariate "
+            f"{c['multivariate_added']:+.0%} wall / {c['multivariate_added_cpu']:+.0%} CPU"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")

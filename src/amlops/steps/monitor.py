@@ -209,7 +209,11 @@ def load_estimator(
     from amlops.drift.estimate import ErrorEstimator, EstimatorError, fit_from_frame
 
     if model_dir:
-        return ErrorEstimator.load(model_dir)
+        try:
+            return ErrorEstimator.load(model_dir)
+        except Exception as exc:  # the estimate is optional: drift and measured error go on without it
+            print(f"monitor: the model's error estimator is unusable, no estimate ({exc})", file=sys.stderr)
+            return None
     if not reference_data or not prediction_column or not label_column:
         return None
     from amlops.drift.monitor import open_dataset
