@@ -49,8 +49,9 @@ Z = 1.96  # two-sided 95 % interval
 MIN_ROWS = 200  # fewer labelled rows than this cannot say where the model errs
 MAX_CATEGORIES = 250
 # Per window the first FULL_ROWS rows are estimated one by one; after that the row at position p is taken with
-# rate FULL_ROWS / p (weight p / FULL_ROWS), so a window of n rows costs ~FULL_ROWS * (1 + ln(n / FULL_ROWS)) tree
-# walks (1M rows: ~4.4k; 10 windows of 100k: ~32k) and the weights change smoothly; the subsampling error enters the interval.
+# rate FULL_ROWS / p (weight p / FULL_ROWS), so a window of n rows costs ~FULL_ROWS * (1 + ln(n / FULL_ROWS))
+# rows through the nannies (1M rows: ~4.4k; 10 windows of 100k: ~32k) and the weights change smoothly; the
+# subsampling error enters the interval.
 FULL_ROWS = 512
 BUFFER_ROWS = 65_536
 NANNY_PARAMS: dict[str, Any] = {
