@@ -64,12 +64,18 @@ def signals(result: MonitorResult) -> list[WindowSignal]:
     ]
 
 
+# Above this share of rows outside what the error estimator saw, its estimate is not used: it cannot know the
+# error there, and a flat estimate must not silence the drift alarm on exactly those rows.
+MAX_UNSUPPORTED_SHARE = 0.1
+
+
 def estimate_signal(window: WindowResult) -> dict[str, float | None]:
-    """The label-free estimate's rise for the policy (scale-free), when the monitor estimated the window."""
+    """The label-free estimate's rise for the policy (scale-free), when the monitor estimated the window and
+    most of its rows lie where the estimator was fitted."""
     from amlops.drift.estimate import relative_error
 
     est = window.estimated_performance
-    if est is None or est.mae is None:
+    if est is None or est.mae is None or (est.unsupported_share or 0.0) > MAX_UNSUPPORTED_SHARE:
         return {}
     return {
         "estimated_loss_low": relative_error(est, "mae_low"),

@@ -205,3 +205,14 @@ def test_subsampling_is_weighted(estimator: E.ErrorEstimator) -> None:
     unweighted_guess = (estimator.estimate_frame(X1, p1)["mae"] + only_shifted) / 2
     assert est["mae"] == pytest.approx(only_shifted, rel=0.05)
     assert abs(est["mae"] - unweighted_guess) > 0.1 * only_shifted
+
+
+def test_rows_outside_what_the_estimator_saw_are_counted(estimator: E.ErrorEstimator) -> None:
+    X, pred, _ = make(3_000, seed=11)
+    inside = estimator.estimate_frame(X, pred)
+    assert inside["unsupported_share"] < 0.01
+    X.loc[:999, "segment"] = "never-seen"
+    X.loc[1000:1499, "x1"] = 50.0  # far beyond the holdout's range
+    X.loc[1500:1599, "x2"] = np.nan  # missing is not unsupported
+    outside = estimator.estimate_frame(X, pred)
+    assert outside["unsupported_share"] == pytest.approx(1500 / 3000, abs=0.02)

@@ -68,7 +68,9 @@ def test_two_estimated_alarms_retrain_before_any_label() -> None:
     assert d.retrain and d.alarms == ["w2", "w3"]
 
 
-def window(mae: float, low: float, mean_prediction: float, labelled: float | None = None) -> WindowResult:
+def window(
+    mae: float, low: float, mean_prediction: float, labelled: float | None = None, unsupported: float = 0.0
+) -> WindowResult:
     return WindowResult(
         window="2025-W10",
         start="2025-03-03",
@@ -90,6 +92,7 @@ def window(mae: float, low: float, mean_prediction: float, labelled: float | Non
             mae_low=low,
             mae_high=mae * 1.2,
             mean_prediction=mean_prediction,
+            unsupported_share=unsupported,
             reference=REF,
         ),
     )
@@ -111,3 +114,13 @@ def test_loop_signals_carry_the_estimate() -> None:
     result = MonitorResult.model_construct(windows=[w])  # type: ignore[call-arg]
     [signal] = signals(result)
     assert signal.estimated_loss_low is not None and signal.estimated_loss_low > 0.2
+
+
+def test_an_estimate_of_rows_it_never_saw_is_not_used() -> None:
+    """A flat estimate over rows outside the estimator's range must not silence the drift alarm on them."""
+    outside = window(mae=2.0, low=1.8, mean_prediction=10.0, unsupported=0.4)
+    assert estimate_signal(outside) == {}
+    drifted = WindowSignal(window="w1", rows=100, drifted_features=("price",), **estimate_signal(outside))
+    assert window_alarm(drifted, POLICY, {"price": 1.0}, baseline_mae=2.0)[0]
+    inside = window(mae=2.0, low=1.8, mean_prediction=10.0, unsupported=0.02)
+    assert estimate_signal(inside)["estimated_loss"] == 0.0

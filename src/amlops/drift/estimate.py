@@ -95,6 +95,21 @@ class ErrorEstimator:
     reference: dict[str, float]  # realized and estimated MAE/RMSE on the holdout, mean prediction, rows
     sq_cv: float  # sd(e²) / mean(e²) on the holdout: the spread of the squared error, for the RMSE interval
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Numeric ranges the nannies saw ([min, max] on the holdout). A row outside them, or with a category they
+    # never saw, is *unsupported*: the estimate cannot know the model's error there (DLE's documented limit).
+    support: dict[str, list[float]] = field(default_factory=dict)
+
+    def unsupported(self, X: np.ndarray) -> np.ndarray:
+        """Per row of the nanny's input: outside the numeric ranges, or an unseen category (code -1)."""
+        out = np.zeros(len(X), dtype=bool)
+        for j, name in enumerate(self.numeric):
+            lo, hi = self.support.get(name, (-np.inf, np.inf))
+            col = X[:, j]
+            with np.errstate(invalid="ignore"):
+                out |= (col < lo) | (col > hi)
+        for j in range(len(self.numeric), len(self.numeric) + len(self.categorical)):
+            out |= X[:, j] == -1.0
+        return out
 
     @property
     def features(self) -> list[str]:
@@ -128,8 +143,12 @@ class ErrorEstimator:
                 cols[name] = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float64)
         for name in self.categorical:
             if name in df:
-                codes = pd.Categorical(df[name].astype("string"), categories=self.categories[name]).codes
-                cols[name] = np.where(codes >= 0, codes, np.nan).astype(np.float64)
+                values = df[name].astype("string")
+                codes = pd.Categorical(values, categories=self.categories[name]).codes
+                # Unseen: -1 (scikit-learn's trees treat negative categories as missing); null: NaN.
+                cols[name] = np.where(codes >= 0, codes, np.where(values.isna(), np.nan, -1.0)).astype(
+                    np.float64
+                )
         return cols
 
     def columns_from_batch(self, batch: pa.RecordBatch | pa.Table) -> dict[str, np.ndarray]:
@@ -148,10 +167,12 @@ class ErrorEstimator:
                 if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
                     column = pc.cast(column, pa.string())
                 idx = pc.index_in(column, value_set=pa.array(self.categories[name], pa.string()))
-                cols[name] = np.asarray(
-                    pc.fill_null(pc.cast(idx, pa.float64()), float("nan")).to_numpy(zero_copy_only=False),
+                codes = np.asarray(
+                    pc.fill_null(pc.cast(idx, pa.float64()), -1.0).to_numpy(zero_copy_only=False),
                     dtype=np.float64,
                 )
+                valid = np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), dtype=bool)
+                cols[name] = np.where(valid, codes, np.nan)
         return cols
 
     def estimate_frame(self, df: pd.DataFrame, prediction: np.ndarray) -> dict[str, Any]:
@@ -177,6 +198,7 @@ class ErrorEstimator:
             "reference": self.reference,
             "sq_cv": self.sq_cv,
             "metadata": self.metadata,
+            "support": self.support,
         }
         (folder / ESTIMATOR_FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         with (folder / ESTIMATOR_MODELS).open("wb") as fh:
@@ -207,6 +229,7 @@ class ErrorEstimator:
             reference={k: float(v) for k, v in meta["reference"].items()},
             sq_cv=float(meta["sq_cv"]),
             metadata=dict(meta.get("metadata") or {}),
+            support={k: [float(v[0]), float(v[1])] for k, v in (meta.get("support") or {}).items()},
         )
 
 
@@ -255,7 +278,13 @@ def fit_error_estimator(
         sq_cv=0.0,
         metadata=dict(metadata or {}),
     )
-    X = est.design(est.columns_from_frame(features), prediction)
+    columns = est.columns_from_frame(features)
+    est.support = {
+        name: [float(np.nanmin(columns[name])), float(np.nanmax(columns[name]))]
+        for name in est.numeric
+        if np.isfinite(columns[name]).any()
+    }
+    X = est.design(columns, prediction)
     err = np.abs(y - prediction)
     targets = {"abs": err, "sq": err * err}
     rng = np.random.default_rng(seed)
@@ -331,7 +360,7 @@ def fit_from_frame(
 # ---------------------------------------------------------------------------------------------- streaming
 # Per window: weight and weighted sums of each fold's estimated |e| and e², |prediction|, and for the subsampled
 # rows (weight w > 1) the sums that give the subsampling variance (Poisson-sampling approximation).
-_SUMS = ("w", "abs0", "abs1", "sq0", "sq1", "pred", "v0", "v1", "v2")
+_SUMS = ("w", "abs0", "abs1", "sq0", "sq1", "pred", "v0", "v1", "v2", "u")
 
 
 class EstimateSums:
@@ -428,6 +457,7 @@ class EstimateSums:
             "v0": extra,
             "v1": extra * a,
             "v2": extra * a * a,
+            "u": w * est.unsupported(X),
         }
         size = len(self.seen)
         for k, v in values.items():
@@ -477,6 +507,7 @@ class EstimateSums:
             "rmse_low": math.sqrt(max(mse - Z * mse_se, 0.0)),
             "rmse_high": math.sqrt(mse + Z * mse_se),
             "mean_prediction": s["pred"] / wsum,
+            "unsupported_share": s["u"] / wsum,
             "reference": ref,
         }
 

@@ -179,6 +179,7 @@ class EstimatedPerformance(_Record):
     rmse_low: float | None = None
     rmse_high: float | None = None
     mean_prediction: float | None = None
+    unsupported_share: float | None = None  # rows outside what the estimator saw (ranges, categories)
     reference: dict[str, float] | None = None
 
 
