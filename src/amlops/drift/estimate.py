@@ -367,7 +367,8 @@ class EstimateSums:
     """Per-window sums of the estimated losses; windows grow as the monitor meets them. Sums merge by addition
     (the same map/reduce shape as the profile's histograms)."""
 
-    def __init__(self) -> None:
+    def __init__(self, full_rows: int = FULL_ROWS) -> None:
+        self.full_rows = full_rows  # the multivariate metric samples with the same rule, more rows
         self.sums: dict[str, np.ndarray] = {k: np.zeros(0) for k in _SUMS}
         self.seen = np.zeros(0, dtype=np.int64)  # rows met per window (whether estimated or not)
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -383,7 +384,7 @@ class EstimateSums:
 
     def sample(self, n: int, local: np.ndarray | None, glob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows of the chunk to estimate, their weights), chosen by position in the window only (never by
-        value): the first FULL_ROWS rows, then a thinning at rate FULL_ROWS / position."""
+        value): the first `full_rows` rows, then a thinning at rate full_rows / position."""
         self._ensure(int(glob.max()) + 1)
         groups: list[tuple[int, np.ndarray]]
         if local is None:
@@ -398,14 +399,24 @@ class EstimateSums:
         for g, idx in groups:
             if len(idx) == 0:
                 continue
-            pos = self.seen[g] + np.arange(len(idx), dtype=np.float64)
-            self.seen[g] += len(idx)
-            # Expected count up to p is FULL·(1 + ln(p / FULL)); a row is taken where it passes an integer.
-            later = np.maximum(pos, FULL_ROWS)
-            ticks = np.floor(FULL_ROWS * np.log(later + 1.0)) > np.floor(FULL_ROWS * np.log(later))
-            keep = (pos < FULL_ROWS) | ticks
-            takes.append(idx[keep])
-            weights.append(np.where(pos[keep] < FULL_ROWS, 1.0, (pos[keep] + 1.0) / FULL_ROWS))
+            p0 = int(self.seen[g])
+            p1 = p0 + len(idx)
+            self.seen[g] = p1
+            n_full = max(min(p1, self.full_rows) - p0, 0)
+            takes.append(idx[:n_full])
+            weights.append(np.ones(n_full))
+            lo = max(p0, self.full_rows)
+            if p1 > lo:
+                # Expected count up to position p is FULL·(1 + ln(p / FULL)): the row at p is taken when that
+                # passes an integer t, i.e. p = ceil(e^(t/FULL)) - 1 — computed for the few t, not every row.
+                t = np.arange(
+                    math.floor(self.full_rows * math.log(lo)) + 1,
+                    math.floor(self.full_rows * math.log(p1)) + 1,
+                )
+                pos = np.unique(np.ceil(np.exp(t / self.full_rows)).astype(np.int64) - 1)
+                pos = pos[(pos >= lo) & (pos < p1)]
+                takes.append(idx[pos - p0])
+                weights.append((pos + 1.0) / self.full_rows)
         if not takes:
             return np.zeros(0, np.intp), np.zeros(0)
         take = np.concatenate(takes)

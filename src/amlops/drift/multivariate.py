@@ -80,7 +80,9 @@ class PCADrift:
             MIN_RISE * self.reference_error, Z_ALARM * self.reference_sd / math.sqrt(n)
         )
 
-    def judge(self, total: float, n: int) -> dict[str, Any]:
+    def judge(self, total: float, n: int, effective: float | None = None) -> dict[str, Any]:
+        """The window's verdict from its error total over n rows; `effective`: the sample size the mean rests on
+        (a thinned window), for the noise allowance."""
         if n <= 0:
             return {
                 "value": None,
@@ -90,7 +92,7 @@ class PCADrift:
                 "count": 0,
             }
         value = total / n
-        limit = self.threshold(n)
+        limit = self.threshold(max(int(effective if effective is not None else n), 1))
         return {
             "value": value,
             "reference": self.reference_error,
@@ -151,32 +153,43 @@ def fit_pca(df: pd.DataFrame, numeric: list[str], seed: int = 0) -> PCADrift:
     return pca
 
 
+SAMPLE_FULL_ROWS = 8192  # per window, rows scored one by one before thinning (the estimator's rule)
+
+
 class MultivariateSums:
-    """Per-window sums of the reconstruction error (mergeable by addition)."""
+    """Per-window weighted sums of the reconstruction error (mergeable by addition). A large window is scored
+    on a position-thinned sample (amlops.drift.estimate's rule, with more rows: a PCA row is cheap), weighted
+    back; its effective size decides how much rise is noise."""
 
     def __init__(self) -> None:
-        self.total = np.zeros(0)
-        self.count = np.zeros(0)
+        from amlops.drift.estimate import EstimateSums
+
+        self.sampler = EstimateSums(full_rows=SAMPLE_FULL_ROWS)
+        self.sums = {k: np.zeros(0) for k in ("w", "we", "ww")}
 
     def update(self, pca: PCADrift, batch: pa.RecordBatch | pa.Table, local: Any, glob: np.ndarray) -> None:
         from amlops.drift.profile import numeric_values
 
-        names = set(batch.schema.names)
-        columns = {c: numeric_values(batch.column(c))[0] for c in pca.numeric if c in names}
-        err = pca.column_errors(pca.standardize(columns, batch.num_rows))
-        need = int(glob.max()) + 1
-        if len(self.total) < need:
-            grow = max(need, 2 * len(self.total)) - len(self.total)
-            self.total = np.concatenate([self.total, np.zeros(grow)])
-            self.count = np.concatenate([self.count, np.zeros(grow)])
-        if local is None:
-            self.total[glob[0]] += float(err.sum())
-            self.count[glob[0]] += len(err)
+        take, w = self.sampler.sample(batch.num_rows, local, glob)
+        need = len(self.sampler.seen)
+        if len(self.sums["w"]) < need:
+            for k in self.sums:
+                self.sums[k] = np.concatenate([self.sums[k], np.zeros(need - len(self.sums[k]))])
+        if len(take) == 0:
             return
-        self.total[glob] += np.bincount(local, weights=err, minlength=len(glob))
-        self.count[glob] += np.bincount(local, minlength=len(glob))
+        names = set(batch.schema.names)
+        columns = {c: numeric_values(batch.column(c))[0][take] for c in pca.numeric if c in names}
+        err = pca.column_errors(pca.standardize(columns, len(take)))
+        g = np.full(len(take), int(glob[0]), np.intp) if local is None else np.asarray(glob)[local[take]]
+        for k, v in (("w", w), ("we", w * err), ("ww", w * w)):
+            self.sums[k] += np.bincount(g, weights=v, minlength=need)[:need]
 
     def window(self, pca: PCADrift, rows: Any) -> dict[str, Any]:
-        if not len(self.total):
+        if not len(self.sums["w"]):
             return pca.judge(0.0, 0)
-        return pca.judge(float(np.sum(self.total[rows])), int(np.sum(self.count[rows])))
+        w, we, ww = (float(np.sum(self.sums[k][rows])) for k in ("w", "we", "ww"))
+        count = int(np.sum(self.sampler.seen[rows]))
+        if w <= 0:
+            return pca.judge(0.0, 0)
+        out = pca.judge(we / w * count, count, effective=w * w / ww)
+        return out
