@@ -510,7 +510,7 @@ class Monitor:
         self._pool: ThreadPoolExecutor | None = None
         self._has_prediction = False
         self._has_label = False
-        self.extras: list[WindowExtra] = []  # label-free estimates riding on the same pass (see attach_*)
+        self.extras: list[WindowExtra] = []  # label-free estimates riding on the same pass (run_monitor)
 
     # -- streaming ---------------------------------------------------------------------------------------
     def columns_needed(self, available: Iterable[str]) -> list[str]:
