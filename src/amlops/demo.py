@@ -67,6 +67,7 @@ class WeekRow:
     estimated_low: float | None = None
     estimated_high: float | None = None
     estimated_alarm: bool = False
+    estimated_unsupported: float | None = None  # share of the week's rows outside what the estimator saw
 
 
 @dataclass
@@ -359,6 +360,7 @@ def estimate_columns(window: WindowResult | None, settings: Settings) -> dict[st
         "estimated_low": est.mae_low,
         "estimated_high": est.mae_high,
         "estimated_alarm": bool(alarm and window.judged),
+        "estimated_unsupported": est.unsupported_share,
     }
 
 

@@ -131,6 +131,7 @@ def register(app: typer.Typer) -> None:
 
         from amlops.config import load_settings
         from amlops.demo import DemoConfig, WeekRow, overrides_text, run_demo
+        from amlops.loop import MAX_UNSUPPORTED_SHARE
 
         base = load_settings()
         cfg = DemoConfig(
@@ -181,6 +182,8 @@ def register(app: typer.Typer) -> None:
                 estimated = "-"
                 if row.estimated_mae is not None:
                     estimated = f"{row.estimated_mae:.2f} ({row.estimated_low:.1f}–{row.estimated_high:.1f})"
+                    if (row.estimated_unsupported or 0.0) > MAX_UNSUPPORTED_SHARE:
+                        estimated += " ?"
                     if row.estimated_alarm:
                         estimated = f"[bold red]{estimated} ![/]"
                 change = " ◆" if row.week == cfg.change_week + 1 else ""
@@ -212,7 +215,8 @@ def register(app: typer.Typer) -> None:
         )
         out.print(
             "estimated = the week's MAE estimated without labels (95 % interval; ! = the estimate alone would "
-            "alarm); measured = from the late labels. The estimate follows covariate shift inside what the "
+            "alarm; ? = over 10 % of its rows lie outside what the estimator saw: the policy ignores it); "
+            "measured = from the late labels. The estimate follows covariate shift inside what the "
             "holdout covered; it cannot see errors in regions the model never saw (docs/monitor.md)"
         )
         out.print(
