@@ -34,3 +34,7 @@ fi
 # 3. Whole commands (issue 20): `amlops monitor` / `amlops run` / `amlops demo` / build_profile as a user waits
 #    for them, interleaved with BENCH_WHOLE_BASELINE (another source tree, e.g. a worktree of main) when set.
 .venv/bin/python bench/whole_bench.py
+
+# 4. Error estimation before labels and multivariate drift: accuracy under covariate shift, interval coverage,
+#    false alarms vs the univariate metrics, cost added to the monitor at 1M rows.
+.venv/bin/python bench/estimate_bench.py

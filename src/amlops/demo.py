@@ -62,6 +62,13 @@ class WeekRow:
     mae: float | None
     action: str
     after_change: bool
+    # The monitor's label-free estimate of the week's MAE (before its labels would arrive), its 95 % interval,
+    # and whether the estimate alone would have alarmed (amlops.drift.policy.estimated_alarm).
+    estimated_mae: float | None = None
+    estimated_low: float | None = None
+    estimated_high: float | None = None
+    estimated_alarm: bool = False
+    estimated_unsupported: float | None = None  # share of the week's rows outside what the estimator saw
 
 
 @dataclass
@@ -304,6 +311,7 @@ def run_demo(
                     }
                 )
         row = WeekRow(
+            **estimate_columns(window, settings),
             week=k + 1,
             start=cfg.week_start(k).isoformat(),
             champion=f"v{served}",
@@ -336,6 +344,31 @@ def run_demo(
     )
     result.plot = str(plot_timeline(result, cfg, folder / "error_over_time.png"))
     return result
+
+
+def estimate_columns(window: WindowResult | None, settings: Settings) -> dict[str, Any]:
+    """The week's estimated error (what the monitor says before labels) and whether it alone would alarm."""
+    from amlops.drift.policy import estimated_alarm
+    from amlops.loop import estimate_signal
+
+    est = window.estimated_performance if window is not None else None
+    if window is None or est is None or est.mae is None:
+        return {}
+    rise = estimate_signal(window)
+    signal = WindowSignal(
+        window=window.window,
+        rows=window.row_count,
+        estimated_loss_low=rise.get("estimated_loss_low"),
+        estimated_loss=rise.get("estimated_loss"),
+    )
+    alarm, _ = estimated_alarm(signal, settings.policy)
+    return {
+        "estimated_mae": est.mae,
+        "estimated_low": est.mae_low,
+        "estimated_high": est.mae_high,
+        "estimated_alarm": bool(alarm and window.judged),
+        "estimated_unsupported": est.unsupported_share,
+    }
 
 
 def summary(result: DemoResult, cfg: DemoConfig) -> dict[str, float | None]:

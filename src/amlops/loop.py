@@ -18,7 +18,7 @@ from typing import Any
 
 from amlops.config import Settings
 from amlops.drift.policy import Decision, WindowSignal, decide
-from amlops.drift.result import MonitorResult
+from amlops.drift.result import MonitorResult, WindowResult
 from amlops.errors import UsageError, UserError
 from amlops.job_inputs import Target, column_roles, monitoring_inputs, training_inputs
 from amlops.monitoring import MonitorRun, read_importance
@@ -58,9 +58,29 @@ def signals(result: MonitorResult) -> list[WindowSignal]:
             drifted_features=tuple(w.drifted_features),
             mae=w.performance.mae if w.performance else None,
             wape=w.performance.wape if w.performance else None,
+            **estimate_signal(w),
         )
         for w in result.windows
     ]
+
+
+# Above this share of rows outside what the error estimator saw, its estimate is not used: it cannot know the
+# error there, and a flat estimate must not silence the drift alarm on exactly those rows.
+MAX_UNSUPPORTED_SHARE = 0.1
+
+
+def estimate_signal(window: WindowResult) -> dict[str, float | None]:
+    """The label-free estimate's rise for the policy (scale-free), when the monitor estimated the window and
+    most of its rows lie where the estimator was fitted."""
+    from amlops.drift.estimate import relative_error
+
+    est = window.estimated_performance
+    if est is None or est.mae is None or (est.unsupported_share or 0.0) > MAX_UNSUPPORTED_SHARE:
+        return {}
+    return {
+        "estimated_loss_low": relative_error(est, "mae_low"),
+        "estimated_loss": relative_error(est, "mae"),
+    }
 
 
 def baseline(result: MonitorResult, metric: str) -> float | None:

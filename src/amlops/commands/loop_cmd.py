@@ -131,6 +131,7 @@ def register(app: typer.Typer) -> None:
 
         from amlops.config import load_settings
         from amlops.demo import DemoConfig, WeekRow, overrides_text, run_demo
+        from amlops.loop import MAX_UNSUPPORTED_SHARE
 
         base = load_settings()
         cfg = DemoConfig(
@@ -146,7 +147,17 @@ def register(app: typer.Typer) -> None:
         # Outside a terminal rich assumes 80 columns; the timeline is wider and must not be folded.
         console = out if out.is_terminal else Console(width=150, highlight=False, soft_wrap=True)
         table = Table(title="amlops demo — one row per week", show_lines=False)
-        for col in ("week", "starts", "champion", "drifted features", "MAE", "policy", "action"):
+        columns = (
+            "week",
+            "starts",
+            "champion",
+            "drifted features",
+            "estimated",
+            "measured",
+            "policy",
+            "action",
+        )
+        for col in columns:
             table.add_column(
                 col, no_wrap=True, overflow="ellipsis", max_width=34 if col == "drifted features" else None
             )
@@ -168,6 +179,13 @@ def register(app: typer.Typer) -> None:
             def on_week(row: WeekRow) -> None:
                 progress.advance(task)
                 mae = f"{row.mae:.2f}" if row.mae is not None else "-"
+                estimated = "-"
+                if row.estimated_mae is not None:
+                    estimated = f"{row.estimated_mae:.2f} ({row.estimated_low:.1f}–{row.estimated_high:.1f})"
+                    if (row.estimated_unsupported or 0.0) > MAX_UNSUPPORTED_SHARE:
+                        estimated += " ?"
+                    if row.estimated_alarm:
+                        estimated = f"[bold red]{estimated} ![/]"
                 change = " ◆" if row.week == cfg.change_week + 1 else ""
                 verdict = "[bold red]ALARM[/]" if row.verdict == "ALARM" else row.verdict
                 action = f"[bold green]{row.action}[/]" if "promoted" in row.action else row.action
@@ -176,6 +194,7 @@ def register(app: typer.Typer) -> None:
                     row.start + change,
                     row.champion,
                     ", ".join(row.drifted_features) or "-",
+                    estimated,
                     mae,
                     verdict,
                     action,
@@ -193,6 +212,12 @@ def register(app: typer.Typer) -> None:
         out.print(
             "policy: ALARM = the window counts toward a retrain (labels show the error up more than "
             "30 % vs the champion's holdout WAPE); drift the model copes with (seasons) stays ok"
+        )
+        out.print(
+            "estimated = the week's MAE estimated without labels (95 % interval; ! = the estimate alone would "
+            "alarm; ? = over 10 % of its rows lie outside what the estimator saw: the policy ignores it); "
+            "measured = from the late labels. The estimate follows covariate shift inside what the "
+            "holdout covered; it cannot see errors in regions the model never saw (docs/monitor.md)"
         )
         out.print(
             f"mean weekly MAE: before the change {fmt(means['mae_before_change'])} · after it, old model "

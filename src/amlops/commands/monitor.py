@@ -75,6 +75,24 @@ def print_summary(result: MonitorResult, report: Path) -> None:
         out.print(
             f"performance on {perf.count:,} labelled rows: MAE {_g(perf.mae)} · RMSE {_g(perf.rmse)} · MAPE {mape}"
         )
+    estimated = [w for w in (windows or [overall]) if w.estimated_performance is not None]
+    if estimated:
+        est_table = Table(title="Error estimated without labels (95 % interval) vs measured")
+        for col in ("window", "rows", "estimated MAE", "measured MAE", "estimated RMSE", "measured RMSE"):
+            est_table.add_column(col, no_wrap=True, justify="left" if col == "window" else "right")
+        for w in estimated:
+            e = w.estimated_performance
+            assert e is not None
+            p = w.performance if w.performance is not None and w.performance.count else None
+            est_table.add_row(
+                w.window,
+                f"{w.row_count:,}",
+                f"{_g(e.mae)} ({_g(e.mae_low)}–{_g(e.mae_high)})",
+                _g(p.mae) if p else "—",
+                f"{_g(e.rmse)} ({_g(e.rmse_low)}–{_g(e.rmse_high)})",
+                _g(p.rmse) if p else "—",
+            )
+        out.print(est_table)
     out.print(f"report: {report}")
 
 

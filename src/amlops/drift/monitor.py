@@ -510,6 +510,7 @@ class Monitor:
         self._pool: ThreadPoolExecutor | None = None
         self._has_prediction = False
         self._has_label = False
+        self.extras: list[WindowExtra] = []  # label-free estimates riding on the same pass (run_monitor)
 
     # -- streaming ---------------------------------------------------------------------------------------
     def columns_needed(self, available: Iterable[str]) -> list[str]:
@@ -590,6 +591,7 @@ class Monitor:
                 from amlops.drift.profile import numeric_values
 
                 self.performance.update(y, numeric_values(pred_col)[0], local, glob)
+        _update_extras(self, batch, local, glob)
 
     def _executor(self) -> ThreadPoolExecutor | None:
         threads = self.options.threads or min(os.cpu_count() or 1, 4)
@@ -742,6 +744,7 @@ class Monitor:
             if isinstance(baseline, dict):
                 perf["reference"] = {k: baseline.get(k) for k in M.PERFORMANCE_METRICS if k in baseline}
             out["performance"] = perf
+        _score_extras(self, rows, out)
         return out
 
     def _score_numeric(
@@ -831,13 +834,17 @@ def run_monitor(
     options: MonitorOptions | None = None,
     labels: pd.Series | None = None,
     progress: Callable[[int], None] | None = None,
+    extras: Iterable[WindowExtra] = (),
 ) -> MonitorResult:
-    """Monitor a file/folder/URL (or an iterable of batches) against the profile."""
+    """Monitor a file/folder/URL (or an iterable of batches) against the profile. `extras` add label-free
+    estimates per window (`estimate_extra`, `multivariate_extra`)."""
     mon = Monitor(profile, options, labels)
+    mon.extras.extend(extras)
     o = mon.options
     if isinstance(current, str | Path):
         ds = open_dataset(str(current), dictionary_columns=mon.categorical)
         columns = mon.columns_needed(ds.schema.names)
+        columns += [c for c in _extra_columns(mon, ds.schema.names) if c not in columns]
         batches: Iterable[pa.RecordBatch | pa.Table] = iter_batches(ds, columns, o.chunk_rows)
     else:
         batches = current
@@ -962,3 +969,93 @@ def _summary(verdict: dict[str, Any], windows: list[dict[str, Any]], o: MonitorO
         named = ", ".join(f"{f} (from {since[f]})" for f in feats)
         return f"Drift detected in {len(feats)} feature(s): {named}."
     return "No drift detected."
+
+
+# ------------------------------------------------------------------------------------------ per-window extras
+class WindowExtra:
+    """Something computed per window beside the drift metrics, in the same streamed pass: `update` gets each
+    chunk with its rows' windows, `score` adds its key to a window's result dict."""
+
+    key = ""
+    columns: tuple[str, ...] = ()  # extra columns to read when present (beyond the profile's features)
+    needs_prediction = False
+
+    def update(self, mon: Monitor, batch: pa.RecordBatch | pa.Table, local: Any, glob: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def score(self, mon: Monitor, rows: Any) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+
+def _extra_columns(mon: Monitor, available: Iterable[str]) -> list[str]:
+    names = set(available)
+    return [c for extra in mon.extras for c in extra.columns if c in names]
+
+
+def _update_extras(mon: Monitor, batch: pa.RecordBatch | pa.Table, local: Any, glob: np.ndarray) -> None:
+    for extra in mon.extras:
+        if extra.needs_prediction and not mon._has_prediction:
+            continue
+        extra.update(mon, batch, local, glob)
+
+
+def _score_extras(mon: Monitor, rows: Any, out: dict[str, Any]) -> None:
+    for extra in mon.extras:
+        value = extra.score(mon, rows)
+        if value is not None:
+            out[extra.key] = value
+
+
+class _EstimateExtra(WindowExtra):
+    key = "estimated_performance"
+    needs_prediction = True
+
+    def __init__(self, estimator: Any) -> None:
+        from amlops.drift.estimate import EstimateSums
+
+        self.estimator = estimator
+        self.sums = EstimateSums()
+        self.columns = tuple(estimator.features)
+
+    def update(self, mon: Monitor, batch: pa.RecordBatch | pa.Table, local: Any, glob: np.ndarray) -> None:
+        from amlops.drift.profile import numeric_values
+
+        column = mon.options.prediction_column
+        assert column is not None
+        prediction = numeric_values(batch.column(column))[0]
+        self.sums.update(self.estimator, batch, prediction, local, glob)
+
+    def score(self, mon: Monitor, rows: Any) -> dict[str, Any] | None:
+        if not mon._has_prediction:
+            return None
+        return self.sums.window(self.estimator, rows)  # type: ignore[no-any-return]
+
+
+def estimate_extra(estimator: Any) -> WindowExtra:
+    """Per-window MAE/RMSE estimated without labels by a fitted `amlops.drift.estimate.ErrorEstimator`."""
+    return _EstimateExtra(estimator)
+
+
+class _MultivariateExtra(WindowExtra):
+    key = "multivariate"
+
+    def __init__(self, pca: Any) -> None:
+        from amlops.drift.multivariate import MultivariateSums
+
+        self.pca = pca
+        self.sums = MultivariateSums()
+        self.columns = tuple(pca.numeric)
+
+    def update(self, mon: Monitor, batch: pa.RecordBatch | pa.Table, local: Any, glob: np.ndarray) -> None:
+        self.sums.update(self.pca, batch, local, glob)
+
+    def score(self, mon: Monitor, rows: Any) -> dict[str, Any] | None:
+        out: dict[str, Any] = self.sums.window(self.pca, rows)
+        if out["count"] < max(mon.options.min_window_rows, 1):
+            out["exceeded"] = False  # a window too small to judge is not judged on this either
+        return out
+
+
+def multivariate_extra(pca: Any) -> WindowExtra:
+    """Per-window PCA reconstruction error (`amlops.drift.multivariate.PCADrift`): joint-distribution drift."""
+    return _MultivariateExtra(pca)

@@ -26,6 +26,10 @@ class WindowSignal:
     drifted_features: tuple[str, ...] = ()
     mae: float | None = None
     wape: float | None = None  # scale-free: preferred for the loss test when both sides have it
+    # Before labels: the estimated error's rise over the champion's holdout level, scale-free (estimated MAE per
+    # unit predicted, amlops.drift.estimate.relative_error), at the low end of its 95 % interval and at its value.
+    estimated_loss_low: float | None = None
+    estimated_loss: float | None = None
 
 
 @dataclass
@@ -102,14 +106,41 @@ def window_alarm(
         loss, text = measured
         loss_alarm = loss > policy.performance_degradation
         loss_text = f"{signal.window}: {text}"
-    alarm = loss_alarm if labelled and policy.confirm_drift_with_labels else drift_alarm or loss_alarm
+    est_alarm, est_text = estimated_alarm(signal, policy)
+    estimated = signal.estimated_loss_low is not None
+    confirm = policy.confirm_drift_with_labels
+    # Labels overrule the estimate; the estimate, when there is one, stands in for labels until they come
+    # (`confirm_drift_with_labels`: drift counts only when an error signal, measured or estimated, agrees).
+    if labelled:
+        alarm = loss_alarm if confirm else drift_alarm or loss_alarm
+        est_alarm = False
+    elif estimated:
+        alarm = est_alarm if confirm else drift_alarm or est_alarm
+    else:
+        alarm = drift_alarm
     reasons: list[str] = []
     if alarm:
         if drift_alarm:
             reasons.append(drift_text)
         if loss_alarm:
             reasons.append(loss_text)
+        if est_alarm:
+            reasons.append(est_text)
     return alarm, reasons, share
+
+
+def estimated_alarm(signal: WindowSignal, policy: PolicySettings) -> tuple[bool, str]:
+    """An unlabelled window alarms when its estimated error rose beyond `performance_degradation` with
+    confidence: the low end of the estimate's 95 % interval, not its middle, must be past the limit."""
+    low = signal.estimated_loss_low
+    if low is None:
+        return False, ""
+    mid = signal.estimated_loss if signal.estimated_loss is not None else low
+    text = (
+        f"{signal.window}: estimated error (no labels yet) {mid:+.0%} vs the champion's holdout, "
+        f"at least {low:+.0%} with 95 % confidence (limit {policy.performance_degradation:+.0%})"
+    )
+    return low > policy.performance_degradation, text
 
 
 def dedupe_key(model_version: str | None, windows: list[WindowSignal]) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from amlops.drift import metrics as M
+from amlops.drift.report_estimate import estimate_section
 from amlops.drift.result import (
     CategoricalDistribution,
     FeatureResult,
@@ -85,6 +86,7 @@ def render_html(result: MonitorResult | Mapping[str, Any]) -> str:
     parts.append(_quality_section(v))
     if windows and any(w.performance for w in windows):
         parts.append(_performance_section(windows))
+    parts.append(estimate_section(result))
     parts.append(_footer(result))
     parts.append(_definitions())
     parts.append("</main></body></html>")

@@ -166,7 +166,36 @@ class Performance(_Record):
     reference: dict[str, Any] | None = None
 
 
+class EstimatedPerformance(_Record):
+    """The window's error estimated without labels (amlops.drift.estimate): MAE and RMSE with a 95 % interval
+    (sampling error of the window + the estimator's own error). `reference` is the estimator's level on the
+    champion's holdout (realized and estimated MAE/RMSE, mean prediction, rows)."""
+
+    count: int
+    mae: float | None
+    rmse: float | None
+    mae_low: float | None = None
+    mae_high: float | None = None
+    rmse_low: float | None = None
+    rmse_high: float | None = None
+    mean_prediction: float | None = None
+    unsupported_share: float | None = None  # rows outside what the estimator saw (ranges, categories)
+    reference: dict[str, float] | None = None
+
+
+class MultivariateDrift(_Record):
+    """PCA reconstruction error of the window vs the reference (amlops.drift.multivariate): drift in the joint
+    distribution that no single column shows."""
+
+    value: float | None  # mean reconstruction error of the window's rows
+    reference: float  # the same on reference rows the PCA was not fitted on
+    threshold: float | None  # the window's alarm level (reference + the allowed rise, widened for small n)
+    exceeded: bool
+    count: int
+
+
 class WindowResult(_Record):
+    _omit_unless_set = frozenset({"estimated_performance", "multivariate"})
     window: str  # "2024-W05", "2024-01-29", "rows 0-99999", "undated", "overall"
     start: str | int | None
     end: str | int | None
@@ -178,6 +207,9 @@ class WindowResult(_Record):
     data_quality_findings: list[Finding]
     prediction_drift: FeatureResult | None
     performance: Performance | None
+    # Optional (absent from results written before them, and when the model has no estimator / no PCA):
+    estimated_performance: EstimatedPerformance | None = None
+    multivariate: MultivariateDrift | None = None
 
     @property
     def judged(self) -> bool:

@@ -10,9 +10,10 @@
 
 PATH is a Parquet/CSV file or a folder of them, local or abfs://. Writes DIR/result.json (schema in
 docs/monitor.md), DIR/report.html and, when the profile was built from --reference-data,
-DIR/reference_profile.json. Logs metrics and both files to MLflow when MLFLOW_TRACKING_URI is set. `--window
-auto` is weekly when the timestamp column exists, else one window. Exit 0 whether drift was found or not; 1
-with one `error:` line on bad input.
+DIR/reference_profile.json (and, when that reference holds the prediction and label columns, the error estimator
+fitted on it: DIR/error_estimator.json + .pkl). Logs metrics and both files to MLflow when MLFLOW_TRACKING_URI
+is set. `--window auto` is weekly when the timestamp column exists, else one window. Exit 0 whether drift was
+found or not; 1 with one `error:` line on bad input.
 """
 
 from __future__ import annotations
@@ -171,7 +172,10 @@ def monitor(
         numeric_metric=numeric_metric or MonitorOptions.numeric_metric,
         categorical_metric=categorical_metric or MonitorOptions.categorical_metric,
     )
-    result = run_monitor(current, profile, options, labels=label_series)
+    estimator = load_estimator(
+        model_dir, reference_data, profile, prediction_column, label_column, out=output
+    )
+    result = run_monitor(current, profile, options, labels=label_series, extras=window_extras(estimator))
     result.current.source = current
     result.reference.source = reference_profile or reference_data or model_dir
     out = Path(output)
@@ -185,6 +189,94 @@ def monitor(
     if os.environ.get("MLFLOW_TRACKING_URI"):
         log_to_mlflow(result, out)
     return result
+
+
+FIT_ROWS = 200_000  # a foreign reference larger than this is sampled to fit the error estimator
+
+
+def load_estimator(
+    model_dir: str | None,
+    reference_data: str | None,
+    profile: Any,
+    prediction_column: str | None,
+    label_column: str | None,
+    out: str | Path | None = None,
+) -> Any:
+    """The error estimator: the one stored in the model folder, or one fitted here on a foreign reference that
+    holds the features, the prediction and the label (the same way its profile is built on the fly); None when
+    neither is possible. A reference whose predictions are the model's own training predictions gives an
+    optimistic estimator (the model fits its training rows better than new ones): give it scored holdout rows."""
+    from amlops.drift.estimate import ErrorEstimator, EstimatorError, fit_from_frame
+
+    if model_dir:
+        try:
+            return ErrorEstimator.load(model_dir)
+        except Exception as exc:  # the estimate is optional: drift and measured error go on without it
+            print(f"monitor: the model's error estimator is unusable, no estimate ({exc})", file=sys.stderr)
+            return None
+    if not reference_data or not prediction_column or not label_column:
+        return None
+    from amlops.drift.monitor import open_dataset
+
+    ds = open_dataset(reference_data)
+    names = ds.schema.names
+    if prediction_column not in names or label_column not in names:
+        return None
+    features = [f for f in profile.features if f in names]
+    table = ds.to_table(columns=list(dict.fromkeys([*features, prediction_column, label_column])))
+    df = table.to_pandas()
+    if len(df) > FIT_ROWS:
+        df = df.sample(FIT_ROWS, random_state=0)
+    try:
+        estimator = fit_from_frame(
+            df,
+            [f for f in profile.numeric if f in names],
+            [f for f in profile.categorical if f in names],
+            prediction_column,
+            label_column,
+            metadata={"source": reference_data},
+        )
+    except EstimatorError as exc:
+        print(f"monitor: no error estimate ({exc})", file=sys.stderr)
+        return None
+    if out is not None:
+        estimator.save(out)
+    return estimator
+
+
+def load_multivariate(
+    model_dir: str | None, reference_data: str | None, profile: Any, out: str | Path | None = None
+) -> Any:
+    """The multivariate-drift PCA stored with the model, or one fitted here on foreign reference data."""
+    from amlops.drift.multivariate import MultivariateError, PCADrift, fit_pca
+
+    if model_dir:
+        return PCADrift.load(model_dir)
+    if not reference_data:
+        return None
+    from amlops.drift.monitor import open_dataset
+
+    ds = open_dataset(reference_data)
+    numeric = [f for f in profile.numeric if f in ds.schema.names]
+    if len(numeric) < 2:
+        return None
+    df = ds.to_table(columns=numeric).to_pandas()
+    if len(df) > FIT_ROWS:
+        df = df.sample(FIT_ROWS, random_state=0)
+    try:
+        pca = fit_pca(df, numeric)
+    except MultivariateError:
+        return None
+    if out is not None:
+        pca.save(out)
+    return pca
+
+
+def window_extras(estimator: Any, pca: Any = None) -> list[Any]:
+    from amlops.drift.monitor import estimate_extra, multivariate_extra
+
+    extras = [estimate_extra(estimator)] if estimator is not None else []
+    return extras + ([multivariate_extra(pca)] if pca is not None else [])
 
 
 def pass_on_importance(model_dir: str, out: Path) -> None:
@@ -220,6 +312,12 @@ def mlflow_metrics(result: MonitorResult) -> list[tuple[str, float, int]]:
             for metric, entry in w.prediction_drift.metrics.items():
                 if entry.value is not None:
                     rows.append((f"prediction.{metric}", float(entry.value), step))
+        est = w.estimated_performance
+        if est is not None:
+            for metric in ("mae", "rmse"):
+                value = getattr(est, metric)
+                if value is not None:
+                    rows.append((f"estimated_{metric}", float(value), step))
         if w.performance:
             for metric in PERFORMANCE_METRICS:
                 value = getattr(w.performance, metric)

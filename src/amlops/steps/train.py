@@ -6,8 +6,9 @@ MLflow.
 
 The most recent `holdout_days` days are kept out of training (the evaluate step scores them). The model
 folder (`--model`, an MLflow model) carries `reference_profile.json` (the training data's profile for
-monitoring) and `feature_importance.json`, and is logged as the run's `model` artifact so registering it
-versions them together. `--run-info` gets `run_info.json` (MLflow run id, model source URI, metrics, the
+monitoring), `feature_importance.json` and the error estimator fitted on the holdout (`error_estimator.json` +
+`.pkl`: the monitor estimates MAE/RMSE before labels arrive), and is logged as the run's `model` artifact so
+registering it versions them together. `--run-info` gets `run_info.json` (MLflow run id, model source URI, metrics, the
 config that produced the model).
 """
 
@@ -159,6 +160,36 @@ def _importance(model: Any, X: pd.DataFrame, y: np.ndarray, seed: int) -> dict[s
     }
 
 
+def fit_estimator(
+    holdout: pd.DataFrame,
+    prediction: np.ndarray,
+    y: np.ndarray,
+    numeric: list[str],
+    categorical: list[str],
+    seed: int,
+) -> Any:
+    """The error estimator (direct loss estimation, amlops.drift.estimate) on the holdout: labelled rows the
+    model did not train on, so it learns the error the model makes on new data, not its training error.
+    None (with a line on stderr) when the holdout is too small to learn where the model errs."""
+    from amlops.drift.estimate import EstimatorError, fit_error_estimator
+
+    try:
+        return fit_error_estimator(holdout, prediction, y, numeric, categorical, seed=seed)
+    except EstimatorError as exc:
+        print(f"train: no error estimator ({exc})", file=sys.stderr)
+        return None
+
+
+def save_multivariate(train_df: pd.DataFrame, numeric: list[str], seed: int, model_dir: Path) -> None:
+    """The PCA of the numeric features for multivariate drift (amlops.drift.multivariate), beside the profile."""
+    from amlops.drift.multivariate import MultivariateError, fit_pca
+
+    try:
+        fit_pca(train_df, numeric, seed=seed).save(model_dir)
+    except MultivariateError as exc:
+        print(f"train: no multivariate drift reference ({exc})", file=sys.stderr)
+
+
 def _save_model(
     pipeline: Any,
     folder: Path,
@@ -229,6 +260,7 @@ def train(
         train_pred = pipeline.predict(X_train)
         hold_pred = pipeline.predict(X_hold)
         importance = _importance(pipeline, X_hold, y_hold, seed)
+        estimator = fit_estimator(holdout_df, hold_pred, y_hold, numeric, categorical, seed)
     metrics = {f"train_{k}": v for k, v in regression_metrics(y_train, train_pred).items()}
     metrics |= {f"holdout_{k}": v for k, v in regression_metrics(y_hold, hold_pred).items()}
     effective = pipeline.named_steps["model"].get_params()
@@ -338,6 +370,8 @@ def train(
                 "train_start": manifest.get("date_min"),
                 "train_end": train_end,
                 "feature_importance": importance,
+                # The error estimator's level on the holdout (realized vs estimated), when it could be fitted.
+                **({"error_estimator": estimator.reference} if estimator is not None else {}),
                 # The champion's own holdout error: the monitor reports it next to each window's error, and the
                 # retrain policy measures a loss of accuracy against it.
                 "performance": {
@@ -346,6 +380,12 @@ def train(
             },
         )
         profile.to_json(model_dir / PROFILE_FILE)
+        save_multivariate(train_df, numeric, seed, model_dir)
+        if estimator is not None:
+            estimator.save(model_dir)
+            mlflow.log_metrics(
+                {f"error_estimator_{k}": v for k, v in estimator.reference.items() if k != "rows"}
+            )
         (model_dir / IMPORTANCE_FILE).write_text(json.dumps(importance, indent=2) + "\n", encoding="utf-8")
         mlflow.log_artifacts(str(model_dir), artifact_path=MODEL_ARTIFACT)
         checkpoint("train:after_log")
