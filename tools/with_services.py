@@ -113,6 +113,14 @@ def main(argv: list[str]) -> int:
     )
     base_env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     procs: list[subprocess.Popen[bytes]] = []
+
+    def terminated(signum: int, _frame: object) -> None:
+        # A kill of this process (CI timeout, Ctrl-C in another terminal) must still stop the services, which run
+        # in process groups of their own: unwind through `finally`.
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGHUP, terminated)
     try:
         azurite_log = state / "azurite.log"
         azurite = start(
