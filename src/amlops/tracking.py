@@ -47,12 +47,31 @@ def _marker(settings: Settings, name: str) -> Path | None:
     return settings.state_path / "experiments" / key
 
 
+def _sqlite_has_experiment(uri: str, experiment_id: str, name: str) -> bool:
+    """Whether the SQLite store holds this experiment under this name (stdlib sqlite3: no MLflow import)."""
+    import sqlite3
+
+    db = uri[len("sqlite:///") :]
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            row = conn.execute(
+                "SELECT name FROM experiments WHERE experiment_id = ? AND lifecycle_stage = 'active'",
+                (int(experiment_id),),
+            ).fetchone()
+    except (sqlite3.Error, ValueError):
+        return False
+    return row is not None and row[0] == name
+
+
 def ensure_experiment(settings: Settings, experiment: str | None = None) -> str:
     """Create the experiment with the configured artifact root if missing (else MLflow would use ./mlruns of cwd)."""
     name = experiment or settings.experiment
     marker = _marker(settings, name)
     if marker is not None and marker.is_file():
-        return marker.read_text(encoding="utf-8").strip()
+        noted = marker.read_text(encoding="utf-8").strip()
+        if _sqlite_has_experiment(settings.tracking_uri, noted, name):
+            return noted
+        # A reset registry can reuse the deleted database's inode: the note is stale, ask MLflow again.
     experiment_id = _ensure_experiment(settings, name)
     marker = _marker(settings, name)
     if marker is not None:
