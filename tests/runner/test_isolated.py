@@ -34,6 +34,25 @@ def test_a_step_importing_what_its_environment_lacks_fails_only_when_isolated(
         )
 
 
+def test_the_missing_package_note_comes_with_an_import_failure_only(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An environment lists many packages no step imports (an Azure ML runtime's dependencies): naming them on
+    every run is noise, so the note comes with the failure it explains."""
+    from amlops.runner import packages
+
+    note = (
+        "job 'step': its environment lists pip package(s) 'amlops-fixture-missing-pkg' that this venv lacks"
+    )
+    monkeypatch.setattr(packages, "missing_note", lambda _name, _env: note)
+    pipeline = CONTRACT / "pipelines" / "one.yml"
+    run_pipeline(pipeline, {"action": "write"}, settings)
+    assert "lacks" not in capsys.readouterr().out  # a step that succeeds: silence
+    with pytest.raises(StepFailed) as failed:
+        run_pipeline(pipeline, {"action": "import-missing"}, settings, quiet=True)
+    assert "No module named 'amlops_fixture_missing_pkg'" in str(failed.value) and note in str(failed.value)
+
+
 def test_the_step_runs_with_the_environments_interpreter(settings: Settings, tmp_path: Path) -> None:
     result = run_pipeline(
         CONTRACT / "pipelines" / "one.yml", {"action": "write"}, settings, quiet=True, isolated=True,

@@ -136,6 +136,9 @@ class LocalRunner:
         self.env_cache = env_cache
         # Reuse a deterministic step's outputs from an earlier run with the same inputs and code (runner/reuse.py).
         self.reuse = reuse
+        self._package_notes: dict[
+            str, str
+        ] = {}  # step -> packages its environment lists that this venv lacks
 
     # -- paths -------------------------------------------------------------------------------------------------
     def _output_path(self, run_dir: Path, step: StepPlan, name: str) -> Path:
@@ -253,6 +256,9 @@ class LocalRunner:
                 f"step {failed.name!r} of {plan.source.name} failed (exit {failed.exit_code}): {reason}\n"
                 f"  log: {failed.log}\n  last lines:\n" + "\n".join(f"    {ln}" for ln in tail.splitlines())
             )
+            note = self._package_notes.get(failed.name)
+            if note and ("ModuleNotFoundError" in tail or "ImportError" in tail):
+                message += f"\n  {note}"
             raise StepFailed(message, result)
         return result
 
@@ -289,11 +295,13 @@ class LocalRunner:
         return step_result
 
     def _note_missing_packages(self, step: StepPlan) -> None:
+        """Kept for the failure message: an environment lists many packages no step imports (an Azure ML
+        runtime's dependencies), so the note is said only when the step fails on an import."""
         from amlops.runner.packages import missing_note
 
         note = missing_note(step.name, step.environment)
-        if note is not None and not self.quiet:
-            out.print(f"  [yellow]{note}[/]")
+        if note is not None:
+            self._package_notes[step.name] = note
 
     def _resolve_inputs(
         self, step: StepPlan, run_dir: Path, outputs_of: dict[str, dict[str, Path]]
