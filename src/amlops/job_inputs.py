@@ -75,8 +75,14 @@ def params_text(params: dict[str, Any]) -> str:
 
 
 def training_data_inputs(data: str, target: Target) -> Inputs:
-    """raw_file or raw_folder (by what the data is) and data_uri (what lineage records)."""
+    """raw_file or raw_folder (by what the data is) and data_uri (what lineage records). A path with shell syntax
+    is refused here, naming --data, before the runner or the submission would refuse the input."""
+    from amlops.shell_values import check_value, last_segment
+
     location = _location(data, target, "--data")
+    key = "raw_folder" if not is_remote(location) and Path(location).is_dir() else "raw_file"
+    check_value(key, last_segment(location), where=f"--data {data}", file_name=True)
+    check_value("data_uri", location, where=f"--data {data}")
     if is_remote(location) or _asset_ref(location):
         # Data assets registered by `amlops data register` are folders; a URL naming a file is a file.
         from amlops.data.io import DATA_SUFFIXES

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,11 +31,16 @@ from typing import Any
 from amlops import storage
 from amlops.config import Settings
 from amlops.console import UserError, out
-from amlops.runner.command import render, unquoted_notes
+from amlops.runner.command import check_literals, render, unquoted_notes
 from amlops.runner.environment import interpreter_for, isolated_env
 from amlops.runner.plan import OutputRef, PathValue, Plan, StepPlan, build_plan, render_primitive
 
 LOG_TAIL_LINES = 25
+TAIL_BYTES = 64 * 1024
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to the CLI: handled as Ctrl-C is (the step's process group is stopped, run.json says cancelled)."""
 
 
 @dataclass
@@ -75,11 +80,19 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-") or "pipeline"
 
 
-def _tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+def _tail(log: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = TAIL_BYTES) -> str:
+    """The last `lines` lines of a step log, reading at most its last `max_bytes` bytes: a step that logged
+    gigabytes must not be read whole for a 25-line summary."""
     try:
-        text = log.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
+        with log.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read(max_bytes)
     except OSError:
         return ""
+    text = data.decode("utf-8", errors="replace").rstrip().splitlines()
+    if size > max_bytes and text:
+        text = text[1:]  # the first line read is most likely cut
     return "\n".join(text[-lines:])
 
 
@@ -183,18 +196,26 @@ class LocalRunner:
         self._write_manifest(plan, result)
         outputs_of: dict[str, dict[str, Path]] = {}
         failed: StepResult | None = None
-        for index, step in enumerate(plan.steps, start=1):
-            if failed is not None:
-                result.steps.append(StepResult(step.name, "skipped"))
-                continue
-            label = f"[{index}/{len(plan.steps)}] {step.name}"
-            step_result = self._run_step(plan, step, run_dir, outputs_of, base_env, label)
-            result.steps.append(step_result)
-            if self.on_step:
-                self.on_step(step_result)
-            if step_result.status == "failed":
-                failed = step_result
+        try:
+            _check_literals(plan)
+            with _sigterm_as_interrupt():
+                for index, step in enumerate(plan.steps, start=1):
+                    if failed is not None:
+                        result.steps.append(StepResult(step.name, "skipped"))
+                        continue
+                    label = f"[{index}/{len(plan.steps)}] {step.name}"
+                    step_result = self._run_step(plan, step, run_dir, outputs_of, base_env, label)
+                    result.steps.append(step_result)
+                    if self.on_step:
+                        self.on_step(step_result)
+                    if step_result.status == "failed":
+                        failed = step_result
+                    self._write_manifest(plan, result)
+        except BaseException as exc:
+            # Whatever stops the run (a signal, a refused input, a bug), run.json must not stay "running".
+            result.status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
             self._write_manifest(plan, result)
+            raise
         result.job_outputs = outputs_of
         result.outputs = {
             name: outputs_of[ref.job][ref.output]
@@ -299,7 +320,8 @@ class LocalRunner:
                         log.write(line)
                         out.print(f"  [dim]{step.name} |[/] {line.rstrip()}", markup=True, highlight=False)
                 code = proc.wait()
-            except KeyboardInterrupt:
+            except BaseException:
+                # Ctrl-C, SIGTERM (Terminated) or anything else: the step's whole process group goes with us.
                 _stop_group(proc)
                 raise
             finally:
@@ -470,6 +492,40 @@ class _Deadline:
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+
+
+def _check_literals(plan: Plan) -> None:
+    """No literal of any step carries shell syntax (runner/command.py), checked before the first step runs."""
+    for step in plan.steps:
+        template = (
+            str(((step.parallel or {}).get("task") or {}).get("program_arguments") or "")
+            if step.kind == "parallel"
+            else step.command or ""
+        )
+        literals = {
+            k: render_primitive(v)
+            for k, v in step.inputs.items()
+            if k in step.literal_inputs() and v is not None and not isinstance(v, OutputRef | PathValue)
+        }
+        check_literals(template, literals, f"{plan.source.name}: job {step.name!r}")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a run is in progress, SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread, so the
+    step's process group is stopped and run.json written, instead of the CLI dying and leaving both behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stop_group(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
