@@ -121,6 +121,11 @@ def training_inputs(
     elif require_data:
         raise UsageError("no training data: pass --data PATH (or set data.raw in amlops.yaml)")
     gate = settings.gate
+    if gate.min_holdout_days > settings.train.holdout_days:
+        raise UsageError(
+            f"gate.min_holdout_days ({gate.min_holdout_days}) is more than train.holdout_days "
+            f"({settings.train.holdout_days}): the gate could never decide; lower it or hold out more days"
+        )
     return {
         **data_inputs,
         "schema": str(settings.path(settings.data.schema_file)),
@@ -139,6 +144,8 @@ def training_inputs(
         "confidence": str(gate.confidence),
         "require_confident": str(gate.require_confident).lower(),
         "auto_promote": str(gate.auto_promote).lower(),
+        "min_holdout_rows": str(gate.min_holdout_rows),
+        "min_holdout_days": str(gate.min_holdout_days),
         "git_commit": git_commit(settings.base_dir),
     }
 
