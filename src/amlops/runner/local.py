@@ -156,6 +156,8 @@ class LocalRunner:
             raise UserError(
                 f"job {step.name!r} input {key!r}: {loc} is a folder but the input type is uri_file"
             )
+        if value.type in ("mlflow_model", "custom_model"):
+            _warn_untrusted_model(Path(loc), self.settings.state_path)
         return loc
 
     def _download_model(self, dest: Path, uri: str) -> str:
@@ -492,6 +494,19 @@ class _Deadline:
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+
+
+def _warn_untrusted_model(folder: Path, state: Path) -> None:
+    """A bare model folder that unpickles: say so before the step loads it. The project's own models are not
+    bare: models:/ URIs (downloaded above) and the registry downloads `amlops score` keeps in the state folder."""
+    from amlops.console import warn
+    from amlops.model_trust import untrusted_model_note
+
+    if folder.resolve().is_relative_to(state.resolve()):
+        return
+    note = untrusted_model_note(folder)
+    if note:
+        warn(note)
 
 
 def _check_literals(plan: Plan) -> None:
