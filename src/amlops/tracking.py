@@ -71,7 +71,9 @@ def check_sqlite(db: Path) -> None:
     with db.open("rb") as fh:
         header = fh.read(100)
     if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
-        raise UserError(f"MLflow store {db} is not an SQLite database (corrupt or overwritten): restore it from a backup")
+        raise UserError(
+            f"MLflow store {db} is not an SQLite database (corrupt or overwritten): restore it from a backup"
+        )
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")

@@ -13,10 +13,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "training"))
 
-from training_helpers import SMALL, make_tracked  # noqa: E402
+from training_helpers import SMALL, make_tracked
 
-from amlops.config import Settings  # noqa: E402
-from amlops.data.generate import generate  # noqa: E402
+from amlops.config import Settings
+from amlops.data.generate import generate
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,9 @@ def test_dense_recent_data_is_not_flagged(demand_df: pd.DataFrame) -> None:
 
 
 @pytest.fixture
-def with_champion(tracked: Settings, demand_df: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def with_champion(
+    tracked: Settings, demand_df: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):  # type: ignore[no-untyped-def]
     raw = write_table(demand_df, tmp_path / "raw" / "demand.csv")
     run_steps(tracked, raw, tmp_path / "first", monkeypatch, run_id="run-1", params=WEAK)
     assert registry.resolve_champion(tracked, tracked.model_name)[0] == "1"  # type: ignore[index]
@@ -89,7 +91,9 @@ def test_min_holdout_days_above_holdout_days_is_a_config_error(tmp_path: Path) -
     s.train.holdout_days = 5
     data = tmp_path / "d.csv"
     data.write_text("date\n")
-    with pytest.raises(UsageError, match=r"gate.min_holdout_days \(7\) is more than train.holdout_days \(5\)") as info:
+    with pytest.raises(
+        UsageError, match=r"gate.min_holdout_days \(7\) is more than train.holdout_days \(5\)"
+    ) as info:
         training_inputs(s, str(data))
     assert info.value.exit_code == EXIT_USAGE
 

@@ -27,7 +27,9 @@ from drift.conftest import CATEGORICAL, NUMERIC, make_frame  # noqa: E402
 
 @pytest.fixture(scope="module")
 def profile() -> ReferenceProfile:
-    return build_profile(make_frame(5_000, seed=1), NUMERIC, CATEGORICAL, target="units_sold", prediction="prediction")
+    return build_profile(
+        make_frame(5_000, seed=1), NUMERIC, CATEGORICAL, target="units_sold", prediction="prediction"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,9 @@ def test_conflicting_duplicate_label_ids_are_refused(tmp_path: Path, current: pd
     week2 = week1.assign(units_sold=week1["units_sold"] + 1000.0)  # ids restart: same ids, other truths
     path = _labels(tmp_path, pd.concat([week1, week2]))
     before = path.read_bytes()
-    with pytest.raises(MonitorError, match=r"500 'row_id' value\(s\) appear more than once with different labels"):
+    with pytest.raises(
+        MonitorError, match=r"500 'row_id' value\(s\) appear more than once with different labels"
+    ):
         load_labels(str(path), "row_id", "units_sold")
     assert path.read_bytes() == before
 
@@ -66,7 +70,9 @@ def test_identical_duplicates_are_dropped_and_reported(
     tmp_path: Path, current: pd.DataFrame, profile: ReferenceProfile
 ) -> None:
     labels = current[["row_id", "units_sold"]].iloc[:400]
-    series = load_labels(str(_labels(tmp_path, pd.concat([labels, labels.iloc[:50]]))), "row_id", "units_sold")
+    series = load_labels(
+        str(_labels(tmp_path, pd.concat([labels, labels.iloc[:50]]))), "row_id", "units_sold"
+    )
     result = _run(current, profile, series)
     assert result.verdict.performance.count == 400
     expected = (labels["units_sold"] - current["prediction"].iloc[:400]).abs().mean()
@@ -76,7 +82,9 @@ def test_identical_duplicates_are_dropped_and_reported(
     assert "labels: 50 repeated row(s) (same id, same label) were dropped" in result.model_extra["warnings"]
 
 
-def test_labels_matching_no_id_are_a_warning(tmp_path: Path, current: pd.DataFrame, profile: ReferenceProfile) -> None:
+def test_labels_matching_no_id_are_a_warning(
+    tmp_path: Path, current: pd.DataFrame, profile: ReferenceProfile
+) -> None:
     other = pd.DataFrame({"row_id": np.arange(10) + 9_000_000_000, "units_sold": 1.0})
     series = load_labels(str(_labels(tmp_path, other)), "row_id", "units_sold")
     result = _run(current, profile, series)
@@ -123,7 +131,9 @@ def test_data_quality_is_reported_when_windows_are_too_small(profile: ReferenceP
     assert findings == [("overall", "x0", "null_value_rate", 1.0)]
 
 
-def test_monitor_cli_refuses_conflicting_labels_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_monitor_cli_refuses_conflicting_labels_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ref, cur = make_frame(3_000, seed=1), make_frame(1_000, seed=2)
     ref.to_parquet(tmp_path / "reference.parquet")
     cur.drop(columns=["units_sold"]).to_parquet(tmp_path / "current.parquet")

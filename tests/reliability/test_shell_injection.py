@@ -49,7 +49,13 @@ def test_hostile_values_are_refused_by_the_checker(value: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ['{"psi":0.2,"js":0.1}', "max_iter=60,learning_rate=0.1", "two words", "a1b2c3-dirty", "/tmp/my data/x.csv"],
+    [
+        '{"psi":0.2,"js":0.1}',
+        "max_iter=60,learning_rate=0.1",
+        "two words",
+        "a1b2c3-dirty",
+        "/tmp/my data/x.csv",
+    ],
 )
 def test_json_params_and_spaces_are_inert(value: str) -> None:
     assert shell_syntax(value) == []
@@ -85,7 +91,9 @@ def _copy_fixtures(tmp_path: Path) -> Path:
 def test_local_run_refuses_a_hostile_literal_before_any_step(settings: Settings, tmp_path: Path) -> None:
     src = _copy_fixtures(tmp_path)
     (src / "components" / "count.yml").write_text(
-        (src / "components" / "count.yml").read_text().replace("--label ${{inputs.label}}", "--label '${{inputs.label}}'")
+        (src / "components" / "count.yml")
+        .read_text()
+        .replace("--label ${{inputs.label}}", "--label '${{inputs.label}}'")
     )
     with pytest.raises(UsageError, match=r"input 'label' = \"x';touch PWNED;'\" has shell syntax"):
         run_pipeline(src / "pipelines" / "basic.yml", {"label": "x';touch PWNED;'"}, settings, quiet=True)
@@ -97,7 +105,9 @@ def test_local_run_refuses_a_hostile_literal_before_any_step(settings: Settings,
 def test_local_run_refuses_a_data_folder_named_with_a_quote(settings: Settings, tmp_path: Path) -> None:
     data = tmp_path / "O'Brien"
     shutil.copytree(RUNNER_FIXTURES / "data" / "files", data)
-    with pytest.raises(UsageError, match=r"input 'data': the file name \"O'Brien\" has shell syntax .*rename"):
+    with pytest.raises(
+        UsageError, match=r"input 'data': the file name \"O'Brien\" has shell syntax .*rename"
+    ):
         run_pipeline(RUNNER_FIXTURES / "pipelines" / "basic.yml", {"raw": str(data)}, settings, quiet=True)
     assert sorted(p.name for p in data.iterdir()) == ["one.txt", "two.txt"]  # the input is untouched
 
@@ -180,7 +190,9 @@ def test_azure_submission_refuses_a_hostile_literal(
 
     fake, ids = _fake_azure(monkeypatch)
     with pytest.raises(UsageError, match=message):
-        jobs.submit_pipeline(REPO / "pipelines" / "training.yml", inputs, _azure_settings(tmp_path, ids), wait=False)
+        jobs.submit_pipeline(
+            REPO / "pipelines" / "training.yml", inputs, _azure_settings(tmp_path, ids), wait=False
+        )
     assert not fake.calls("PUT", r"/jobs/[^/]+$"), "a job was submitted"
 
 
@@ -194,7 +206,10 @@ def test_azure_submission_refuses_a_data_file_named_with_a_quote(
     data.write_text("date\n")
     with pytest.raises(UsageError, match=r"input 'raw_file': the file name \"O'Brien.csv\" has shell syntax"):
         jobs.submit_pipeline(
-            REPO / "pipelines" / "training.yml", {"raw_file": str(data)}, _azure_settings(tmp_path, ids), wait=False
+            REPO / "pipelines" / "training.yml",
+            {"raw_file": str(data)},
+            _azure_settings(tmp_path, ids),
+            wait=False,
         )
     assert not fake.calls("PUT", r"/jobs/[^/]+$")
     assert not [k for k in fake.blobs if k.endswith(".csv")], "the data was uploaded"

@@ -45,7 +45,9 @@ def test_an_empty_mlflow_db_is_refused_not_recreated(project: Path) -> None:
     db.touch()
     result = cli("models")
     assert result.exit_code == 1, result.output
-    assert f"MLflow store {db} is empty (0 bytes): refusing to start a new registry" in " ".join(result.output.split())
+    assert f"MLflow store {db} is empty (0 bytes): refusing to start a new registry" in " ".join(
+        result.output.split()
+    )
     assert db.stat().st_size == 0  # not turned into a new registry
 
 
@@ -57,7 +59,9 @@ def test_a_truncated_mlflow_db_is_refused(project: Path, store_template: Path) -
     db.write_bytes(whole[: len(whole) // 2])
     result = cli("history")
     assert result.exit_code == 1, result.output
-    assert f"MLflow store {db} is truncated ({len(whole) // 2} of {len(whole)} bytes)" in " ".join(result.output.split())
+    assert f"MLflow store {db} is truncated ({len(whole) // 2} of {len(whole)} bytes)" in " ".join(
+        result.output.split()
+    )
     assert db.read_bytes() == whole[: len(whole) // 2]
 
 

@@ -754,7 +754,9 @@ class Monitor:
                 f"labels: none of the {len(hits)} label id(s) matches an id of the current data: no performance"
             )
         elif report["unmatched_ids"]:
-            warnings.append(f"labels: {report['unmatched_ids']} of {len(hits)} label id(s) match no current row")
+            warnings.append(
+                f"labels: {report['unmatched_ids']} of {len(hits)} label id(s) match no current row"
+            )
         if report["ids_on_several_rows"]:
             warnings.append(
                 f"labels: {report['ids_on_several_rows']} id(s) occur on several rows of the current data; "

@@ -185,7 +185,9 @@ def _feature(build: Any, section: str, name: str, data: dict[str, Any]) -> Any:
     try:
         return build(name, data)
     except KeyError as exc:
-        raise ProfileError(f"not a valid reference profile: {section} feature {name!r} has no field {exc}") from None
+        raise ProfileError(
+            f"not a valid reference profile: {section} feature {name!r} has no field {exc}"
+        ) from None
     except (TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, ProfileError):
             raise
