@@ -33,6 +33,8 @@ ENV_PREFIX = "AMLOPS_"
 GateMetric = Literal["mae", "rmse", "mape"]
 GATE_METRICS: tuple[str, ...] = get_args(GateMetric)
 MIN_BOOTSTRAP_SAMPLES = 50  # fewer resamples make the interval's ends noise
+DEFAULT_MIN_HOLDOUT_ROWS = 50
+DEFAULT_MIN_HOLDOUT_DAYS = 7  # a week: every weekday once, so the block bootstrap has days to resample
 DEFAULT_MIN_WINDOW_ROWS = 500
 DEFAULT_CHUNK_ROWS = 250_000
 WINDOW_KINDS = ("all", "daily", "weekly")  # or a number of rows per window
@@ -144,6 +146,14 @@ class GateSettings(_Section):
         True, description="Also require the interval's lower end above zero (the win is not a coin flip)"
     )
     auto_promote: bool = True
+    # Below these the gate refuses to decide (fails closed): a holdout shrunk to one day by a few future-dated
+    # rows, or a tiny data set, would otherwise "pass confidently" on a dozen rows.
+    min_holdout_rows: int = Field(
+        DEFAULT_MIN_HOLDOUT_ROWS, ge=1, description="Fewest holdout rows the gate decides on"
+    )
+    min_holdout_days: int = Field(
+        DEFAULT_MIN_HOLDOUT_DAYS, ge=1, description="Fewest distinct holdout days the gate decides on"
+    )
 
 
 def _deciding_default(kind: Literal["numeric", "categorical"]) -> Any:

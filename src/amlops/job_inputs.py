@@ -75,8 +75,14 @@ def params_text(params: dict[str, Any]) -> str:
 
 
 def training_data_inputs(data: str, target: Target) -> Inputs:
-    """raw_file or raw_folder (by what the data is) and data_uri (what lineage records)."""
+    """raw_file or raw_folder (by what the data is) and data_uri (what lineage records). A path with shell syntax
+    is refused here, naming --data, before the runner or the submission would refuse the input."""
+    from amlops.shell_values import check_value, last_segment
+
     location = _location(data, target, "--data")
+    key = "raw_folder" if not is_remote(location) and Path(location).is_dir() else "raw_file"
+    check_value(key, last_segment(location), where=f"--data {data}", file_name=True)
+    check_value("data_uri", location, where=f"--data {data}")
     if is_remote(location) or _asset_ref(location):
         # Data assets registered by `amlops data register` are folders; a URL naming a file is a file.
         from amlops.data.io import DATA_SUFFIXES
@@ -115,6 +121,11 @@ def training_inputs(
     elif require_data:
         raise UsageError("no training data: pass --data PATH (or set data.raw in amlops.yaml)")
     gate = settings.gate
+    if gate.min_holdout_days > settings.train.holdout_days:
+        raise UsageError(
+            f"gate.min_holdout_days ({gate.min_holdout_days}) is more than train.holdout_days "
+            f"({settings.train.holdout_days}): the gate could never decide; lower it or hold out more days"
+        )
     return {
         **data_inputs,
         "schema": str(settings.schema_path()),
@@ -133,6 +144,8 @@ def training_inputs(
         "confidence": str(gate.confidence),
         "require_confident": str(gate.require_confident).lower(),
         "auto_promote": str(gate.auto_promote).lower(),
+        "min_holdout_rows": str(gate.min_holdout_rows),
+        "min_holdout_days": str(gate.min_holdout_days),
         "git_commit": git_commit(settings.base_dir),
     }
 

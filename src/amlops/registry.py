@@ -100,6 +100,9 @@ def client_for(settings: Settings) -> MlflowClient:
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    from amlops.tracking import check_store
+
+    check_store(settings)  # an empty/truncated store or an unreachable server: one line, not a new registry
     return MlflowClient(tracking_uri=uri, registry_uri=settings.registry_uri)
 
 

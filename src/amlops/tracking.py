@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from amlops.config import Settings
+from amlops.errors import UserError
+
+# An unreachable tracking server must fail in seconds, not after MLflow's retries (7 with backoff, 120 s timeout
+# each: MLFLOW_HTTP_REQUEST_MAX_RETRIES / MLFLOW_HTTP_REQUEST_TIMEOUT in mlflow/environment_variables.py).
+PROBE_TIMEOUT = 5.0
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_reachable: set[str] = set()
 
 if TYPE_CHECKING:
     from mlflow.data.dataset import Dataset
@@ -63,9 +70,65 @@ def _sqlite_has_experiment(uri: str, experiment_id: str, name: str) -> bool:
     return row is not None and row[0] == name
 
 
+def check_store(settings: Settings) -> None:
+    """Refuse, in one line, a tracking store that MLflow would misuse or wait on: an empty or truncated SQLite file
+    (MLflow would silently create a new, empty registry in an empty file, and fail deep in a query on a truncated
+    one), or an HTTP server that does not answer within PROBE_TIMEOUT seconds. Called wherever a client is made."""
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        check_sqlite(Path(uri[len("sqlite:///") :]))
+    elif uri.startswith(("http://", "https://")) and uri not in _reachable:
+        probe_server(uri)
+        _reachable.add(uri)
+
+
+def check_sqlite(db: Path) -> None:
+    """A missing file is a new store (fine); an existing one must be a whole SQLite database. The header's page
+    size (bytes 16-17) and page count (28-31, valid when bytes 24-27 equal 92-95) give its full length
+    (https://www.sqlite.org/fileformat2.html#the_database_header)."""
+    if not db.exists():
+        return
+    if db.is_dir():
+        raise UserError(f"MLflow store {db} is a folder, not an SQLite database file")
+    size = db.stat().st_size
+    if size == 0:
+        raise UserError(
+            f"MLflow store {db} is empty (0 bytes): refusing to start a new registry over it "
+            "(restore it from a backup, or delete the file to start afresh)"
+        )
+    with db.open("rb") as fh:
+        header = fh.read(100)
+    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
+        raise UserError(
+            f"MLflow store {db} is not an SQLite database (corrupt or overwritten): restore it from a backup"
+        )
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if pages and header[24:28] == header[92:96] and size < pages * page_size:
+        raise UserError(
+            f"MLflow store {db} is truncated ({size} of {pages * page_size} bytes): restore it from a backup"
+        )
+
+
+def probe_server(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """One quick request to the server; any HTTP answer counts as reachable (the client reports HTTP errors)."""
+    import requests
+
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+    except requests.RequestException as exc:
+        reason = type(exc).__name__
+        raise UserError(
+            f"MLflow tracking server {uri} is unreachable ({reason} within {timeout:g}s): start it or fix "
+            "mlflow.tracking_uri in amlops.yaml"
+        ) from None
+
+
 def ensure_experiment(settings: Settings, experiment: str | None = None) -> str:
     """Create the experiment with the configured artifact root if missing (else MLflow would use ./mlruns of cwd)."""
     name = experiment or settings.experiment
+    check_store(settings)
     marker = _marker(settings, name)
     if marker is not None and marker.is_file():
         noted = marker.read_text(encoding="utf-8").strip()

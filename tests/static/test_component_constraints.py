@@ -37,6 +37,8 @@ DECLARED: dict[tuple[str, str], tuple[type[BaseModel], str]] = {
     ("evaluate", "require_confident"): (GateSettings, "require_confident"),
     ("evaluate", "seed"): (TrainSettings, "seed"),
     ("evaluate", "holdout_days"): (TrainSettings, "holdout_days"),
+    ("evaluate", "min_holdout_rows"): (GateSettings, "min_holdout_rows"),
+    ("evaluate", "min_holdout_days"): (GateSettings, "min_holdout_days"),
     ("train", "seed"): (TrainSettings, "seed"),
     ("train", "holdout_days"): (TrainSettings, "holdout_days"),
     ("register", "auto_promote"): (GateSettings, "auto_promote"),

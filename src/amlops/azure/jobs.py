@@ -100,6 +100,7 @@ def apply_inputs(job: PipelineJob, inputs: dict[str, str], *, cwd: Path | None =
             raise UserError(f"input {name!r} is not an input of the pipeline (inputs: {known})")
         current = getattr(job.inputs[name], "_data", None)
         declared = getattr(current, "type", None)
+        _check_shell_syntax(name, value, is_data=isinstance(current, Input) or declared in DATA_TYPES)
         if isinstance(current, Input) or declared in DATA_TYPES:
             kind = str(declared or "uri_folder")
             given = Path(value).expanduser()
@@ -125,6 +126,17 @@ def apply_inputs(job: PipelineJob, inputs: dict[str, str], *, cwd: Path | None =
             set_input(job, name, converted)
             applied[name] = str(converted)
     return applied
+
+
+def _check_shell_syntax(name: str, value: str, *, is_data: bool) -> None:
+    """The local runner's rule (amlops.shell_values), before anything is uploaded or submitted: Azure ML pastes a
+    literal into the command as it is, and a data input as its mount path, which ends with the file's name."""
+    from amlops.shell_values import check_value, last_segment
+
+    if not is_data:
+        check_value(name, value)
+    elif not value.startswith("azureml:"):  # an asset reference is resolved by Azure ML to its own mount path
+        check_value(name, last_segment(value), file_name=True)
 
 
 def model_inputs_to_assets(inputs: dict[str, str], ml: MLClient) -> dict[str, str]:

@@ -28,6 +28,12 @@ from amlops.errors import AmlopsError
 
 REASON_COLUMN = "_reason"
 ORDER_RULE = "dates_in_order"
+BEYOND_RULE = "date_beyond_data_range"
+# A date is beyond the data's own range when it lies after the date below which 99% of the rows fall by more than
+# half that range (and at least BEYOND_MIN_DAYS): a few rows dated years ahead (a typo, a placeholder 2099) would
+# otherwise become "the most recent days" and the whole holdout of the gate.
+BEYOND_QUANTILE = 0.99
+BEYOND_MIN_DAYS = 30
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -178,6 +184,19 @@ def _dates_in_order(schema: DatasetSchema) -> Any:
     return check
 
 
+def _beyond_data_range(typed: pd.DataFrame, schema: DatasetSchema) -> pd.Index:
+    """Rows dated far after the bulk of the data (BEYOND_QUANTILE, BEYOND_MIN_DAYS above)."""
+    column = schema.date_column
+    if not column or column not in typed.columns:
+        return pd.Index([])
+    dates = typed[column].dropna()
+    if len(dates) < 2:
+        return pd.Index([])
+    first, bulk_end = dates.min(), dates.quantile(BEYOND_QUANTILE)
+    tolerance = max(pd.Timedelta(days=BEYOND_MIN_DAYS), (bulk_end - first) / 2)
+    return dates.index[dates > bulk_end + tolerance]
+
+
 def _rule_name(check: Any, column: Any) -> str:
     text = str(check)
     if text == "multiple_fields_uniqueness":
@@ -279,6 +298,10 @@ def validate_frame(raw: pd.DataFrame, schema: DatasetSchema, source: str) -> Val
             if rule == "duplicate_key":
                 shown = raw[list(schema.key)].astype("str").agg("|".join, axis=1)
             fail(pd.Index(rows), col, rule, shown)
+
+    beyond = _beyond_data_range(typed, schema)
+    if len(beyond):
+        fail(beyond, schema.date_column, BEYOND_RULE, raw[schema.date_column])
 
     for spec in schema.columns:
         if spec.allowed is not None and spec.allow_unseen:

@@ -135,9 +135,37 @@ def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
         )
     table = ds.to_table(columns=[id_column, label_column])
     frame = table.to_pandas()
-    labels = pd.to_numeric(frame[label_column], errors="coerce")
-    series = pd.Series(labels.to_numpy(dtype=np.float64), index=pd.Index(frame[id_column]), name=label_column)
-    return series[~series.index.duplicated(keep="last")]
+    raw = frame[label_column]
+    labels = pd.to_numeric(raw, errors="coerce")
+    ids = frame[id_column]
+    _refuse_conflicting_duplicates(location, ids, labels, id_column)
+    series = pd.Series(labels.to_numpy(dtype=np.float64), index=pd.Index(ids), name=label_column)
+    unique = series[~series.index.duplicated(keep="first")]
+    # What loading did, for the result (Monitor.result reports it next to what the join matched).
+    unique.attrs["load"] = {
+        "source_rows": len(frame),
+        "duplicate_rows_dropped": len(series) - len(unique),
+        "unparsed": int((labels.isna() & raw.notna() & (raw.astype(str).str.strip() != "")).sum()),
+    }
+    return unique
+
+
+def _refuse_conflicting_duplicates(location: str, ids: pd.Series, labels: pd.Series, id_column: str) -> None:
+    """An id labelled twice with different values cannot be joined: whichever one were kept, the error of the
+    other row's prediction would be measured against the wrong truth (and drive a retrain). Identical repeats are
+    harmless and dropped (reported in the result)."""
+    repeated = ids.duplicated(keep=False)
+    if not repeated.any():
+        return
+    values = pd.DataFrame({"id": ids[repeated], "y": labels[repeated].fillna(np.inf)})
+    distinct = values.groupby("id", sort=False)["y"].nunique()
+    conflicting = distinct[distinct > 1]
+    if len(conflicting):
+        examples = ", ".join(repr(i) for i in conflicting.index[:3].tolist())
+        raise MonitorError(
+            f"{location}: {len(conflicting)} {id_column!r} value(s) appear more than once with different labels "
+            f"(e.g. {examples}); the monitor cannot tell which label is right: keep one row per id"
+        )
 
 
 # ------------------------------------------------------------------------------------------ windows
@@ -503,6 +531,9 @@ class Monitor:
                     self.prediction_reference = role
                     break
         self.labels = labels
+        # Per label: how many rows of the current data it was joined to (the join report in the result).
+        self._label_hits = np.zeros(len(labels) if labels is not None else 0, dtype=np.int64)
+        self._rows_joined = 0
         self.performance = _Performance()
         self.rows = np.zeros(0, dtype=np.int64)
         self.missing_columns: set[str] = set()
@@ -619,6 +650,9 @@ class Monitor:
                 # 123 in the data and "123" in a CSV of labels are the same id.
                 index, ids = index.astype(str), ids.astype(str)
             pos = index.get_indexer(ids)
+            matched = pos[pos >= 0]
+            self._label_hits += np.bincount(matched, minlength=len(self._label_hits))
+            self._rows_joined += len(ids)
             values = self.labels.to_numpy()
             return np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
         if self._has_label and o.label_column:
@@ -639,7 +673,9 @@ class Monitor:
         for w in drifted_windows:
             drifted_features += [f for f in w["drifted_features"] if f not in drifted_features]
         findings = []
-        for w in evaluated:
+        # Data quality is reported for every window, judged or not: a column that is all nulls is a fact on
+        # 20 rows too, and it is most worth knowing exactly when there are too few rows to judge drift.
+        for w in windows if self.windows.kind != "all" else [overall]:
             for f in w["data_quality_findings"]:
                 findings.append({"window": w["window"], **f})
         status = "insufficient_data" if not evaluated else "drift" if drifted_windows else "no_drift"
@@ -689,7 +725,48 @@ class Monitor:
             "overall": overall,
             "windows": windows if self.windows.kind != "all" else [],
         }
+        if self.labels is not None:
+            result["labels"], result["warnings"] = self._label_report()
         return MonitorResult.model_validate(result)
+
+    def _label_report(self) -> tuple[dict[str, Any], list[str]]:
+        """What the late-label join did (duplicates dropped, values that did not parse, ids that matched
+        nothing), and a warning line for each thing that deserves one: never silence."""
+        assert self.labels is not None
+        load = dict(self.labels.attrs.get("load", {}))
+        hits = self._label_hits
+        report = {
+            **load,
+            "labels": len(hits),
+            "matched_ids": int(np.count_nonzero(hits)),
+            "unmatched_ids": int(np.count_nonzero(hits == 0)),
+            "rows_joined": int(hits.sum()),
+            "rows_without_label": int(self._rows_joined - hits.sum()),
+            "ids_on_several_rows": int(np.count_nonzero(hits > 1)),
+        }
+        warnings = []
+        if load.get("duplicate_rows_dropped"):
+            warnings.append(
+                f"labels: {load['duplicate_rows_dropped']} repeated row(s) (same id, same label) were dropped"
+            )
+        if load.get("unparsed"):
+            warnings.append(f"labels: {load['unparsed']} label value(s) are not numbers and were ignored")
+        if not self._has_prediction:
+            warnings.append("labels were given but the current data has no prediction column: not joined")
+        elif report["matched_ids"] == 0:
+            warnings.append(
+                f"labels: none of the {len(hits)} label id(s) matches an id of the current data: no performance"
+            )
+        elif report["unmatched_ids"]:
+            warnings.append(
+                f"labels: {report['unmatched_ids']} of {len(hits)} label id(s) match no current row"
+            )
+        if report["ids_on_several_rows"]:
+            warnings.append(
+                f"labels: {report['ids_on_several_rows']} id(s) occur on several rows of the current data; "
+                "each of those rows was scored against the same label"
+            )
+        return report, warnings
 
     def _score(self, rows: Any, info: dict[str, Any], distributions: bool = False) -> dict[str, Any]:
         o = self.options

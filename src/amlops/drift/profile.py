@@ -174,6 +174,38 @@ class CategoricalProfile:
         )
 
 
+# --------------------------------------------------------------------------------------------------- shape
+def _json_kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
+
+
+def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """A profile's feature section: an object of feature -> object (absent: none)."""
+    section = data.get(key, {})
+    if not isinstance(section, dict) or not all(isinstance(v, dict) for v in section.values()):
+        raise ProfileError(
+            f"not a valid reference profile: {key!r} must be an object of feature -> object, "
+            f"got a JSON {_json_kind(section)}"
+        )
+    return section
+
+
+def _feature(build: Any, section: str, name: str, data: dict[str, Any]) -> Any:
+    """One feature's profile, its shape errors naming the feature (not a bare KeyError: 'edges')."""
+    try:
+        return build(name, data)
+    except KeyError as exc:
+        raise ProfileError(
+            f"not a valid reference profile: {section} feature {name!r} has no field {exc}"
+        ) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ProfileError):
+            raise
+        raise ProfileError(f"not a valid reference profile: {section} feature {name!r}: {exc}") from None
+
+
 # --------------------------------------------------------------------------------------------------- profile
 @dataclass
 class ReferenceProfile:
@@ -207,6 +239,11 @@ class ReferenceProfile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReferenceProfile:
+        if not isinstance(data, dict):
+            raise ProfileError(
+                f"not an amlops reference profile (a JSON {_json_kind(data)}, not an object with schema "
+                "'amlops.reference_profile')"
+            )
         version = data.get("schema_version")
         if data.get("schema") != "amlops.reference_profile" or not isinstance(version, int):
             raise ProfileError("not an amlops reference profile (missing schema / schema_version)")
@@ -214,14 +251,15 @@ class ReferenceProfile:
             raise ProfileError(
                 f"profile schema_version {version} is newer than this amlops ({SCHEMA_VERSION})"
             )
+        numeric, categorical, outputs = (_section(data, key) for key in ("numeric", "categorical", "outputs"))
         return cls(
-            numeric={n: NumericProfile.from_dict(n, d) for n, d in data.get("numeric", {}).items()},
+            numeric={n: _feature(NumericProfile.from_dict, "numeric", n, d) for n, d in numeric.items()},
             categorical={
-                n: CategoricalProfile.from_dict(n, d) for n, d in data.get("categorical", {}).items()
+                n: _feature(CategoricalProfile.from_dict, "categorical", n, d) for n, d in categorical.items()
             },
             outputs={
-                n: NumericProfile.from_dict(str(d.get("column", n)), d)
-                for n, d in data.get("outputs", {}).items()
+                n: _feature(NumericProfile.from_dict, "outputs", str(d.get("column", n)), d)
+                for n, d in outputs.items()
             },
             row_count=int(data["row_count"]),
             bins=int(data.get("bins", DEFAULT_BINS)),
@@ -268,7 +306,9 @@ class ReferenceProfile:
             raise ProfileError(f"{location}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         try:
             return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            raise ProfileError(f"{location}: not a valid reference profile: field {exc} is missing") from None
+        except (TypeError, ValueError, AttributeError) as exc:
             raise ProfileError(f"{location}: {exc}") from None
 
     def merge(self, other: ReferenceProfile) -> ReferenceProfile:

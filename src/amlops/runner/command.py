@@ -6,6 +6,9 @@ Literal values (string, integer, number, boolean inputs) are pasted into the com
 Azure ML pastes them: a value with spaces becomes several arguments there, and so it does here, so the local run
 shows the bug the cloud run would have (quote the placeholder in the component, '${{inputs.x}}', where a value
 may hold spaces). Paths are quoted when they need it: Azure ML's mount paths never do, a local folder may.
+
+No value may carry shell syntax (amlops.shell_values): a literal that does, or an input path whose file name does
+(Azure ML's mount path ends with it), is refused before the step runs, as the Azure ML submission refuses it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import shlex
 from collections.abc import Collection, Mapping
 
 from amlops.console import UserError
+from amlops.shell_values import check_value, last_segment
 
 _PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
 _OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
@@ -63,7 +67,28 @@ def render(
             )
         return value if kind == "inputs" and name in literal else _quote(value)
 
-    return _PLACEHOLDER.sub(fill, _kept_blocks(template, inputs))
+    text = _kept_blocks(template, inputs)
+    check_pasted(text, inputs, what, literal)
+    return _PLACEHOLDER.sub(fill, text)
+
+
+def check_literals(template: str, literals: Mapping[str, str], what: str) -> None:
+    """check_pasted for the literal values alone: what the runner checks for every step before the first one
+    runs, so a hostile value in the last step's command does not wait for the first steps to finish."""
+    check_pasted(_kept_blocks(template, literals), literals, what, set(literals))
+
+
+def check_pasted(text: str, inputs: Mapping[str, str | None], what: str, literal: Collection[str]) -> None:
+    """Refuse an input that reaches the command line carrying shell syntax: a literal's whole value, a path's
+    last segment (outputs are the runner's own folders)."""
+    for kind, name in dict.fromkeys(_PLACEHOLDER.findall(text)):
+        value = inputs.get(name) if kind == "inputs" else None
+        if value is None:
+            continue
+        if name in literal:
+            check_value(name, value, where=what)
+        else:
+            check_value(name, last_segment(value), where=what, file_name=True)
 
 
 def unquoted_notes(template: str, inputs: Mapping[str, str | None], literal: Collection[str]) -> list[str]:

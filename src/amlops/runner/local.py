@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from amlops import storage
 from amlops.config import Settings
 from amlops.console import UserError, out
 from amlops.runner.assets import resolve_component, resolve_plan_assets
-from amlops.runner.command import render, unquoted_notes
+from amlops.runner.command import check_literals, render, unquoted_notes
 from amlops.runner.datastores import check_plan_datastores, is_datastore_uri
 from amlops.runner.datastores import local_path as datastore_path
 from amlops.runner.environment import interpreter_for, isolated_env
@@ -50,6 +50,11 @@ from amlops.runner.progress import step_progress
 from amlops.runner.remote import check_http_input
 
 LOG_TAIL_LINES = 25
+TAIL_BYTES = 64 * 1024
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to the CLI: handled as Ctrl-C is (the step's process group is stopped, run.json says cancelled)."""
 
 
 @dataclass
@@ -89,11 +94,19 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-") or "pipeline"
 
 
-def _tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+def _tail(log: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = TAIL_BYTES) -> str:
+    """The last `lines` lines of a step log, reading at most its last `max_bytes` bytes: a step that logged
+    gigabytes must not be read whole for a 25-line summary."""
     try:
-        text = log.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
+        with log.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read(max_bytes)
     except OSError:
         return ""
+    text = data.decode("utf-8", errors="replace").rstrip().splitlines()
+    if size > max_bytes and text:
+        text = text[1:]  # the first line read is most likely cut
     return "\n".join(text[-lines:])
 
 
@@ -172,6 +185,8 @@ class LocalRunner:
             raise UserError(
                 f"job {step.name!r} input {key!r}: {loc} is a folder but the input type is uri_file"
             )
+        if value.type in ("mlflow_model", "custom_model"):
+            _warn_untrusted_model(Path(loc), self.settings.state_path)
         return loc
 
     def _download_model(self, dest: Path, uri: str) -> str:
@@ -225,22 +240,30 @@ class LocalRunner:
         outputs_of: dict[str, dict[str, Path]] = {}
         failed: StepResult | None = None
         unfinished: set[str] = set()
-        for index, step in enumerate(plan.steps, start=1):
-            if failed is not None and not (
-                plan.continue_on_step_failure and not step.upstream() & unfinished
-            ):
-                result.steps.append(StepResult(step.name, "skipped"))
-                unfinished.add(step.name)
-                continue
-            label = f"[{index}/{len(plan.steps)}] {step.name}"
-            step_result = self._execute(plan, step, run_dir, outputs_of, base_env, label)
-            result.steps.append(step_result)
-            if self.on_step:
-                self.on_step(step_result)
-            if step_result.status == "failed":
-                failed = failed or step_result
-                unfinished.add(step.name)
+        try:
+            _check_literals(plan)
+            with _sigterm_as_interrupt():
+                for index, step in enumerate(plan.steps, start=1):
+                    if failed is not None and not (
+                        plan.continue_on_step_failure and not step.upstream() & unfinished
+                    ):
+                        result.steps.append(StepResult(step.name, "skipped"))
+                        unfinished.add(step.name)
+                        continue
+                    label = f"[{index}/{len(plan.steps)}] {step.name}"
+                    step_result = self._execute(plan, step, run_dir, outputs_of, base_env, label)
+                    result.steps.append(step_result)
+                    if self.on_step:
+                        self.on_step(step_result)
+                    if step_result.status == "failed":
+                        failed = failed or step_result
+                        unfinished.add(step.name)
+                    self._write_manifest(plan, result)
+        except BaseException as exc:
+            # Whatever stops the run (a signal, a refused input, a bug), run.json must not stay "running".
+            result.status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
             self._write_manifest(plan, result)
+            raise
         result.job_outputs = outputs_of
         result.outputs = {
             name: outputs_of[ref.job][ref.output]
@@ -391,7 +414,8 @@ class LocalRunner:
                         out.print(f"  [dim]{step.name} |[/] {line.rstrip()}", markup=True, highlight=False)
                 with live:
                     code = proc.wait()
-            except KeyboardInterrupt:
+            except BaseException:
+                # Ctrl-C, SIGTERM (Terminated) or anything else: the step's whole process group goes with us.
                 _stop_group(proc)
                 raise
             finally:
@@ -569,6 +593,53 @@ class _Deadline:
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+
+
+def _warn_untrusted_model(folder: Path, state: Path) -> None:
+    """A bare model folder that unpickles: say so before the step loads it. The project's own models are not
+    bare: models:/ URIs (downloaded above) and the registry downloads `amlops score` keeps in the state folder."""
+    from amlops.console import warn
+    from amlops.model_trust import untrusted_model_note
+
+    if folder.resolve().is_relative_to(state.resolve()):
+        return
+    note = untrusted_model_note(folder)
+    if note:
+        warn(note)
+
+
+def _check_literals(plan: Plan) -> None:
+    """No literal of any step carries shell syntax (runner/command.py), checked before the first step runs."""
+    for step in plan.steps:
+        template = (
+            str(((step.parallel or {}).get("task") or {}).get("program_arguments") or "")
+            if step.kind == "parallel"
+            else step.command or ""
+        )
+        literals = {
+            k: render_primitive(v)
+            for k, v in step.inputs.items()
+            if k in step.literal_inputs() and v is not None and not isinstance(v, OutputRef | PathValue)
+        }
+        check_literals(template, literals, f"{plan.source.name}: job {step.name!r}")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a run is in progress, SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread, so the
+    step's process group is stopped and run.json written, instead of the CLI dying and leaving both behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stop_group(proc: subprocess.Popen[str], grace: float = 10.0) -> None:

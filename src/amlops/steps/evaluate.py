@@ -3,11 +3,13 @@
     python -m amlops.steps.evaluate --model DIR --snapshot DIR --schema demand.yaml --verdict OUT
     --model-name NAME [--metric mae] [--max-mae X] [--max-rmse X] [--max-mape X] [--min-improvement 0.0]
     [--bootstrap-samples 1000] [--confidence 0.95] [--require-confident true] [--seed 42] [--holdout-days 28]
+    [--min-holdout-rows 50] [--min-holdout-days 7]
 
 The gate passes only if every configured absolute threshold holds AND (when there is a champion) the
 challenger beats it on `metric` by at least `min_improvement` (relative) AND, with `require_confident`, the
 lower end of the block-bootstrap interval of the improvement is above zero. Anything that prevents a fair
-comparison (a champion that cannot score the holdout, non-finite predictions) fails the gate: it fails closed.
+comparison (a champion that cannot score the holdout, non-finite predictions, a holdout below
+`min_holdout_rows` rows or `min_holdout_days` days) fails the gate: it fails closed.
 The verdict goes to `verdict.json`; nothing downstream can override it.
 """
 
@@ -24,7 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from amlops.config import GATE_METRICS, MIN_BOOTSTRAP_SAMPLES
+from amlops.config import (
+    DEFAULT_MIN_HOLDOUT_DAYS,
+    DEFAULT_MIN_HOLDOUT_ROWS,
+    GATE_METRICS,
+    MIN_BOOTSTRAP_SAMPLES,
+)
 from amlops.data.io import finite_json as _finite_or_none
 from amlops.data.schema import DatasetSchema, SchemaFileError, load_schema
 from amlops.data.snapshot import SnapshotError, read_snapshot
@@ -120,6 +127,18 @@ def predict(model: Any, df: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
     return np.asarray(pred, dtype="float64").reshape(-1)
 
 
+def _holdout_too_small(rows: int, days: int, min_rows: int, min_days: int) -> list[str]:
+    """The reason the gate refuses to decide on this holdout (fails closed), if any: a dozen rows of one day
+    cannot tell two models apart, however confident the interval looks."""
+    if rows >= min_rows and days >= min_days:
+        return []
+    return [
+        f"holdout too small to decide: {rows} row(s) over {days} day(s), the gate needs at least "
+        f"{min_rows} rows and {min_days} days (gate.min_holdout_rows / min_holdout_days; future-dated rows "
+        "shrink the holdout to their own days)"
+    ]
+
+
 def _champion_metadata(client: Any, model_name: str, version: str) -> dict[str, str]:
     try:
         return dict(client.get_model_version(model_name, version).tags or {})
@@ -144,6 +163,8 @@ def evaluate(
     require_confident: bool = True,
     seed: int = 42,
     holdout_days: int = 28,
+    min_holdout_rows: int = DEFAULT_MIN_HOLDOUT_ROWS,
+    min_holdout_days: int = DEFAULT_MIN_HOLDOUT_DAYS,
 ) -> dict[str, Any]:
     import mlflow.pyfunc
     from mlflow.tracking import MlflowClient
@@ -158,6 +179,10 @@ def evaluate(
         raise EvaluateError(
             f"bootstrap_samples must be at least {MIN_BOOTSTRAP_SAMPLES}, got {bootstrap_samples}"
         )
+    if min_holdout_rows < 1 or min_holdout_days < 1:
+        raise EvaluateError(
+            f"min_holdout_rows and min_holdout_days must be at least 1, got {min_holdout_rows}, {min_holdout_days}"
+        )
     schema = load_schema(schema_path)
     df, manifest = read_snapshot(snapshot_dir, schema)
     _, holdout, cutoff = split_holdout(df, schema.date_column, holdout_days)
@@ -165,7 +190,7 @@ def evaluate(
     day_codes, days = pd.factorize(pd.to_datetime(holdout[schema.date_column]).dt.normalize(), sort=True)
     n_days = len(days)
 
-    reasons: list[str] = []
+    reasons: list[str] = _holdout_too_small(len(holdout), n_days, min_holdout_rows, min_holdout_days)
     notes: list[str] = []
     try:
         challenger_pred = predict(mlflow.pyfunc.load_model(str(model_dir)), holdout, schema)
@@ -277,6 +302,8 @@ def evaluate(
             "require_confident": require_confident,
             "seed": seed,
             "holdout_days": holdout_days,
+            "min_holdout_rows": min_holdout_rows,
+            "min_holdout_days": min_holdout_days,
         },
     }
     out = Path(verdict_out)
@@ -307,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--require-confident", type=_bool, default=True)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--holdout-days", type=int, default=28)
+    parser.add_argument("--min-holdout-rows", type=int, default=DEFAULT_MIN_HOLDOUT_ROWS)
+    parser.add_argument("--min-holdout-days", type=int, default=DEFAULT_MIN_HOLDOUT_DAYS)
     args = parser.parse_args(argv)
     try:
         verdict = evaluate(
@@ -325,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             require_confident=args.require_confident,
             seed=args.seed,
             holdout_days=args.holdout_days,
+            min_holdout_rows=args.min_holdout_rows,
+            min_holdout_days=args.min_holdout_days,
         )
     except (EvaluateError, SchemaFileError, SnapshotError, SplitError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -396,15 +396,40 @@ def _cast_text(path: Path, values: pa.ChunkedArray, col: Column) -> pa.ChunkedAr
     return cast
 
 
+def _check_shape(path: Path, schema: pa.Schema, rows: int | None) -> None:
+    """The messages training gives (amlops.data.io) for a CSV with another delimiter and a file with a header
+    and no rows: before them, the first showed up as "column 'date' is missing" and the second as an empty
+    predictions file."""
+    from amlops.data.io import _OTHER_DELIMITERS
+
+    if len(schema.names) == 1:
+        header = str(schema.names[0])
+        for delim in _OTHER_DELIMITERS:
+            if delim in header:
+                shown = "\\t" if delim == "\t" else delim
+                raise ScoreInputError(
+                    f"{path}: wrong delimiter: the header {header[:60]!r} looks {shown!r}-separated; "
+                    "amlops reads comma-separated CSV"
+                )
+    if rows == 0:
+        raise ScoreInputError(f"{path}: no data rows (only a header)")
+
+
 def _csv_header(path: Path, model: Model, options: Options) -> pa.Schema:
-    """Column names of a CSV file from its first block only."""
+    """Column names of a CSV file from its first block only (and whether that block has a row)."""
     if path.stat().st_size == 0:
         raise ScoreInputError(f"{path}: file is empty (0 bytes)")
     try:
         with pacsv.open_csv(path, convert_options=_csv_convert_options(model, options)) as reader:
-            return reader.schema
+            schema = reader.schema
+            try:
+                rows: int | None = reader.read_next_batch().num_rows or None
+            except StopIteration:
+                rows = 0
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise ScoreInputError(f"{path}: not valid CSV ({_first_line(exc)})") from None
+    _check_shape(path, schema, rows)
+    return schema
 
 
 def _read_csv(path: Path, model: Model, options: Options) -> pa.Table:
@@ -414,6 +439,7 @@ def _read_csv(path: Path, model: Model, options: Options) -> pa.Table:
         table = pacsv.read_csv(path, convert_options=_csv_convert_options(model, options))
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise ScoreInputError(f"{path}: not valid CSV ({_first_line(exc)})") from None
+    _check_shape(path, table.schema, table.num_rows)
     check_schema(path, _csv_schema(table.schema, model), model, options)
     for col in model.columns:
         if col.name in table.column_names and col.type not in ("string", "binary"):
@@ -427,6 +453,7 @@ def check_file(path: Path, model: Model, options: Options, *, parse_csv: bool = 
     value of the model's columns is parsed (CSV has no types); `parse_csv=False` checks the header only."""
     if is_parquet(path):
         pf = _parquet_file(path)
+        _check_shape(path, pf.schema_arrow, pf.metadata.num_rows)
         nulls = _parquet_null_counts(pf, [c.name for c in model.columns])
         check_schema(path, pf.schema_arrow, model, options, nulls)
     elif parse_csv:
@@ -460,6 +487,7 @@ def read_input(path: Path, model: Model, options: Options) -> tuple[pa.Table, pa
         return table, table.schema
     pf = _parquet_file(path)
     schema = pf.schema_arrow
+    _check_shape(path, schema, pf.metadata.num_rows)
     check_schema(path, schema, model, options)
     text = [
         c.name
