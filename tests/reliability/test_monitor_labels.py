@@ -80,6 +80,13 @@ def test_identical_duplicates_are_dropped_and_reported(
     report = result.model_extra["labels"]
     assert report["duplicate_rows_dropped"] == 50 and report["matched_ids"] == 400
     assert "labels: 50 repeated row(s) (same id, same label) were dropped" in result.model_extra["warnings"]
+    # ... and the CLI summary says it, not only result.json.
+    from amlops.commands.monitor import print_summary
+    from amlops.console import out
+
+    with out.capture() as captured:
+        print_summary(result, tmp_path / "report.html")
+    assert "warning: labels: 50 repeated row(s) (same id, same label) were dropped" in captured.get()
 
 
 def test_labels_matching_no_id_are_a_warning(

@@ -93,6 +93,9 @@ def print_summary(result: MonitorResult, report: Path) -> None:
                 _g(p.rmse) if p else "—",
             )
         out.print(est_table)
+    # What the label join did that the user should know (duplicates dropped, ids matching nothing, …).
+    for warning in (result.model_extra or {}).get("warnings") or []:
+        out.print(f"[yellow]warning:[/] {warning}")
     out.print(f"report: {report}")
 
 
