@@ -71,13 +71,13 @@ def register_data(
     return f"azureml:{name}:{version}", True
 
 
-def resolve_data(settings: Any, ref: str) -> tuple[Path, str] | None:
-    """(local folder, type) of a registered data asset, or None when the local registry lacks it."""
+def _record(settings: Any, kind: str, ref: str) -> tuple[Path, dict[str, Any]] | None:
+    """(record file, record) of `azureml:<name>:<version>` or `@latest` in the local registry's `kind` folder."""
     parsed = parse_ref(ref)
     if parsed is None:
         return None
     name, version = parsed
-    folder = registry_root(settings) / "data" / name
+    folder = registry_root(settings) / kind / name
     if version is None:
         versions = _versions(folder) if folder.is_dir() else []
         if not versions:
@@ -86,8 +86,16 @@ def resolve_data(settings: Any, ref: str) -> tuple[Path, str] | None:
     meta = folder / f"{version}.json"
     if not meta.is_file():
         return None
-    data = json.loads(meta.read_text(encoding="utf-8"))
-    path = folder / version
+    return meta, json.loads(meta.read_text(encoding="utf-8"))
+
+
+def resolve_data(settings: Any, ref: str) -> tuple[Path, str] | None:
+    """(local folder, type) of a registered data asset, or None when the local registry lacks it."""
+    found = _record(settings, "data", ref)
+    if found is None:
+        return None
+    meta, data = found
+    path = meta.with_suffix("")  # the version's folder beside its record
     if data.get("type") == "uri_file":
         files = [p for p in path.iterdir() if p.is_file()]
         path = files[0] if len(files) == 1 else path
@@ -108,23 +116,15 @@ def publish_component(settings: Any, path: Path, name: str, version: str) -> boo
 
 def resolve_component(settings: Any, ref: str) -> Path | None:
     """The component file a registered reference names, or None when the local registry lacks it."""
-    parsed = parse_ref(ref)
-    if parsed is None:
+    found = _record(settings, "components", ref)
+    if found is None:
         return None
-    name, version = parsed
-    folder = registry_root(settings) / "components" / name
-    if version is None:
-        versions = _versions(folder) if folder.is_dir() else []
-        if not versions:
-            return None
-        version = versions[-1][1]
-    meta = folder / f"{version}.json"
-    if not meta.is_file():
-        return None
-    path = Path(json.loads(meta.read_text(encoding="utf-8"))["path"])
+    meta, record = found
+    path = Path(record["path"])
     if not path.is_file():
         raise UserError(
-            f"azureml:{name}:{version} was published from {path}, which no longer exists; publish again"
+            f"azureml:{meta.parent.name}:{meta.stem} was published from {path}, which no longer exists; publish "
+            "again"
         )
     return path
 
