@@ -297,8 +297,43 @@ def monitoring_inputs(
         numeric_metric=m.numeric_metric,
         categorical_metric=m.categorical_metric,
         chunk_rows=str(m.chunk_rows),
+        column_kinds=column_kinds(settings),
+        **policy_inputs(settings),
     )
     return inputs, note
+
+
+def column_kinds(settings: Settings) -> str:
+    """The schema's `monitor_as` declarations as the monitor step's `column_kinds` input (name=kind,...; empty:
+    the automatic rule for every column)."""
+    schema = _schema_or_none(settings)
+    if schema is None:
+        return ""
+    from amlops.drift.kinds import declared_text
+
+    return declared_text(schema.monitor_as)
+
+
+# The policy settings the report's "what to do next" decides with (the loop's own decision uses the same ones):
+# each reaches the monitor step as an input `policy_<field>` (components/monitor.yml).
+REPORT_POLICY_FIELDS = (
+    "drift_windows_n",
+    "drift_windows_m",
+    "performance_degradation",
+    "min_drift_importance_share",
+    "confirm_drift_with_labels",
+    "min_rows",
+)
+
+
+def policy_inputs(settings: Settings) -> Inputs:
+    """The configured retrain policy as monitor inputs, so the report shows the decision the loop would take."""
+    policy = settings.policy
+    out: Inputs = {}
+    for field in REPORT_POLICY_FIELDS:
+        value = getattr(policy, field)
+        out[f"policy_{field}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
 
 
 # --- overrides --------------------------------------------------------------------------------------------

@@ -15,13 +15,16 @@ A schema file says what a valid row looks like, and which columns the model uses
       price: {dtype: float, min: 0.01, max: 10000}
       store_type: {dtype: category, allowed: [urban, suburban, rural]}
       temperature: {dtype: float, nullable: true, max_null_share: 0.2}
+      holiday: {dtype: int, allowed: [0, 1], monitor_as: categorical}
       ...
 
 Column keys: `dtype` (string | category | float | int | bool | date | datetime), `nullable` (default false),
 `max_null_share` (column-level limit when nullable), `min` / `max` (inclusive; numbers, or ISO dates for date
 columns), `allowed` (list of values), `allow_unseen` (true: values outside `allowed` are kept and reported,
 for categories that legitimately appear over time), `pattern` (regular expression a string must match in
-full), `unique` (no repeated values), `description`.
+full), `unique` (no repeated values), `monitor_as` (`numeric` | `categorical`: how the drift monitor compares
+the column; by default a number column with at most 5 distinct values in the training data is compared as
+categories, see amlops.drift.kinds), `description`.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ _COLUMN_KEYS = {
     "allow_unseen",
     "pattern",
     "unique",
+    "monitor_as",
     "description",
 }
 _TOP_KEYS = {
@@ -83,6 +87,9 @@ class ColumnSpec:
     allow_unseen: bool = False
     pattern: str | None = None
     unique: bool = False
+    monitor_as: str | None = (
+        None  # "numeric" | "categorical": the drift monitor's comparison (None: automatic)
+    )
     description: str = ""
 
     @property
@@ -124,6 +131,11 @@ class DatasetSchema:
         return [self.date_column, *self.numeric_features, *self.categorical_features]
 
     @property
+    def monitor_as(self) -> dict[str, str]:
+        """The comparison kinds the schema declares for the drift monitor ({column: numeric | categorical})."""
+        return {c.name: c.monitor_as for c in self.columns if c.monitor_as is not None}
+
+    @property
     def sort_columns(self) -> list[str]:
         """The canonical row order of a snapshot: the key (date first), then the id."""
         cols = list(self.key) or [self.date_column]
@@ -134,6 +146,10 @@ class DatasetSchema:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("source", None)
+        for column in data["columns"]:
+            # Undeclared: left out, so a schema's digest is what it was before the key existed.
+            if column.get("monitor_as") is None:
+                column.pop("monitor_as", None)
         return data
 
     @property
@@ -218,6 +234,7 @@ def _parse_column(name: str, raw: Any, source: str) -> ColumnSpec:
             re.compile(str(pattern))
         except re.error as exc:
             raise _fail(source, f"{where}.pattern", f"not a valid regular expression: {exc}") from None
+    monitor_as = _monitor_as(raw.get("monitor_as"), dtype, source, where)
     return ColumnSpec(
         name=name,
         dtype=dtype,
@@ -229,8 +246,25 @@ def _parse_column(name: str, raw: Any, source: str) -> ColumnSpec:
         allow_unseen=bool(raw.get("allow_unseen", False)),
         pattern=str(pattern) if pattern is not None else None,
         unique=bool(raw.get("unique", False)),
+        monitor_as=monitor_as,
         description=str(raw.get("description", "")),
     )
+
+
+MONITOR_KINDS = ("numeric", "categorical")
+
+
+def _monitor_as(value: Any, dtype: str, source: str, where: str) -> str | None:
+    """The declared drift comparison of a column: only a number can be compared as a number."""
+    if value is None:
+        return None
+    if value not in MONITOR_KINDS:
+        raise _fail(
+            source, f"{where}.monitor_as", f"must be one of {', '.join(MONITOR_KINDS)}, got {value!r}"
+        )
+    if value == "numeric" and dtype not in NUMERIC_DTYPES:
+        raise _fail(source, f"{where}.monitor_as", f"a {dtype} column cannot be compared as numeric")
+    return str(value)
 
 
 def parse_schema(data: Any, source: str = "schema") -> DatasetSchema:

@@ -197,3 +197,82 @@ def decide(
         f"{policy.drift_windows_m})",
     )
     return Decision("retrain", reasons, key, alarms, shares)
+
+
+# ------------------------------------------------------------------------------------------ from a monitor result
+# Above this share of rows outside what the error estimator saw, its estimate is not used: it cannot know the
+# error there, and a flat estimate must not silence the drift alarm on exactly those rows.
+MAX_UNSUPPORTED_SHARE = 0.1
+# Where the monitor step records the policy it was given (result.json `settings.policy`), so a report re-rendered
+# from a stored result decides with the same settings.
+RESULT_KEY = "policy"
+
+
+def estimate_signal(window: Any) -> dict[str, float | None]:
+    """The label-free estimate's rise for the policy (scale-free), when the monitor estimated the window and
+    most of its rows lie where the estimator was fitted."""
+    from amlops.drift.estimate import relative_error
+
+    est = window.estimated_performance
+    if est is None or est.mae is None or (est.unsupported_share or 0.0) > MAX_UNSUPPORTED_SHARE:
+        return {}
+    return {
+        "estimated_loss_low": relative_error(est, "mae_low"),
+        "estimated_loss": relative_error(est, "mae"),
+    }
+
+
+def window_signals(result: Any) -> list[WindowSignal]:
+    """The policy's view of a monitor result (a MonitorResult): one signal per window, as `amlops loop` builds
+    them (windows the monitor could not judge count 0 rows). Without windows (`--window all`), the judged
+    overall window stands for one."""
+    windows = result.windows or ([result.overall] if result.overall.judged else [])
+    return [
+        WindowSignal(
+            window=w.window,
+            rows=w.row_count if w.judged else 0,
+            drifted_features=tuple(w.drifted_features),
+            mae=w.performance.mae if w.performance else None,
+            wape=w.performance.wape if w.performance else None,
+            **estimate_signal(w),
+        )
+        for w in windows
+    ]
+
+
+def record_policy(result: Any, policy: PolicySettings) -> None:
+    """Write the policy the report decides with into the result's settings (result.json `settings.policy`)."""
+    setattr(result.settings, RESULT_KEY, policy.model_dump(exclude={"ledger"}))
+
+
+def recorded_policy(result: Any) -> tuple[PolicySettings, bool]:
+    """(the policy recorded in a result, whether one was recorded); the defaults for results written before
+    the monitor step received the configured policy."""
+    extra = result.settings.model_extra or {}
+    data = extra.get(RESULT_KEY)
+    if not isinstance(data, dict):
+        return PolicySettings(), False
+    return PolicySettings(**data), True
+
+
+def decide_on_result(result: Any, now: datetime) -> Decision | None:
+    """The decision `amlops loop` would take on this result alone (no ledger: no cooldown, no earlier
+    windows), with the policy recorded in it; None when it holds no window to decide on."""
+    signals = window_signals(result)
+    if not signals:
+        return None
+    policy, _ = recorded_policy(result)
+    windows = result.windows or [result.overall]
+    reference = next(
+        (w.performance.reference for w in windows if w.performance and w.performance.reference), None
+    )
+    metadata = result.reference.metadata or {}
+    return decide(
+        signals,
+        policy,
+        model_version=None,
+        importance=metadata.get("feature_importance") or None,
+        baseline_mae=(reference or {}).get("mae"),
+        baseline_wape=(reference or {}).get("wape"),
+        now=now,
+    )

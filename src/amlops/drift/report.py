@@ -377,12 +377,7 @@ def _next_steps(result: MonitorResult) -> str:
         )
     decision = _policy_decision(result)
     if decision is not None:
-        action = "retrain" if decision.retrain else "no retrain"
-        reasons = "".join(f"<li>{_e(r)}</li>" for r in decision.reasons)
-        items.append(
-            f"The retrain policy (<code>amlops loop</code>, default settings) would decide: <b>{action}</b>."
-            f"<ul>{reasons}</ul>"
-        )
+        items.append(_decision_item(result, decision))
     if v.drifted_features:
         first = {
             f: next((w.window for w in result.windows if f in w.drifted_features), "overall")
@@ -408,39 +403,37 @@ def _next_steps(result: MonitorResult) -> str:
     )
 
 
+def _decision_item(result: MonitorResult, decision: Any) -> str:
+    """The policy's decision, its reasons and the settings it used (configured, or the defaults for a result
+    written before the monitor received the policy)."""
+    from amlops.drift.policy import recorded_policy
+
+    policy, configured = recorded_policy(result)
+    action = "retrain" if decision.retrain else "no retrain"
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in decision.reasons)
+    labels = (
+        "drift counts only when the error rose too" if policy.confirm_drift_with_labels else "drift alone"
+    )
+    rule = (
+        f"{policy.drift_windows_n} of the last {policy.drift_windows_m} windows must alarm; an error rise "
+        f"above {policy.performance_degradation:.0%} is a loss; drifted features must carry "
+        f"{policy.min_drift_importance_share:.0%} of the feature importance; with labels, {labels}"
+    )
+    source = "the configured <code>policy:</code> settings" if configured else "default settings"
+    return (
+        f"<span id='policy-decision'>The retrain policy (<code>amlops loop</code>, {source}) would decide: "
+        f"<b>{action}</b>.</span><ul>{reasons}</ul><div class='muted' id='policy-rule'>Policy: {_e(rule)}. "
+        "The loop also honours the cooldown since the last retrain and windows of earlier runs.</div>"
+    )
+
+
 def _policy_decision(result: MonitorResult) -> Any:
-    """The default policy's decision on the result's windows, or None when there are none to decide on."""
+    """The decision of the policy recorded in the result (the configured one) on its windows, or None."""
     from datetime import UTC, datetime
 
-    from amlops.config import PolicySettings
-    from amlops.drift.policy import WindowSignal, decide
+    from amlops.drift.policy import decide_on_result
 
-    windows = result.windows or ([result.overall] if result.overall.judged else [])
-    if not windows:
-        return None
-    signals = [
-        WindowSignal(
-            window=w.window,
-            rows=w.row_count if w.judged else 0,
-            drifted_features=tuple(w.drifted_features),
-            mae=w.performance.mae if w.performance else None,
-            wape=getattr(w.performance, "wape", None) if w.performance else None,
-        )
-        for w in windows
-    ]
-    reference = next(
-        (w.performance.reference for w in windows if w.performance and w.performance.reference), {}
-    )
-    metadata = result.reference.metadata or {}
-    return decide(
-        signals,
-        PolicySettings(),
-        model_version=None,
-        importance=metadata.get("feature_importance") or None,
-        baseline_mae=(reference or {}).get("mae"),
-        baseline_wape=(reference or {}).get("wape"),
-        now=datetime.now(UTC),
-    )
+    return decide_on_result(result, datetime.now(UTC))
 
 
 def _metric_link(name: str) -> str:

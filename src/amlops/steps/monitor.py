@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlops.config import AUTO_WINDOW, DEFAULT_CHUNK_ROWS
+from amlops.config import AUTO_WINDOW, DEFAULT_CHUNK_ROWS, PolicySettings
 from amlops.drift.result import RESULT_FILE
 
 if TYPE_CHECKING:
@@ -137,9 +137,15 @@ def monitor(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     numeric_metric: str | None = None,
     categorical_metric: str | None = None,
+    column_kinds: dict[str, str] | None = None,
+    policy: PolicySettings | None = None,
 ) -> MonitorResult:
-    """Run the monitor and write result.json + report.html into `output`; returns the result."""
+    """Run the monitor and write result.json + report.html into `output`; returns the result. `column_kinds`:
+    declared comparison kinds (amlops.drift.kinds); `policy`: the retrain policy the report decides with
+    (default: PolicySettings()), recorded in result.json's settings."""
+    from amlops.drift.kinds import with_comparison_kinds
     from amlops.drift.monitor import DEFAULT_MIN_WINDOW_ROWS, MonitorOptions, load_labels, run_monitor
+    from amlops.drift.policy import record_policy
     from amlops.drift.report import render_html
 
     exclude = [c for c in (timestamp_column, id_column, prediction_column, label_column) if c]
@@ -175,7 +181,9 @@ def monitor(
     estimator = load_estimator(
         model_dir, reference_data, profile, prediction_column, label_column, out=output
     )
-    result = run_monitor(current, profile, options, labels=label_series, extras=window_extras(estimator))
+    compared = with_comparison_kinds(profile, column_kinds)
+    result = run_monitor(current, compared, options, labels=label_series, extras=window_extras(estimator))
+    record_policy(result, policy or PolicySettings())
     result.current.source = current
     result.reference.source = reference_profile or reference_data or model_dir
     out = Path(output)
@@ -377,6 +385,46 @@ def _key(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
 
 
+# The policy fields the report decides with (amlops.job_inputs.REPORT_POLICY_FIELDS sets them as inputs).
+_POLICY_ARGS: dict[str, Any] = {
+    "drift_windows_n": int,
+    "drift_windows_m": int,
+    "performance_degradation": float,
+    "min_drift_importance_share": float,
+    "confirm_drift_with_labels": None,  # a boolean: parse_bool
+    "min_rows": int,
+}
+
+
+def add_policy_arguments(p: argparse.ArgumentParser) -> None:
+    """`--policy-<field>` for each policy setting the report's decision uses; absent: the setting's default."""
+    from amlops.steps._args import parse_bool
+
+    for field, kind in _POLICY_ARGS.items():
+        p.add_argument(
+            "--policy-" + field.replace("_", "-"),
+            dest=f"policy_{field}",
+            type=kind or parse_bool,
+            help=PolicySettings.model_fields[field].description,
+        )
+
+
+def policy_from_arguments(args: argparse.Namespace) -> PolicySettings:
+    """The policy given by the `--policy-*` flags over the defaults; a value the settings refuse is a one-line
+    ValueError naming the flag."""
+    from pydantic import ValidationError
+
+    given = {
+        f: getattr(args, f"policy_{f}") for f in _POLICY_ARGS if getattr(args, f"policy_{f}") is not None
+    }
+    try:
+        return PolicySettings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "--policy-" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "--policy-*"
+        raise ValueError(f"{where}: {first['msg']}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m amlops.steps.monitor", description=__doc__.split("\n")[0])
     p.add_argument("--current", required=True, help="Parquet/CSV file or folder, local or abfs://")
@@ -402,11 +450,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--numeric-metric", nargs="?", const="")
     p.add_argument("--categorical-metric", nargs="?", const="")
     p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
+    p.add_argument(
+        "--column-kinds", nargs="?", const="", help="name=numeric|categorical pairs (the schema's monitor_as)"
+    )
+    add_policy_arguments(p)
     p.add_argument("--output", required=True, help="folder for result.json and report.html")
     # Optional string inputs may arrive empty (a pipeline input of ""): `--flag` alone means "not set".
     args = p.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    from amlops.drift.kinds import parse_declared
     from amlops.drift.monitor import MonitorError
     from amlops.drift.profile import ProfileError
     from amlops.steps import _mlflow_warm
@@ -432,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             chunk_rows=args.chunk_rows,
             numeric_metric=args.numeric_metric or None,
             categorical_metric=args.categorical_metric or None,
+            column_kinds=parse_declared(args.column_kinds),
+            policy=policy_from_arguments(args),
         )
     except (MonitorError, ProfileError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
