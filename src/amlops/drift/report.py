@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from amlops.drift import metrics as M
+from amlops.drift.kinds import METADATA_KEY as COMPARED_AS_CATEGORIES
 from amlops.drift.report_estimate import estimate_section
 from amlops.drift.result import (
     CategoricalDistribution,
@@ -142,14 +143,15 @@ def _feature_table(result: MonitorResult) -> str:
     evaluated = sum(1 for w in windows if w.judged)
     # One column per registered metric that some feature of the table has, in registry order.
     shown = [m for m in M.DRIFT_METRICS if any(m.name in f.metrics for f in overall.features.values())]
-    head = ["Feature", "Type", "Drifted", "Deciding metric", "Value", "Threshold"]
+    head = ["Feature", "Type", "Drifted", "Deciding metric", "Value (all rows)", "Threshold"]
     if windows:
-        head.append("Windows drifted")
+        head += ["Worst window", "Windows drifted"]
     head += [m.label for m in shown]
     head += ["Null rate", "Out-of-bounds", "Reference → current"]
     if importance:
         head.append("Importance")
     judged = evaluated > 0 if windows else overall.judged
+    as_categories = result.reference.metadata.get(COMPARED_AS_CATEGORIES) or {}
     rows = []
     missing = " <span class=muted>(missing)</span>"
     for name, f in overall.features.items():
@@ -162,13 +164,14 @@ def _feature_table(result: MonitorResult) -> str:
             shift = f"{_int(s.unseen_count or 0)} unseen values"
         cells = [
             f"<td class='l'>{_e(name)}{missing if f.missing_column else ''}</td>",
-            f"<td class='l'>{_e(f.type)}</td>",
+            f"<td class='l'>{_kind(name, f.type, as_categories)}</td>",
             f"<td class='l'>{_badge(f.drifted if judged else None)}</td>",
             f"<td class='l'>{_metric_link(f.deciding_metric)}</td>",
             f"<td>{_fmt(dec.value)}</td>",
             f"<td>{_fmt(dec.threshold)}</td>",
         ]
         if windows:
+            cells.append(f"<td class='worst'>{_worst_window(windows, name)}</td>")
             cells.append(f"<td>{drift_counts.get(name, 0)} / {evaluated}</td>")
         cells += [f"<td>{_fmt(f.metrics[m.name].value if m.name in f.metrics else None)}</td>" for m in shown]
         cells += [
@@ -196,8 +199,9 @@ def _feature_table(result: MonitorResult) -> str:
     return (
         "<h2>Features, most drifted first</h2><p class='muted'>"
         + (
-            "Values: the whole current data against the reference. Drifted: the feature crossed its threshold "
-            "in at least one judged window (the verdict)."
+            "Value (all rows): the whole current data against the reference; worst window: the judged window "
+            "furthest from the reference. Drifted: the feature crossed its threshold in at least one judged "
+            "window (the verdict)."
             if windows
             else "The whole current data against the reference. A feature is drifted when its deciding metric "
             "crosses the threshold."
@@ -206,6 +210,26 @@ def _feature_table(result: MonitorResult) -> str:
         f"<div class='scroll'><table id='features'><thead><tr>{header}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>{pred_html}"
     )
+
+
+def _kind(name: str, kind: str, as_categories: Mapping[str, str]) -> str:
+    """The feature's comparison kind; a number compared as categories says so, and why (amlops.drift.kinds)."""
+    if name not in as_categories:
+        return _e(kind)
+    why = as_categories[name]
+    return (
+        f"{_e(kind)} <span class='muted' title='numbers with few distinct values are compared as shares of "
+        f"each value (docs/monitor.md, Column kinds)'>(a number, {_e(why)}: compared as categories)</span>"
+    )
+
+
+def _worst_window(windows: list[WindowResult], name: str) -> str:
+    """The judged window whose deciding metric is furthest past (or nearest to) its threshold, and its value."""
+    judged = [(r, w) for w in windows if w.judged and name in w.features if (r := _ratio(w.features[name]))]
+    if not judged:
+        return "–"
+    _, worst = max(judged, key=lambda rw: rw[0])
+    return f"{_fmt(worst.features[name].deciding.value)} <span class='muted'>({_e(worst.window)})</span>"
 
 
 def _trend_section(result: MonitorResult) -> str:
