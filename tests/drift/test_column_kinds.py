@@ -64,7 +64,9 @@ def _weeks_drifted(data: tuple[Path, Path], out: Path, kinds_declared: dict[str,
     )
     judged = [w for w in result.windows if w.judged]
     assert len(judged) == 13
-    return {f: [i + 1 for i, w in enumerate(judged) if f in w.drifted_features] for f in ("closed", "returned")}
+    return {
+        f: [i + 1 for i, w in enumerate(judged) if f in w.drifted_features] for f in ("closed", "returned")
+    }
 
 
 def test_zero_one_columns_alarm_on_real_changes_only(data: tuple[Path, Path], tmp_path: Path) -> None:
@@ -97,7 +99,9 @@ def test_the_rule_and_its_overrides() -> None:
     assert set(auto.categorical) == {"flag", "five"} and set(auto.numeric) == {"six", "x"}
     assert auto.categorical["flag"].categories == {"0": 90, "1": 10}
     assert auto.metadata[kinds.METADATA_KEY] == {"flag": "2 distinct values", "five": "5 distinct values"}
-    declared = kinds.with_comparison_kinds(profile, {"flag": "numeric", "six": "categorical", "other": "numeric"})
+    declared = kinds.with_comparison_kinds(
+        profile, {"flag": "numeric", "six": "categorical", "other": "numeric"}
+    )
     assert set(declared.categorical) == {"five", "six"}
     assert declared.metadata[kinds.METADATA_KEY]["six"] == "declared in the schema"
     assert set(profile.numeric) == {"flag", "five", "six", "x"}, "the stored profile is left as it was"
@@ -125,3 +129,46 @@ def test_declarations_are_checked() -> None:
     text = build_profile(pd.DataFrame({"s": ["a", "b"]}), [], ["s"])
     with pytest.raises(ValueError, match="text column"):
         kinds.with_comparison_kinds(text, {"s": "numeric"})
+
+
+SCHEMA = """\
+name: orders
+date_column: order_day
+target: qty
+features:
+  numeric: [closed, rating]
+columns:
+  order_day: {dtype: date}
+  closed: {dtype: int, allowed: [0, 1], monitor_as: numeric}
+  rating: {dtype: int, monitor_as: categorical}
+  qty: {dtype: int}
+"""
+
+
+def test_the_schema_declares_kinds_and_the_monitor_receives_them(tmp_path: Path) -> None:
+    from amlops.config import Settings
+    from amlops.data.schema import SchemaFileError, load_schema, parse_schema
+    from amlops.job_inputs import monitoring_inputs
+
+    path = tmp_path / "orders.yaml"
+    path.write_text(SCHEMA, encoding="utf-8")
+    schema = load_schema(path)
+    assert schema.monitor_as == {"closed": "numeric", "rating": "categorical"}
+    settings = Settings(base_dir=tmp_path)
+    settings.data.schema_file = str(path)
+    data = tmp_path / "new.csv"
+    data.write_text("order_day,closed\n2026-01-01,1\n")
+    inputs, _ = monitoring_inputs(settings, str(data), model="m@champion")
+    assert kinds.parse_declared(inputs["column_kinds"]) == schema.monitor_as
+    import yaml
+
+    raw = yaml.safe_load(SCHEMA)
+    raw["columns"]["closed"]["monitor_as"] = "ordinal"
+    with pytest.raises(
+        SchemaFileError, match=r"columns\.closed\.monitor_as: must be one of numeric, categorical"
+    ):
+        parse_schema(raw, "orders.yaml")
+    raw["columns"]["order_day"]["monitor_as"] = "numeric"
+    raw["columns"]["closed"]["monitor_as"] = "numeric"
+    with pytest.raises(SchemaFileError, match="a date column cannot be compared as numeric"):
+        parse_schema(raw, "orders.yaml")
