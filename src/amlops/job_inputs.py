@@ -314,23 +314,14 @@ def column_kinds(settings: Settings) -> str:
     return declared_text(schema.monitor_as)
 
 
-# The policy settings the report's "what to do next" decides with (the loop's own decision uses the same ones):
-# each reaches the monitor step as an input `policy_<field>` (components/monitor.yml).
-REPORT_POLICY_FIELDS = (
-    "drift_windows_n",
-    "drift_windows_m",
-    "performance_degradation",
-    "min_drift_importance_share",
-    "confirm_drift_with_labels",
-    "min_rows",
-)
-
-
 def policy_inputs(settings: Settings) -> Inputs:
     """The configured retrain policy as monitor inputs, so the report shows the decision the loop would take."""
+    from amlops.drift.policy import REPORT_FIELDS
+
     policy = settings.policy
     out: Inputs = {}
-    for field in REPORT_POLICY_FIELDS:
+    # Each reaches the monitor step as an input `policy_<field>` (components/monitor.yml).
+    for field in REPORT_FIELDS:
         value = getattr(policy, field)
         out[f"policy_{field}"] = str(value).lower() if isinstance(value, bool) else str(value)
     return out

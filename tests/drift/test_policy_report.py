@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 from amlops.config import PolicySettings, Settings
-from amlops.drift.policy import decide_on_result, recorded_policy, window_signals
+from amlops.drift.policy import REPORT_FIELDS, decide_on_result, recorded_policy, window_signals
 from amlops.drift.report import render_html
 from amlops.drift.result import MonitorResult
-from amlops.job_inputs import REPORT_POLICY_FIELDS, Target, monitoring_inputs
+from amlops.job_inputs import Target, monitoring_inputs
 from amlops.steps import monitor as step
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,14 +112,15 @@ def test_the_policy_settings_reach_the_monitor_inputs_on_both_targets(tmp_path: 
     for inputs in (local, azure):
         assert inputs["policy_drift_windows_n"] == "3" and inputs["policy_drift_windows_m"] == "4"
         assert inputs["policy_confirm_drift_with_labels"] == "false"
-        assert {f"policy_{f}" for f in REPORT_POLICY_FIELDS} <= set(inputs)
+        assert {f"policy_{f}" for f in REPORT_FIELDS} <= set(inputs)
+    assert set(step._POLICY_ARGS) == set(REPORT_FIELDS)
     # The step parses what the inputs carry back into the same settings.
     parser_args = [
         a for k, v in local.items() if k.startswith("policy_") for a in (f"--{k.replace('_', '-')}", v)
     ]
     parsed = step.policy_from_arguments(_parse(parser_args))
-    assert parsed.model_dump(include=set(REPORT_POLICY_FIELDS)) == settings.policy.model_dump(
-        include=set(REPORT_POLICY_FIELDS)
+    assert parsed.model_dump(include=set(REPORT_FIELDS)) == settings.policy.model_dump(
+        include=set(REPORT_FIELDS)
     )
 
 

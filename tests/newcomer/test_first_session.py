@@ -45,6 +45,11 @@ def test_the_readme_first_session_shows_price_drift_from_the_drift_week(tmp_path
     result = MonitorResult.read(reports / "result.json")
     assert_drift_from(result, "price", _drift_date(commands))
     assert (reports / "report.html").is_file()
+    # A 0/1 column is compared as categories: `holiday` drifts in the week of 4 July (1 day in 7 a holiday),
+    # not in every week without one (docs/monitor.md, Column kinds).
+    holiday = [w.window for w in result.windows if "holiday" in w.drifted_features]
+    assert holiday == ["2024-W27"], holiday
+    assert result.overall.features["holiday"].type == "categorical"
 
 
 FOREIGN_SCHEMA = """\

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from amlops.config import DataSettings, GateSettings, MonitorSettings, PolicySettings, TrainSettings
 from amlops.drift import metrics as M
+from amlops.drift.policy import REPORT_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENTS = ROOT / "components"
@@ -49,17 +50,7 @@ DECLARED: dict[tuple[str, str], tuple[type[BaseModel], str]] = {
     ("monitor", "numeric_metric"): (MonitorSettings, "numeric_metric"),
     ("monitor", "categorical_metric"): (MonitorSettings, "categorical_metric"),
     # The report's "what to do next" decides with the configured policy (amlops.job_inputs.policy_inputs).
-    **{
-        ("monitor", f"policy_{f}"): (PolicySettings, f)
-        for f in (
-            "drift_windows_n",
-            "drift_windows_m",
-            "performance_degradation",
-            "min_drift_importance_share",
-            "confirm_drift_with_labels",
-            "min_rows",
-        )
-    },
+    **{("monitor", f"policy_{f}"): (PolicySettings, f) for f in REPORT_FIELDS},
     ("score", "id_column"): (MonitorSettings, "id_column"),
     ("score", "prediction_column"): (MonitorSettings, "prediction_column"),
 }

@@ -4,11 +4,11 @@ A number column with only a handful of distinct values (a 0/1 flag such as `holi
 doors) is compared as categories: the share of each value, judged with the categorical metric (Jensen-Shannon
 distance, threshold 0.1). Why: normalized Wasserstein divides the distance by the reference's standard deviation,
 and for a 0/1 column with share p that is sqrt(p(1-p)), so the metric becomes |p_now - p_ref| / sqrt(p_ref(1-p_ref)):
-a rare flag is judged on its own tiny scale. A week with no holiday against a reference where 1.6 % of the rows
-are holidays scores 0.127 (drift, threshold 0.1), every such week; Jensen-Shannon scores it 0.089. With i.i.d.
-rows, the Wasserstein score of a 0/1 column is z / sqrt(n) (z: the share's deviation in standard errors): at the
-minimum window of 500 rows a 2.3-sigma fluctuation alarms, about one window in 45 by chance alone; the JS
-distance needs about 2.4 times the deviation. docs/monitor.md ("Column kinds") has the numbers.
+a rare flag is judged on its own tiny scale, and a window with none of it scores sqrt(p/(1-p)), above 0.1 as soon
+as p > 1 %. The demo's `holiday` (1.6 % of the training rows) scored 0.127 in every week without a holiday; the
+JS distance of such a week is 0.089. The price: a rare flag's small changes count less (a 0/1 column going from
+2 % to 6 % alarms in about 1 window in 5 under JS, in every window under Wasserstein); declare such a column
+`monitor_as: numeric`. docs/monitor.md ("Column kinds") has the measurements.
 
 The automatic rule is Evidently's: a number column with at most 5 distinct values is categorical
 (https://github.com/evidentlyai/evidently/blob/main/docs/book/reference/data-drift-algorithm.md, "numerical columns
@@ -17,9 +17,10 @@ signal override the kind per column with `feature_type_override` (Azure/azureml-
 assets/model_monitoring/components/src/shared_utilities/df_utils.py, `is_categorical`); the schema's
 `monitor_as: numeric | categorical` is that override here.
 
-The decision is made from the reference profile alone (its exact value counts for a discrete column), so every
-process that monitors the same model decides the same way, and profiles stored before this rule existed get it
-too. The profile itself keeps the column as the model sees it (a number).
+The decision is made when monitoring, from the reference profile (its exact value counts for a discrete column)
+and the declared kinds (the monitor component's `column_kinds` input, from the schema), so every process that
+monitors the same model with the same schema decides the same way, and profiles stored before this rule existed
+get it too. The stored profile keeps the column as the model sees it (a number).
 """
 
 from __future__ import annotations

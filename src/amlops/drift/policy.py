@@ -203,6 +203,16 @@ def decide(
 # Above this share of rows outside what the error estimator saw, its estimate is not used: it cannot know the
 # error there, and a flat estimate must not silence the drift alarm on exactly those rows.
 MAX_UNSUPPORTED_SHARE = 0.1
+# The policy settings a decision on one monitor result uses (no ledger: no cooldown, no retrain data): the
+# monitor step receives them as inputs (amlops.job_inputs.policy_inputs) and the report decides with them.
+REPORT_FIELDS = (
+    "drift_windows_n",
+    "drift_windows_m",
+    "performance_degradation",
+    "min_drift_importance_share",
+    "confirm_drift_with_labels",
+    "min_rows",
+)
 # Where the monitor step records the policy it was given (result.json `settings.policy`), so a report re-rendered
 # from a stored result decides with the same settings.
 RESULT_KEY = "policy"
@@ -242,7 +252,7 @@ def window_signals(result: Any) -> list[WindowSignal]:
 
 def record_policy(result: Any, policy: PolicySettings) -> None:
     """Write the policy the report decides with into the result's settings (result.json `settings.policy`)."""
-    setattr(result.settings, RESULT_KEY, policy.model_dump(exclude={"ledger"}))
+    setattr(result.settings, RESULT_KEY, policy.model_dump(include=set(REPORT_FIELDS)))
 
 
 def recorded_policy(result: Any) -> tuple[PolicySettings, bool]:

@@ -28,6 +28,10 @@ from amlops.drift.result import (
 
 MAX_DISTRIBUTION_PLOTS = 60
 MAX_TREND_PLOTS = 8
+# A discrete numeric distribution with at most this many values is drawn as bars per value.
+VALUE_BARS_UP_TO = 12
+# Categorical plots with at most this many bars per side write each share above its bar.
+SHARE_LABELS_UP_TO = 4
 # The metric names and default thresholds follow this page (also cited in amlops.drift.metrics).
 AML_MONITORING_DOC = "https://learn.microsoft.com/azure/machine-learning/how-to-monitor-model-performance"
 _REF_COLOR = "#6b7280"
@@ -143,9 +147,10 @@ def _feature_table(result: MonitorResult) -> str:
     evaluated = sum(1 for w in windows if w.judged)
     # One column per registered metric that some feature of the table has, in registry order.
     shown = [m for m in M.DRIFT_METRICS if any(m.name in f.metrics for f in overall.features.values())]
-    head = ["Feature", "Type", "Drifted", "Deciding metric", "Value (all rows)", "Threshold"]
+    head = ["Feature", "Type", "Drifted", "Deciding metric", "Threshold"]
     if windows:
         head += ["Worst window", "Windows drifted"]
+    head.append("Value (all rows)")
     head += [m.label for m in shown]
     head += ["Null rate", "Out-of-bounds", "Reference → current"]
     if importance:
@@ -167,12 +172,12 @@ def _feature_table(result: MonitorResult) -> str:
             f"<td class='l'>{_kind(name, f.type, as_categories)}</td>",
             f"<td class='l'>{_badge(f.drifted if judged else None)}</td>",
             f"<td class='l'>{_metric_link(f.deciding_metric)}</td>",
-            f"<td>{_fmt(dec.value)}</td>",
             f"<td>{_fmt(dec.threshold)}</td>",
         ]
         if windows:
             cells.append(f"<td class='worst'>{_worst_window(windows, name)}</td>")
             cells.append(f"<td>{drift_counts.get(name, 0)} / {evaluated}</td>")
+        cells.append(f"<td>{_fmt(dec.value)}</td>")
         cells += [f"<td>{_fmt(f.metrics[m.name].value if m.name in f.metrics else None)}</td>" for m in shown]
         cells += [
             f"<td{_flag(dq['null_value_rate'])}>{_pct(dq['null_value_rate'].value)}</td>",
@@ -199,9 +204,10 @@ def _feature_table(result: MonitorResult) -> str:
     return (
         "<h2>Features, most drifted first</h2><p class='muted'>"
         + (
-            "Value (all rows): the whole current data against the reference; worst window: the judged window "
-            "furthest from the reference. Drifted: the feature crossed its threshold in at least one judged "
-            "window (the verdict)."
+            "Drifted: the feature crossed its threshold in at least one judged window (the verdict). Worst "
+            "window: the judged window furthest from the reference; value (all rows): the whole current data "
+            "against the reference. Numbers with at most 5 distinct values are compared as categories "
+            "(<a href='#column-kinds'>why</a>)."
             if windows
             else "The whole current data against the reference. A feature is drifted when its deciding metric "
             "crosses the threshold."
@@ -218,14 +224,19 @@ def _kind(name: str, kind: str, as_categories: Mapping[str, str]) -> str:
         return _e(kind)
     why = as_categories[name]
     return (
-        f"{_e(kind)} <span class='muted' title='numbers with few distinct values are compared as shares of "
-        f"each value (docs/monitor.md, Column kinds)'>(a number, {_e(why)}: compared as categories)</span>"
+        f"{_e(kind)} <span class='muted' title='a number compared as the share of each value: {_e(why)} "
+        f"(docs/monitor.md, Column kinds)'>(number, {_e(why)})</span>"
     )
 
 
 def _worst_window(windows: list[WindowResult], name: str) -> str:
     """The judged window whose deciding metric is furthest past (or nearest to) its threshold, and its value."""
-    judged = [(r, w) for w in windows if w.judged and name in w.features if (r := _ratio(w.features[name]))]
+    judged = [
+        (r, w)
+        for w in windows
+        if w.judged and name in w.features
+        if (r := _ratio(w.features[name])) is not None
+    ]
     if not judged:
         return "–"
     _, worst = max(judged, key=lambda rw: rw[0])
@@ -488,8 +499,15 @@ def _definitions() -> str:
         f"<dt id='metric-{_e(q.name)}'><code>{_e(q.name)}</code></dt><dd>{_e(q.definition)}</dd>"
         for q in M.QUALITY_METRICS
     )
+    kinds = (
+        "<p id='column-kinds'><b>Column kinds.</b> A number column with at most 5 distinct values in the reference "
+        "(a 0/1 flag) is compared as categories, the share of each value, with the categorical metric: normalized "
+        "Wasserstein divides by the reference's standard deviation, which for a rare flag is tiny, so a window "
+        "with none of a 1.6 % flag scores 0.127 and drifts. A schema's <code>monitor_as: numeric | "
+        "categorical</code> overrides the rule (docs/monitor.md, Column kinds).</p>"
+    )
     return (
-        f"<section id='definitions'><h2>Metric definitions</h2><dl>{drift}{quality}</dl>"
+        f"<section id='definitions'><h2>Metric definitions</h2><dl>{drift}{quality}</dl>{kinds}"
         f"<p class='muted'>The names and defaults are Azure ML model monitoring's (<a href='{AML_MONITORING_DOC}'>"
         "Azure ML: model monitoring</a>). Generated by amlops.</p></section>"
     )
@@ -506,7 +524,9 @@ def _numeric_svg(d: NumericDistribution) -> str:
     if len(edges) < 2:
         return "<p class='muted'>no values</p>"
     below, above = d.current_below, d.current_above
-    if d.discrete:
+    # A few values (a flag, a count of doors) read as bars per value; a discrete column with many values (prices
+    # in cents, temperatures in tenths) is summarised on equal-width bins: a value axis with round ticks.
+    if d.discrete and len(edges) - 1 <= VALUE_BARS_UP_TO:
         labels = [f"{e:.3g}" for e in edges[:-1]]
         if below:
             labels, ref, cur = ["<min", *labels], [0.0, *ref], [below, *cur]
@@ -587,6 +607,12 @@ def _categorical_svg(d: CategoricalDistribution) -> str:
                 f"fill='{color}'><title>{_e(name)}: {'reference' if j == 0 else 'current'} {val:.1%}</title>"
                 "</rect>"
             )
+            if n <= SHARE_LABELS_UP_TO:
+                # A rare value (a flag's 1) is a sliver beside its 98 % partner: its share is written out.
+                out.append(
+                    f"<text class='share' x='{x + (j + 0.5) * bar:.1f}' y='{_H - _PAD_B - h - 3:.1f}' "
+                    f"font-size='8' text-anchor='middle' fill='{color}'>{_share_label(val)}</text>"
+                )
         if i not in labelled:
             continue
         label = name if len(name) <= 8 else name[:7] + "…"
@@ -596,6 +622,14 @@ def _categorical_svg(d: CategoricalDistribution) -> str:
         )
     out.append("</svg>")
     return "".join(out)
+
+
+def _share_label(share: float) -> str:
+    if share <= 0:
+        return "0"
+    if share < 0.001:
+        return "<0.1%"
+    return f"{share:.1%}" if share < 0.1 else f"{share:.0%}"
 
 
 def _line_svg(

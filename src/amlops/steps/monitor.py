@@ -385,7 +385,7 @@ def _key(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
 
 
-# The policy fields the report decides with (amlops.job_inputs.REPORT_POLICY_FIELDS sets them as inputs).
+# The policy fields the report decides with (amlops.drift.policy.REPORT_FIELDS; job_inputs sets them as inputs).
 _POLICY_ARGS: dict[str, Any] = {
     "drift_windows_n": int,
     "drift_windows_m": int,
