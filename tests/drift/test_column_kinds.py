@@ -11,6 +11,7 @@ profiled on the fly. Two 0/1 columns, each planted both ways:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,11 @@ def test_zero_one_columns_alarm_on_real_changes_only(data: tuple[Path, Path], tm
     assert drifted["closed"] == [CLOSED_CURRENT_DAY // 7 + 1]  # the week with a closed day, no other
     assert drifted["returned"] == list(range(CHANGE_WEEK, 14))  # from the change on, every week, none before
     html = (tmp_path / "auto" / "report.html").read_text(encoding="utf-8")
-    assert "compared as categories" in html
+    row = re.search(r"<tr[^>]*data-feature='closed'>(.*?)</tr>", html)
+    assert row, "no feature row for closed"
+    text = re.sub(r"<[^>]+>", " ", row.group(1))
+    assert "categorical (number, 2 distinct values)" in " ".join(text.split())
+    assert "(2024-W27)" in text  # the worst window: the week with the closed day
 
 
 def test_declared_numeric_brings_back_the_weekly_alarm(data: tuple[Path, Path], tmp_path: Path) -> None:

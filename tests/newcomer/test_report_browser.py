@@ -16,8 +16,11 @@ import pyarrow as pa
 import pytest
 from browser import BROWSER, render
 
+from amlops.config import PolicySettings
 from amlops.data.generate import GeneratorConfig, generate
+from amlops.drift.kinds import with_comparison_kinds
 from amlops.drift.monitor import MonitorOptions, run_monitor
+from amlops.drift.policy import record_policy
 from amlops.drift.profile import build_profile
 from amlops.drift.report import render_html
 from amlops.drift.result import MonitorResult
@@ -41,6 +44,10 @@ SELECTORS = {
     "performance": "figure[data-plot=performance]",
     "quality_rows": "#quality-table tbody tr",
     "definitions": "#definitions",
+    "policy": "#policy-decision",
+    "holiday_row": "#features tr[data-feature=holiday]",
+    "holiday_plot": "figure[data-plot=distribution][data-feature=holiday]",
+    "price_labels": "figure[data-plot=distribution][data-feature=price] svg text",
 }
 
 
@@ -72,7 +79,12 @@ def _result(drift: bool = True, min_window_rows: int = 500) -> MonitorResult:
         prediction_column="prediction",
         min_window_rows=min_window_rows,
     )
-    return run_monitor([pa.Table.from_pandas(current, preserve_index=False)], profile, options)
+    # As the monitor step compares them (amlops.drift.kinds) and with the policy it records.
+    result = run_monitor(
+        [pa.Table.from_pandas(current, preserve_index=False)], with_comparison_kinds(profile), options
+    )
+    record_policy(result, PolicySettings())
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +120,15 @@ def test_the_report_reads_right_in_a_browser(drifted: MonitorResult, tmp_path: P
     keys = [tuple(r.split("\t")[:2]) for r in seen["quality_rows"]]
     assert len(keys) == len(set(keys)) and len(keys) <= 2 * (len(NUMERIC) + len(CATEGORICAL))
     assert "normalized_wasserstein_distance" in seen["definitions"][0]
+    assert "would decide" in seen["policy"][0] and "configured" in seen["policy"][0]
+    # A 0/1 column: compared as categories, says so, and its rare value's share is written out (a 1.6 % bar
+    # beside a 98 % one is a sliver); it drifts only in the week of 4 July.
+    holiday = seen["holiday_row"][0]
+    assert "categorical (number, 2 distinct values)" in holiday and "(2024-W27)" in holiday, holiday
+    assert "1.6%" in seen["holiday_plot"][0], seen["holiday_plot"]
+    # Prices (many values in cents) are drawn on a value axis with round ticks, not one label per bin.
+    ticks = [t for t in seen["price_labels"] if t and not t.endswith("%") and t not in ("<min", ">max")]
+    assert len(ticks) >= 3 and all(float(t) == round(float(t), 1) for t in ticks), seen["price_labels"]
 
 
 def test_a_window_below_the_minimum_is_not_judged_never_ok(tmp_path: Path) -> None:
