@@ -6,6 +6,7 @@
         row_id]
         [--prediction-column prediction] [--label-column units_sold] [--features a,b,c]
         [--min-window-rows 500] [--thresholds '{"normalized_wasserstein_distance": 0.15}'] [--chunk-rows N]
+        [--column-kinds holiday=categorical,...] [--policy-drift-windows-n 2 --policy-... (the retrain policy)]
         --output DIR
 
 PATH is a Parquet/CSV file or a folder of them, local or abfs://. Writes DIR/result.json (schema in
