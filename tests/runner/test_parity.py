@@ -171,7 +171,9 @@ def test_a_sweep_finds_the_best_trial_by_its_logged_metric_and_exposes_its_outpu
     # the downstream step bound ${{parent.jobs.sweep_step.outputs.model_output}} and got the best trial's
     copied = json.loads((result.job_outputs["read_best"]["copy"] / "best.json").read_text())
     assert copied == best_model
-    assert "early_termination 'median_stopping' is not applied locally" in " ".join(summary["notes"])
+    assert "early_termination median_stopping (evaluation_interval=1 delay_evaluation=1): applied" in " ".join(
+        summary["notes"]
+    )
 
     from mlflow.tracking import MlflowClient
 
@@ -224,18 +226,31 @@ def test_search_space_distributions_sample_within_their_definitions() -> None:
 
 
 # -- ./outputs, datastores, settings ---------------------------------------------------------------------------------
-def test_a_later_step_binds_the_default_artifacts_output(settings: Settings) -> None:
+def test_a_later_step_binds_the_default_output_laid_out_as_the_artifact_store(settings: Settings) -> None:
     result = run_pipeline(PIPELINES / "artifacts.yml", {}, settings, quiet=True)
-    assert (result.job_outputs["read"]["copy"] / "answer.txt").read_text() == "42\n"
-    assert (result.run_dir / "write" / "wd" / "logs" / "note.txt").read_text() == "logged\n"
+    copied = result.job_outputs["read"]["copy"]
+    assert (copied / "answer.txt").read_text() == "42\n"
+    assert (copied / "note.txt").read_text() == "logged\n"
+    store = result.job_outputs["write"]["default"]
+    assert store == result.run_dir / "write" / "default"
+    assert sorted(p.name for p in store.iterdir()) == ["logs", "outputs", "user_logs"]
+    assert (store / "user_logs" / "std_log.txt").read_text().startswith("# mkdir -p outputs/report")
 
 
-def test_a_misspelt_artifacts_binding_is_refused(tmp_path: Path) -> None:
+def test_an_artifacts_binding_is_refused_naming_the_default_output(tmp_path: Path) -> None:
     text = (PIPELINES / "artifacts.yml").read_text()
-    assert "${{parent.jobs.write.outputs.artifacts}}" in text
-    bad = tmp_path / "artifacts_typo.yml"
-    bad.write_text(text.replace("outputs.artifacts}}", "outputs.artifact}}"))
-    with pytest.raises(UserError, match=r"job 'write' has no output 'artifact'"):
+    assert "${{parent.jobs.write.outputs.default}}" in text
+    bad = tmp_path / "artifacts_alias.yml"
+    bad.write_text(text.replace("outputs.default}}", "outputs.artifacts}}"))
+    with pytest.raises(UserError) as err:
+        build_plan(bad)
+    assert str(err.value) == (
+        f"{bad}: job 'read' input 'previous': job 'write' has no output 'artifacts'; a job's default output (its "
+        "./outputs, ./logs and user_logs/) is named 'default': bind ${{parent.jobs.write.outputs.default}} and read "
+        "<input>/outputs/... ('artifacts' names it only in azureml://jobs/<job>/outputs/artifacts/paths/ URIs)"
+    )
+    bad.write_text(text.replace("outputs.default}}", "outputs.defualt}}"))
+    with pytest.raises(UserError, match=r"job 'write' has no output 'defualt'$"):
         build_plan(bad)
 
 
