@@ -268,6 +268,14 @@ def test_datastore_uris_map_to_local_folders_with_name_placeholders(tmp_path: Pa
     assert landed.read_text().strip() == "3"
     assert (archive / "copies" / "copy" / "one.txt").read_text() == "a\nb\nc\n"
 
+    # ${{default_datastore}} is the pipeline's settings.default_datastore when it names one
+    pipeline = tmp_path / "datastore_default.yml"
+    text = (PIPELINES / "datastore.yml").read_text()
+    pipeline.write_text(text.replace("jobs:\n", "settings:\n  default_datastore: azureml:archive\njobs:\n", 1))
+    moved = run_pipeline(pipeline, {}, settings, quiet=True)
+    landed = archive / "results" / f"{moved.run_id}_count" / "result" / "lines.txt"
+    assert landed.read_text().strip() == "3"
+
 
 def test_an_unmapped_datastore_is_refused_before_any_step(settings: Settings) -> None:
     raw = settings.state_path / "datastores" / "workspaceblobstore" / "parity" / "raw"

@@ -427,7 +427,7 @@ class LocalRunner:
             if step.kind == "command" and DEFAULT_OUTPUT not in step.outputs:
                 outputs[DEFAULT_OUTPUT] = _default_output(step_dir, cwd, log_path)
             ctx.outputs_of[step.name] = outputs
-            self._deliver_targets(step, outputs)
+            self._deliver_targets(ctx, step, outputs)
         if not self.quiet:
             mark = {"completed": "[green]✓[/]", "cancelled": "[yellow]⊘[/]"}.get(status, "[red]✗[/]")
             out.print(
@@ -436,18 +436,26 @@ class LocalRunner:
             )
         return StepResult(step.name, status, seconds, code, command, str(log_path))
 
-    def _deliver_targets(self, step: StepPlan, outputs: dict[str, Path]) -> None:
+    def _deliver_targets(self, ctx: RunContext, step: StepPlan, outputs: dict[str, Path]) -> None:
         """Copy each output that the pipeline YAML gave a `path:` to that place."""
         for name, spec in step.outputs.items():
             if spec.target and name in outputs:
-                self._deliver(outputs[name], self._local_target(step, name, spec.target))
+                self._deliver(outputs[name], self._local_target(ctx.plan, step, name, spec.target))
 
-    def _local_target(self, step: StepPlan, output: str, target: str) -> str:
+    def _local_target(self, plan: Plan, step: StepPlan, output: str, target: str) -> str:
         """A datastore URI as its local folder, `${{name}}` being the step's job name (as AZUREML_RUN_ID)."""
         if not is_datastore_uri(target):
             return target
         job_name = f"{self.run_id}_{step.name}".replace("/", "_")
-        return str(datastore_path(self.settings, target, job_name=job_name, output_name=output))
+        return str(
+            datastore_path(
+                self.settings,
+                target,
+                job_name=job_name,
+                output_name=output,
+                default_datastore=plan.default_datastore,
+            )
+        )
 
     @staticmethod
     def _deliver(produced: Path, target: str) -> None:

@@ -117,6 +117,8 @@ class Plan:
     outputs: dict[str, OutputRef]  # pipeline outputs -> leaf output
     inputs: dict[str, Value]
     default_compute: str | None = None
+    # settings.default_datastore: what ${{default_datastore}} in an output path names (None: workspaceblobstore).
+    default_datastore: str | None = None
     # settings.continue_on_step_failure (reference-yaml-job-pipeline): steps not depending on a failed one go on.
     continue_on_step_failure: bool = False
     # settings.force_rerun: run every step even where an earlier result could be reused.
@@ -587,6 +589,7 @@ def build_plan(
         pending.remove(ready[0])
     settings = getattr(job, "settings", None)
     default_compute = getattr(settings, "default_compute", None)
+    default_datastore = getattr(settings, "default_datastore", None)
     for hook in ("on_init", "on_finalize"):
         if getattr(settings, hook, None):
             raise UserError(
@@ -601,6 +604,7 @@ def build_plan(
         outputs=outputs,
         inputs=top_inputs,
         default_compute=default_compute,
+        default_datastore=str(default_datastore).removeprefix("azureml:") if default_datastore else None,
         continue_on_step_failure=bool(getattr(settings, "continue_on_step_failure", None)),
         force_rerun=bool(getattr(settings, "force_rerun", None)),
     )

@@ -86,7 +86,7 @@ def lookup(runner: LocalRunner, ctx: RunContext, step: StepPlan, key: str, label
     if not all(p.exists() for p in outputs.values()):
         return None  # the earlier run's folder was cleaned up
     ctx.outputs_of[step.name] = outputs
-    runner._deliver_targets(step, outputs)
+    runner._deliver_targets(ctx, step, outputs)
     if not runner.quiet:
         out.print(
             f"[green]↺[/] {label}  reused from run {data['run_id']} (deterministic; --no-reuse runs it)"

@@ -326,7 +326,7 @@ def run_sweep(runner: LocalRunner, ctx: RunContext, step: StepPlan, label: str) 
     if best is None:
         return StepResult(step.name, "failed", seconds, 1, f"sweep of {len(trials)} trials", str(log))
     ctx.outputs_of[step.name] = dict(ctx.outputs_of[best.name])
-    runner._deliver_targets(step, ctx.outputs_of[step.name])
+    runner._deliver_targets(ctx, step, ctx.outputs_of[step.name])
     if not runner.quiet:
         out.print(f"[green]✓[/] {label}  {seconds:.1f}s  best {best.name}: {metric}={best.metric:g}")
     cancelled = sum(t.status == "cancelled" for t in trials)
