@@ -171,8 +171,9 @@ def test_a_sweep_finds_the_best_trial_by_its_logged_metric_and_exposes_its_outpu
     # the downstream step bound ${{parent.jobs.sweep_step.outputs.model_output}} and got the best trial's
     copied = json.loads((result.job_outputs["read_best"]["copy"] / "best.json").read_text())
     assert copied == best_model
-    assert "early_termination median_stopping (evaluation_interval=1 delay_evaluation=1): applied" in " ".join(
-        summary["notes"]
+    assert (
+        "early_termination median_stopping (evaluation_interval=1 delay_evaluation=1): applied"
+        in " ".join(summary["notes"])
     )
 
     from mlflow.tracking import MlflowClient
@@ -271,7 +272,9 @@ def test_datastore_uris_map_to_local_folders_with_name_placeholders(tmp_path: Pa
     # ${{default_datastore}} is the pipeline's settings.default_datastore when it names one
     pipeline = tmp_path / "datastore_default.yml"
     text = (PIPELINES / "datastore.yml").read_text()
-    pipeline.write_text(text.replace("jobs:\n", "settings:\n  default_datastore: azureml:archive\njobs:\n", 1))
+    pipeline.write_text(
+        text.replace("jobs:\n", "settings:\n  default_datastore: azureml:archive\njobs:\n", 1)
+    )
     moved = run_pipeline(pipeline, {}, settings, quiet=True)
     landed = archive / "results" / f"{moved.run_id}_count" / "result" / "lines.txt"
     assert landed.read_text().strip() == "3"
