@@ -363,6 +363,52 @@ def test_the_launcher_fails_when_one_rank_fails(tmp_path: Path, capsys: pytest.C
     assert launch.main([str(spec)]) == 0
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "      max_depth:\n        type: choice\n        values: [2, 4, 8]\n",
+            "      max_depth:\n        type: uniform\n        min_value: 2\n        max_value: 8\n",
+            "sweep.yml: job 'sweep_step': sampling_algorithm grid supports only choice distributions (Azure ML "
+            "refuses it too): ['max_depth']",
+        ),
+        (
+            "      max_depth:\n",
+            "      depth:\n",
+            "sweep.yml: job 'sweep_step': search_space.depth is not an input of the trial component",
+        ),
+        (
+            "    early_termination:\n      type: median_stopping\n",
+            "    early_termination:\n      type: truncation_selection\n      truncation_percentage: 100\n",
+            "sweep.yml: job 'sweep_step': a truncation_selection early_termination policy needs truncation_percentage "
+            "between 1 and 99 (how-to-tune-hyperparameters)",
+        ),
+    ],
+    ids=["grid-of-uniform", "not-an-input", "truncation-percentage-100"],
+)
+def test_a_sweep_that_cannot_run_is_refused_before_any_step(
+    settings: Settings, tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    import shutil
+
+    copy = tmp_path / "parity"
+    shutil.copytree(PARITY, copy)
+    sweep = copy / "pipelines" / "sweep.yml"
+    text = sweep.read_text()
+    assert old in text
+    # a step that would run first, if the refusal came late
+    first = (
+        "jobs:\n  first:\n    type: command\n    component:\n      type: command\n      command: echo hi\n"
+        "      environment: azureml:AzureML-sklearn-1.5@latest\n"
+    )
+    sweep.write_text(text.replace(old, new).replace("jobs:\n", first, 1))
+    with pytest.raises(UserError) as err:
+        run_pipeline(sweep, {}, settings, quiet=True)
+    assert str(err.value).endswith(message)
+    assert "\n" not in str(err.value)
+    assert not settings.runs_path.exists()
+
+
 def test_a_sweep_whose_trials_log_no_primary_metric_fails_naming_it(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -217,9 +217,13 @@ class LocalRunner:
         return self.run_plan(plan)
 
     def run_plan(self, plan: Plan) -> PipelineRunResult:
+        from amlops.runner.sweep import check_sweep
         from amlops.tracking import ensure_experiment, git_commit, mlflow_env
 
         check_plan_datastores(self.settings, plan)
+        for step in plan.steps:
+            if step.kind == "sweep":
+                check_sweep(plan, step)
         resolve_plan_assets(self.settings, plan)
         run_dir = self.settings.runs_path / _slug(plan.source.stem) / self.run_id
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from amlops.console import out
 from amlops.errors import UserError
 from amlops.runner.early_termination import Policy, parse_policy, should_stop
-from amlops.runner.plan import OutputSpec, StepPlan, coerce_primitive
+from amlops.runner.plan import OutputSpec, Plan, StepPlan, coerce_primitive
 
 if TYPE_CHECKING:
     from amlops.runner.context import RunContext
@@ -123,6 +123,22 @@ def sample(spec: dict[str, Any], seed: int) -> tuple[list[dict[str, Any]], list[
     return [{n: _draw(n, d, rng) for n, d in space.items()} for _ in range(limit)], notes
 
 
+def check_sweep(plan: Plan, step: StepPlan) -> None:
+    """Refuse, before any step of the pipeline runs, a sweep that would fail when its turn comes: no primary
+    metric, a search space that cannot be sampled, or a hyperparameter the trial component does not take."""
+    what = f"{plan.source.name}: job {step.name!r}"
+    spec = dict(step.sweep or {})
+    if not spec.get("primary_metric"):
+        raise UserError(f"{what}: a sweep needs objective.primary_metric")
+    try:
+        sample({**spec, "max_total_trials": 1}, seed=0)
+    except UserError as exc:
+        raise UserError(f"{what}: {exc}") from None
+    for key in spec.get("search_space") or {}:
+        if key not in step.input_types:
+            raise UserError(f"{what}: search_space.{key} is not an input of the trial component")
+
+
 def best_trial(trials: list[Trial], goal: str) -> Trial | None:
     scored = [
         t for t in trials if t.status == "completed" and t.metric is not None and not math.isnan(t.metric)
@@ -186,9 +202,7 @@ def _trial_step(step: StepPlan, trial: Trial, run_id: str, timeout: float | None
     inputs = dict(step.inputs)
     env = dict(step.environment_variables)
     for key, value in trial.params.items():
-        typ = step.input_types.get(key)
-        if typ is None:
-            raise UserError(f"job {step.name!r}: search_space.{key} is not an input of the trial component")
+        typ = step.input_types[key]  # check_sweep refused a hyperparameter the trial does not take
         inputs[key] = coerce_primitive(value, typ, f"job {step.name!r} trial {trial.index} input {key!r}")
         # Azure ML exposes each sampled value as AZUREML_SWEEP_<name> too (azure-ai-ml SweepJob docstring).
         env[f"AZUREML_SWEEP_{key}"] = str(inputs[key])
@@ -274,9 +288,7 @@ def run_sweep(runner: LocalRunner, ctx: RunContext, step: StepPlan, label: str) 
     seed = int(hashlib.sha256(f"{runner.run_id}/{step.name}".encode()).hexdigest()[:8], 16)
     params, notes = sample(spec, seed)
     policy = parse_policy(spec.get("early_termination"), f"{plan.source.name}: job {step.name!r}")
-    metric, goal = spec.get("primary_metric"), spec.get("goal") or "minimize"
-    if not metric:
-        raise UserError(f"{plan.source.name}: job {step.name!r}: a sweep needs objective.primary_metric")
+    metric, goal = str(spec["primary_metric"]), spec.get("goal") or "minimize"  # check_sweep: it is set
     if policy is not None:
         notes.append(
             f"early_termination {policy.describe()}: applied to each trial's {metric} as logged (read every "
