@@ -1,11 +1,13 @@
 """A sweep's early termination policy (bandit, median_stopping, truncation_selection), judged on each trial's
 primary metric as the trial logs it to MLflow.
 
-Semantics, from Microsoft Learn "Hyperparameter tuning a model" (how-to-tune-hyperparameters, section "Early
-termination"), "CLI (v2) sweep job YAML schema" (reference-yaml-job-sweep, "Early termination policies") and the
-azureml-train-core HyperDrive policy pages (azureml.train.hyperdrive.banditpolicy / medianstoppingpolicy /
-truncationselectionpolicy, whose service the v2 sweep job uses); field names and defaults from azure-ai-ml
-entities/_job/sweep/early_termination_policy.py and _schema/_sweep/sweep_termination.py:
+Semantics, from Microsoft Learn "Hyperparameter tuning a model" (learn.microsoft.com/azure/machine-learning/
+how-to-tune-hyperparameters, section "Early termination"; MicrosoftDocs/azure-ai-docs articles/machine-learning/
+how-to-tune-hyperparameters.md), "CLI (v2) sweep job YAML schema" (reference-yaml-job-sweep, "Early termination
+policies") and the HyperDrive policy pages (learn.microsoft.com/python/api/azureml-train-core/
+azureml.train.hyperdrive.banditpolicy, .medianstoppingpolicy, .truncationselectionpolicy: the service the v2 sweep job
+runs on); field names and defaults from azure-ai-ml entities/_job/sweep/early_termination_policy.py (BanditPolicy,
+MedianStoppingPolicy, TruncationSelectionPolicy) and _schema/_sweep/sweep_termination.py:
 - An *interval* is one logging of the primary metric: "Each time the training script logs the primary metric counts
   as one interval" (HyperDrive pages). Interval n of a trial is the n-th value it logged.
 - The policy applies at "every multiple of evaluation_interval that is greater than or equal to delay_evaluation"

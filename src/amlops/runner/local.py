@@ -61,7 +61,7 @@ class Terminated(KeyboardInterrupt):
 @dataclass
 class StepResult:
     name: str
-    status: str  # "completed" | "failed" | "skipped"
+    status: str  # "completed" | "failed" | "skipped" | "cancelled" (a sweep trial its policy stopped)
     seconds: float = 0.0
     exit_code: int | None = None
     command: str | None = None
