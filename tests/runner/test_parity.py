@@ -171,7 +171,10 @@ def test_a_sweep_finds_the_best_trial_by_its_logged_metric_and_exposes_its_outpu
     # the downstream step bound ${{parent.jobs.sweep_step.outputs.model_output}} and got the best trial's
     copied = json.loads((result.job_outputs["read_best"]["copy"] / "best.json").read_text())
     assert copied == best_model
-    assert "early_termination 'median_stopping' is not applied locally" in " ".join(summary["notes"])
+    assert (
+        "early_termination median_stopping (evaluation_interval=1 delay_evaluation=1): applied"
+        in " ".join(summary["notes"])
+    )
 
     from mlflow.tracking import MlflowClient
 
@@ -224,18 +227,31 @@ def test_search_space_distributions_sample_within_their_definitions() -> None:
 
 
 # -- ./outputs, datastores, settings ---------------------------------------------------------------------------------
-def test_a_later_step_binds_the_default_artifacts_output(settings: Settings) -> None:
+def test_a_later_step_binds_the_default_output_laid_out_as_the_artifact_store(settings: Settings) -> None:
     result = run_pipeline(PIPELINES / "artifacts.yml", {}, settings, quiet=True)
-    assert (result.job_outputs["read"]["copy"] / "answer.txt").read_text() == "42\n"
-    assert (result.run_dir / "write" / "wd" / "logs" / "note.txt").read_text() == "logged\n"
+    copied = result.job_outputs["read"]["copy"]
+    assert (copied / "answer.txt").read_text() == "42\n"
+    assert (copied / "note.txt").read_text() == "logged\n"
+    store = result.job_outputs["write"]["default"]
+    assert store == result.run_dir / "write" / "default"
+    assert sorted(p.name for p in store.iterdir()) == ["logs", "outputs", "user_logs"]
+    assert (store / "user_logs" / "std_log.txt").read_text().startswith("# mkdir -p outputs/report")
 
 
-def test_a_misspelt_artifacts_binding_is_refused(tmp_path: Path) -> None:
+def test_an_artifacts_binding_is_refused_naming_the_default_output(tmp_path: Path) -> None:
     text = (PIPELINES / "artifacts.yml").read_text()
-    assert "${{parent.jobs.write.outputs.artifacts}}" in text
-    bad = tmp_path / "artifacts_typo.yml"
-    bad.write_text(text.replace("outputs.artifacts}}", "outputs.artifact}}"))
-    with pytest.raises(UserError, match=r"job 'write' has no output 'artifact'"):
+    assert "${{parent.jobs.write.outputs.default}}" in text
+    bad = tmp_path / "artifacts_alias.yml"
+    bad.write_text(text.replace("outputs.default}}", "outputs.artifacts}}"))
+    with pytest.raises(UserError) as err:
+        build_plan(bad)
+    assert str(err.value) == (
+        f"{bad}: job 'read' input 'previous': job 'write' has no output 'artifacts'; a job's default output (its "
+        "./outputs, ./logs and user_logs/) is named 'default': bind ${{parent.jobs.write.outputs.default}} and read "
+        "<input>/outputs/... ('artifacts' names it only in azureml://jobs/<job>/outputs/artifacts/paths/ URIs)"
+    )
+    bad.write_text(text.replace("outputs.default}}", "outputs.defualt}}"))
+    with pytest.raises(UserError, match=r"job 'write' has no output 'defualt'$"):
         build_plan(bad)
 
 
@@ -252,6 +268,16 @@ def test_datastore_uris_map_to_local_folders_with_name_placeholders(tmp_path: Pa
     landed = store / "results" / f"{result.run_id}_count" / "result" / "lines.txt"
     assert landed.read_text().strip() == "3"
     assert (archive / "copies" / "copy" / "one.txt").read_text() == "a\nb\nc\n"
+
+    # ${{default_datastore}} is the pipeline's settings.default_datastore when it names one
+    pipeline = tmp_path / "datastore_default.yml"
+    text = (PIPELINES / "datastore.yml").read_text()
+    pipeline.write_text(
+        text.replace("jobs:\n", "settings:\n  default_datastore: azureml:archive\njobs:\n", 1)
+    )
+    moved = run_pipeline(pipeline, {}, settings, quiet=True)
+    landed = archive / "results" / f"{moved.run_id}_count" / "result" / "lines.txt"
+    assert landed.read_text().strip() == "3"
 
 
 def test_an_unmapped_datastore_is_refused_before_any_step(settings: Settings) -> None:
@@ -335,6 +361,52 @@ def test_the_launcher_fails_when_one_rank_fails(tmp_path: Path, capsys: pytest.C
     assert "[rank 1] hi from 1" in printed and "error: rank 1 exited with code 3" in printed
     spec.write_text(json.dumps({"command": "true", "ranks": [{"RANK": "0"}, {"RANK": "1"}]}))
     assert launch.main([str(spec)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "      max_depth:\n        type: choice\n        values: [2, 4, 8]\n",
+            "      max_depth:\n        type: uniform\n        min_value: 2\n        max_value: 8\n",
+            "sweep.yml: job 'sweep_step': sampling_algorithm grid supports only choice distributions (Azure ML "
+            "refuses it too): ['max_depth']",
+        ),
+        (
+            "      max_depth:\n",
+            "      depth:\n",
+            "sweep.yml: job 'sweep_step': search_space.depth is not an input of the trial component",
+        ),
+        (
+            "    early_termination:\n      type: median_stopping\n",
+            "    early_termination:\n      type: truncation_selection\n      truncation_percentage: 100\n",
+            "sweep.yml: job 'sweep_step': a truncation_selection early_termination policy needs truncation_percentage "
+            "between 1 and 99 (how-to-tune-hyperparameters)",
+        ),
+    ],
+    ids=["grid-of-uniform", "not-an-input", "truncation-percentage-100"],
+)
+def test_a_sweep_that_cannot_run_is_refused_before_any_step(
+    settings: Settings, tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    import shutil
+
+    copy = tmp_path / "parity"
+    shutil.copytree(PARITY, copy)
+    sweep = copy / "pipelines" / "sweep.yml"
+    text = sweep.read_text()
+    assert old in text
+    # a step that would run first, if the refusal came late
+    first = (
+        "jobs:\n  first:\n    type: command\n    component:\n      type: command\n      command: echo hi\n"
+        "      environment: azureml:AzureML-sklearn-1.5@latest\n"
+    )
+    sweep.write_text(text.replace(old, new).replace("jobs:\n", first, 1))
+    with pytest.raises(UserError) as err:
+        run_pipeline(sweep, {}, settings, quiet=True)
+    assert str(err.value).endswith(message)
+    assert "\n" not in str(err.value)
+    assert not settings.runs_path.exists()
 
 
 def test_a_sweep_whose_trials_log_no_primary_metric_fails_naming_it(

@@ -25,10 +25,20 @@ _URI = re.compile(
     r"datastores/(?P<name>[^/]+)/paths/(?P<path>.*)$"
 )
 _PLACEHOLDER = re.compile(r"\$\{\{\s*(name|output_name)\s*\}\}")
+# Server expressions of an output path (Microsoft Learn "Expressions in Azure Machine Learning SDK and CLI v2",
+# concept-expressions, "Server expressions"): ${{default_datastore}} is the pipeline's settings.default_datastore, else
+# the workspace's default; ${{name}} is "the job name. For pipelines, it's the step job name, not the pipeline job
+# name"; ${{output_name}} is "the job output name".
+_DEFAULT_DATASTORE = re.compile(r"\$\{\{\s*default_datastore\s*\}\}")
 
 
 def is_datastore_uri(location: str) -> bool:
     return _URI.match(location) is not None
+
+
+def with_default_datastore(uri: str, default: str | None) -> str:
+    """The URI with ${{default_datastore}} filled in (workspaceblobstore, this machine's workspace default)."""
+    return _DEFAULT_DATASTORE.sub(default or DEFAULT_DATASTORE, uri)
 
 
 def datastore_root(settings: Any, name: str) -> Path:
@@ -42,9 +52,17 @@ def datastore_root(settings: Any, name: str) -> Path:
     return root
 
 
-def local_path(settings: Any, uri: str, *, job_name: str = "", output_name: str = "") -> Path:
-    """The local path of a datastore URI, its `${{name}}`/`${{output_name}}` filled in; an unknown datastore is
-    refused with the setting that defines it."""
+def local_path(
+    settings: Any,
+    uri: str,
+    *,
+    job_name: str = "",
+    output_name: str = "",
+    default_datastore: str | None = None,
+) -> Path:
+    """The local path of a datastore URI, its `${{default_datastore}}`/`${{name}}`/`${{output_name}}` filled in; an
+    unknown datastore is refused with the setting that defines it."""
+    uri = with_default_datastore(uri, default_datastore)
     match = _URI.match(uri)
     if match is None:
         raise UserError(f"{uri}: not a datastore URI (azureml://datastores/<name>/paths/<path>)")
@@ -58,7 +76,10 @@ def local_path(settings: Any, uri: str, *, job_name: str = "", output_name: str 
     values = {"name": job_name, "output_name": output_name}
     relative = _PLACEHOLDER.sub(lambda m: values[m.group(1)], match.group("path")).strip("/")
     if "${{" in relative:
-        raise UserError(f"{uri}: only ${{{{name}}}} and ${{{{output_name}}}} can be filled in an output path")
+        raise UserError(
+            f"{uri}: only ${{{{default_datastore}}}}, ${{{{name}}}} and ${{{{output_name}}}} can be filled in an "
+            "output path"
+        )
     resolved = (root / relative).resolve()
     if resolved != root.resolve() and root.resolve() not in resolved.parents:
         raise UserError(f"{uri}: the path leaves datastore {name!r}")
@@ -72,7 +93,7 @@ def check_plan_datastores(settings: Any, plan: Any) -> None:
     uris = [v.path for s in plan.steps for v in s.inputs.values() if isinstance(v, PathValue)]
     uris += [spec.target for s in plan.steps for spec in s.outputs.values() if spec.target]
     for uri in uris:
-        match = _URI.match(uri)
+        match = _URI.match(with_default_datastore(uri, plan.default_datastore))
         if match is None:
             continue
         root = datastore_root(settings, match.group("name"))

@@ -19,14 +19,14 @@ import json
 import shlex
 import socket
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlops.errors import UserError
 from amlops.runner.command import render
-from amlops.runner.plan import Plan, StepPlan
+from amlops.runner.plan import StepPlan
 
 if TYPE_CHECKING:
+    from amlops.runner.context import RunContext
     from amlops.runner.local import LocalRunner, StepResult
 
 MAX_LOCAL_PROCESSES = 16
@@ -87,27 +87,19 @@ def rank_environments(distribution: dict[str, Any] | None, instance_count: int) 
     raise UserError(f"distribution type {kind!r} is not one Azure ML defines (pytorch, mpi, tensorflow)")
 
 
-def run_distributed(
-    runner: LocalRunner,
-    plan: Plan,
-    step: StepPlan,
-    run_dir: Path,
-    outputs_of: dict[str, dict[str, Path]],
-    base_env: dict[str, str],
-    label: str,
-) -> StepResult:
+def run_distributed(runner: LocalRunner, ctx: RunContext, step: StepPlan, label: str) -> StepResult:
     envs = rank_environments(step.distribution, step.instance_count)
-    what = f"{plan.source.name}: job {step.name!r}"
+    what = f"{ctx.plan.source.name}: job {step.name!r}"
     if len(envs) > MAX_LOCAL_PROCESSES:
         raise UserError(
             f"{what}: {len(envs)} processes is more than this machine runs for one step "
             f"({MAX_LOCAL_PROCESSES}); lower resources.instance_count / process_count_per_instance, or use "
             f"--target azure"
         )
-    inputs = runner._resolve_inputs(step, run_dir, outputs_of)
-    outputs = {name: str(runner._output_path(run_dir, step, name)) for name in step.outputs}
+    inputs = runner._resolve_inputs(ctx, step)
+    outputs = {name: str(runner._output_path(ctx.run_dir, step, name)) for name in step.outputs}
     command = render(step.command or "", inputs, outputs, what, step.literal_inputs())
-    spec_path = run_dir / step.name / "distribution.json"
+    spec_path = ctx.step_dir(step.name) / "distribution.json"
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps({"command": command, "ranks": envs}, indent=2), encoding="utf-8")
     # The launcher stands in for the rendered command; the step keeps its outputs, folders and log.
@@ -119,4 +111,4 @@ def run_distributed(
         input_types={},
         optional_inputs=set(),
     )
-    return runner._run_step(plan, launcher, run_dir, outputs_of, base_env, f"{label} ×{len(envs)}")
+    return runner._run_step(ctx, launcher, f"{label} ×{len(envs)}")

@@ -33,12 +33,13 @@ from amlops.config import Settings
 from amlops.console import UserError, out
 from amlops.runner.assets import resolve_component, resolve_plan_assets
 from amlops.runner.command import check_literals, render, unquoted_notes
+from amlops.runner.context import RunContext
 from amlops.runner.datastores import check_plan_datastores, is_datastore_uri
 from amlops.runner.datastores import local_path as datastore_path
 from amlops.runner.environment import interpreter_for, isolated_env
 from amlops.runner.overrides import RunOverrides
 from amlops.runner.plan import (
-    IMPLICIT_ARTIFACTS,
+    DEFAULT_OUTPUT,
     OutputRef,
     PathValue,
     Plan,
@@ -60,7 +61,7 @@ class Terminated(KeyboardInterrupt):
 @dataclass
 class StepResult:
     name: str
-    status: str  # "completed" | "failed" | "skipped"
+    status: str  # "completed" | "failed" | "skipped" | "cancelled" (a sweep trial its policy stopped)
     seconds: float = 0.0
     exit_code: int | None = None
     command: str | None = None
@@ -169,7 +170,7 @@ class LocalRunner:
         elif loc.startswith(("http://", "https://")):
             check_http_input(loc, f"job {step.name!r} input {key!r}")
         if loc.startswith("models:/"):
-            return self._download_model(run_dir / step.name / "inputs" / key, loc)
+            return self._download_model(loc)
         if storage.is_url(loc):
             dest = run_dir / step.name / "inputs" / key
             if value.type == "uri_file":
@@ -189,7 +190,7 @@ class LocalRunner:
             _warn_untrusted_model(Path(loc), self.settings.state_path)
         return loc
 
-    def _download_model(self, dest: Path, uri: str) -> str:
+    def _download_model(self, uri: str) -> str:
         """A `models:/` input: the one model cache (keyed by the artifact, verified), not a copy per run."""
         from amlops import model_cache
 
@@ -216,9 +217,13 @@ class LocalRunner:
         return self.run_plan(plan)
 
     def run_plan(self, plan: Plan) -> PipelineRunResult:
+        from amlops.runner.sweep import check_sweep
         from amlops.tracking import ensure_experiment, git_commit, mlflow_env
 
         check_plan_datastores(self.settings, plan)
+        for step in plan.steps:
+            if step.kind == "sweep":
+                check_sweep(plan, step)
         resolve_plan_assets(self.settings, plan)
         run_dir = self.settings.runs_path / _slug(plan.source.stem) / self.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -238,6 +243,7 @@ class LocalRunner:
         }
         self._write_manifest(plan, result)
         outputs_of: dict[str, dict[str, Path]] = {}
+        ctx = RunContext(plan, run_dir, outputs_of, base_env)
         failed: StepResult | None = None
         unfinished: set[str] = set()
         try:
@@ -251,7 +257,7 @@ class LocalRunner:
                         unfinished.add(step.name)
                         continue
                     label = f"[{index}/{len(plan.steps)}] {step.name}"
-                    step_result = self._execute(plan, step, run_dir, outputs_of, base_env, label)
+                    step_result = self._execute(ctx, step, label)
                     result.steps.append(step_result)
                     if self.on_step:
                         self.on_step(step_result)
@@ -285,36 +291,25 @@ class LocalRunner:
             raise StepFailed(message, result)
         return result
 
-    def _execute(
-        self,
-        plan: Plan,
-        step: StepPlan,
-        run_dir: Path,
-        outputs_of: dict[str, dict[str, Path]],
-        base_env: dict[str, str],
-        label: str,
-    ) -> StepResult:
+    def _execute(self, ctx: RunContext, step: StepPlan, label: str) -> StepResult:
         """One plan step: reused from an earlier run, swept, launched as several ranks, or run once."""
         from amlops.runner import distributed, reuse, sweep
 
-        wanted = self.reuse and not plan.force_rerun and step.kind != "sweep"
-        key = reuse.reuse_key(self, step, run_dir, outputs_of) if wanted else None
-        reused = reuse.lookup(self, step, key, run_dir, outputs_of, label) if key else None
+        wanted = self.reuse and not ctx.plan.force_rerun and step.kind != "sweep"
+        key = reuse.reuse_key(ctx, step) if wanted else None
+        reused = reuse.lookup(self, ctx, step, key, label) if key else None
         if reused is not None:
             return reused
         if not self.isolated:
             self._note_missing_packages(step)
         if step.kind == "sweep":
-            step_result = sweep.run_sweep(self, plan, step, run_dir, outputs_of, base_env, label)
+            step_result = sweep.run_sweep(self, ctx, step, label)
         elif distributed.is_distributed(step):
-            step_result = distributed.run_distributed(self, plan, step, run_dir, outputs_of, base_env, label)
+            step_result = distributed.run_distributed(self, ctx, step, label)
         else:
-            step_result = self._run_step(plan, step, run_dir, outputs_of, base_env, label)
-        if step_result.status == "completed" and step.kind == "command":
-            # The default artifacts output: what the step wrote to ./outputs (plan.IMPLICIT_ARTIFACTS).
-            outputs_of[step.name].setdefault(IMPLICIT_ARTIFACTS, run_dir / step.name / "wd" / "outputs")
+            step_result = self._run_step(ctx, step, label)
         if key and step_result.status == "completed":
-            reuse.record(self, step, key, run_dir, outputs_of)
+            reuse.record(self, ctx, step, key)
         return step_result
 
     def _note_missing_packages(self, step: StepPlan) -> None:
@@ -326,45 +321,39 @@ class LocalRunner:
         if note is not None:
             self._package_notes[step.name] = note
 
-    def _resolve_inputs(
-        self, step: StepPlan, run_dir: Path, outputs_of: dict[str, dict[str, Path]]
-    ) -> dict[str, str | None]:
+    def _resolve_inputs(self, ctx: RunContext, step: StepPlan) -> dict[str, str | None]:
         values: dict[str, str | None] = {}
         for key in step.input_types:
             value = step.inputs.get(key)
             if value is None:
                 values[key] = None
             elif isinstance(value, OutputRef):
-                values[key] = str(outputs_of[value.job][value.output])
+                values[key] = str(ctx.outputs_of[value.job][value.output])
             elif isinstance(value, PathValue):
-                values[key] = self._materialize_input(run_dir, step, key, value)
+                values[key] = self._materialize_input(ctx.run_dir, step, key, value)
             else:
                 values[key] = render_primitive(value)
         return values
 
     def _run_step(
-        self,
-        plan: Plan,
-        step: StepPlan,
-        run_dir: Path,
-        outputs_of: dict[str, dict[str, Path]],
-        base_env: dict[str, str],
-        label: str,
+        self, ctx: RunContext, step: StepPlan, label: str, cancel: Cancel | None = None
     ) -> StepResult:
-        step_dir = run_dir / step.name
+        """Run one step's command in its working folder; `cancel` lets another thread stop it (a sweep's early
+        termination policy)."""
+        step_dir = ctx.step_dir(step.name)
         log_dir = step_dir / "user_logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / "std_log.txt"
-        inputs = self._resolve_inputs(step, run_dir, outputs_of)
+        inputs = self._resolve_inputs(ctx, step)
         outputs: dict[str, Path] = {}
         for name, spec in step.outputs.items():
-            target = self._output_path(run_dir, step, name)
+            target = self._output_path(ctx.run_dir, step, name)
             if spec.type == "uri_file":
                 target.parent.mkdir(parents=True, exist_ok=True)
             else:
                 target.mkdir(parents=True, exist_ok=True)
             outputs[name] = target
-        what = f"{plan.source.name}: job {step.name!r}"
+        what = f"{ctx.plan.source.name}: job {step.name!r}"
         literal = step.literal_inputs()
         if step.kind == "parallel":
             command = self._parallel_command(step, step_dir, inputs, outputs, what)
@@ -374,7 +363,7 @@ class LocalRunner:
             command = render(template, inputs, {k: str(v) for k, v in outputs.items()}, what, literal)
         notes = unquoted_notes(template, inputs, literal)
         cwd = _working_dir(step_dir, step.code_dir)
-        env = {**base_env, **step.environment_variables, "AZUREML_RUN_ID": f"{self.run_id}_{step.name}"}
+        env = {**ctx.base_env, **step.environment_variables, "AZUREML_RUN_ID": f"{self.run_id}_{step.name}"}
         started = time.perf_counter()
         if not self.quiet:
             out.print(f"[cyan]▶[/] {label}  [dim]{step.component}[/]")
@@ -406,6 +395,8 @@ class LocalRunner:
                 start_new_session=True,
             )
             timer = _Deadline(proc, step.timeout)
+            if cancel is not None:
+                cancel.attach(proc)
             live = step_progress(out, label, log_path, enabled=not (self.quiet or self.stream_logs))
             try:
                 if self.stream_logs and proc.stdout is not None:
@@ -427,27 +418,48 @@ class LocalRunner:
                     f"error: the step ran longer than limits.timeout ({step.timeout:g}s) and was stopped, as "
                     "Azure ML stops a job that exceeds its timeout\n"
                 )
+            elif cancel is not None and cancel.stopped and code != 0:
+                log.write(f"cancelled: {cancel.reason}\n")
             elif broken:
                 code = code or 1
                 log.write("".join(f"error: {b}\n" for b in broken))
         seconds = time.perf_counter() - started
         status = "completed" if code == 0 else "failed"
+        if code != 0 and cancel is not None and cancel.stopped and not timer.fired:
+            status = "cancelled"
         if status == "completed":
-            outputs_of[step.name] = outputs
-            for name, spec in step.outputs.items():
-                if spec.target:
-                    self._deliver(outputs[name], self._local_target(step, name, spec.target))
+            if step.kind == "command" and DEFAULT_OUTPUT not in step.outputs:
+                outputs[DEFAULT_OUTPUT] = _default_output(step_dir, cwd, log_path)
+            ctx.outputs_of[step.name] = outputs
+            self._deliver_targets(ctx, step, outputs)
         if not self.quiet:
-            mark = "[green]✓[/]" if status == "completed" else "[red]✗[/]"
-            out.print(f"{mark} {label}  {seconds:.1f}s")
+            mark = {"completed": "[green]✓[/]", "cancelled": "[yellow]⊘[/]"}.get(status, "[red]✗[/]")
+            out.print(
+                f"{mark} {label}  {seconds:.1f}s"
+                + (f"  {cancel.reason}" if status == "cancelled" and cancel else "")
+            )
         return StepResult(step.name, status, seconds, code, command, str(log_path))
 
-    def _local_target(self, step: StepPlan, output: str, target: str) -> str:
+    def _deliver_targets(self, ctx: RunContext, step: StepPlan, outputs: dict[str, Path]) -> None:
+        """Copy each output that the pipeline YAML gave a `path:` to that place."""
+        for name, spec in step.outputs.items():
+            if spec.target and name in outputs:
+                self._deliver(outputs[name], self._local_target(ctx.plan, step, name, spec.target))
+
+    def _local_target(self, plan: Plan, step: StepPlan, output: str, target: str) -> str:
         """A datastore URI as its local folder, `${{name}}` being the step's job name (as AZUREML_RUN_ID)."""
         if not is_datastore_uri(target):
             return target
         job_name = f"{self.run_id}_{step.name}".replace("/", "_")
-        return str(datastore_path(self.settings, target, job_name=job_name, output_name=output))
+        return str(
+            datastore_path(
+                self.settings,
+                target,
+                job_name=job_name,
+                output_name=output,
+                default_datastore=plan.default_datastore,
+            )
+        )
 
     @staticmethod
     def _deliver(produced: Path, target: str) -> None:
@@ -571,6 +583,56 @@ class _MountWatch:
                 os.close(fd)
         self.fds.clear()
         return broken
+
+
+def _default_output(step_dir: Path, cwd: Path, log: Path) -> Path:
+    """The job's default output, laid out as Azure ML's artifact store for a job (ExperimentRun/dcid.<job>/):
+    what the step wrote to ./outputs and ./logs, and user_logs/std_log.txt (plan.DEFAULT_OUTPUT). The folders are
+    moved, not copied: the working folder is the runner's own and a large ./outputs costs nothing to move."""
+    store = step_dir / DEFAULT_OUTPUT
+    store.mkdir(parents=True, exist_ok=True)
+    for name in ("outputs", "logs"):
+        if (cwd / name).is_dir() and not (store / name).exists():
+            (cwd / name).rename(store / name)
+    (store / "user_logs").mkdir(exist_ok=True)
+    shutil.copy2(log, store / "user_logs" / log.name)
+    return store
+
+
+class Cancel:
+    """Lets another thread stop a running step, as Azure ML cancels a sweep trial that its early termination
+    policy stops (reference-yaml-job-sweep: "A trial job is canceled when the criteria of the specified policy
+    are met"). A cancel that comes before the step's process starts stops it as soon as it does."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+        self.reason: str | None = None
+        self.stopped = False
+
+    def attach(self, proc: subprocess.Popen[str]) -> None:
+        with self._lock:
+            self._proc = proc
+            due = self.reason is not None
+        if due:
+            self._stop()
+
+    def cancel(self, reason: str) -> None:
+        with self._lock:
+            if self.reason is not None:
+                return
+            self.reason = reason
+            started = self._proc is not None
+        if started:
+            self._stop()
+
+    def _stop(self) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        self.stopped = True
+        # Not in the caller's thread: stopping waits up to the grace period for the process group.
+        threading.Thread(target=_stop_group, args=(proc,), daemon=True).start()
 
 
 class _Deadline:

@@ -18,6 +18,7 @@ from typing import Any
 
 from amlops.console import UserError
 from amlops.runner.datastores import is_datastore_uri
+from amlops.runner.early_termination import parse_policy
 from amlops.runner.overrides import RunOverrides
 from amlops.runner.preflight import refusal, refuse_unrunnable
 
@@ -28,10 +29,18 @@ _PARENT_INPUT = re.compile(r"\$\{\{\s*parent\.inputs\.([A-Za-z0-9_]+)\s*\}\}")
 _PARENT_JOB_OUTPUT = re.compile(r"^\$\{\{\s*parent\.jobs\.([A-Za-z0-9_]+)\.outputs\.([A-Za-z0-9_]+)\s*\}\}$")
 _PARENT_OUTPUT = re.compile(r"^\$\{\{\s*parent\.outputs\.([A-Za-z0-9_]+)\s*\}\}$")
 
-# Every command job has a default artifacts output: what it writes to ./outputs (Microsoft Learn "Where to save and
-# write files for Azure Machine Learning experiments", how-to-save-write-experiment-files). A later step binds it
-# as ${{parent.jobs.<job>.outputs.artifacts}} unless the component declares an output of that name itself.
-IMPLICIT_ARTIFACTS = "artifacts"
+# Every command job has a default output named "default": the job's artifact store, holding what the job wrote to
+# ./outputs and ./logs and its user_logs/ (Microsoft Learn "Where to save and write files for Azure Machine Learning
+# experiments", how-to-save-write-experiment-files). The name is azure-ai-ml's: constants/_common.py
+# `DEFAULT_ARTIFACT_STORE_OUTPUT_NAME = "default"`, which operations/_job_operations.py `_get_named_output_uri` reads
+# from `job.outputs` (the store is azureml://datastores/workspaceartifactstore/paths/ExperimentRun/dcid.<job>/);
+# `az ml job download` saves it in a folder called "artifacts" (JobOperations.download `artifact_directory_name`), and
+# the azureml://jobs/<job>/outputs/artifacts/paths/<path> URI form (constants/_common.py JOB_URI_FORMAT) names it
+# "artifacts" too — but a job's outputs carry it as "default". A later step binds it as
+# ${{parent.jobs.<job>.outputs.default}} unless the component declares an output of that name itself.
+DEFAULT_OUTPUT = "default"
+# The name the URI form and the download folder use; as a binding it is refused with the name to use instead.
+ARTIFACTS_ALIAS = "artifacts"
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,8 @@ class Plan:
     outputs: dict[str, OutputRef]  # pipeline outputs -> leaf output
     inputs: dict[str, Value]
     default_compute: str | None = None
+    # settings.default_datastore: what ${{default_datastore}} in an output path names (None: workspaceblobstore).
+    default_datastore: str | None = None
     # settings.continue_on_step_failure (reference-yaml-job-pipeline): steps not depending on a failed one go on.
     continue_on_step_failure: bool = False
     # settings.force_rerun: run every step even where an earlier result could be reused.
@@ -325,7 +336,7 @@ class _Flattener:
                 environment_variables={str(k): str(v) for k, v in env.items()},
                 environment=environment,
                 timeout=float(timeout) if timeout else None,
-                sweep=_sweep_spec(node) if kind == "sweep" else None,
+                sweep=_sweep_spec(node, f"{self.source.name}: {what}") if kind == "sweep" else None,
                 distribution=_distribution(node, component),
                 instance_count=_instance_count(node, component),
                 compute=self._compute(node, scope_inputs, what),
@@ -518,9 +529,18 @@ def build_plan(
                 if target.job not in steps:
                     raise UserError(f"{what}: binds to {value}, but there is no such job")
                 producer = steps[target.job]
-                implicit = target.output == IMPLICIT_ARTIFACTS and producer.kind == "command"
+                has_default = producer.kind in {"command", "sweep"}  # a sweep's is its best trial's
+                implicit = target.output == DEFAULT_OUTPUT and has_default
                 if target.output not in producer.outputs and not implicit:
-                    raise UserError(f"{what}: job {target.job!r} has no output {target.output!r}")
+                    hint = ""
+                    if target.output == ARTIFACTS_ALIAS and has_default:
+                        hint = (
+                            f"; a job's default output (its ./outputs, ./logs and user_logs/) is named "
+                            f"{DEFAULT_OUTPUT!r}: bind ${{{{parent.jobs.{target.job}.outputs.{DEFAULT_OUTPUT}}}}} and "
+                            "read <input>/outputs/... ('artifacts' names it only in azureml://jobs/<job>/outputs/"
+                            "artifacts/paths/ URIs)"
+                        )
+                    raise UserError(f"{what}: job {target.job!r} has no output {target.output!r}{hint}")
                 step.inputs[key] = target
             else:
                 step.inputs[key] = coerce_primitive(value, step.input_types.get(key, "string"), what)
@@ -569,6 +589,7 @@ def build_plan(
         pending.remove(ready[0])
     settings = getattr(job, "settings", None)
     default_compute = getattr(settings, "default_compute", None)
+    default_datastore = getattr(settings, "default_datastore", None)
     for hook in ("on_init", "on_finalize"):
         if getattr(settings, hook, None):
             raise UserError(
@@ -583,6 +604,7 @@ def build_plan(
         outputs=outputs,
         inputs=top_inputs,
         default_compute=default_compute,
+        default_datastore=str(default_datastore).removeprefix("azureml:") if default_datastore else None,
         continue_on_step_failure=bool(getattr(settings, "continue_on_step_failure", None)),
         force_rerun=bool(getattr(settings, "force_rerun", None)),
     )
@@ -604,9 +626,11 @@ def _no_such_input(path: Path, job: Any, key: str, top_inputs: dict[str, Value])
     return f"{path}: --set inputs.{key}: the pipeline has no input {key!r} (inputs: {known}){hint}"
 
 
-def _sweep_spec(node: Any) -> dict[str, Any]:
+def _sweep_spec(node: Any, what: str) -> dict[str, Any]:
     """The sweep node as plain data (azure-ai-ml entities/_job/sweep: search_space classes, Objective,
-    SweepJobLimits, early termination policies)."""
+    SweepJobLimits, early termination policies); an early termination policy that cannot apply is refused here,
+    before any step runs."""
+
     space = {}
     for name, dist in (node.search_space or {}).items():
         space[name] = {k: v for k, v in vars(dist).items() if not k.startswith("_")}
@@ -618,6 +642,10 @@ def _sweep_spec(node: Any) -> dict[str, Any]:
     objective = node.objective
     limits = node.limits
     early = node.early_termination
+    early_spec = (
+        {k: v for k, v in vars(early).items() if not k.startswith("_")} if early is not None else None
+    )
+    parse_policy(early_spec, what)
     return {
         "search_space": space,
         "sampling_algorithm": sampling,
@@ -626,9 +654,7 @@ def _sweep_spec(node: Any) -> dict[str, Any]:
         "max_total_trials": getattr(limits, "max_total_trials", None),
         "max_concurrent_trials": getattr(limits, "max_concurrent_trials", None),
         "timeout": getattr(limits, "timeout", None),
-        "early_termination": (
-            {k: v for k, v in vars(early).items() if not k.startswith("_")} if early is not None else None
-        ),
+        "early_termination": early_spec,
     }
 
 

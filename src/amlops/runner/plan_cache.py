@@ -35,7 +35,15 @@ from amlops.runner.plan import PathValue, Plan, build_plan, resolve_location
 
 CACHE_FORMAT = 1
 # The modules whose code shapes a plan: a change to any of them is a new runner version.
-_RUNNER_SOURCES = ("plan.py", "plan_cache.py", "preflight.py", "assets.py", "datastores.py", "overrides.py")
+_RUNNER_SOURCES = (
+    "plan.py",
+    "plan_cache.py",
+    "preflight.py",
+    "assets.py",
+    "datastores.py",
+    "overrides.py",
+    "early_termination.py",
+)
 _recording = threading.local()
 _hook_installed = False
 

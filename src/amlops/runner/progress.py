@@ -61,6 +61,16 @@ class _Ticker(threading.Thread):
 
 
 @contextmanager
+def _ticking(ticker: _Ticker) -> Iterator[None]:
+    ticker.start()
+    try:
+        yield
+    finally:
+        ticker.done.set()
+        ticker.join()
+
+
+@contextmanager
 def step_progress(
     console: Console, label: str, log: Path, *, enabled: bool = True, heartbeat: float = HEARTBEAT_SECONDS
 ) -> Iterator[None]:
@@ -69,19 +79,15 @@ def step_progress(
         yield
         return
     if console.is_terminal:
-        with console.status(describe(label, 0.0, ""), spinner="dots") as status:
-            ticker = _Ticker(REFRESH_SECONDS, lambda s: status.update(describe(label, s, last_log_line(log))))
-            ticker.start()
-            try:
-                yield
-            finally:
-                ticker.done.set()
-                ticker.join()
+        with (
+            console.status(describe(label, 0.0, ""), spinner="dots") as status,
+            _ticking(
+                _Ticker(REFRESH_SECONDS, lambda s: status.update(describe(label, s, last_log_line(log))))
+            ),
+        ):
+            yield
         return
-    ticker = _Ticker(heartbeat, lambda s: console.print(f"  … {describe(label, s, last_log_line(log))}"))
-    ticker.start()
-    try:
+    with _ticking(
+        _Ticker(heartbeat, lambda s: console.print(f"  … {describe(label, s, last_log_line(log))}"))
+    ):
         yield
-    finally:
-        ticker.done.set()
-        ticker.join()

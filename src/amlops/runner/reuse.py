@@ -19,6 +19,7 @@ from amlops.console import out
 from amlops.runner.plan import OutputRef, PathValue, StepPlan, render_primitive
 
 if TYPE_CHECKING:
+    from amlops.runner.context import RunContext
     from amlops.runner.local import LocalRunner, StepResult
 
 _SKIP = {"__pycache__", ".git"}
@@ -36,9 +37,7 @@ def _digest_path(path: Path, h: hashlib._Hash) -> None:
         h.update(file.read_bytes())
 
 
-def reuse_key(
-    runner: LocalRunner, step: StepPlan, run_dir: Path, outputs_of: dict[str, dict[str, Path]]
-) -> str | None:
+def reuse_key(ctx: RunContext, step: StepPlan) -> str | None:
     """The step's reuse digest, or None when it must run (not deterministic, or an input outside our view)."""
     if not step.deterministic:
         return None
@@ -58,7 +57,7 @@ def reuse_key(
         value = step.inputs.get(key)
         h.update(f"|{key}=".encode())
         if isinstance(value, OutputRef):
-            _digest_path(outputs_of[value.job][value.output], h)
+            _digest_path(ctx.outputs_of[value.job][value.output], h)
         elif isinstance(value, PathValue):
             if "://" in value.path or value.path.startswith("models:/"):
                 return None
@@ -76,14 +75,7 @@ def _record_file(runner: LocalRunner, key: str) -> Path:
     return runner.settings.state_path / "reuse" / f"{key}.json"
 
 
-def lookup(
-    runner: LocalRunner,
-    step: StepPlan,
-    key: str,
-    run_dir: Path,
-    outputs_of: dict[str, dict[str, Path]],
-    label: str,
-) -> StepResult | None:
+def lookup(runner: LocalRunner, ctx: RunContext, step: StepPlan, key: str, label: str) -> StepResult | None:
     from amlops.runner.local import StepResult
 
     record = _record_file(runner, key)
@@ -93,10 +85,8 @@ def lookup(
     outputs = {name: Path(p) for name, p in data["outputs"].items()}
     if not all(p.exists() for p in outputs.values()):
         return None  # the earlier run's folder was cleaned up
-    outputs_of[step.name] = outputs
-    for name, spec in step.outputs.items():
-        if spec.target and name in outputs:
-            runner._deliver(outputs[name], runner._local_target(step, name, spec.target))
+    ctx.outputs_of[step.name] = outputs
+    runner._deliver_targets(ctx, step, outputs)
     if not runner.quiet:
         out.print(
             f"[green]↺[/] {label}  reused from run {data['run_id']} (deterministic; --no-reuse runs it)"
@@ -104,15 +94,13 @@ def lookup(
     return StepResult(step.name, "completed", 0.0, 0, f"reused from run {data['run_id']}", data.get("log"))
 
 
-def record(
-    runner: LocalRunner, step: StepPlan, key: str, run_dir: Path, outputs_of: dict[str, dict[str, Path]]
-) -> None:
+def record(runner: LocalRunner, ctx: RunContext, step: StepPlan, key: str) -> None:
     file = _record_file(runner, key)
     file.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "run_id": runner.run_id,
         "step": step.name,
-        "outputs": {name: str(p) for name, p in outputs_of.get(step.name, {}).items()},
-        "log": str(run_dir / step.name / "user_logs" / "std_log.txt"),
+        "outputs": {name: str(p) for name, p in ctx.outputs_of.get(step.name, {}).items()},
+        "log": str(ctx.step_dir(step.name) / "user_logs" / "std_log.txt"),
     }
     file.write_text(json.dumps(data, indent=2), encoding="utf-8")

@@ -10,14 +10,21 @@ objective.py, sampling_algorithm.py, early_termination_policy.py) and SweepJobLi
   random draws independently (seed honoured); bayesian is approximated by random sampling here, said in the log.
 - objective: goal minimize|maximize on primary_metric; each trial runs with MLFLOW_RUN_ID set to a run of its own,
   as Azure ML sets it for a job, so `mlflow.log_metric` in the trial lands there; the last value logged counts.
-- limits: max_total_trials (default 1000, as the schema), max_concurrent_trials (threads), timeout (whole sweep:
-  no trial starts after it, and a running trial is stopped at it), trial_timeout (each trial).
-- early_termination: bandit / median_stopping / truncation_selection judge trials on intermediate metrics while they
-  run; locally every trial runs to its end (noted in the log), which never changes which finished trial is best.
+- limits: max_total_trials (default 1000, as the schema), max_concurrent_trials (threads; 1 when unset, where
+  Azure ML runs max_total_trials at once: this machine is one node), timeout (whole sweep: no trial starts after it,
+  and a running trial is stopped at it), trial_timeout (each trial).
+- early_termination: bandit / median_stopping / truncation_selection (runner/early_termination.py) are applied
+  while the trials run: a monitor thread polls each started trial's primary metric history in MLflow every
+  POLL_SECONDS and cancels a running trial the policy stops, as Azure ML cancels it ("A trial job is canceled when
+  the criteria of the specified policy are met", reference-yaml-job-sweep): its process group is stopped, its
+  status is "cancelled" and its MLflow run ends KILLED (MLflow's RunStatus for a killed run). Running trials are
+  judged against every started trial, ended ones included, so the policy bites with max_concurrent_trials 1 too.
+  A cancelled trial cannot be best: its outputs are incomplete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -32,12 +39,19 @@ from typing import TYPE_CHECKING, Any
 
 from amlops.console import out
 from amlops.errors import UserError
+from amlops.runner.early_termination import Policy, parse_policy, should_stop
 from amlops.runner.plan import OutputSpec, Plan, StepPlan, coerce_primitive
 
 if TYPE_CHECKING:
-    from amlops.runner.local import LocalRunner, StepResult
+    from amlops.runner.context import RunContext
+    from amlops.runner.local import Cancel, LocalRunner, StepResult
 
 DEFAULT_MAX_TRIALS = 1000
+# How often the early termination monitor reads the trials' metrics: Azure ML's service evaluates the policy when
+# metrics arrive, so a trial may log a few more intervals before it is cancelled, there as here.
+POLL_SECONDS = 0.5
+# A trial's status -> its MLflow run's terminal status.
+_RUN_STATUS = {"completed": "FINISHED", "cancelled": "KILLED"}
 
 
 @dataclasses.dataclass
@@ -50,6 +64,7 @@ class Trial:
     seconds: float = 0.0
     mlflow_run_id: str | None = None
     log: str | None = None
+    stopped_by: str | None = None  # the early termination policy's reason, for a cancelled trial
 
 
 # -- sampling -----------------------------------------------------------------------------------------------------
@@ -108,6 +123,22 @@ def sample(spec: dict[str, Any], seed: int) -> tuple[list[dict[str, Any]], list[
     return [{n: _draw(n, d, rng) for n, d in space.items()} for _ in range(limit)], notes
 
 
+def check_sweep(plan: Plan, step: StepPlan) -> None:
+    """Refuse, before any step of the pipeline runs, a sweep that would fail when its turn comes: no primary
+    metric, a search space that cannot be sampled, or a hyperparameter the trial component does not take."""
+    what = f"{plan.source.name}: job {step.name!r}"
+    spec = dict(step.sweep or {})
+    if not spec.get("primary_metric"):
+        raise UserError(f"{what}: a sweep needs objective.primary_metric")
+    try:
+        sample({**spec, "max_total_trials": 1}, seed=0)
+    except UserError as exc:
+        raise UserError(f"{what}: {exc}") from None
+    for key in spec.get("search_space") or {}:
+        if key not in step.input_types:
+            raise UserError(f"{what}: search_space.{key} is not an input of the trial component")
+
+
 def best_trial(trials: list[Trial], goal: str) -> Trial | None:
     scored = [
         t for t in trials if t.status == "completed" and t.metric is not None and not math.isnan(t.metric)
@@ -145,12 +176,18 @@ class _Tracker:
                 self.client.log_param(run.info.run_id, key, value)
         return str(run.info.run_id)
 
-    def finish(self, run_id: str, ok: bool, metric: str | None) -> float | None:
+    def finish(self, run_id: str, status: str, metric: str | None) -> float | None:
         with self.lock:
-            self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
+            self.client.set_terminated(run_id, _RUN_STATUS.get(status, "FAILED"))
             metrics = self.client.get_run(run_id).data.metrics
         value = metrics.get(metric) if metric else None
         return float(value) if value is not None else None
+
+    def history(self, run_id: str, metric: str) -> list[float]:
+        """Every value of `metric` the run logged, in the order logged: one interval each."""
+        with self.lock:
+            entries = self.client.get_metric_history(run_id, metric)
+        return [float(m.value) for m in sorted(entries, key=lambda m: (m.timestamp, m.step))]
 
     def close(self, best: Trial | None, metric: str | None) -> None:
         with self.lock:
@@ -165,9 +202,7 @@ def _trial_step(step: StepPlan, trial: Trial, run_id: str, timeout: float | None
     inputs = dict(step.inputs)
     env = dict(step.environment_variables)
     for key, value in trial.params.items():
-        typ = step.input_types.get(key)
-        if typ is None:
-            raise UserError(f"job {step.name!r}: search_space.{key} is not an input of the trial component")
+        typ = step.input_types[key]  # check_sweep refused a hyperparameter the trial does not take
         inputs[key] = coerce_primitive(value, typ, f"job {step.name!r} trial {trial.index} input {key!r}")
         # Azure ML exposes each sampled value as AZUREML_SWEEP_<name> too (azure-ai-ml SweepJob docstring).
         env[f"AZUREML_SWEEP_{key}"] = str(inputs[key])
@@ -184,28 +219,81 @@ def _trial_step(step: StepPlan, trial: Trial, run_id: str, timeout: float | None
     )
 
 
-def run_sweep(
-    runner: LocalRunner,
-    plan: Plan,
-    step: StepPlan,
-    run_dir: Path,
-    outputs_of: dict[str, dict[str, Path]],
-    base_env: dict[str, str],
-    label: str,
-) -> StepResult:
-    from amlops.runner.local import StepResult
+class _Monitor:
+    """Applies the early termination policy while the trials run: every POLL_SECONDS it reads each started
+    trial's primary metric history and cancels a running trial that the policy stops at its latest due interval."""
 
+    def __init__(self, policy: Policy, goal: str, metric: str, tracker: _Tracker) -> None:
+        self.policy, self.goal, self.metric, self.tracker = policy, goal, metric, tracker
+        self.lock = threading.Lock()
+        self.run_ids: dict[str, str] = {}
+        self.running: dict[str, Cancel] = {}
+        self.final: dict[str, list[float]] = {}
+        self.evaluated: dict[str, int] = {}
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="sweep-early-termination")
+
+    def __enter__(self) -> _Monitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def watch(self, trial: Trial, cancel: Cancel) -> None:
+        with self.lock:
+            self.run_ids[trial.name] = trial.mlflow_run_id or ""
+            self.running[trial.name] = cancel
+
+    def ended(self, trial: Trial) -> None:
+        history = self.tracker.history(trial.mlflow_run_id or "", self.metric)
+        with self.lock:
+            self.running.pop(trial.name, None)
+            self.final[trial.name] = history
+
+    def _loop(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                self.check()
+            except (
+                Exception
+            ) as exc:  # a locked store now and then must not end the policy for the whole sweep
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def check(self) -> None:
+        with self.lock:
+            running, run_ids, final = dict(self.running), dict(self.run_ids), dict(self.final)
+        if not running:
+            return
+        histories = {
+            n: final[n] if n in final else self.tracker.history(r, self.metric) for n, r in run_ids.items()
+        }
+        for name, cancel in running.items():
+            due = self.policy.latest_due(len(histories[name]), self.evaluated.get(name, 0))
+            if due is None:
+                continue
+            self.evaluated[name] = due
+            reason = should_stop(self.policy, self.goal, name, due, histories, set(final))
+            if reason:
+                cancel.cancel(f"cancelled by the early termination policy: {reason}")
+
+
+def run_sweep(runner: LocalRunner, ctx: RunContext, step: StepPlan, label: str) -> StepResult:
+    from amlops.runner.local import Cancel, StepResult
+
+    plan = ctx.plan
     spec = dict(step.sweep or {})
     seed = int(hashlib.sha256(f"{runner.run_id}/{step.name}".encode()).hexdigest()[:8], 16)
     params, notes = sample(spec, seed)
-    if spec.get("early_termination"):
+    policy = parse_policy(spec.get("early_termination"), f"{plan.source.name}: job {step.name!r}")
+    metric, goal = str(spec["primary_metric"]), spec.get("goal") or "minimize"  # check_sweep: it is set
+    if policy is not None:
         notes.append(
-            f"early_termination {spec['early_termination'].get('type')!r} is not applied locally: every trial "
-            "runs to its end"
+            f"early_termination {policy.describe()}: applied to each trial's {metric} as logged (read every "
+            f"{POLL_SECONDS:g}s); a stopped trial is cancelled"
         )
-    metric, goal = spec.get("primary_metric"), spec.get("goal") or "minimize"
-    if not metric:
-        raise UserError(f"{plan.source.name}: job {step.name!r}: a sweep needs objective.primary_metric")
     trials = [Trial(i, p, f"{step.name}/trial_{i}") for i, p in enumerate(params)]
     started = time.perf_counter()
     deadline = started + float(spec["timeout"]) if spec.get("timeout") else None
@@ -214,6 +302,7 @@ def run_sweep(
         for note in notes:
             out.print(f"  [dim]{step.name}: {note}[/]")
     tracker = _Tracker(runner, plan.experiment or runner.settings.experiment, step)
+    monitor = _Monitor(policy, goal, metric, tracker) if policy is not None else None
 
     def run_one(trial: Trial) -> None:
         remaining = None if deadline is None else deadline - time.perf_counter()
@@ -223,26 +312,40 @@ def run_sweep(
         limits = [t for t in (step.timeout, remaining) if t is not None]
         trial.mlflow_run_id = tracker.start(trial)
         sub = _trial_step(step, trial, trial.mlflow_run_id, min(limits) if limits else None)
-        result = runner._run_step(plan, sub, run_dir, outputs_of, base_env, f"  {trial.name}")
+        cancel = Cancel()
+        if monitor is not None:
+            monitor.watch(trial, cancel)
+        try:
+            result = runner._run_step(ctx, sub, f"  {trial.name}", cancel)
+        finally:
+            if monitor is not None:
+                monitor.ended(trial)
         trial.status, trial.seconds, trial.log = result.status, result.seconds, result.log
-        trial.metric = tracker.finish(trial.mlflow_run_id, result.status == "completed", metric)
+        trial.stopped_by = cancel.reason if result.status == "cancelled" else None
+        trial.metric = tracker.finish(trial.mlflow_run_id, result.status, metric)
 
     workers = max(1, min(int(spec.get("max_concurrent_trials") or 1), len(trials) or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool, monitor or contextlib.nullcontext():
         list(pool.map(run_one, trials))
+    if monitor is not None and monitor.errors:
+        notes.append(
+            f"early_termination: {len(monitor.errors)} metric reads failed, the last: {monitor.errors[-1]}"
+        )
     best = best_trial(trials, goal)
     tracker.close(best, metric)
     seconds = time.perf_counter() - started
-    log = _write_summary(run_dir / step.name, step, trials, best, metric, goal, notes)
+    log = _write_summary(ctx.step_dir(step.name), step, trials, best, metric, goal, notes)
     if best is None:
         return StepResult(step.name, "failed", seconds, 1, f"sweep of {len(trials)} trials", str(log))
-    outputs_of[step.name] = dict(outputs_of[best.name])
-    for name, out_spec in step.outputs.items():
-        if out_spec.target:
-            runner._deliver(outputs_of[step.name][name], runner._local_target(step, name, out_spec.target))
+    ctx.outputs_of[step.name] = dict(ctx.outputs_of[best.name])
+    runner._deliver_targets(ctx, step, ctx.outputs_of[step.name])
     if not runner.quiet:
         out.print(f"[green]✓[/] {label}  {seconds:.1f}s  best {best.name}: {metric}={best.metric:g}")
-    command = f"sweep: {len(trials)} trials, best {best.name} {metric}={best.metric:g} {best.params}"
+    cancelled = sum(t.status == "cancelled" for t in trials)
+    command = (
+        f"sweep: {len(trials)} trials ({cancelled} cancelled), best {best.name} {metric}={best.metric:g} "
+        f"{best.params}"
+    )
     return StepResult(step.name, "completed", seconds, 0, command, str(log))
 
 
@@ -270,7 +373,8 @@ def _write_summary(
     lines = [f"# note: {n}" for n in notes]
     for t in trials:
         shown = "-" if t.metric is None else f"{t.metric:g}"
-        lines.append(f"{t.name}: {t.status} {metric}={shown} params={t.params} log={t.log}")
+        why = f" ({t.stopped_by})" if t.stopped_by else ""
+        lines.append(f"{t.name}: {t.status}{why} {metric}={shown} params={t.params} log={t.log}")
     if best is None:
         lines.append(
             f"error: no trial of the sweep completed with a logged {metric!r} (log it with mlflow.log_metric)"
