@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -55,5 +54,7 @@ def test_unusable_label_values_are_a_warning(
     assert result.verdict.performance.count == 960  # the 40 unusable labels are not measured
     report = result.model_extra["labels"]
     assert report["rows_joined"] == 960, report  # rows with a usable label, as the count says
-    assert any("40 label value(s)" in w for w in result.model_extra["warnings"]), result.model_extra["warnings"]
+    assert any("40 label value(s)" in w for w in result.model_extra["warnings"]), result.model_extra[
+        "warnings"
+    ]
     assert path.read_bytes() == before

@@ -63,4 +63,7 @@ def test_a_retrain_still_starts_over_a_ledger_with_unreadable_times(tmp_path: Pa
     assert result.status == "started" and calls == [os.getpid()]
     after = (store.folder / retrain.LEDGER).read_bytes()
     assert after.startswith(before)  # appended to, never rewritten
-    assert [json.loads(line)["status"] for line in after.decode().splitlines()[2:]] == ["started", "completed"]
+    assert [json.loads(line)["status"] for line in after.decode().splitlines()[2:]] == [
+        "started",
+        "completed",
+    ]

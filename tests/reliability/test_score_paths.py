@@ -76,7 +76,9 @@ def test_predictions_that_were_written_pass(tmp_path: Path, demand: pd.DataFrame
 
 
 @pytest.mark.parametrize(
-    "relative", ["my data.csv", "dir x/in.csv", "a$b/in.csv"], ids=["space-file", "space-folder", "dollar-folder"]
+    "relative",
+    ["my data.csv", "dir x/in.csv", "a$b/in.csv"],
+    ids=["space-file", "space-folder", "dollar-folder"],
 )
 def test_score_never_reports_zero_rows_for_a_path_it_accepted(
     scoring_settings: Settings,
