@@ -54,4 +54,5 @@ def test_the_promote_message_names_the_champion_it_replaced_under_the_lock(
     assert f"v{v3} is now the champion of {name} (was v{v1})" in text
     events = registry.history(scoring_settings, name)
     assert [(e.version, e.previous) for e in events] == [(v2, None), (v1, v2), (v3, v1)]
-    assert registry.resolve_champion(registry.client_for(scoring_settings), name)[0] == v3
+    champion = registry.resolve_champion(registry.client_for(scoring_settings), name)
+    assert champion is not None and champion[0] == v3

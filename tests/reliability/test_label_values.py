@@ -52,9 +52,9 @@ def test_unusable_label_values_are_a_warning(
 
     assert result.verdict.performance is not None
     assert result.verdict.performance.count == 960  # the 40 unusable labels are not measured
-    report = result.model_extra["labels"]
+    extra = result.model_extra or {}
+    report = extra["labels"]
     assert report["rows_joined"] == 960, report  # rows with a usable label, as the count says
-    assert any("40 label value(s)" in w for w in result.model_extra["warnings"]), result.model_extra[
-        "warnings"
-    ]
+    warnings = extra["warnings"]
+    assert any("40 label value(s)" in w for w in warnings), warnings
     assert path.read_bytes() == before

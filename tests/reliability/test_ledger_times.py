@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from amlops.drift.policy import Decision
 GOOD = {"key": "good", "status": "completed", "started_at": "2024-05-02T10:00:00+00:00"}
 
 
-def _ledger(folder: Path, *rows: dict[str, object]) -> bytes:
+def _ledger(folder: Path, *rows: Mapping[str, object]) -> bytes:
     folder.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r) + "\n" for r in rows)
     (folder / retrain.LEDGER).write_text(text, encoding="utf-8")
@@ -58,7 +59,11 @@ def test_a_retrain_still_starts_over_a_ledger_with_unreadable_times(tmp_path: Pa
     decision = Decision(action="retrain", reasons=["drift"], dedupe_key="k1")
     calls: list[int] = []
 
-    result = retrain.trigger(store, decision, lambda: calls.append(os.getpid()) or {"run_id": "r"})
+    def start() -> dict[str, object]:
+        calls.append(os.getpid())
+        return {"run_id": "r"}
+
+    result = retrain.trigger(store, decision, start)
 
     assert result.status == "started" and calls == [os.getpid()]
     after = (store.folder / retrain.LEDGER).read_bytes()
