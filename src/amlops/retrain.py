@@ -272,11 +272,19 @@ def _alive(entry: dict[str, Any], now: datetime) -> bool:
             return False
         started = entry.get("proc_start")
         return started is None or _process_start(pid) == started
+    begun = started_at(entry)
+    return begun is not None and now - begun < STALE_AFTER
+
+
+def started_at(entry: dict[str, Any]) -> datetime | None:
+    """When a retrain started, as an aware time; None when the row's time is missing or unreadable (a hand edit,
+    another tool): such a row must not stop every later loop with a traceback. A time without a zone is UTC,
+    which is what `trigger` writes."""
     try:
-        begun = datetime.fromisoformat(str(entry.get("started_at")))
-    except ValueError:
-        return False
-    return now - begun < STALE_AFTER
+        begun = datetime.fromisoformat(str(entry["started_at"]))
+    except (KeyError, ValueError):
+        return None
+    return begun if begun.tzinfo else begun.replace(tzinfo=UTC)
 
 
 def ledger(store: LedgerStore) -> list[dict[str, Any]]:
@@ -296,11 +304,13 @@ def _counts(entry: dict[str, Any], now: datetime) -> bool:
 def last_retrain_at(store: LedgerStore, now: datetime | None = None) -> datetime | None:
     """When the last retrain that completed or is still running was started (for the cooldown)."""
     now = now or datetime.now(UTC)
-    times = [
-        datetime.fromisoformat(e["started_at"])
-        for e in ledger(store)
-        if e.get("started_at") and _counts(e, now)
-    ]
+    entries = [e for e in ledger(store) if "started_at" in e]
+    times = [begun for e in entries if (begun := started_at(e)) is not None and _counts(e, now)]
+    unreadable = sum(1 for e in entries if started_at(e) is None)
+    if unreadable:
+        console.warn(
+            f"{store.where}: {unreadable} retrain(s) with an unreadable started_at ignored for the cooldown"
+        )
     return max(times) if times else None
 
 

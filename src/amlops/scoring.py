@@ -159,7 +159,29 @@ def score_with(
         raise UserError(f"{path}: scoring pipeline not found")
     inputs = scoring_inputs(settings, str(data), str(model_dir), version)
     run = run_pipeline(path, inputs, settings, quiet=quiet)
+    check_scored(data, run.outputs["predictions"], run.run_dir)
     return run.outputs["predictions"], run.run_id, run.run_dir
+
+
+def check_scored(data: Path, predictions: Path, run_dir: Path) -> None:
+    """Refuse a run that wrote no predictions for an input that has data files. The step writes one predictions
+    file per input file, so none at all means the step never saw the input (a path the runner handed over in
+    another spelling, as a quoted name with a space was): "scored 0 rows" with exit 0 would pass for success and
+    the monitor would then judge nothing."""
+    from amlops.steps import score
+
+    _rows, files = scored_rows(predictions)
+    if files:
+        return
+    try:
+        expected = len(score.data_files(data))
+    except score.ScoreInputError:
+        return
+    raise UserError(
+        f"scoring {data}: the step wrote no predictions for {expected} input file(s); it did not see the "
+        f"input (step log under {run_dir}). A path with a space or shell "
+        "characters in a folder or file name is one cause: move or rename the input"
+    )
 
 
 def run_local(

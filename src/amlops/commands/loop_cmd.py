@@ -40,7 +40,17 @@ def _print_outcome(outcome: CycleOutcome) -> None:
         if k in {"status", "training_job", "studio_url", "run_id", "monitoring_job", "key"}
     }
     if shown:
-        out.print(f"  {shown}")
+        out.print("  " + " · ".join(f"{k} {v}" for k, v in shown.items()))
+    # What the retrain did, in the words `amlops train` uses: the gate's verdict and who serves now.
+    verdict, reg = detail.get("verdict"), detail.get("registration")
+    if isinstance(verdict, dict) and verdict.get("summary"):
+        out.print(f"  {verdict['summary']}")
+    if isinstance(reg, dict) and reg.get("version"):
+        role = "champion" if reg.get("promoted") else "challenger"
+        out.print(f"  registered v{reg['version']} as {role}; champion: v{reg.get('champion') or '-'}")
+        note = (reg.get("promotion") or {}).get("note")
+        if not reg.get("promoted") and note:
+            out.print(f"  {note}")
 
 
 def register(app: typer.Typer) -> None:

@@ -107,7 +107,10 @@ def register(app: typer.Typer) -> None:
         if event is None:
             out.print(f"v{version} already is the champion of {name}; nothing changed")
             return
-        was = f" (was v{before[0]})" if before else ""
+        # The event's `previous` was read under the promotion lock; `before` may be stale when another promote
+        # ran in between (two promotes at once), and the message must agree with `amlops history`.
+        previous = event.previous if event.previous is not None else (before[0] if before else None)
+        was = f" (was v{previous})" if previous else ""
         out.print(f"[green]v{version} is now the champion of {name}[/]{was}; event recorded at {event.time}")
 
     @app.command("rollback")
