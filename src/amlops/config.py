@@ -126,7 +126,9 @@ class DataSettings(_Section):
 class TrainSettings(_Section):
     # The target and the features are declared in the schema (data.schema_file): one source of truth.
     # scikit-learn's random_state takes [0, 2**32 - 1]; outside it the train step would fail after prep.
-    seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed of the split, the model and the bootstrap")
+    seed: int = Field(
+        42, ge=0, le=2**32 - 1, description="Random seed of the split, the model and the bootstrap"
+    )
     holdout_days: int = Field(28, gt=0, description="Most recent days kept out of training for the gate")
     params: dict[str, Any] = Field(
         default_factory=dict, description="HistGradientBoostingRegressor parameters over amlops' defaults"

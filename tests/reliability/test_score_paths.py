@@ -5,8 +5,8 @@ file of that name and ran no mini-batch (runner/local.py `_parallel_command`). A
 success to a script and leaves the monitor nothing to judge.
 
 `scoring.check_scored` now refuses a run that wrote no predictions for an input that has data files (exit 1, one
-line); the runner fix that makes such a path score (pass the unquoted path as `input_data`) belongs to the runner
-and is the xfail below."""
+line), and the runner hands the driver the raw path (`runner.command.substitute`), so such a path scores; the
+driver itself fails on an `input_data` that does not exist instead of running no mini-batch."""
 
 from __future__ import annotations
 
@@ -106,11 +106,6 @@ def test_score_never_reports_zero_rows_for_a_path_it_accepted(
     assert data.read_bytes() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: runner/local.py _parallel_command hands the shell-quoted path to the parallel driver as "
-    "input_data, which then lists no file",
-)
 def test_a_file_name_with_a_space_is_scored(
     scoring_settings: Settings,
     register_model: Callable[[Path], str],

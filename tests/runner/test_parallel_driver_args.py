@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from amlops.runner.parallel import driver_argv
+from amlops.runner.parallel import drive, driver_argv
 from amlops.steps import score
 
 PROGRAM = "--data /mnt/in --model /mnt/model --model-version 7 --threads 1 --predictions /mnt/predictions"
@@ -77,3 +78,15 @@ def test_no_entry_argument_of_score_is_a_reserved_driver_argument() -> None:
 def test_the_old_output_argument_is_refused_by_the_parallel_entry() -> None:
     with pytest.raises(score.ScoreInputError, match="--predictions"):
         score.parallel_arguments(shlex.split(PROGRAM.replace("--predictions", "--output")))
+
+
+def test_the_driver_fails_on_input_data_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Zero mini-batches from a missing folder must not read as a successful, empty run."""
+    entry = tmp_path / "entry.py"
+    entry.write_text("def init():\n    pass\n\ndef run(batch):\n    return batch\n", encoding="utf-8")
+    missing = tmp_path / "my data"
+    code = drive({"entry_script": str(entry), "input_data": f"'{missing}'", "program_arguments": ""})
+    assert code == 1
+    assert f"input_data '{missing}' does not exist" in capsys.readouterr().err

@@ -72,6 +72,21 @@ def render(
     return _PLACEHOLDER.sub(fill, text)
 
 
+def substitute(template: str, inputs: Mapping[str, str | None], outputs: Mapping[str, str], what: str) -> str:
+    """Fill placeholders with the raw values, for a value that is written to a file (the parallel driver's
+    JSON spec) and never parsed by a shell: quoting there would become part of the path."""
+
+    def fill(match: re.Match[str]) -> str:
+        kind, name = match.group(1), match.group(2)
+        table: Mapping[str, str | None] = inputs if kind == "inputs" else outputs
+        value = table.get(name)
+        if value is None:
+            raise UserError(f"{what}: ${{{{{kind}.{name}}}}} has no value")
+        return value
+
+    return _PLACEHOLDER.sub(fill, template.strip())
+
+
 def check_literals(template: str, literals: Mapping[str, str], what: str) -> None:
     """check_pasted for the literal values alone: what the runner checks for every step before the first one
     runs, so a hostile value in the last step's command does not wait for the first steps to finish."""

@@ -32,7 +32,7 @@ from amlops import storage
 from amlops.config import Settings
 from amlops.console import UserError, out
 from amlops.runner.assets import resolve_component, resolve_plan_assets
-from amlops.runner.command import check_literals, render, unquoted_notes
+from amlops.runner.command import check_literals, render, substitute, unquoted_notes
 from amlops.runner.context import RunContext
 from amlops.runner.datastores import check_plan_datastores, is_datastore_uri
 from amlops.runner.datastores import local_path as datastore_path
@@ -485,7 +485,8 @@ class LocalRunner:
         spec = dict(step.parallel or {})
         task = dict(spec.pop("task"))
         str_outputs = {k: str(v) for k, v in outputs.items()}
-        input_data = render(str(spec.pop("input_data") or ""), inputs, str_outputs, f"{what} input_data")
+        # input_data and append_row_to go into the driver's JSON spec, not through a shell: raw values.
+        input_data = substitute(str(spec.pop("input_data") or ""), inputs, str_outputs, f"{what} input_data")
         args = render(
             str(task.get("program_arguments") or ""),
             inputs,
@@ -495,7 +496,7 @@ class LocalRunner:
         )
         append_to = task.get("append_row_to")
         append_path = (
-            render(str(append_to), inputs, str_outputs, f"{what} append_row_to") if append_to else None
+            substitute(str(append_to), inputs, str_outputs, f"{what} append_row_to") if append_to else None
         )
         entry = task.get("entry_script")
         if not entry:

@@ -189,6 +189,10 @@ def drive(spec: dict[str, Any]) -> int:
         print(f"error: entry_script {entry} not found in {Path.cwd()}", file=sys.stderr)
         return 1
     data = spec["input_data"]
+    if not Path(data).exists():
+        # Zero mini-batches would "succeed" with no output; Azure ML fails a job whose input is missing.
+        print(f"error: input_data {data} does not exist", file=sys.stderr)
+        return 1
     if spec.get("input_type") == "mltable" or (Path(data) / "MLTable").exists():
         batches: list[Any] = _mltable_frames(data, spec.get("mini_batch_size") or "10mb")
     else:
