@@ -51,11 +51,20 @@ tools: $(BIN)/amlops $(NODE_STAMP) $(CHECKOV_VENV)/bin/checkov chromium ## insta
 demo: $(BIN)/amlops ## run the closed loop on the embedded default (local runner, SQLite MLflow)
 	$(BIN)/amlops demo
 
-test: tools ## run the whole test suite, starting Azurite and an MLflow server for it
-	$(BIN)/python tools/with_services.py -- $(BIN)/pytest -q -p no:cacheprovider
+# Test workers (pytest-xdist): one per core. --dist loadfile keeps a module on one worker, so a module-scoped
+# fixture (a demo run, a trained model) runs once; session fixtures that cost seconds are shared across workers
+# through tests/conftest.py's shared_cache.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
+
+# The tools are independent of each other (a CPU-bound venv byte-compile, an npm download, a checkov venv): built
+# side by side, a fresh clone waits for the slowest, not the sum.
+test: ## run the whole test suite, starting Azurite and an MLflow server for it
+	$(MAKE) --no-print-directory -j4 tools
+	$(BIN)/python tools/with_services.py -- $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL)
 
 test-fast: $(BIN)/amlops ## unit tests only, no services
-	$(BIN)/pytest -q -m "not integration and not slow"
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not integration and not slow"
 
 lint: $(BIN)/amlops ## ruff + mypy + YAML validation with azure-ai-ml
 	$(BIN)/ruff check src tests bench tools

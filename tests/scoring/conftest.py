@@ -23,30 +23,32 @@ def demand() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def model_dirs(tmp_path_factory: pytest.TempPathFactory, demand: pd.DataFrame) -> dict[str, Path]:
-    """{"v1": folder, "v2": folder}: MLflow models written by amlops.steps.train (what scoring reads)."""
+def model_dirs(shared_cache: Callable[[str, Callable[[Path], None]], Path]) -> dict[str, Path]:
+    """{"v1": folder, "v2": folder}: MLflow models written by amlops.steps.train (what scoring reads). Trained
+    once per test run, shared by the xdist workers; tests that change a model copy it first."""
+    root = shared_cache("scoring-models", _train_models)
+    return {key: root / key / "model" for key in MODEL_PARAMS}
+
+
+def _train_models(root: Path) -> None:
     from amlops.steps.train import train
 
-    root = tmp_path_factory.mktemp("scoring-models")
     snapshot = root / "snapshot"
-    write_snapshot(demand, load_schema(SCHEMA), snapshot)
-    folders = {}
+    write_snapshot(generate(SMALL), load_schema(SCHEMA), snapshot)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         mp.setenv("MLFLOW_EXPERIMENT_NAME", "scoring-fixture")
         mp.delenv("AMLOPS_TEST_KILL_AT", raising=False)
         for key, params in MODEL_PARAMS.items():
-            folders[key] = root / key / "model"
             train(
                 snapshot,
                 SCHEMA,
-                folders[key],
+                root / key / "model",
                 root / key / "run_info",
                 seed=3,
                 holdout_days=14,
                 params=params,
             )
-    return folders
 
 
 @pytest.fixture(scope="session")
