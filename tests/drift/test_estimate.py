@@ -216,3 +216,55 @@ def test_rows_outside_what_the_estimator_saw_are_counted(estimator: E.ErrorEstim
     X.loc[1500:1599, "x2"] = np.nan  # missing is not unsupported
     outside = estimator.estimate_frame(X, pred)
     assert outside["unsupported_share"] == pytest.approx(1500 / 3000, abs=0.02)
+
+
+def _halves(n: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """A window whose first half is undrifted and second half shifted: a sample that favoured late rows (or
+    early ones) would show it in the mean."""
+    Xa, pa_, _ = make(n // 2, seed=70, shift=0.0)
+    Xb, pb, _ = make(n // 2, seed=71, shift=2.0)
+    return pd.concat([Xa, Xb], ignore_index=True), np.concatenate([pa_, pb])
+
+
+def check_second_thinning(estimator: E.ErrorEstimator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 100k-row window walks the nannies for ~1.1k rows (not the first rule's ~3.2k), and its estimate is the
+    one every row gives (each half estimated whole, weighted by its rows), within the window's interval."""
+    X, pred = _halves(100_000)
+    walked: list[int] = []
+    predict = E.ErrorEstimator.predict_loss
+
+    def counting(self: E.ErrorEstimator, Xd: np.ndarray) -> dict[str, np.ndarray]:
+        walked.append(len(Xd))
+        return predict(self, Xd)
+
+    monkeypatch.setattr(E.ErrorEstimator, "predict_loss", counting)
+    est = estimator.estimate_frame(X, pred)
+    assert sum(walked) < 1_500
+    monkeypatch.setattr(E.ErrorEstimator, "predict_loss", predict)
+    halves = [estimator.estimate_frame(X.iloc[s], pred[s]) for s in (slice(0, 50_000), slice(50_000, None))]
+    whole = (halves[0]["mae"] + halves[1]["mae"]) / 2
+    assert est["mae_low"] <= whole <= est["mae_high"]
+    assert est["mae"] == pytest.approx(whole, rel=0.03)
+
+
+def test_the_second_thinning_walks_fewer_rows_and_keeps_the_mean(
+    estimator: E.ErrorEstimator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check_second_thinning(estimator, monkeypatch)
+
+
+def test_a_second_thinning_that_forgets_the_weights_fails_the_check(
+    estimator: E.ErrorEstimator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planted fault: rows kept with probability w / level but left at weight w (early rows undercounted)."""
+    thin = E.EstimateSums._thin
+
+    def unweighted(
+        self: E.EstimateSums, g: np.ndarray, w: np.ndarray, k: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        keep, _ = thin(self, g, w, k)
+        return keep, w[keep]
+
+    monkeypatch.setattr(E.EstimateSums, "_thin", unweighted)
+    with pytest.raises(AssertionError):
+        check_second_thinning(estimator, monkeypatch)
