@@ -300,7 +300,9 @@ def monitoring_inputs(
         **policy_inputs(settings),
     )
     kinds = column_kinds(settings)
-    if kinds:  # none declared: the pipeline's default (""); Azure ML does not send an empty string input at all
+    if (
+        kinds
+    ):  # none declared: the pipeline's default (""); Azure ML does not send an empty string input at all
         inputs["column_kinds"] = kinds
     return inputs, note
 
