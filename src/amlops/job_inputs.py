@@ -297,9 +297,13 @@ def monitoring_inputs(
         numeric_metric=m.numeric_metric,
         categorical_metric=m.categorical_metric,
         chunk_rows=str(m.chunk_rows),
-        column_kinds=column_kinds(settings),
         **policy_inputs(settings),
     )
+    kinds = column_kinds(settings)
+    if (
+        kinds
+    ):  # none declared: the pipeline's default (""); Azure ML does not send an empty string input at all
+        inputs["column_kinds"] = kinds
     return inputs, note
 
 
