@@ -93,6 +93,9 @@ class RegistryError(ValueError):
 # ------------------------------------------------------------------------------------------------- clients
 def client_for(settings: Settings) -> MlflowClient:
     """An MlflowClient on the configured tracking and registry URIs (creating the local SQLite folder)."""
+    from amlops.mlflow_local import seed_sqlite, skip_azureml_plugins
+
+    skip_azureml_plugins(settings.tracking_uri, settings.registry_uri)
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow.store.db.utils", "alembic", "alembic.runtime.migration"):
@@ -103,6 +106,7 @@ def client_for(settings: Settings) -> MlflowClient:
     from amlops.tracking import check_store
 
     check_store(settings)  # an empty/truncated store or an unreachable server: one line, not a new registry
+    seed_sqlite(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=settings.registry_uri)
 
 

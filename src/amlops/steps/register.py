@@ -127,6 +127,9 @@ def register(
     run_id: str = "",
     git_commit: str = "",
 ) -> Registration:
+    from amlops.mlflow_local import skip_azureml_plugins
+
+    skip_azureml_plugins()
     from mlflow.tracking import MlflowClient
 
     pipeline_run_id = os.environ.get("AZUREML_ROOT_RUN_ID") or run_id

@@ -234,6 +234,9 @@ def train(
     data_uri: str = "",
 ) -> dict[str, Any]:
     """Fit, log and save; returns the run info written to `run_info.json`."""
+    from amlops.mlflow_local import skip_azureml_plugins
+
+    skip_azureml_plugins()
     import mlflow
     from mlflow.data.pandas_dataset import from_pandas
 
