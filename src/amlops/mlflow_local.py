@@ -91,8 +91,12 @@ def _head_matches(db: Path) -> bool:
 def _build_template(path: Path) -> None:
     """MLflow's own migrations on a fresh file (mlflow.store.db.utils: create_sqlalchemy_engine_with_retry,
     _initialize_tables — what SqlAlchemyStore runs on an empty database), then renamed into place."""
+    import logging
+
     from mlflow.store.db.utils import _initialize_tables, create_sqlalchemy_engine_with_retry
 
+    for name in ("mlflow.store.db.utils", "alembic", "alembic.runtime.migration"):  # a notice per migration
+        logging.getLogger(name).setLevel(logging.WARNING)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".mlflow-template-", suffix=".db", dir=path.parent)
     os.close(fd)
