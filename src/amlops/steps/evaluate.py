@@ -136,7 +136,8 @@ def load_model(location: str | Path) -> Any:
     from amlops.steps.score import load_model as load_folder
 
     text = str(location)
-    if "://" not in text or text.startswith("file://"):
+    remote = text.startswith(("models:/", "runs:/")) or ("://" in text and not text.startswith("file://"))
+    if not remote:
         return load_folder(Path(text.removeprefix("file://"))).predictor
     import tempfile
 
