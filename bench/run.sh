@@ -32,7 +32,22 @@ fi
 .venv/bin/python bench/scoring_bench.py
 
 # 3. Whole commands (issue 20): `amlops monitor` / `amlops run` / `amlops demo` / build_profile as a user waits
-#    for them, interleaved with BENCH_WHOLE_BASELINE (another source tree, e.g. a worktree of main) when set.
+#    for them, interleaved with a baseline source tree so the table holds both, measured in the same run:
+#    BENCH_WHOLE_BASELINE (a folder), else the commit BENCH_WHOLE_BASELINE_REF (default: main before the issue 20
+#    work, f1d4951) exported with `git archive` into $TMPDIR/amlops-bench-baseline-<commit>; BENCH_WHOLE_BASELINE_REF=none: no
+#    baseline column.
+if [[ -z "${BENCH_WHOLE_BASELINE:-}" && "${BENCH_WHOLE_BASELINE_REF:-f1d4951}" != "none" ]]; then
+  ref="$(git rev-parse --short "${BENCH_WHOLE_BASELINE_REF:-f1d4951}^{commit}" 2>/dev/null || true)"
+  if [[ -n "$ref" ]]; then
+    export BENCH_WHOLE_BASELINE="${TMPDIR:-/tmp}/amlops-bench-baseline-$ref"
+    if [[ ! -f "$BENCH_WHOLE_BASELINE/pyproject.toml" ]]; then
+      mkdir -p "$BENCH_WHOLE_BASELINE"
+      git archive "$ref" | tar -x -C "$BENCH_WHOLE_BASELINE"
+    fi
+  else
+    echo "bench: no commit ${BENCH_WHOLE_BASELINE_REF:-f1d4951} here (a shallow clone?): whole commands without a baseline"
+  fi
+fi
 .venv/bin/python bench/whole_bench.py
 
 # 4. Error estimation before labels and multivariate drift: accuracy under covariate shift, interval coverage,

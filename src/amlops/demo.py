@@ -151,6 +151,23 @@ def prepare_folder(folder: Path) -> None:
     )
 
 
+def share_plan_cache(base: Settings, settings: Settings) -> None:
+    """The demo's fresh state folder uses the project's parsed-plan cache (amlops.runner.plan_cache, keyed by the
+    content of every file a parse read and the runner's version): the demo runs the project's own pipeline files,
+    so after the first demo or `amlops run` none of its pipelines is parsed again and azure-ai-ml (1-2.5 s to
+    import) is never loaded. A rerun of the demo removes only the link."""
+    shared = base.state_path / "plans"
+    link = settings.state_path / "plans"
+    if shared.resolve() == link.resolve() or link.exists() or link.is_symlink():
+        return
+    try:
+        shared.mkdir(parents=True, exist_ok=True)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(shared.resolve(), target_is_directory=True)
+    except OSError:  # a read-only project or no symlinks: the demo parses into its own cache
+        return
+
+
 def _week_of(day: date, cfg: DemoConfig) -> int:
     return (day - cfg.start).days // 7
 
@@ -181,6 +198,7 @@ def run_demo(
     data_dir = folder / "data"
     data_dir.mkdir(parents=True)
     settings = demo_settings(base, folder)
+    share_plan_cache(base, settings)
     store = FolderStore(settings.state_path / "retrain")
     result = DemoResult(folder=str(folder))
 

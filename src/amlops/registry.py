@@ -93,6 +93,9 @@ class RegistryError(ValueError):
 # ------------------------------------------------------------------------------------------------- clients
 def client_for(settings: Settings) -> MlflowClient:
     """An MlflowClient on the configured tracking and registry URIs (creating the local SQLite folder)."""
+    from amlops.mlflow_local import seed_sqlite, skip_azureml_plugins
+
+    skip_azureml_plugins(settings.tracking_uri, settings.registry_uri)
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow.store.db.utils", "alembic", "alembic.runtime.migration"):
@@ -103,6 +106,7 @@ def client_for(settings: Settings) -> MlflowClient:
     from amlops.tracking import check_store
 
     check_store(settings)  # an empty/truncated store or an unreachable server: one line, not a new registry
+    seed_sqlite(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=settings.registry_uri)
 
 
@@ -395,6 +399,26 @@ def _record(
     return _append_event(client, model_name, event)
 
 
+# People read the history in the UI's version page: beside the raw `event.*` JSON, the version made champion
+# carries `champion.since` and the one it replaced `champion.until`, each one readable line
+# (amlops.tracking.event_note). The latest change wins on a version; the events keep the whole history.
+SINCE_TAG = "champion.since"
+UNTIL_TAG = "champion.until"
+
+
+def _note_change(client: MlflowClient, model_name: str, event: Event) -> None:
+    """The readable tags for a promotion or rollback: two model-version tag calls (in Azure ML's matrix)."""
+    from amlops.tracking import event_note
+
+    client.set_model_version_tag(model_name, event.version, SINCE_TAG, event_note(asdict(event))[:5000])
+    if event.previous and event.previous != event.version:
+        when = event.time[:16].replace("T", " ")
+        how = "rolled back to" if event.action == "rollback" else "replaced by"
+        reason = f": {event.reason}" if event.reason else ""
+        note = f"{when} UTC: {how} v{event.version}" + (f" by {event.actor}" if event.actor else "") + reason
+        client.set_model_version_tag(model_name, event.previous, UNTIL_TAG, note[:5000])
+
+
 # ------------------------------------------------------------------------------------------------- locking
 _LOCK_TIMEOUT_S = 60.0
 _local = threading.local()  # lock paths this thread holds, with depth (promote inside promote_if_champion)
@@ -470,9 +494,14 @@ def promote(
             if events and events[-1].version == version:
                 return None
             previous = events[-1].version if events else None
-            return _record(client, model_name, "promote", version, previous, reason, actor)
-        set_role(client, model_name, CHAMPION, version)
-        return _record(client, model_name, "promote", version, current[0] if current else None, reason, actor)
+            event = _record(client, model_name, "promote", version, previous, reason, actor)
+        else:
+            set_role(client, model_name, CHAMPION, version)
+            event = _record(
+                client, model_name, "promote", version, current[0] if current else None, reason, actor
+            )
+        _note_change(client, model_name, event)
+        return event
 
 
 @dataclass
@@ -572,7 +601,9 @@ def _rollback(client: MlflowClient, model_name: str, reason: str, actor: str) ->
     target = stack[-2]
     get_version(client, model_name, target)
     set_role(client, model_name, CHAMPION, target)
-    return _record(client, model_name, "rollback", target, current[0], reason, actor)
+    event = _record(client, model_name, "rollback", target, current[0], reason, actor)
+    _note_change(client, model_name, event)
+    return event
 
 
 # ------------------------------------------------------------------------------------------------- listing

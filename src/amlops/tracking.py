@@ -128,6 +128,9 @@ def probe_server(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
 def ensure_experiment(settings: Settings, experiment: str | None = None) -> str:
     """Create the experiment with the configured artifact root if missing (else MLflow would use ./mlruns of cwd)."""
     name = experiment or settings.experiment
+    from amlops.mlflow_local import skip_azureml_plugins
+
+    skip_azureml_plugins(settings.tracking_uri, settings.registry_uri)  # before anything imports MLflow
     check_store(settings)
     marker = _marker(settings, name)
     if marker is not None and marker.is_file():
@@ -146,13 +149,17 @@ def ensure_experiment(settings: Settings, experiment: str | None = None) -> str:
 def _ensure_experiment(settings: Settings, name: str) -> str:
     import logging
 
+    from amlops.mlflow_local import seed_sqlite, skip_azureml_plugins
+
+    uri = settings.tracking_uri
+    skip_azureml_plugins(uri, settings.registry_uri)
+    seed_sqlite(uri)
     import mlflow
     from mlflow.tracking import MlflowClient
 
     # Schema creation/migration notices from the SQLite store are noise on a user's terminal.
     for logger in ("mlflow.store.db.utils", "alembic", "alembic.runtime.migration"):
         logging.getLogger(logger).setLevel(logging.WARNING)
-    uri = settings.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=uri, registry_uri=settings.registry_uri)
@@ -304,9 +311,9 @@ def log_scoring_run(
 ) -> str:
     """A run for a local scoring job in its experiment, as Azure ML makes one for every job: named after the
     model version, tagged with it and linked to the pipeline run. Returns the run id."""
+    experiment_id = ensure_experiment(settings, experiment)  # first: it prepares the MLflow import
     from mlflow.tracking import MlflowClient
 
-    experiment_id = ensure_experiment(settings, experiment)
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
     tags = {
         "amlops.step": "score",

@@ -152,6 +152,31 @@ def test_promote_rollback_and_history_at_time(client: Any) -> None:
     assert [sum(k.startswith("event.") for k in tags[v]) for v in ("1", "2")] == [2, 1]
 
 
+def test_promotions_and_rollbacks_read_as_sentences_on_the_versions(client: Any) -> None:
+    """Beside the raw event JSON, the UI's version page says when and why a version became or stopped being
+    champion (issue 16: history readable by people)."""
+    plain = client._inner if isinstance(client, NoAliasClient) else client
+
+    def tags(v: str) -> dict[str, str]:
+        return dict(plain.get_model_version(NAME, v).tags)
+
+    registry.promote(client, NAME, 1, reason="first model", actor="ci")
+    assert tags("1")[registry.SINCE_TAG].endswith("UTC: v1 promoted to champion by ci: first model")
+    assert registry.UNTIL_TAG not in tags("1")
+    registry.promote(client, NAME, 2, reason="gate passed: mae 5.1 vs 6.2", actor="pipeline:run-7")
+    assert (
+        "v2 promoted to champion (was v1) by pipeline:run-7: gate passed: mae 5.1 vs 6.2"
+        in (tags("2")[registry.SINCE_TAG])
+    )
+    assert "UTC: replaced by v2 by pipeline:run-7: gate passed" in tags("1")[registry.UNTIL_TAG]
+    registry.rollback(client, NAME, reason="bad forecasts", actor="bob")
+    assert (
+        "v1 restored as champion (rollback) (was v2) by bob: bad forecasts" in tags("1")[registry.SINCE_TAG]
+    )
+    assert tags("2")[registry.UNTIL_TAG].endswith("UTC: rolled back to v1 by bob: bad forecasts")
+    assert registry.UNTIL_TAG not in tags("3")  # never champion: nothing to say
+
+
 def test_promote_refuses_unknown_versions_and_empty_reasons(client: Any) -> None:
     with pytest.raises(registry.RegistryError, match="has no version 9"):
         registry.promote(client, NAME, 9, reason="x", actor="ci")

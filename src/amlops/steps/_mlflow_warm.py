@@ -18,6 +18,9 @@ _thread: threading.Thread | None = None
 
 def _warm(uri: str, experiment: str) -> None:
     try:
+        from amlops.mlflow_local import skip_azureml_plugins
+
+        skip_azureml_plugins()
         import mlflow
 
         # Builds and caches the tracking store (mlflow's registry keeps one per URI: the step's own calls get

@@ -127,6 +127,29 @@ def predict(model: Any, df: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
     return np.asarray(pred, dtype="float64").reshape(-1)
 
 
+def load_model(location: str | Path) -> Any:
+    """A model folder or a registry URI (`models:/name/version`), loaded as the scoring step loads it: the sklearn
+    flavor's pickle directly (amlops.steps.score.load_model). `mlflow.pyfunc.load_model` would first compare the
+    model's pinned requirements with every installed distribution (mlflow/utils/requirements_utils.py,
+    `warn_dependency_requirement_mismatches`: a scan of the whole environment, about a second) for a warning the
+    gate does not act on; the predictions are the estimator's own either way."""
+    from amlops.steps.score import load_model as load_folder
+
+    text = str(location)
+    remote = text.startswith(("models:/", "runs:/")) or ("://" in text and not text.startswith("file://"))
+    if not remote:
+        return load_folder(Path(text.removeprefix("file://"))).predictor
+    import tempfile
+
+    import mlflow.artifacts
+
+    # Downloaded next to nothing the user owns and gone when the step ends (an AML job's temp is per job).
+    folder = mlflow.artifacts.download_artifacts(
+        artifact_uri=text, dst_path=tempfile.mkdtemp(prefix="amlops-")
+    )
+    return load_folder(Path(folder)).predictor
+
+
 def _holdout_too_small(rows: int, days: int, min_rows: int, min_days: int) -> list[str]:
     """The reason the gate refuses to decide on this holdout (fails closed), if any: a dozen rows of one day
     cannot tell two models apart, however confident the interval looks."""
@@ -166,7 +189,9 @@ def evaluate(
     min_holdout_rows: int = DEFAULT_MIN_HOLDOUT_ROWS,
     min_holdout_days: int = DEFAULT_MIN_HOLDOUT_DAYS,
 ) -> dict[str, Any]:
-    import mlflow.pyfunc
+    from amlops.mlflow_local import skip_azureml_plugins
+
+    skip_azureml_plugins()
     from mlflow.tracking import MlflowClient
 
     from amlops import registry
@@ -193,7 +218,7 @@ def evaluate(
     reasons: list[str] = _holdout_too_small(len(holdout), n_days, min_holdout_rows, min_holdout_days)
     notes: list[str] = []
     try:
-        challenger_pred = predict(mlflow.pyfunc.load_model(str(model_dir)), holdout, schema)
+        challenger_pred = predict(load_model(model_dir), holdout, schema)
     except Exception as exc:  # a challenger that cannot score: one line, exit 1
         raise EvaluateError(
             f"{model_dir}: the challenger cannot score the holdout ({str(exc).splitlines()[0]})"
@@ -227,7 +252,7 @@ def evaluate(
                 "the comparison favours the champion"
             )
         try:
-            champion_pred = predict(mlflow.pyfunc.load_model(uri), holdout, schema)
+            champion_pred = predict(load_model(uri), holdout, schema)
         except Exception as exc:  # fail closed, with the reason in the verdict
             reasons.append(
                 f"champion v{version} could not score the holdout: {str(exc).splitlines()[0][:300]}"

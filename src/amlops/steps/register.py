@@ -115,6 +115,72 @@ def lineage_tags(
     }
 
 
+def version_description(
+    run_info: dict[str, Any],
+    verdict: GateVerdict,
+    manifest: dict[str, Any],
+    pipeline_run_id: str,
+    data_uri: str,
+) -> str:
+    """The model version's description (Markdown; the UI shows it on the version page, and Azure ML's MLflow
+    endpoint lets a version's description be set: https://learn.microsoft.com/azure/machine-learning/
+    how-to-manage-models-mlflow, "Review supported capabilities"): what data, which run, the gate's verdict in
+    words. Written in the call that creates the version: no extra round trip."""
+    from amlops.tracking import run_note
+
+    metric = verdict.metric
+    chall = (verdict.challenger.metrics or {}).get(metric)
+    champ = (verdict.champion.metrics if verdict.champion else None) or {}
+    interval = verdict.interval
+    words = "passed" if verdict.passed else "failed: " + ("; ".join(verdict.reasons) or verdict.summary)
+    compared = (
+        f"v{verdict.champion_version} ({_fmt(champ.get(metric))})"
+        if verdict.champion_version
+        else "none (first model: absolute thresholds only)"
+    )
+    ci = ""
+    if interval is not None and interval.low is not None and interval.high is not None:
+        ci = f", {interval.confidence or 0.95:.0%} interval [{interval.low:+.1%}, {interval.high:+.1%}]"
+    facts: dict[str, object] = {
+        "data": data_uri or manifest.get("data_uri", ""),
+        "data digest": manifest.get("digest", ""),
+        "rows": f"{manifest.get('rows', '')}",
+        "dates": f"{manifest.get('date_min', '')} .. {manifest.get('date_max', '')}"
+        f" (trained to {run_info.get('train_end', '')}, holdout from {run_info.get('holdout_start', '')})",
+        "training run": run_info.get("run_id", ""),
+        "pipeline run": pipeline_run_id,
+        f"holdout {metric}": _fmt(chall),
+        "compared with champion": compared,
+        "improvement": (f"{verdict.improvement:+.1%}{ci}" if verdict.improvement is not None else "n/a"),
+    }
+    return run_note(f"Gate {words}", facts)
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.4g}"
+
+
+def name_training_run(client: Any, run_info: dict[str, Any], model_name: str, version: str) -> None:
+    """Tag the training run with the version it became and, outside an Azure ML job, name it after it
+    (`train demand-forecaster v2 (<pipeline run>)`): one `log_batch` call. Inside an Azure ML job the run is the
+    train job's own and keeps the job's name (see amlops.tracking.start_run_args). Informative only."""
+    from mlflow.entities import RunTag
+    from mlflow.exceptions import MlflowException
+
+    from amlops.tracking import run_name
+
+    tags = [RunTag("model.name", model_name), RunTag("model.version", str(version))]
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        pipeline_run = os.environ.get("AZUREML_ROOT_RUN_ID", "")
+        tags.append(RunTag("mlflow.runName", run_name("train", model_name, str(version), pipeline_run)))
+    try:
+        client.log_batch(run_info["run_id"], tags=tags)
+    except (MlflowException, OSError) as exc:
+        print(
+            f"note: training run {run_info['run_id']} not tagged with v{version}: {str(exc).splitlines()[0]}"
+        )
+
+
 def register(
     run_info_dir: str | Path,
     verdict_dir: str | Path,
@@ -127,6 +193,9 @@ def register(
     run_id: str = "",
     git_commit: str = "",
 ) -> Registration:
+    from amlops.mlflow_local import skip_azureml_plugins
+
+    skip_azureml_plugins()
     from mlflow.tracking import MlflowClient
 
     pipeline_run_id = os.environ.get("AZUREML_ROOT_RUN_ID") or run_id
@@ -158,7 +227,8 @@ def register(
         tags = lineage_tags(
             run_info, verdict, manifest, pipeline_run_id=pipeline_run_id, git_commit=commit, data_uri=data_uri
         )
-        version = _create_version(client, model_name, run_info, tags, verdict.summary[:_MAX_TAG])
+        description = version_description(run_info, verdict, manifest, pipeline_run_id, data_uri)
+        version = _create_version(client, model_name, run_info, tags, description[:_MAX_TAG])
         checkpoint("register:after_create")
     else:
         version = str(existing.version)
@@ -183,6 +253,7 @@ def register(
                 )
         client.set_model_version_tag(model_name, version, REGISTRATION_TAG, "complete")
     _attach_verdict(client, run_info["run_id"], verdict)
+    name_training_run(client, run_info, model_name, version)
     champion = resolve_champion(client, model_name)
     result = Registration(
         model_name=model_name,
