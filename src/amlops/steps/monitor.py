@@ -140,7 +140,6 @@ def monitor(
 ) -> MonitorResult:
     """Run the monitor and write result.json + report.html into `output`; returns the result."""
     from amlops.drift.monitor import DEFAULT_MIN_WINDOW_ROWS, MonitorOptions, load_labels, run_monitor
-    from amlops.drift.report import render_html
 
     exclude = [c for c in (timestamp_column, id_column, prediction_column, label_column) if c]
     profile, built = load_reference(
@@ -178,17 +177,29 @@ def monitor(
     result = run_monitor(current, profile, options, labels=label_series, extras=window_extras(estimator))
     result.current.source = current
     result.reference.source = reference_profile or reference_data or model_dir
+    publish(result, output, model_dir=model_dir, built_profile=profile if built else None)
+    return result
+
+
+def publish(
+    result: MonitorResult, output: str | Path, *, model_dir: str | None = None, built_profile: Any = None
+) -> Path:
+    """Write result.json and report.html (and the profile built on the fly, the model's feature importance),
+    and log to MLflow when a tracking URI is set: the single-process monitor and the map-reduce merge step
+    publish through this one function."""
+    from amlops.drift.report import render_html
+
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     result.write(out / RESULT_FILE)
     (out / REPORT_FILE).write_text(render_html(result), encoding="utf-8")
-    if built:
-        profile.to_json(out / PROFILE_FILE)
+    if built_profile is not None:
+        built_profile.to_json(out / PROFILE_FILE)
     if model_dir:
         pass_on_importance(model_dir, out)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         log_to_mlflow(result, out)
-    return result
+    return out
 
 
 FIT_ROWS = 200_000  # a foreign reference larger than this is sampled to fit the error estimator
