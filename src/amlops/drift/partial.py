@@ -114,6 +114,10 @@ def _unb64(text: str, shape: tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype=np.int64).reshape(shape)
 
 
+def decode_ints(text: str) -> np.ndarray:
+    return _unb64(text, (-1,))
+
+
 def _ints(a: np.ndarray, n: int) -> list[int]:
     return [int(v) for v in np.asarray(a[:n]).round()]
 
