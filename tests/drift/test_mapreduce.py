@@ -233,3 +233,23 @@ def partial_profile(data: dict[str, Path]) -> Any:
     from amlops.drift.profile import ReferenceProfile
 
     return ReferenceProfile.from_json(data["profile"])
+
+
+def test_without_predictions_or_labels_too(data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No prediction column and no labels: no performance section on either path (not an empty one on one)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    single_result = single.monitor(
+        str(data["current"]), tmp_path / "single", reference_profile=str(data["profile"]), window="weekly",
+        timestamp_column="date", chunk_rows=CHUNK, min_window_rows=50,
+    ).to_json_dict()  # fmt: skip
+    assert single_result["verdict"]["performance"] is None
+    args = ["--data", str(data["current"]), "--partials", str(tmp_path / "p"), "--reference-profile",
+            str(data["profile"]), "--window", "weekly", "--timestamp-column", "date", "--chunk-rows", str(CHUNK),
+            "--min-window-rows", "50"]  # fmt: skip
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    for f in _files(data):
+        mapper.map_files([f])
+    states = partial.read_all(tmp_path / "p")
+    random.Random(7).shuffle(states)
+    got = monitor_reduce.reduce_partials(partial_profile(data), states, str(data["profile"])).to_json_dict()
+    _same(_comparable(got), _comparable(single_result))
