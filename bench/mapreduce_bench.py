@@ -41,7 +41,9 @@ def timed(cmd: list[str], cwd: Path) -> dict[str, Any]:
     env.pop("MLFLOW_TRACKING_URI", None)
     env["PYTHONPATH"] = str(ROOT / "src")
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     out = proc.stdout.read() if proc.stdout else ""
@@ -110,7 +112,10 @@ def main() -> int:
     workers = int(os.environ.get("BENCH_MR_WORKERS", "2"))
     count = int(os.environ.get("BENCH_MR_PARTIALS", "1000"))
     load_before = os.getloadavg()
-    print(f"[map-reduce monitor, {rows:,} rows, {workers} workers; load {load_before[0]:.1f} on {os.cpu_count()} cores]")
+    cores = os.cpu_count()
+    print(
+        f"[map-reduce monitor, {rows:,} rows, {workers} workers; load {load_before[0]:.1f} on {cores} cores]"
+    )
     folder = mb.big_dataset(rows)
     reference = mb.dataset(1_000_000)["reference"]
     work = Path(tempfile.mkdtemp(prefix="amlops-mrbench-"))
@@ -155,7 +160,9 @@ def main() -> int:
         "targets": TARGETS,
     }
     print(f"  single process      {single['seconds']:8.1f} s  peak {single['rss_mb']:7.0f} MB")
-    print(f"  map ({workers} workers)     {mapped['seconds']:8.1f} s  peak {mapped['rss_mb']:7.0f} MB per process")
+    print(
+        f"  map ({workers} workers)     {mapped['seconds']:8.1f} s  peak {mapped['rss_mb']:7.0f} MB per process"
+    )
     print(f"  reduce              {reduced['seconds']:8.1f} s  peak {reduced['rss_mb']:7.0f} MB")
     print(f"  speed-up {speedup:.2f}x (target >= {TARGETS['speedup']}), identical results: {identical}")
     print(

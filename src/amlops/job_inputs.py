@@ -308,7 +308,9 @@ _MAPREDUCE_SHARED = (
 )  # fmt: skip
 
 
-def monitoring_mapreduce_inputs(settings: Settings, inputs: Inputs, target: Target = Target.local) -> Inputs | None:
+def monitoring_mapreduce_inputs(
+    settings: Settings, inputs: Inputs, target: Target = Target.local
+) -> Inputs | None:
     """The inputs of pipelines/monitoring_mapreduce.yml for these monitoring inputs, or None when the single
     process fits: fewer Parquet rows than `monitor.mapreduce_rows` (0: never), a size this machine cannot read
     (a URL or an asset), a reference other than the model's stored profile, or row-count windows (a mini-batch
@@ -335,7 +337,9 @@ def monitoring_mapreduce_inputs(settings: Settings, inputs: Inputs, target: Targ
         return None
     out = {k: v for k, v in inputs.items() if k in _MAPREDUCE_SHARED}
     if target is Target.local:
-        out.update(instance_count="1", max_concurrency_per_instance=str(os.cpu_count() or 1), mini_batch_size="1")
+        out.update(
+            instance_count="1", max_concurrency_per_instance=str(os.cpu_count() or 1), mini_batch_size="1"
+        )
     return out
 
 

@@ -42,7 +42,12 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     labels = cur.loc[cur.index % 5 != 0, ["row_id", "units_sold"]]
     labels = pd.concat([labels, labels.head(3)])
     labels.to_csv(root / "labels.csv", index=False)
-    return {"root": root, "current": folder, "profile": root / "reference_profile.json", "labels": root / "labels.csv"}
+    return {
+        "root": root,
+        "current": folder,
+        "profile": root / "reference_profile.json",
+        "labels": root / "labels.csv",
+    }
 
 
 def _args(data: dict[str, Path], partials: Path) -> list[str]:
@@ -119,21 +124,31 @@ def test_map_reduce_equals_single_process_in_any_order(
     profile = partial_profile(data)
     for seed in range(3):
         random.Random(seed).shuffle(states)
-        got = _comparable(monitor_reduce.reduce_partials(profile, states, str(data["profile"])).to_json_dict())
+        got = _comparable(
+            monitor_reduce.reduce_partials(profile, states, str(data["profile"])).to_json_dict()
+        )
         _same(got, expected)
 
 
-def test_merge_is_associative_over_groupings(data: dict[str, Path], expected: dict[str, Any], tmp_path: Path) -> None:
+def test_merge_is_associative_over_groupings(
+    data: dict[str, Path], expected: dict[str, Any], tmp_path: Path
+) -> None:
     states = _map(data, tmp_path / "p", [[f] for f in _files(data)])
     profile = partial_profile(data)
     # ((p0 + p1) + p2) + ((p5 + p3) + p4): intermediate merges written as partials again, as a tree reduce would.
     left = partial.dump(monitor_reduce.merged_monitor(profile, states[:3]), source=states[0]["source"])
-    right = partial.dump(monitor_reduce.merged_monitor(profile, [states[5], states[3], states[4]]), states[0]["source"])
-    got = _comparable(monitor_reduce.reduce_partials(profile, [right, left], str(data["profile"])).to_json_dict())
+    right = partial.dump(
+        monitor_reduce.merged_monitor(profile, [states[5], states[3], states[4]]), states[0]["source"]
+    )
+    got = _comparable(
+        monitor_reduce.reduce_partials(profile, [right, left], str(data["profile"])).to_json_dict()
+    )
     _same(got, expected)
 
 
-def test_a_missing_partial_changes_the_result(data: dict[str, Path], expected: dict[str, Any], tmp_path: Path) -> None:
+def test_a_missing_partial_changes_the_result(
+    data: dict[str, Path], expected: dict[str, Any], tmp_path: Path
+) -> None:
     """The equality above is not vacuous: one mini-batch fewer, other numbers."""
     states = _map(data, tmp_path / "p", [[f] for f in _files(data)])
     got = _comparable(monitor_reduce.reduce_partials(partial_profile(data), states[1:]).to_json_dict())
@@ -146,12 +161,14 @@ def test_float_totals_would_differ_without_exact_sums(monkeypatch: pytest.Monkey
     values = [1e16, 1.0, -1e16, 3.0, 1e-3, 2.5e15]
     naive = {sum(p) for p in (values, values[::-1], sorted(values))}
     assert len(naive) > 1
-    exact = {partial.to_float(sum(partial.exact(v) for v in p)) for p in (values, values[::-1], sorted(values))}
+    exact = {
+        partial.to_float(sum(partial.exact(v) for v in p)) for p in (values, values[::-1], sorted(values))
+    }
     assert exact == {math.fsum(values)}
 
 
 def test_exact_handles_the_whole_double_range() -> None:
-    values = np.array([5e-324, -2.0**-1022, 1e-300, 0.0, -0.0, 1.5, -7.25, 1e300, -1.7e308])
+    values = np.array([5e-324, -(2.0**-1022), 1e-300, 0.0, -0.0, 1.5, -7.25, 1e300, -1.7e308])
     assert partial.to_float(sum(partial.exact_array(values))) == math.fsum(values)
     assert [partial.to_float(partial.exact(float(v))) for v in values] == values.tolist()
     huge = np.array([1.7e308, 1.7e308])  # the float sum overflows, the exact one does not; its float is inf
@@ -185,8 +202,9 @@ def test_retried_mini_batch_replaces_its_partial(data: dict[str, Path], tmp_path
     assert len(_map(data, tmp_path / "p", [list(reversed(files))])) == 1
 
 
-def test_parallel_entry_and_reduce_cli(data: dict[str, Path], expected: dict[str, Any], tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parallel_entry_and_reduce_cli(
+    data: dict[str, Path], expected: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """init()/run() with the driver's own arguments around ours, then the reduce step's command line."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     argv = ["driver/amlbi_main.py", "--output", str(tmp_path / "summary"), "--mini_batch_size", "2",
@@ -198,7 +216,14 @@ def test_parallel_entry_and_reduce_cli(data: dict[str, Path], expected: dict[str
     assert len(lines) == 2 and all(".partial.json" in line for line in lines)
     out = tmp_path / "out"
     code = monitor_reduce.main(
-        ["--partials", str(tmp_path / "partials"), "--reference-profile", str(data["profile"]), "--output", str(out)]
+        [
+            "--partials",
+            str(tmp_path / "partials"),
+            "--reference-profile",
+            str(data["profile"]),
+            "--output",
+            str(out),
+        ]
     )
     assert code == 0
     got = _comparable(json.loads((out / "result.json").read_text(encoding="utf-8")))
@@ -235,7 +260,9 @@ def partial_profile(data: dict[str, Path]) -> Any:
     return ReferenceProfile.from_json(data["profile"])
 
 
-def test_without_predictions_or_labels_too(data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_predictions_or_labels_too(
+    data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No prediction column and no labels: no performance section on either path (not an empty one on one)."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     single_result = single.monitor(

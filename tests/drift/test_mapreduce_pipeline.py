@@ -41,7 +41,9 @@ def _settings(tmp_path: Path, rows: int) -> Settings:
 
 
 def _inputs(settings: Settings, model: Path, current: Path, **kw: str) -> dict[str, str]:
-    inputs, _note = monitoring_inputs(settings, str(current), model=str(model), window=kw.pop("window", "weekly"))
+    inputs, _note = monitoring_inputs(
+        settings, str(current), model=str(model), window=kw.pop("window", "weekly")
+    )
     return inputs
 
 

@@ -214,7 +214,9 @@ def _absorb_feature(acc: Any, state: dict[str, Any], glob: np.ndarray, n_new: in
 def absorb(mon: Monitor, state: dict[str, Any], expect: str | None = None) -> None:
     """Add a partial's statistics into the monitor (integer additions only: any order gives the same state)."""
     if state.get("schema") != PARTIAL_SCHEMA or state.get("schema_version") != PARTIAL_VERSION:
-        raise PartialError(f"not a monitor partial (schema {state.get('schema')!r} {state.get('schema_version')})")
+        raise PartialError(
+            f"not a monitor partial (schema {state.get('schema')!r} {state.get('schema_version')})"
+        )
     want = expect or fingerprint(mon)
     if state["fingerprint"] != want:
         raise PartialError(

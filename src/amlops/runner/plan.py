@@ -328,7 +328,9 @@ class _Flattener:
                 sweep=_sweep_spec(node) if kind == "sweep" else None,
                 distribution=_distribution(node, component),
                 instance_count=int(
-                    self._node_literal(_instance_count(node, component), scope_inputs, f"{what} instance_count")
+                    self._node_literal(
+                        _instance_count(node, component), scope_inputs, f"{what} instance_count"
+                    )
                 ),
                 compute=self._compute(node, scope_inputs, what),
                 deterministic=getattr(component, "is_deterministic", True) is not False,

@@ -92,7 +92,9 @@ def build_mapper(args: argparse.Namespace) -> Mapper:
     from amlops.steps.monitor import load_reference, parse_thresholds, resolve_window
 
     if args.model_dir is None and args.reference_profile is None:
-        raise MapInputError("give --model-dir or --reference-profile (the map-reduce monitor needs a stored profile)")
+        raise MapInputError(
+            "give --model-dir or --reference-profile (the map-reduce monitor needs a stored profile)"
+        )
     profile, _built = load_reference(
         args.reference_profile or None, None, args.model_dir or None, [], None, None, None
     )

@@ -80,7 +80,9 @@ def reduce(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m amlops.steps.monitor_reduce", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m amlops.steps.monitor_reduce", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--partials", required=True, help="folder of *.partial.json (the map step's output)")
     p.add_argument("--reference-profile", nargs="?", const="")
     p.add_argument("--model-dir", nargs="?", const="")
