@@ -49,7 +49,12 @@ def timed(cmd: list[str], cwd: Path) -> dict[str, Any]:
     out = proc.stdout.read() if proc.stdout else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{out[-2000:]}")
-    return {"seconds": round(seconds, 2), "rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    cpu = usage.ru_utime + usage.ru_stime  # the process and its waited-for descendants (the map's workers)
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
 
 
 def map_spec(folder: Path, model: Path, partials: Path, summary: Path, workers: int) -> dict[str, Any]:
@@ -156,6 +161,8 @@ def main() -> int:
         "speedup": round(speedup, 2),
         "identical": identical,
         "map_rows_per_worker_second": round(rows / (mapped["seconds"] * workers)),
+        "map_rows_per_cpu_second": round(rows / mapped["cpu_seconds"]),
+        "single_rows_per_cpu_second": round(rows / single["cpu_seconds"]),
         "merge": merge,
         "targets": TARGETS,
     }

@@ -10,6 +10,7 @@ and the result is a `MonitorResult` (amlops.drift.result; result.json, documente
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -23,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from amlops.config import DEFAULT_CHUNK_ROWS, DEFAULT_MIN_WINDOW_ROWS, window_kind
+from amlops.config import AUTO_WINDOW, DEFAULT_CHUNK_ROWS, DEFAULT_MIN_WINDOW_ROWS, window_kind
 from amlops.data.io import data_format, is_data_file
 from amlops.data.io import finite_or_none as _num
 from amlops.drift import metrics as M
@@ -167,6 +168,28 @@ def _refuse_conflicting_duplicates(location: str, ids: pd.Series, labels: pd.Ser
             f"{location}: {len(conflicting)} {id_column!r} value(s) appear more than once with different labels "
             f"(e.g. {examples}); the monitor cannot tell which label is right: keep one row per id"
         )
+
+
+def resolve_window(window: str, timestamp_column: str | None, current: str) -> str:
+    """`auto`: weekly when the data has the timestamp column, else one window over everything."""
+    if window.strip().lower() != AUTO_WINDOW:
+        return window
+    names = open_dataset(current).schema.names
+    return "weekly" if timestamp_column and timestamp_column in names else "all"
+
+
+def parse_thresholds(text: str | None) -> dict[str, float]:
+    """`--thresholds`: a JSON object or metric=value pairs (the steps' flag, the components' text input)."""
+    if not text:
+        return {}
+    try:
+        if text.lstrip().startswith("{"):
+            data = json.loads(text)
+        else:  # metric=value,metric=value
+            data = dict(item.split("=", 1) for item in text.split(",") if item.strip())
+        return {str(k).strip(): float(v) for k, v in data.items()}
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--thresholds: expected JSON or metric=value pairs ({exc})") from None
 
 
 # ------------------------------------------------------------------------------------------ windows

@@ -19,13 +19,13 @@ found or not; 1 with one `error:` line on bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlops.config import AUTO_WINDOW, DEFAULT_CHUNK_ROWS
+from amlops.config import DEFAULT_CHUNK_ROWS
+from amlops.drift.monitor import parse_thresholds, resolve_window
 from amlops.drift.result import RESULT_FILE
 
 if TYPE_CHECKING:
@@ -93,29 +93,6 @@ def load_reference(
     if profile.row_count == 0:
         raise ValueError(f"{reference_data}: no rows")
     return profile, True
-
-
-def resolve_window(window: str, timestamp_column: str | None, current: str) -> str:
-    """`auto`: weekly when the data has the timestamp column, else one window over everything."""
-    if window.strip().lower() != AUTO_WINDOW:
-        return window
-    from amlops.drift.monitor import open_dataset
-
-    names = open_dataset(current).schema.names
-    return "weekly" if timestamp_column and timestamp_column in names else "all"
-
-
-def parse_thresholds(text: str | None) -> dict[str, float]:
-    if not text:
-        return {}
-    try:
-        if text.lstrip().startswith("{"):
-            data = json.loads(text)
-        else:  # metric=value,metric=value
-            data = dict(item.split("=", 1) for item in text.split(",") if item.strip())
-        return {str(k).strip(): float(v) for k, v in data.items()}
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"--thresholds: expected JSON or metric=value pairs ({exc})") from None
 
 
 def monitor(

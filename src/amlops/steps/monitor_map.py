@@ -19,6 +19,10 @@ from typing import Any, NoReturn
 
 from amlops.config import DEFAULT_CHUNK_ROWS
 
+PROFILE_FILE = (
+    "reference_profile.json"  # as amlops.steps.monitor: the train step stores it in the model folder
+)
+
 
 class MapInputError(ValueError):
     """An argument the map step cannot use."""
@@ -87,17 +91,32 @@ class Mapper:
         return partial.write(state, self.partials, partial.batch_name(usable)), int(mon.rows.sum())
 
 
-def build_mapper(args: argparse.Namespace) -> Mapper:
-    from amlops.drift.monitor import DEFAULT_MIN_WINDOW_ROWS, MonitorOptions, load_labels
-    from amlops.steps.monitor import load_reference, parse_thresholds, resolve_window
+def load_profile(model_dir: str | None, reference_profile: str | None) -> Any:
+    """The stored profile (the model folder's, or a file): the map never builds one, every worker must use the
+    same. Not amlops.steps.monitor.load_reference: that module logs to MLflow, which this environment lacks."""
+    from amlops.drift.profile import ProfileError, ReferenceProfile
 
-    if args.model_dir is None and args.reference_profile is None:
-        raise MapInputError(
-            "give --model-dir or --reference-profile (the map-reduce monitor needs a stored profile)"
-        )
-    profile, _built = load_reference(
-        args.reference_profile or None, None, args.model_dir or None, [], None, None, None
+    if bool(model_dir) == bool(reference_profile):
+        raise MapInputError("give one of --model-dir or --reference-profile (the map needs a stored profile)")
+    if reference_profile:
+        return ReferenceProfile.from_json(reference_profile)
+    assert model_dir is not None
+    try:
+        return ReferenceProfile.from_json(model_dir.rstrip("/") + "/" + PROFILE_FILE)
+    except ProfileError as exc:
+        raise MapInputError(f"{model_dir}: no usable {PROFILE_FILE} in the model folder ({exc})") from None
+
+
+def build_mapper(args: argparse.Namespace) -> Mapper:
+    from amlops.drift.monitor import (
+        DEFAULT_MIN_WINDOW_ROWS,
+        MonitorOptions,
+        load_labels,
+        parse_thresholds,
+        resolve_window,
     )
+
+    profile = load_profile(args.model_dir or None, args.reference_profile or None)
     window = resolve_window(args.window, args.timestamp_column or None, args.data)
     labels = None
     if args.labels:
