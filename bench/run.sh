@@ -53,3 +53,7 @@ fi
 # 4. Error estimation before labels and multivariate drift: accuracy under covariate shift, interval coverage,
 #    false alarms vs the univariate metrics, cost added to the monitor at 1M rows.
 .venv/bin/python bench/estimate_bench.py
+
+# 5. Monitoring past one machine (issue 19): map-reduce (parallel map, 2 workers + merge) vs the single process on
+#    100M rows, identical results, and the cost of merging 1,000 partials.
+.venv/bin/python bench/mapreduce_bench.py

@@ -192,6 +192,12 @@ class MonitorSettings(_Section):
     min_window_rows: int = Field(
         DEFAULT_MIN_WINDOW_ROWS, ge=1, description="Windows with fewer rows are reported but not judged"
     )
+    mapreduce_rows: int = Field(
+        50_000_000,
+        ge=0,
+        description="From this many current rows (Parquet row counts) on, `amlops monitor` runs the map-reduce "
+        "pipeline (pipelines/monitoring_mapreduce.yml); 0: never",
+    )
     # Names from the metric registry (amlops.drift.metrics), imported when a value is checked: importing the
     # settings stays light.
     numeric_metric: str = Field(

@@ -300,9 +300,8 @@ def monitoring_inputs(
         **policy_inputs(settings),
     )
     kinds = column_kinds(settings)
-    if (
-        kinds
-    ):  # none declared: the pipeline's default (""); Azure ML does not send an empty string input at all
+    # None declared: the pipeline's default (""); Azure ML does not send an empty string input at all.
+    if kinds:
         inputs["column_kinds"] = kinds
     return inputs, note
 
@@ -328,6 +327,50 @@ def policy_inputs(settings: Settings) -> Inputs:
     for field in REPORT_FIELDS:
         value = getattr(policy, field)
         out[f"policy_{field}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+# Inputs of pipelines/monitoring.yml that pipelines/monitoring_mapreduce.yml also takes (the reference is the model).
+_MAPREDUCE_SHARED = (
+    "current_data", "model", "labels", "window", "timestamp_column", "id_column", "prediction_column",
+    "label_column", "min_window_rows", "thresholds", "numeric_metric", "categorical_metric", "chunk_rows",
+    "column_kinds",
+)  # fmt: skip
+
+
+def monitoring_mapreduce_inputs(
+    settings: Settings, inputs: Inputs, target: Target = Target.local
+) -> Inputs | None:
+    """The inputs of pipelines/monitoring_mapreduce.yml for these monitoring inputs, or None when the single
+    process fits: fewer Parquet rows than `monitor.mapreduce_rows` (0: never), a size this machine cannot read
+    (a URL or an asset), a reference other than the model's stored profile, or row-count windows (a mini-batch
+    does not know its rows' global positions). Locally one worker per core; on Azure ML the pipeline's
+    instance_count and max_concurrency_per_instance apply (docs/monitor.md, "Beyond one machine")."""
+    import os
+
+    from amlops.config import window_kind
+
+    limit = settings.monitor.mapreduce_rows
+    current = inputs.get("current_data", "")
+    if not limit or "model" not in inputs or is_remote(current) or not Path(current).exists():
+        return None
+    window = inputs.get("window", "all")
+    if window.strip().lower() != "auto" and window_kind(window)[0] == "rows":
+        return None
+    from amlops.drift.monitor import MonitorError, open_dataset
+
+    try:
+        dataset = open_dataset(current)
+    except MonitorError:
+        return None
+    if "parquet" not in type(dataset.format).__name__.lower() or dataset.count_rows() < limit:
+        return None
+    # The policy inputs too: the reduce step's report decides with the configured policy, as the monitor's does.
+    out = {k: v for k, v in inputs.items() if k in _MAPREDUCE_SHARED or k.startswith("policy_")}
+    if target is Target.local:
+        out.update(
+            instance_count="1", max_concurrency_per_instance=str(os.cpu_count() or 1), mini_batch_size="1"
+        )
     return out
 
 

@@ -15,8 +15,10 @@ from pathlib import Path
 from amlops.config import Settings
 from amlops.drift.result import RESULT_FILE, MonitorResult
 from amlops.errors import UserError
+from amlops.job_inputs import Target, monitoring_mapreduce_inputs
 
 REPORT_FILE = "report.html"
+MAPREDUCE_PIPELINE = "monitoring_mapreduce"
 IMPORTANCE_FILE = "feature_importance.json"
 
 
@@ -60,17 +62,32 @@ def read_result(folder: Path, what: str) -> MonitorResult:
         raise UserError(f"{path}: not a monitor result ({str(exc).splitlines()[0]})") from None
 
 
+def choose_pipeline(
+    settings: Settings, inputs: dict[str, str], target: Target = Target.local
+) -> tuple[Path, dict[str, str]]:
+    """pipelines/monitoring.yml, or its map-reduce sibling (and its inputs) from `monitor.mapreduce_rows` rows on
+    (amlops.job_inputs.monitoring_mapreduce_inputs): both write the same result.json."""
+    mapreduce = monitoring_mapreduce_inputs(settings, inputs, target)
+    if mapreduce is None:
+        return settings.pipeline_file("monitoring"), inputs
+    return settings.pipeline_file(MAPREDUCE_PIPELINE), mapreduce
+
+
 def run_local(
     settings: Settings, inputs: dict[str, str], *, pipeline: Path | None = None, quiet: bool = False
 ) -> MonitorRun:
     """Run the monitoring pipeline with the local runner."""
     from amlops.runner.local import run_pipeline
 
-    path = pipeline or settings.pipeline_file("monitoring")
+    path, inputs = (pipeline, inputs) if pipeline else choose_pipeline(settings, inputs)
     if not path.is_file():
         raise UserError(f"{path}: monitoring pipeline not found")
     run = run_pipeline(path, inputs, settings, quiet=quiet)
-    folder = run.outputs.get("result") or run.job_outputs.get("monitor", {}).get("result")
+    folder = (
+        run.outputs.get("result")
+        or run.job_outputs.get("monitor", {}).get("result")
+        or run.job_outputs.get("reduce", {}).get("result")
+    )
     if folder is None:
         raise UserError(f"the monitoring run {run.run_id} has no result output ({run.run_dir})")
     result_dir = Path(folder)
@@ -85,7 +102,8 @@ def run_azure(
     from amlops.azure.errors import azure_errors
     from amlops.azure.jobs import submit_pipeline
 
-    job = submit_pipeline(settings.pipeline_file("monitoring"), inputs, settings, env=env, wait=True)
+    path, inputs = choose_pipeline(settings, inputs, Target.azure)
+    job = submit_pipeline(path, inputs, settings, env=env, wait=True)
     az = azclient.target(settings, env)
     folder = dest or Path(tempfile.mkdtemp(prefix="amlops-monitor-"))
     with azure_errors(az, env):

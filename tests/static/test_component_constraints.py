@@ -50,7 +50,11 @@ DECLARED: dict[tuple[str, str], tuple[type[BaseModel], str]] = {
     ("monitor", "numeric_metric"): (MonitorSettings, "numeric_metric"),
     ("monitor", "categorical_metric"): (MonitorSettings, "categorical_metric"),
     # The report's "what to do next" decides with the configured policy (amlops.job_inputs.policy_inputs).
-    **{("monitor", f"policy_{f}"): (PolicySettings, f) for f in REPORT_FIELDS},
+    **{
+        (step, f"policy_{f}"): (PolicySettings, f)
+        for f in REPORT_FIELDS
+        for step in ("monitor", "monitor_reduce")
+    },
     ("score", "id_column"): (MonitorSettings, "id_column"),
     ("score", "prediction_column"): (MonitorSettings, "prediction_column"),
 }

@@ -37,8 +37,9 @@ def test_every_environment_matches_its_lock_resolves_and_holds_what_its_steps_im
 def test_every_component_uses_a_generated_environment() -> None:
     used = set(gen.component_environments())
     assert used == {env.definition.resolve() for env in gen.ENVIRONMENTS}
-    score = ROOT / "components" / "score.yml"
-    assert gen.component_environments()[SCORING.definition.resolve()] == [score]
+    # The parallel components: batch scoring and the map-reduce monitor's map step.
+    parallel = [ROOT / "components" / "monitor_map.yml", ROOT / "components" / "score.yml"]
+    assert sorted(gen.component_environments()[SCORING.definition.resolve()]) == parallel
 
 
 def test_check_fails_when_a_pin_is_edited_by_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

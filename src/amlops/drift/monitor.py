@@ -10,6 +10,7 @@ and the result is a `MonitorResult` (amlops.drift.result; result.json, documente
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -23,11 +24,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from amlops.config import DEFAULT_CHUNK_ROWS, DEFAULT_MIN_WINDOW_ROWS, window_kind
+from amlops.config import AUTO_WINDOW, DEFAULT_CHUNK_ROWS, DEFAULT_MIN_WINDOW_ROWS, window_kind
 from amlops.data.io import data_format, is_data_file
 from amlops.data.io import finite_or_none as _num
 from amlops.drift import metrics as M
 from amlops.drift.binning import Binner
+from amlops.drift.partial import ExactSums
 from amlops.drift.profile import NumericProfile, ReferenceProfile, category_strings
 from amlops.drift.result import SCHEMA, SCHEMA_VERSION, MonitorResult
 
@@ -168,6 +170,28 @@ def _refuse_conflicting_duplicates(location: str, ids: pd.Series, labels: pd.Ser
         )
 
 
+def resolve_window(window: str, timestamp_column: str | None, current: str) -> str:
+    """`auto`: weekly when the data has the timestamp column, else one window over everything."""
+    if window.strip().lower() != AUTO_WINDOW:
+        return window
+    names = open_dataset(current).schema.names
+    return "weekly" if timestamp_column and timestamp_column in names else "all"
+
+
+def parse_thresholds(text: str | None) -> dict[str, float]:
+    """`--thresholds`: a JSON object or metric=value pairs (the steps' flag, the components' text input)."""
+    if not text:
+        return {}
+    try:
+        if text.lstrip().startswith("{"):
+            data = json.loads(text)
+        else:  # metric=value,metric=value
+            data = dict(item.split("=", 1) for item in text.split(",") if item.strip())
+        return {str(k).strip(): float(v) for k, v in data.items()}
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--thresholds: expected JSON or metric=value pairs ({exc})") from None
+
+
 # ------------------------------------------------------------------------------------------ windows
 class Windows:
     """Window keys in order of appearance and, per chunk, each row's window (as a global index)."""
@@ -295,25 +319,32 @@ def _days(column: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray, np
 
 # ------------------------------------------------------------------------------------------ accumulators
 class _Grow:
-    """Per-window arrays that grow when new windows appear."""
+    """Per-window arrays that grow when new windows appear: counts (ints), count scalars and exact float totals
+    (amlops.drift.partial.ExactSums: a chunk's float total is added exactly, so totals merge in any order)."""
 
     def __init__(self, width: int) -> None:
         self.width = width
         self.counts = np.zeros((0, width), dtype=np.int64)
         self.scalars: dict[str, np.ndarray] = {}
+        self.exact: dict[str, ExactSums] = {}
 
-    def ensure(self, n_windows: int, names: Iterable[str]) -> None:
+    def ensure(self, n_windows: int, names: Iterable[str], exact: Iterable[str] = ()) -> None:
+        for name in exact:
+            self.exact.setdefault(name, ExactSums()).ensure(n_windows)
         have = self.counts.shape[0]
-        if n_windows <= have:
+        if n_windows <= have and all(name in self.scalars for name in names):
             return
         cap = max(n_windows, 2 * have, 4)
-        self.counts = np.vstack([self.counts, np.zeros((cap - have, self.width), dtype=np.int64)])
+        if cap > have:
+            self.counts = np.vstack([self.counts, np.zeros((cap - have, self.width), dtype=np.int64)])
         for name in names:
             old = self.scalars.get(name, np.zeros(0))
             self.scalars[name] = np.concatenate([old, np.zeros(cap - len(old))])
 
 
-_NUM_SCALARS = ("under", "over", "s1", "s2", "nulls", "errors")
+# Per window: counts (integers, exact in float64 far beyond any row count) and float totals kept exact.
+NUM_COUNTS = ("nulls", "errors")
+NUM_EXACT = ("s1", "s2", "under", "over")
 
 
 class _NumericFeature:
@@ -330,8 +361,8 @@ class _NumericFeature:
         from amlops.drift.profile import numeric_values
 
         acc = self.acc
-        acc.ensure(int(glob.max()) + 1, _NUM_SCALARS)
-        s = acc.scalars
+        acc.ensure(int(glob.max()) + 1, NUM_COUNTS, NUM_EXACT)
+        s, ex = acc.scalars, acc.exact
         x, errors = numeric_values(column)
         total = float(x.sum()) if x.size else 0.0
         finite_total = math.isfinite(total)
@@ -355,32 +386,34 @@ class _NumericFeature:
         bins = self.binner(x)
         width = self.n_bins + 2
         if local is None:
-            g = glob[0]
+            g = int(glob[0])
             counts = np.bincount(bins, minlength=width)
             acc.counts[g] += counts
-            s["s1"][g] += total if finite_total else float(x.sum())
-            s["s2"][g] += float(np.einsum("i,i->", x, x))
+            ex["s1"].add(g, total if finite_total else float(x.sum()), x)
+            ex["s2"].add(g, float(np.einsum("i,i->", x, x)), x * x)
             if counts[0]:
-                s["under"][g] += float(self.lo * counts[0] - x[bins == 0].sum())
+                d = self.lo - x[bins == 0]
+                ex["under"].add(g, float(d.sum()), d)
             if counts[-1]:
-                s["over"][g] += float(x[bins == width - 1].sum() - self.hi * counts[-1])
+                d = x[bins == width - 1] - self.hi
+                ex["over"].add(g, float(d.sum()), d)
             return
         nw = len(glob)
         combined = local * width
         combined += bins
         acc.counts[glob] += np.bincount(combined, minlength=nw * width).reshape(nw, width)
-        s["s1"][glob] += np.bincount(local, weights=x, minlength=nw)
-        s["s2"][glob] += np.bincount(local, weights=x * x, minlength=nw)
+        ex["s1"].add_many(glob, np.bincount(local, weights=x, minlength=nw))
+        ex["s2"].add_many(glob, np.bincount(local, weights=x * x, minlength=nw))
         under = bins == 0
         if under.any():
-            s["under"][glob] += np.bincount(local[under], weights=self.lo - x[under], minlength=nw)
+            ex["under"].add_many(glob, np.bincount(local[under], weights=self.lo - x[under], minlength=nw))
         over = bins == width - 1
         if over.any():
-            s["over"][glob] += np.bincount(local[over], weights=x[over] - self.hi, minlength=nw)
+            ex["over"].add_many(glob, np.bincount(local[over], weights=x[over] - self.hi, minlength=nw))
 
     def add_missing_rows(self, glob: np.ndarray, local: np.ndarray | None, n: int) -> None:
         """The column is absent in this chunk: every row is a null."""
-        self.acc.ensure(int(glob.max()) + 1, _NUM_SCALARS)
+        self.acc.ensure(int(glob.max()) + 1, NUM_COUNTS, NUM_EXACT)
         if local is None:
             self.acc.scalars["nulls"][glob[0]] += n
         else:
@@ -440,7 +473,8 @@ class _CategoricalFeature:
             self.acc.counts[glob, self.k + 1] += np.bincount(local, minlength=len(glob))
 
 
-_PERF = ("n", "abs", "sq", "ape", "n_ape", "abs_y")
+PERF_COUNTS = ("n", "n_ape")
+PERF_EXACT = ("abs", "sq", "ape", "abs_y")
 
 
 class _Performance:
@@ -448,42 +482,43 @@ class _Performance:
         self.acc = _Grow(0)
 
     def update(self, y: np.ndarray, yhat: np.ndarray, local: np.ndarray | None, glob: np.ndarray) -> None:
-        self.acc.ensure(int(glob.max()) + 1, _PERF)
-        s = self.acc.scalars
+        self.acc.ensure(int(glob.max()) + 1, PERF_COUNTS, PERF_EXACT)
+        s, ex = self.acc.scalars, self.acc.exact
         ok = np.isfinite(y) & np.isfinite(yhat)
         e = np.abs(y - yhat)
         nz = ok & (y != 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             ape = np.where(nz, e / np.abs(y), 0.0)
         e = np.where(ok, e, 0.0)
+        abs_y = np.abs(np.where(ok, y, 0.0))
         if local is None:
-            g = glob[0]
+            g = int(glob[0])
             s["n"][g] += ok.sum()
-            s["abs"][g] += e.sum()
-            s["sq"][g] += np.einsum("i,i->", e, e)
-            s["ape"][g] += ape.sum()
             s["n_ape"][g] += nz.sum()
-            s["abs_y"][g] += np.abs(np.where(ok, y, 0.0)).sum()
+            ex["abs"].add(g, float(e.sum()), e)
+            ex["sq"].add(g, float(np.einsum("i,i->", e, e)), e * e)
+            ex["ape"].add(g, float(ape.sum()), ape)
+            ex["abs_y"].add(g, float(abs_y.sum()), abs_y)
             return
         nw = len(glob)
         s["n"][glob] += np.bincount(local, weights=ok.astype(np.float64), minlength=nw)
-        s["abs"][glob] += np.bincount(local, weights=e, minlength=nw)
-        s["sq"][glob] += np.bincount(local, weights=e * e, minlength=nw)
-        s["ape"][glob] += np.bincount(local, weights=ape, minlength=nw)
         s["n_ape"][glob] += np.bincount(local, weights=nz.astype(np.float64), minlength=nw)
-        s["abs_y"][glob] += np.bincount(local, weights=np.abs(np.where(ok, y, 0.0)), minlength=nw)
+        ex["abs"].add_many(glob, np.bincount(local, weights=e, minlength=nw))
+        ex["sq"].add_many(glob, np.bincount(local, weights=e * e, minlength=nw))
+        ex["ape"].add_many(glob, np.bincount(local, weights=ape, minlength=nw))
+        ex["abs_y"].add_many(glob, np.bincount(local, weights=abs_y, minlength=nw))
 
     def sums(self, rows: np.ndarray | slice | int) -> M.RegressionSums:
-        s = self.acc.scalars
+        s, ex = self.acc.scalars, self.acc.exact
         if not s:
             return M.RegressionSums()
         return M.RegressionSums(
             n=int(np.sum(s["n"][rows])),
-            abs_err=float(np.sum(s["abs"][rows])),
-            sq_err=float(np.sum(s["sq"][rows])),
-            ape=float(np.sum(s["ape"][rows])),
+            abs_err=ex["abs"].total(rows),
+            sq_err=ex["sq"].total(rows),
+            ape=ex["ape"].total(rows),
             n_ape=int(np.sum(s["n_ape"][rows])),
-            abs_y=float(np.sum(s["abs_y"][rows])),
+            abs_y=ex["abs_y"].total(rows),
         )
 
 
@@ -531,6 +566,10 @@ class Monitor:
                     self.prediction_reference = role
                     break
         self.labels = labels
+        # What loading the labels did (load_labels); kept apart from the Series so a merged monitor reports it.
+        self._label_load: dict[str, Any] | None = (
+            dict(labels.attrs.get("load", {})) if labels is not None else None
+        )
         # Per label: how many rows of the current data it was joined to (the join report in the result).
         self._label_hits = np.zeros(len(labels) if labels is not None else 0, dtype=np.int64)
         self._rows_joined = 0
@@ -725,15 +764,15 @@ class Monitor:
             "overall": overall,
             "windows": windows if self.windows.kind != "all" else [],
         }
-        if self.labels is not None:
+        if self._label_load is not None:
             result["labels"], result["warnings"] = self._label_report()
         return MonitorResult.model_validate(result)
 
     def _label_report(self) -> tuple[dict[str, Any], list[str]]:
         """What the late-label join did (duplicates dropped, values that did not parse, ids that matched
         nothing), and a warning line for each thing that deserves one: never silence."""
-        assert self.labels is not None
-        load = dict(self.labels.attrs.get("load", {}))
+        assert self._label_load is not None
+        load = dict(self._label_load)
         hits = self._label_hits
         report = {
             **load,
@@ -828,17 +867,17 @@ class Monitor:
         self, num: _NumericFeature, rows: Any, n_rows: int, deciding: str, distributions: bool
     ) -> dict[str, Any]:
         acc = num.acc
-        acc.ensure(len(self.windows.keys), _NUM_SCALARS)
+        acc.ensure(len(self.windows.keys), NUM_COUNTS, NUM_EXACT)
         counts = acc.counts[rows]
-        s = acc.scalars
+        s, ex = acc.scalars, acc.exact
         if counts.ndim == 2:
             counts = counts.sum(axis=0)
-        under, over = float(np.sum(s["under"][rows])), float(np.sum(s["over"][rows]))
+        under, over = ex["under"].total(rows), ex["over"].total(rows)
         nulls, errors = int(np.sum(s["nulls"][rows])), int(np.sum(s["errors"][rows]))
         valid = int(counts.sum())
         metrics = M.numeric_drift(num.ref, counts, under, over, self.thresholds)
         p = num.ref.profile
-        s1, s2 = float(np.sum(s["s1"][rows])), float(np.sum(s["s2"][rows]))
+        s1, s2 = ex["s1"].total(rows), ex["s2"].total(rows)
         mean = s1 / valid if valid else None
         var = max(s2 / valid - (s1 / valid) ** 2, 0.0) if valid else None
         oob = int(counts[0] + counts[-1]) if len(counts) >= 2 else 0

@@ -314,7 +314,7 @@ class _Flattener:
                 for attr in ("mini_batch_size", "max_concurrency_per_instance", "error_threshold"):
                     override = getattr(node, attr, None)
                     if override is not None:
-                        parallel[attr] = override
+                        parallel[attr] = self._node_literal(override, scope_inputs, f"{what} {attr}")
             environment = (
                 task.get("environment") if kind == "parallel" else getattr(component, "environment", None)
             )
@@ -338,7 +338,11 @@ class _Flattener:
                 timeout=float(timeout) if timeout else None,
                 sweep=_sweep_spec(node, f"{self.source.name}: {what}") if kind == "sweep" else None,
                 distribution=_distribution(node, component),
-                instance_count=_instance_count(node, component),
+                instance_count=int(
+                    self._node_literal(
+                        _instance_count(node, component), scope_inputs, f"{what} instance_count"
+                    )
+                ),
                 compute=self._compute(node, scope_inputs, what),
                 deterministic=getattr(component, "is_deterministic", True) is not False,
             )
@@ -379,6 +383,17 @@ class _Flattener:
                 )
             return render_primitive(value)
         return compute
+
+    def _node_literal(self, value: Any, scope_inputs: dict[str, Value], what: str) -> Any:
+        """A node setting bound to a pipeline input (`max_concurrency_per_instance: ${{parent.inputs.n}}`), which
+        azure-ai-ml accepts and Azure ML resolves at run time."""
+        whole = _PARENT_INPUT.fullmatch(value.strip()) if isinstance(value, str) else None
+        if whole is None:
+            return value
+        bound = scope_inputs.get(whole.group(1))
+        if bound is None or isinstance(bound, (OutputRef, PathValue)):
+            raise UserError(f"{self.source}: {what}: {value} must bind a literal pipeline input")
+        return bound
 
     def _bind(self, data: Any, scope_inputs: dict[str, Value], prefix: str, base: Path, what: str) -> Value:
         if data is None:
@@ -667,7 +682,8 @@ def _distribution(node: Any, component: Any) -> dict[str, Any] | None:
     return {k: v for k, v in vars(dist).items() if not k.startswith("_")}
 
 
-def _instance_count(node: Any, component: Any) -> int:
+def _instance_count(node: Any, component: Any) -> Any:
+    """The node's (else the component's) resources.instance_count: an int, or a ${{parent.inputs.x}} binding."""
     for holder in (node, component):
         resources = getattr(holder, "resources", None)
         count = (
@@ -676,5 +692,5 @@ def _instance_count(node: Any, component: Any) -> int:
             else getattr(resources, "instance_count", None)
         )
         if count:
-            return int(count)
+            return count if isinstance(count, str) and "${{" in count else int(count)  # type: ignore[no-any-return]
     return 1

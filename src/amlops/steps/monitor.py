@@ -20,13 +20,13 @@ found or not; 1 with one `error:` line on bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlops.config import AUTO_WINDOW, DEFAULT_CHUNK_ROWS, PolicySettings
+from amlops.config import DEFAULT_CHUNK_ROWS, PolicySettings
+from amlops.drift.monitor import parse_thresholds, resolve_window
 from amlops.drift.result import RESULT_FILE
 
 if TYPE_CHECKING:
@@ -96,29 +96,6 @@ def load_reference(
     return profile, True
 
 
-def resolve_window(window: str, timestamp_column: str | None, current: str) -> str:
-    """`auto`: weekly when the data has the timestamp column, else one window over everything."""
-    if window.strip().lower() != AUTO_WINDOW:
-        return window
-    from amlops.drift.monitor import open_dataset
-
-    names = open_dataset(current).schema.names
-    return "weekly" if timestamp_column and timestamp_column in names else "all"
-
-
-def parse_thresholds(text: str | None) -> dict[str, float]:
-    if not text:
-        return {}
-    try:
-        if text.lstrip().startswith("{"):
-            data = json.loads(text)
-        else:  # metric=value,metric=value
-            data = dict(item.split("=", 1) for item in text.split(",") if item.strip())
-        return {str(k).strip(): float(v) for k, v in data.items()}
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"--thresholds: expected JSON or metric=value pairs ({exc})") from None
-
-
 def monitor(
     current: str,
     output: str | Path,
@@ -147,7 +124,6 @@ def monitor(
     from amlops.drift.kinds import with_comparison_kinds
     from amlops.drift.monitor import DEFAULT_MIN_WINDOW_ROWS, MonitorOptions, load_labels, run_monitor
     from amlops.drift.policy import record_policy
-    from amlops.drift.report import render_html
 
     exclude = [c for c in (timestamp_column, id_column, prediction_column, label_column) if c]
     profile, built = load_reference(
@@ -187,19 +163,31 @@ def monitor(
     record_policy(result, policy or PolicySettings())
     result.current.source = current
     result.reference.source = reference_profile or reference_data or model_dir
+    publish(result, output, model_dir=model_dir, built_profile=profile if built else None)
+    return result
+
+
+def publish(
+    result: MonitorResult, output: str | Path, *, model_dir: str | None = None, built_profile: Any = None
+) -> Path:
+    """Write result.json and report.html (and the profile built on the fly, the model's feature importance),
+    and log to MLflow when a tracking URI is set: the single-process monitor and the map-reduce merge step
+    publish through this one function."""
+    from amlops.drift.report import render_html
+
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     result.write(out / RESULT_FILE)
     (out / REPORT_FILE).write_text(render_html(result), encoding="utf-8")
-    if built:
-        profile.to_json(out / PROFILE_FILE)
+    if built_profile is not None:
+        built_profile.to_json(out / PROFILE_FILE)
     if model_dir:
         pass_on_importance(model_dir, out)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         from amlops.steps._monitor_mlflow import log_to_mlflow
 
         log_to_mlflow(result, out)
-    return result
+    return out
 
 
 FIT_ROWS = 200_000  # a foreign reference larger than this is sampled to fit the error estimator

@@ -1,0 +1,291 @@
+"""The map-reduce monitor (steps/monitor_map + steps/monitor_reduce) gives exactly the single-process result."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from amlops.drift import partial
+from amlops.drift.profile import build_profile
+from amlops.steps import monitor as single
+from amlops.steps import monitor_map, monitor_reduce
+
+from .conftest import CATEGORICAL, NUMERIC, make_frame
+
+CHUNK = 700  # several chunks per file, most of them spanning several days
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Six files of daily data with drift from day 14, nulls, out-of-range values, an unseen category, undated rows
+    and labels for most rows (a separate file with a repeated row)."""
+    root = tmp_path_factory.mktemp("mapreduce")
+    ref = make_frame(20_000, seed=1)
+    # A 0/1 number: compared as categories (drift/kinds.py), so the map must use the same comparison kinds.
+    ref["flag"] = (np.arange(len(ref)) % 10 == 0).astype(np.int64)
+    profile = build_profile(
+        ref, [*NUMERIC, "flag"], CATEGORICAL, target="units_sold", prediction="prediction"
+    )
+    profile.to_json(root / "reference_profile.json")
+    cur = make_frame(9_000, seed=2, drift_from_day=14).sample(frac=1.0, random_state=5).reset_index(drop=True)
+    cur.loc[cur.index % 3 == 0, "x0"] = np.nan  # null rate far above the reference's: a data-quality finding
+    cur.loc[cur.index % 11 == 0, "qty"] = 10_000  # out of the reference range
+    cur.loc[cur.index % 13 == 0, "store"] = "s-new"  # unseen category
+    cur.loc[cur.index % 97 == 0, "date"] = pd.NaT  # undated rows: their own window
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    folder = root / "current"
+    folder.mkdir()
+    for i, lo in enumerate(range(0, len(cur), 1_500)):
+        cur.iloc[lo : lo + 1_500].to_parquet(folder / f"part-{i:02d}.parquet", row_group_size=1_000)
+    labels = cur.loc[cur.index % 5 != 0, ["row_id", "units_sold"]]
+    labels = pd.concat([labels, labels.head(3)])
+    labels.to_csv(root / "labels.csv", index=False)
+    return {
+        "root": root,
+        "current": folder,
+        "profile": root / "reference_profile.json",
+        "labels": root / "labels.csv",
+    }
+
+
+def _args(data: dict[str, Path], partials: Path) -> list[str]:
+    return [
+        "--data", str(data["current"]), "--partials", str(partials),
+        "--reference-profile", str(data["profile"]), "--labels", str(data["labels"]),
+        "--window", "daily", "--timestamp-column", "date", "--id-column", "row_id",
+        "--prediction-column", "prediction", "--label-column", "units_sold",
+        "--min-window-rows", "50", "--chunk-rows", str(CHUNK),
+    ]  # fmt: skip
+
+
+def _single(data: dict[str, Path], out: Path) -> dict[str, Any]:
+    result = single.monitor(
+        str(data["current"]),
+        out,
+        reference_profile=str(data["profile"]),
+        labels=str(data["labels"]),
+        window="daily",
+        timestamp_column="date",
+        id_column="row_id",
+        prediction_column="prediction",
+        label_column="units_sold",
+        min_window_rows=50,
+        chunk_rows=CHUNK,
+    )
+    return _comparable(result.to_json_dict())
+
+
+def _comparable(result: dict[str, Any]) -> dict[str, Any]:
+    out = dict(result)
+    out.pop("created_at")
+    return out
+
+
+def _map(data: dict[str, Path], partials: Path, groups: list[list[str]]) -> list[dict[str, Any]]:
+    """Run the parallel entry as the driver would: init() once, run() per mini-batch."""
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(_args(data, partials)))
+    for files in groups:
+        mapper.map_files(files)
+    return partial.read_all(partials)
+
+
+@pytest.fixture(scope="module")
+def expected(data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    import os
+
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    return _single(data, tmp_path_factory.mktemp("single"))
+
+
+def _files(data: dict[str, Path]) -> list[str]:
+    return sorted(str(p) for p in data["current"].glob("*.parquet"))
+
+
+def test_the_data_exercises_windows_labels_and_quality(expected: dict[str, Any]) -> None:
+    v = expected["verdict"]
+    assert v["window_count"] > 20 and v["drift_detected"]
+    assert any(w["window"] == "undated" for w in expected["windows"])
+    metrics = {(f["feature"], f["metric"]) for f in v["data_quality_findings"]}
+    assert ("x0", "null_value_rate") in metrics and ("qty", "out_of_bounds_rate") in metrics
+    assert expected["labels"]["rows_joined"] > 0 and expected["labels"]["duplicate_rows_dropped"] == 3
+    assert v["performance"]["count"] > 0 and v["performance"]["mape"] is not None
+    flag = expected["overall"]["features"]["flag"]["metrics"]
+    assert "jensen_shannon_distance" in flag and "normalized_wasserstein_distance" not in flag
+
+
+@pytest.mark.parametrize("per_batch", [1, 2, 4])
+def test_map_reduce_equals_single_process_in_any_order(
+    data: dict[str, Path], expected: dict[str, Any], tmp_path: Path, per_batch: int
+) -> None:
+    files = _files(data)
+    groups = [files[i : i + per_batch] for i in range(0, len(files), per_batch)]
+    states = _map(data, tmp_path / "partials", groups)
+    assert len(states) == len(groups)
+    profile = partial_profile(data)
+    for seed in range(3):
+        random.Random(seed).shuffle(states)
+        got = _comparable(
+            monitor_reduce.reduce_partials(profile, states, str(data["profile"])).to_json_dict()
+        )
+        _same(got, expected)
+
+
+def test_merge_is_associative_over_groupings(
+    data: dict[str, Path], expected: dict[str, Any], tmp_path: Path
+) -> None:
+    states = _map(data, tmp_path / "p", [[f] for f in _files(data)])
+    profile = partial_profile(data)
+    # ((p0 + p1) + p2) + ((p5 + p3) + p4): intermediate merges written as partials again, as a tree reduce would.
+    left = partial.dump(monitor_reduce.merged_monitor(profile, states[:3]), source=states[0]["source"])
+    right = partial.dump(
+        monitor_reduce.merged_monitor(profile, [states[5], states[3], states[4]]), states[0]["source"]
+    )
+    got = _comparable(
+        monitor_reduce.reduce_partials(profile, [right, left], str(data["profile"])).to_json_dict()
+    )
+    _same(got, expected)
+
+
+def test_a_missing_partial_changes_the_result(
+    data: dict[str, Path], expected: dict[str, Any], tmp_path: Path
+) -> None:
+    """The equality above is not vacuous: one mini-batch fewer, other numbers."""
+    states = _map(data, tmp_path / "p", [[f] for f in _files(data)])
+    got = _comparable(monitor_reduce.reduce_partials(partial_profile(data), states[1:]).to_json_dict())
+    assert got["current"]["row_count"] < expected["current"]["row_count"]
+    assert got != expected
+
+
+def test_float_totals_would_differ_without_exact_sums(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted fault: plain float accumulation depends on the order; the exact sums do not."""
+    values = [1e16, 1.0, -1e16, 3.0, 1e-3, 2.5e15]
+    naive = {sum(p) for p in (values, values[::-1], sorted(values))}
+    assert len(naive) > 1
+    exact = {
+        partial.to_float(sum(partial.exact(v) for v in p)) for p in (values, values[::-1], sorted(values))
+    }
+    assert exact == {math.fsum(values)}
+
+
+def test_exact_handles_the_whole_double_range() -> None:
+    values = np.array([5e-324, -(2.0**-1022), 1e-300, 0.0, -0.0, 1.5, -7.25, 1e300, -1.7e308])
+    assert partial.to_float(sum(partial.exact_array(values))) == math.fsum(values)
+    assert [partial.to_float(partial.exact(float(v))) for v in values] == values.tolist()
+    huge = np.array([1.7e308, 1.7e308])  # the float sum overflows, the exact one does not; its float is inf
+    sums = partial.ExactSums()
+    sums.ensure(1)
+    with np.errstate(over="ignore"):
+        sums.add(0, float(huge.sum()), huge)
+    assert sums.raw(0) == 2 * partial.exact(1.7e308) and sums.total(0) == math.inf
+
+
+def test_partials_of_another_profile_are_refused(data: dict[str, Path], tmp_path: Path) -> None:
+    states = _map(data, tmp_path / "p", [[f] for f in _files(data)[:2]])
+    other = build_profile(make_frame(5_000, seed=9), NUMERIC, CATEGORICAL)
+    with pytest.raises(partial.PartialError, match="other settings or another reference profile"):
+        monitor_reduce.reduce_partials(other, states)
+    states[1]["fingerprint"] = "0" * 32  # one partial of other settings among good ones
+    with pytest.raises(partial.PartialError):
+        monitor_reduce.reduce_partials(partial_profile(data), states)
+
+
+def test_row_windows_are_refused_by_the_map(data: dict[str, Path], tmp_path: Path) -> None:
+    args = _args(data, tmp_path / "p")
+    args[args.index("daily")] = "1000"
+    with pytest.raises(monitor_map.MapInputError, match="row-count windows"):
+        monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+
+
+def test_retried_mini_batch_replaces_its_partial(data: dict[str, Path], tmp_path: Path) -> None:
+    files = _files(data)[:2]
+    _map(data, tmp_path / "p", [files])
+    assert len(_map(data, tmp_path / "p", [list(reversed(files))])) == 1
+
+
+def test_parallel_entry_and_reduce_cli(
+    data: dict[str, Path], expected: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """init()/run() with the driver's own arguments around ours, then the reduce step's command line."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    argv = ["driver/amlbi_main.py", "--output", str(tmp_path / "summary"), "--mini_batch_size", "2",
+            *_args(data, tmp_path / "partials"), "--input_fds_0", "input_data"]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    monitor_map.init()
+    files = _files(data)
+    lines = [line for i in range(0, 6, 3) for line in monitor_map.run(files[i : i + 3])]
+    assert len(lines) == 2 and all(".partial.json" in line for line in lines)
+    out = tmp_path / "out"
+    code = monitor_reduce.main(
+        [
+            "--partials",
+            str(tmp_path / "partials"),
+            "--reference-profile",
+            str(data["profile"]),
+            "--output",
+            str(out),
+        ]
+    )
+    assert code == 0
+    got = _comparable(json.loads((out / "result.json").read_text(encoding="utf-8")))
+    _same(got, expected)
+    assert (out / "report.html").is_file()
+
+
+def _same(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Bit-for-bit: the JSON text, not a tolerance; the first differing path when not."""
+    if json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True):
+        return
+
+    def walk(a: Any, b: Any, path: str) -> str | None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                found = walk(a.get(k), b.get(k), f"{path}.{k}")
+                if found:
+                    return found
+            return None
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                found = walk(x, y, f"{path}[{i}]")
+                if found:
+                    return found
+            return None
+        return None if a == b else f"{path}: {a!r} != {b!r}"
+
+    pytest.fail(f"map-reduce differs from the single process at {walk(got, expected, '')}")
+
+
+def partial_profile(data: dict[str, Path]) -> Any:
+    from amlops.drift.kinds import with_comparison_kinds
+    from amlops.drift.profile import ReferenceProfile
+
+    # As the reduce step reads it: the stored profile with the monitor's comparison kinds.
+    return with_comparison_kinds(ReferenceProfile.from_json(data["profile"]), {})
+
+
+def test_without_predictions_or_labels_too(
+    data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No prediction column and no labels: no performance section on either path (not an empty one on one)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    single_result = single.monitor(
+        str(data["current"]), tmp_path / "single", reference_profile=str(data["profile"]), window="weekly",
+        timestamp_column="date", chunk_rows=CHUNK, min_window_rows=50,
+    ).to_json_dict()  # fmt: skip
+    assert single_result["verdict"]["performance"] is None
+    args = ["--data", str(data["current"]), "--partials", str(tmp_path / "p"), "--reference-profile",
+            str(data["profile"]), "--window", "weekly", "--timestamp-column", "date", "--chunk-rows", str(CHUNK),
+            "--min-window-rows", "50"]  # fmt: skip
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    for f in _files(data):
+        mapper.map_files([f])
+    states = partial.read_all(tmp_path / "p")
+    random.Random(7).shuffle(states)
+    got = monitor_reduce.reduce_partials(partial_profile(data), states, str(data["profile"])).to_json_dict()
+    _same(_comparable(got), _comparable(single_result))
