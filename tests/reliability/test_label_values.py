@@ -27,11 +27,6 @@ def profile() -> ReferenceProfile:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: empty and infinite labels are dropped from performance without a count or a warning "
-    "(drift/monitor.py load_labels/_label_report)",
-)
 @pytest.mark.parametrize(("value", "shown"), [(np.inf, "inf"), (np.nan, "")], ids=["infinite", "empty"])
 def test_unusable_label_values_are_a_warning(
     tmp_path: Path, profile: ReferenceProfile, value: float, shown: str

@@ -143,13 +143,20 @@ def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
     _refuse_conflicting_duplicates(location, ids, labels, id_column)
     series = pd.Series(labels.to_numpy(dtype=np.float64), index=pd.Index(ids), name=label_column)
     unique = series[~series.index.duplicated(keep="first")]
+    unparsed = labels.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    # A label that is not a finite number cannot be measured against: it is dropped here, so the join does not
+    # count its row as labelled while the error figures leave it out (the result says how many, never silence).
+    usable = np.isfinite(unique.to_numpy())
+    dropped_unparsed = int(unparsed[~ids.duplicated(keep="first")].sum())
+    kept = unique[usable]
     # What loading did, for the result (Monitor.result reports it next to what the join matched).
-    unique.attrs["load"] = {
+    kept.attrs["load"] = {
         "source_rows": len(frame),
         "duplicate_rows_dropped": len(series) - len(unique),
-        "unparsed": int((labels.isna() & raw.notna() & (raw.astype(str).str.strip() != "")).sum()),
+        "unparsed": int(unparsed.sum()),
+        "not_finite": int((~usable).sum()) - dropped_unparsed,
     }
-    return unique
+    return kept
 
 
 def _refuse_conflicting_duplicates(location: str, ids: pd.Series, labels: pd.Series, id_column: str) -> None:
@@ -790,6 +797,10 @@ class Monitor:
             )
         if load.get("unparsed"):
             warnings.append(f"labels: {load['unparsed']} label value(s) are not numbers and were ignored")
+        if load.get("not_finite"):
+            warnings.append(
+                f"labels: {load['not_finite']} label value(s) are empty or not finite and were ignored"
+            )
         if not self._has_prediction:
             warnings.append("labels were given but the current data has no prediction column: not joined")
         elif report["matched_ids"] == 0:
