@@ -75,13 +75,17 @@ def test_only_local_uris_hide_the_plugin(uris: tuple[str | None, ...], hidden: b
     assert all(mlflow_local.is_local(u) for u in uris) is hidden
 
 
-def _schema(db: Path) -> tuple[list[tuple[str, str]], str]:
+def _schema(db: Path) -> tuple[list[tuple[str, list[str]]], str]:
+    """Each table's and index's definition as its sorted clauses. MLflow's own migrations write a table's CHECK
+    constraints in an order that varies from one process to the next (alembic's batch copy iterates a set, so
+    PYTHONHASHSEED decides: two fresh builds of the same revision differ in clause order only), so the order is
+    not compared; every column, constraint, index and the head revision are."""
     with sqlite3.connect(db) as conn:
-        tables = conn.execute(
+        rows = conn.execute(
             "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
         ).fetchall()
         head = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-    return tables, head
+    return [(name, sorted(line.strip().rstrip(",") for line in sql.splitlines())) for name, sql in rows], head
 
 
 def test_a_seeded_store_is_the_store_mlflow_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
