@@ -177,3 +177,26 @@ def test_the_schema_declares_kinds_and_the_monitor_receives_them(tmp_path: Path)
     raw["columns"]["closed"]["monitor_as"] = "numeric"
     with pytest.raises(SchemaFileError, match="a date column cannot be compared as numeric"):
         parse_schema(raw, "orders.yaml")
+
+
+@pytest.mark.parametrize("share_now", [0.3, 0.6], ids=["same-share", "doubled-share"])
+def test_a_bool_column_compared_as_categories_meets_its_current_values(
+    tmp_path: Path, share_now: float
+) -> None:
+    """A bool column is profiled as a discrete number (0/1) but Arrow spells current bools "true"/"false": the
+    reference's category names must be spelt the same, or every value looks unseen and the column always
+    drifts (a review found JS 1.0 on an unchanged 30 % share)."""
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"a": rng.normal(size=4_000), "flag": rng.random(4_000) < 0.3})
+    build_profile(ref, ["a", "flag"], []).to_json(tmp_path / "profile.json")
+    current = tmp_path / "current"
+    current.mkdir()
+    pd.DataFrame({"a": rng.normal(size=2_000), "flag": rng.random(2_000) < share_now}).to_parquet(
+        current / "part.parquet"
+    )
+    result = step.monitor(
+        str(current), tmp_path / "out", reference_profile=str(tmp_path / "profile.json"), window="all"
+    )
+    flag = result.overall.features["flag"]
+    assert "jensen_shannon_distance" in flag.metrics
+    assert flag.drifted is (share_now != 0.3)

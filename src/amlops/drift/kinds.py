@@ -54,10 +54,12 @@ def compared_as(numeric: NumericProfile, declared: str | None = None) -> str:
     return "numeric"
 
 
-def value_labels(values: np.ndarray) -> list[str]:
+def value_labels(values: np.ndarray, dtype: str | None = None) -> list[str]:
     """The category names of numeric values, spelt as the monitor spells current values (Arrow's cast to text:
-    1 and 1.0 are both "1"), so reference and current categories meet."""
-    return [str(v) for v in pc.cast(pa.array(values, pa.float64()), pa.string()).to_pylist()]
+    1 and 1.0 are both "1"; a bool column's values are "false"/"true"), so reference and current categories
+    meet."""
+    typ = pa.bool_() if dtype == "bool" else pa.float64()
+    return [str(v) for v in pc.cast(pa.array(values, pa.float64()).cast(typ), pa.string()).to_pylist()]
 
 
 def as_categorical(numeric: NumericProfile) -> CategoricalProfile:
@@ -66,7 +68,7 @@ def as_categorical(numeric: NumericProfile) -> CategoricalProfile:
         raise ValueError(
             f"{numeric.name}: only a discrete profile (exact value counts) can become categories"
         )
-    labels = value_labels(numeric.edges[:-1])
+    labels = value_labels(numeric.edges[:-1], numeric.dtype)
     counts = {label: int(c) for label, c in zip(labels, numeric.counts.tolist(), strict=True) if c}
     ordered = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     return CategoricalProfile(
