@@ -357,6 +357,14 @@ def monitoring_mapreduce_inputs(
     window = inputs.get("window", "all")
     if window.strip().lower() != "auto" and window_kind(window)[0] == "rows":
         return None
+    from amlops.drift.estimate import ESTIMATOR_FILE
+    from amlops.drift.multivariate import MULTIVARIATE_FILE
+
+    # The map-reduce monitor has no label-free error estimate or multivariate check (both sample rows by position
+    # within a window): a model that carries them stays on the single process, so the policy does not decide
+    # differently because the data grew past a size.
+    if any((Path(inputs["model"]) / name).exists() for name in (ESTIMATOR_FILE, MULTIVARIATE_FILE)):
+        return None
     from amlops.drift.monitor import MonitorError, open_dataset
 
     try:
@@ -369,7 +377,10 @@ def monitoring_mapreduce_inputs(
     out = {k: v for k, v in inputs.items() if k in _MAPREDUCE_SHARED or k.startswith("policy_")}
     if target is Target.local:
         out.update(
-            instance_count="1", max_concurrency_per_instance=str(os.cpu_count() or 1), mini_batch_size="1"
+            # The cores this process may use (a container's share, not the host's count).
+            instance_count="1",
+            max_concurrency_per_instance=str(len(os.sched_getaffinity(0)) or 1),
+            mini_batch_size="1",
         )
     return out
 

@@ -64,6 +64,22 @@ def test_the_size_setting_picks_the_pipeline(model_and_data: tuple[Path, Path], 
     assert path.name == "monitoring_mapreduce.yml"
 
 
+@pytest.mark.parametrize("carried", ["error_estimator.json", "multivariate.json"])
+def test_a_model_with_label_free_checks_stays_on_the_single_process(
+    model_and_data: tuple[Path, Path], tmp_path: Path, carried: str
+) -> None:
+    """The map-reduce result has no error estimate or multivariate check: choosing it by size alone would change
+    the policy's decision (an unlabelled window alarms on the estimate) without a word."""
+    stored, current = model_and_data
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "reference_profile.json").write_bytes((stored / "reference_profile.json").read_bytes())
+    big = _settings(tmp_path, 8_000)
+    assert monitoring_mapreduce_inputs(big, _inputs(big, model, current)) is not None
+    (model / carried).write_text("{}", encoding="utf-8")
+    assert monitoring_mapreduce_inputs(big, _inputs(big, model, current)) is None
+
+
 @pytest.mark.slow
 def test_local_runner_map_reduce_equals_single_process(
     model_and_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
