@@ -289,3 +289,23 @@ def test_without_predictions_or_labels_too(
     random.Random(7).shuffle(states)
     got = monitor_reduce.reduce_partials(partial_profile(data), states, str(data["profile"])).to_json_dict()
     _same(_comparable(got), _comparable(single_result))
+
+
+def test_a_file_counted_by_two_partials_is_refused(data: dict[str, Path], tmp_path: Path) -> None:
+    """A leftover partial in the output folder (or a file mapped in two mini-batches) would double its rows."""
+    files = _files(data)
+    states = _map(data, tmp_path / "p", [files[:2]])
+    states += _map(data, tmp_path / "q", [files[1:3]])  # files[1] again, under another grouping
+    with pytest.raises(partial.PartialError, match="counted by two partials"):
+        monitor_reduce.reduce_partials(partial_profile(data), states)
+
+
+def test_partials_scored_with_other_thresholds_are_refused(data: dict[str, Path], tmp_path: Path) -> None:
+    """The merge scores with one partial's options: partials given other thresholds must not meet."""
+    files = _files(data)
+    states = _map(data, tmp_path / "p", [files[:1]])
+    args = [*_args(data, tmp_path / "q"), "--thresholds", "normalized_wasserstein_distance=5"]
+    monitor_map.build_mapper(monitor_map._parser("t").parse_args(args)).map_files(files[1:2])
+    states += partial.read_all(tmp_path / "q")
+    with pytest.raises(partial.PartialError):
+        monitor_reduce.reduce_partials(partial_profile(data), states)

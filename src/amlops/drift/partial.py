@@ -18,6 +18,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
+import tempfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -136,6 +138,13 @@ def fingerprint(mon: Monitor) -> str:
         "prediction_column": o.prediction_column,
         "label_column": o.label_column,
         "chunk_rows": o.chunk_rows,
+        # The scoring settings too: the merge scores with the first partial's options, so partials given other
+        # thresholds or metrics would make the result depend on which one is read first.
+        "thresholds": dict(sorted(o.thresholds.items())),
+        "numeric_metric": o.numeric_metric,
+        "categorical_metric": o.categorical_metric,
+        "min_window_rows": o.min_window_rows,
+        "features": o.features,
         "numeric": list(mon.numeric),
         "categorical": list(mon.categorical),
         "labels": len(mon._label_hits),
@@ -155,8 +164,9 @@ def _feature_state(acc: Any, n: int, scalars: Iterable[str], exact_names: Iterab
     }
 
 
-def dump(mon: Monitor, source: str | None = None) -> dict[str, Any]:
-    """The monitor's accumulated state as a partial (JSON-ready)."""
+def dump(mon: Monitor, source: str | None = None, files: Iterable[str] | None = None) -> dict[str, Any]:
+    """The monitor's accumulated state as a partial (JSON-ready). `files`: the data files it counted (default:
+    those of the partials a merged monitor absorbed), so a merge can refuse a file counted twice."""
     from amlops.drift import monitor as m
 
     n = len(mon.windows.keys)
@@ -170,6 +180,7 @@ def dump(mon: Monitor, source: str | None = None) -> dict[str, Any]:
         "schema_version": PARTIAL_VERSION,
         "fingerprint": fingerprint(mon),
         "source": source,
+        "files": sorted(files) if files is not None else sorted(getattr(mon, "partial_files", [])),
         "options": dataclasses.asdict(mon.options),
         "keys": list(mon.windows.keys),
         "rows": _ints(mon.rows, n) if len(mon.rows) else [0] * n,
@@ -257,9 +268,15 @@ def write(state: dict[str, Any], folder: str | Path, name: str) -> Path:
     """Write a partial as `<name>.partial.json`; a retried mini-batch rewrites the same file (never adds one)."""
     out = Path(folder) / f"{name}{PARTIAL_SUFFIX}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, separators=(",", ":")), encoding="utf-8")
-    tmp.replace(out)
+    # A unique temporary name: a timed-out mini-batch may be resubmitted while the first attempt still runs.
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(state, separators=(",", ":")))
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return out
 
 

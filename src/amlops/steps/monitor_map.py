@@ -11,6 +11,7 @@ summary line per mini-batch (appended to `parallel_run_step.txt`). `amlops.steps
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +63,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def _relative(file: str, root: str) -> str:
+    """A data file's name under the input folder (the same on every node whatever the mount point)."""
+    rel = os.path.relpath(file, root)
+    return file if rel.startswith("..") else rel
+
+
 @dataclass
 class Mapper:
     """What every mini-batch of a worker shares: the profile, the options, the labels, the output folder."""
@@ -90,7 +97,7 @@ class Mapper:
                     mon.update(batch)
         finally:
             mon.close()
-        state = partial.dump(mon, source=self.data)
+        state = partial.dump(mon, source=self.data, files=[_relative(f, self.data) for f in usable])
         return partial.write(state, self.partials, partial.batch_name(usable)), int(mon.rows.sum())
 
 

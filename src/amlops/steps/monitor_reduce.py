@@ -42,8 +42,19 @@ def merged_monitor(profile: Any, partials: Iterable[dict[str, Any]]) -> Monitor:
     if first.get("label_load") is not None:
         mon._label_load = {}
     expect = partial.fingerprint(mon)
+    counted: set[str] = set()
     for state in items:
+        files = set(state.get("files") or [])
+        twice = sorted(files & counted)
+        if twice:
+            # A leftover partial in the folder, or the same file mapped in two mini-batches: added twice, its rows
+            # would count double.
+            raise partial.PartialError(
+                f"{twice[0]}: counted by two partials ({len(twice)} file(s) in all); map into an empty folder"
+            )
+        counted |= files
         partial.absorb(mon, state, expect)
+    mon.partial_files = sorted(counted)  # type: ignore[attr-defined]
     return mon
 
 
