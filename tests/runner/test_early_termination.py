@@ -58,6 +58,20 @@ def test_bandit_slack_factor_is_a_ratio_of_the_best_trial_at_the_interval() -> N
     assert _stop(policy, "minimize", [1.3, 1.15], {"leader": [1.0]}, 2) is None
 
 
+@pytest.mark.parametrize("goal", ["maximize", "minimize"])
+def test_bandit_slack_factor_keeps_the_leader_and_its_direction_on_a_negative_metric(goal: str) -> None:
+    """A negated error (or r2 early on) is negative: best/(1+f) would put the limit above the best itself and cut
+    the leader, then every trial, and the sweep would end with no best trial."""
+    policy = Policy("bandit", slack_factor=0.1)
+    sign = 1 if goal == "maximize" else -1
+    leader, close, far = -10.0 * sign, -10.5 * sign, -20.0 * sign
+    assert _stop(policy, goal, [leader], {"other": [far]}, 1) is None
+    assert (
+        _stop(policy, goal, [close], {"leader": [leader]}, 1) is None
+    )  # within |best| * f/(1+f) or |best| * f
+    assert _stop(policy, goal, [far], {"leader": [leader]}, 1) is not None
+
+
 def test_bandit_slack_amount_is_an_absolute_distance_and_the_leader_is_never_cut() -> None:
     # BanditPolicy page: best 0.8, slack_amount 0.2 -> a run below 0.6 is terminated
     policy = Policy("bandit", slack_amount=0.2)

@@ -149,10 +149,15 @@ def should_stop(
 
 def _bandit(policy: Policy, goal: str, own: float, peers: Mapping[str, list[float]], n: int) -> str | None:
     best = _best([own, *(_best(vs, goal) for vs in peers.values())], goal)
-    if goal == "maximize":
-        limit = best / (1 + policy.slack_factor) if policy.slack_factor else best - (policy.slack_amount or 0)
+    if own == best:
+        return None  # the leading trial is never outside its own slack
+    # The slack as a distance from the best (|best| keeps its direction for a negative metric, e.g. a negated
+    # error or r2 early on): for a positive best these are the documented best/(1+f) and best*(1+f).
+    if policy.slack_factor:
+        slack = abs(best) * policy.slack_factor / (1 + policy.slack_factor if goal == "maximize" else 1)
     else:
-        limit = best * (1 + policy.slack_factor) if policy.slack_factor else best + (policy.slack_amount or 0)
+        slack = policy.slack_amount or 0
+    limit = best - slack if goal == "maximize" else best + slack
     if _worse(own, limit, goal):
         return (
             f"bandit at interval {n}: best {own:g} is outside the slack of the best trial's {best:g} "
