@@ -366,8 +366,7 @@ def run_demo(
 
 def estimate_columns(window: WindowResult | None, settings: Settings) -> dict[str, Any]:
     """The week's estimated error (what the monitor says before labels) and whether it alone would alarm."""
-    from amlops.drift.policy import estimated_alarm
-    from amlops.loop import estimate_signal
+    from amlops.drift.policy import estimate_signal, estimated_alarm
 
     est = window.estimated_performance if window is not None else None
     if window is None or est is None or est.mae is None:

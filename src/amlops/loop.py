@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from amlops.config import Settings
-from amlops.drift.policy import Decision, WindowSignal, decide
-from amlops.drift.result import MonitorResult, WindowResult
+from amlops.drift.policy import Decision, WindowSignal, decide, window_signals
+from amlops.drift.result import MonitorResult
 from amlops.errors import UsageError, UserError
 from amlops.job_inputs import Target, column_roles, monitoring_inputs, training_inputs
 from amlops.monitoring import MonitorRun, read_importance
@@ -47,40 +47,6 @@ def champion(settings: Settings) -> Champion | None:
         return None
     version = str(found[0])
     return Champion(version, download_model(settings, client, settings.model_name, version))
-
-
-def signals(result: MonitorResult) -> list[WindowSignal]:
-    """Window signals for the policy from a monitor result (windows the monitor could not judge count 0 rows)."""
-    return [
-        WindowSignal(
-            window=w.window,
-            rows=w.row_count if w.judged else 0,
-            drifted_features=tuple(w.drifted_features),
-            mae=w.performance.mae if w.performance else None,
-            wape=w.performance.wape if w.performance else None,
-            **estimate_signal(w),
-        )
-        for w in result.windows
-    ]
-
-
-# Above this share of rows outside what the error estimator saw, its estimate is not used: it cannot know the
-# error there, and a flat estimate must not silence the drift alarm on exactly those rows.
-MAX_UNSUPPORTED_SHARE = 0.1
-
-
-def estimate_signal(window: WindowResult) -> dict[str, float | None]:
-    """The label-free estimate's rise for the policy (scale-free), when the monitor estimated the window and
-    most of its rows lie where the estimator was fitted."""
-    from amlops.drift.estimate import relative_error
-
-    est = window.estimated_performance
-    if est is None or est.mae is None or (est.unsupported_share or 0.0) > MAX_UNSUPPORTED_SHARE:
-        return {}
-    return {
-        "estimated_loss_low": relative_error(est, "mae_low"),
-        "estimated_loss": relative_error(est, "mae"),
-    }
 
 
 def baseline(result: MonitorResult, metric: str) -> float | None:
@@ -173,7 +139,8 @@ def evaluate_policy(
     previous: list[WindowSignal] | None = None,
 ) -> tuple[Decision, list[WindowSignal]]:
     """The policy over the windows monitored so far for this champion (earlier ones first)."""
-    result_signals = signals(result)
+    # The report decides from the same signals (drift.policy.window_signals): one reading of a result.
+    result_signals = window_signals(result)
     seen = {s.window for s in result_signals}
     history = [s for s in (previous or []) if s.window not in seen] + result_signals
     decision = decide(

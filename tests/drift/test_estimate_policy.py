@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from amlops.config import PolicySettings
-from amlops.drift.policy import WindowSignal, decide, estimated_alarm, window_alarm
+from amlops.drift.policy import WindowSignal, decide, estimate_signal, estimated_alarm, window_alarm
+from amlops.drift.policy import window_signals as signals
 from amlops.drift.result import EstimatedPerformance, Performance, WindowResult
-from amlops.loop import estimate_signal, signals
 
 NOW = datetime(2025, 7, 1, tzinfo=UTC)
 POLICY = PolicySettings(drift_windows_n=2, drift_windows_m=3, min_rows=10, performance_degradation=0.2)

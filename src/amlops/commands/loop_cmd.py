@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
 
         from amlops.config import load_settings
         from amlops.demo import DemoConfig, WeekRow, overrides_text, run_demo
-        from amlops.loop import MAX_UNSUPPORTED_SHARE
+        from amlops.drift.policy import MAX_UNSUPPORTED_SHARE
 
         base = load_settings()
         cfg = DemoConfig(
