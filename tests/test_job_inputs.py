@@ -104,6 +104,7 @@ def test_a_changed_setting_reaches_every_pipeline(tmp_path: Path) -> None:
     assert local["model_name"] == azure["model_name"] == "my-model"
     assert local["require_confident"] == "false" and local["params"] == "max_iter=50"
     mon, _ = _both(tmp_path, "monitoring")
+    assert " " not in mon["thresholds"]  # one argument in the map step's program_arguments
     assert mon["min_window_rows"] == "77" and json.loads(mon["thresholds"]) == {
         "jensen_shannon_distance": 0.2
     }

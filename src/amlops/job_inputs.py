@@ -293,7 +293,9 @@ def monitoring_inputs(
         window=chosen,
         **roles,
         min_window_rows=str(m.min_window_rows),
-        thresholds=json.dumps(m.thresholds) if m.thresholds else "",
+        # No spaces: the map-reduce monitor's parallel step gets it in program_arguments, which Azure ML splits
+        # on whitespace (reference-yaml-job-parallel: program_arguments is a plain string of arguments).
+        thresholds=json.dumps(m.thresholds, separators=(",", ":")) if m.thresholds else "",
         numeric_metric=m.numeric_metric,
         categorical_metric=m.categorical_metric,
         chunk_rows=str(m.chunk_rows),
