@@ -147,13 +147,14 @@ def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
     # A label that is not a finite number cannot be measured against: it is dropped here, so the join does not
     # count its row as labelled while the error figures leave it out (the result says how many, never silence).
     usable = np.isfinite(unique.to_numpy())
+    # Counted over the kept rows: a repeated id is reported once, as a dropped duplicate.
     dropped_unparsed = int(unparsed[~ids.duplicated(keep="first")].sum())
     kept = unique[usable]
     # What loading did, for the result (Monitor.result reports it next to what the join matched).
     kept.attrs["load"] = {
         "source_rows": len(frame),
         "duplicate_rows_dropped": len(series) - len(unique),
-        "unparsed": int(unparsed.sum()),
+        "unparsed": dropped_unparsed,
         "not_finite": int((~usable).sum()) - dropped_unparsed,
     }
     return kept
