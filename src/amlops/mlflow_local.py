@@ -119,7 +119,7 @@ def seed_sqlite(uri: str) -> bool:
     (MLflow then creates it the usual way)."""
     if not uri.startswith("sqlite:///") or os.environ.get("AMLOPS_MLFLOW_TEMPLATE") == "0":
         return False
-    db = Path(uri[len("sqlite:///") :])
+    db = Path(uri[len("sqlite:///") :].split("?", 1)[0])  # SQLAlchemy's ?timeout=... is not part of the file
     if db.exists():
         return False
     try:

@@ -119,3 +119,11 @@ def test_the_planted_fault_a_broken_template_is_rebuilt(
     assert mlflow_local.seed_sqlite(f"sqlite:///{db}")
     assert _schema(db)[1]  # migrated to a head revision, from a rebuilt template
     assert _schema(template) == _schema(db)
+
+
+def test_a_store_uri_with_query_options_seeds_the_file_it_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert mlflow_local.seed_sqlite(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}?timeout=20")
+    assert [p.name for p in (tmp_path / "store").iterdir()] == ["mlflow.db"]
