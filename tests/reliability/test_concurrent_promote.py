@@ -5,7 +5,6 @@ takes the previous champion from the recorded event, read under the lock."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,19 +12,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "scoring"))
-
-from amlops import registry  # noqa: E402
-from amlops.cli import app  # noqa: E402
-from amlops.config import Settings  # noqa: E402
-from scoring import conftest as _scoring  # noqa: E402
-
-demand = _scoring.demand
-model_dirs = _scoring.model_dirs
-register_model = _scoring.register_model
-scoring_settings = _scoring.scoring_settings
-shared_store = _scoring.shared_store
+from amlops import registry
+from amlops.cli import app
+from amlops.config import Settings
 
 
 def test_the_promote_message_names_the_champion_it_replaced_under_the_lock(

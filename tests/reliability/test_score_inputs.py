@@ -5,32 +5,19 @@ that unpickles says so before it is loaded; the project's own registry downloads
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from scoring_helpers import PIPELINE, files_in
 from typer.testing import CliRunner
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "scoring"))
-
-from scoring_helpers import PIPELINE, files_in  # noqa: E402
-
-from amlops.cli import app  # noqa: E402
-from amlops.config import Settings  # noqa: E402
-from amlops.drift.profile import ProfileError, ReferenceProfile  # noqa: E402
-from amlops.runner.local import run_pipeline  # noqa: E402
-from amlops.steps import score  # noqa: E402
-from scoring import conftest as _scoring  # noqa: E402
-
-# The scoring tests' fixtures (two trained models, a registry per test), registered here under their own names.
-demand = _scoring.demand
-model_dirs = _scoring.model_dirs
-register_model = _scoring.register_model
-scoring_settings = _scoring.scoring_settings
-shared_store = _scoring.shared_store
+from amlops.cli import app
+from amlops.config import Settings
+from amlops.drift.profile import ProfileError, ReferenceProfile
+from amlops.runner.local import run_pipeline
+from amlops.steps import score
 
 
 def _options(model: score.Model) -> score.Options:

@@ -11,30 +11,18 @@ driver itself fails on an `input_data` that does not exist instead of running no
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from scoring_helpers import PIPELINE, files_in, read_predictions
 from typer.testing import CliRunner
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "scoring"))
-
-from scoring_helpers import PIPELINE, files_in, read_predictions  # noqa: E402
-
-from amlops.cli import app  # noqa: E402
-from amlops.config import Settings  # noqa: E402
-from amlops.errors import UserError  # noqa: E402
-from amlops.scoring import check_scored  # noqa: E402
-from scoring import conftest as _scoring  # noqa: E402
-
-demand = _scoring.demand
-model_dirs = _scoring.model_dirs
-register_model = _scoring.register_model
-scoring_settings = _scoring.scoring_settings
-shared_store = _scoring.shared_store
+from amlops.cli import app
+from amlops.config import Settings
+from amlops.errors import UserError
+from amlops.scoring import check_scored
 
 ROWS = 60
 
