@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracking import MlflowClient
-from training_helpers import fresh_store
+from training_helpers import store_with_three_versions
 
 from amlops import registry
-from amlops.config import Settings
 
 NAME = "reg-test"
 
@@ -48,25 +47,8 @@ def registry_error_code(name: str) -> int:
 
 @pytest.fixture
 def inner(tmp_path: Path, store_template: Path) -> MlflowClient:
-    settings = Settings(base_dir=tmp_path)
-    fresh_store(settings, store_template)
-    client = registry.client_for(settings)
-    registry.ensure_registered_model(client, NAME)
-    for v in (1, 2, 3):
-        source = tmp_path / f"model-{v}"
-        source.mkdir()
-        (source / "MLmodel").write_text(f"artifact_path: model\nversion: {v}\n")
-        (source / "reference_profile.json").write_text(json.dumps({"version": v}))
-        client.create_model_version(
-            NAME,
-            source=str(source),
-            tags={
-                "data.digest": f"sha256:{v}" * 4,
-                "git.commit": f"commit{v}",
-                "gate.passed": "true" if v != 3 else "false",
-            },
-        )
-    return client
+    gate = {v: {"gate.passed": "true" if v != 3 else "false"} for v in (1, 2, 3)}
+    return registry.client_for(store_with_three_versions(tmp_path, store_template, NAME, gate))
 
 
 @pytest.fixture(params=["aliases", "tags-only"])

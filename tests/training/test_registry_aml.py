@@ -19,7 +19,7 @@ from amlfake_mlflow import (
 )
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from training_helpers import fresh_store
+from training_helpers import store_with_three_versions
 
 from amlops import registry
 from amlops.config import Settings
@@ -30,19 +30,7 @@ ALIAS_CALLS = {"set_registered_model_alias", "get_model_version_by_alias", "dele
 
 @pytest.fixture
 def store(tmp_path: Path, store_template: Path) -> Settings:
-    settings = Settings(base_dir=tmp_path)
-    fresh_store(settings, store_template)
-    client = registry.client_for(settings)
-    registry.ensure_registered_model(client, NAME)
-    for v in (1, 2, 3):
-        source = tmp_path / f"model-{v}"
-        source.mkdir()
-        (source / "MLmodel").write_text(f"artifact_path: model\nversion: {v}\n")
-        (source / "reference_profile.json").write_text(json.dumps({"version": v}))
-        client.create_model_version(
-            NAME, source=str(source), tags={"data.digest": f"sha256:{v}" * 4, "git.commit": f"commit{v}"}
-        )
-    return settings
+    return store_with_three_versions(tmp_path, store_template, NAME)
 
 
 @pytest.fixture(params=[ROUTE_MISSING, VALIDATION])

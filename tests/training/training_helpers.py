@@ -141,3 +141,26 @@ def run_steps(
             auto_promote=gate.get("auto_promote", g.auto_promote),
         )
     return r
+
+
+def store_with_three_versions(
+    tmp_path: Path, template_root: Path, name: str, extra_tags: dict[int, dict[str, str]] | None = None
+) -> Settings:
+    """A fresh store holding `name` v1..v3, each with its own model folder, data digest and commit tags (plus
+    `extra_tags[v]`): the registry tests' starting point."""
+    import json
+
+    from amlops import registry
+
+    settings = Settings(base_dir=tmp_path)
+    fresh_store(settings, template_root)
+    client = registry.client_for(settings)
+    registry.ensure_registered_model(client, name)
+    for v in (1, 2, 3):
+        source = tmp_path / f"model-{v}"
+        source.mkdir()
+        (source / "MLmodel").write_text(f"artifact_path: model\nversion: {v}\n")
+        (source / "reference_profile.json").write_text(json.dumps({"version": v}))
+        tags = {"data.digest": f"sha256:{v}" * 4, "git.commit": f"commit{v}", **(extra_tags or {}).get(v, {})}
+        client.create_model_version(name, source=str(source), tags=tags)
+    return settings
