@@ -220,7 +220,8 @@ def context_tags(note: str = "") -> dict[str, str]:
 
 def _git_tags(main_file: str) -> dict[str, str]:
     """mlflow.utils.git_utils with git itself instead of GitPython: the commit, the branch (none when detached)
-    and the first remote's URL without credentials, of the repository holding the main file."""
+    and the first remote's URL without credentials, of the repository holding the main file; nothing when the
+    file's folder is git-ignored (get_git_commit's `repo.ignored` check)."""
     import subprocess
     from urllib.parse import urlsplit, urlunsplit
 
@@ -236,7 +237,7 @@ def _git_tags(main_file: str) -> dict[str, str]:
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     head = git("rev-parse", "HEAD", "--abbrev-ref", "HEAD")
-    if not head:
+    if not head or git("check-ignore", "-q", folder) is not None:  # GitRunContext: no commit, no git tags
         return {}
     lines = head.splitlines()
     tags = {"mlflow.source.git.commit": lines[0]}
