@@ -141,7 +141,7 @@ def test_direct_path_needs_no_mlflow(
 
 def _count(uri: str, table: str) -> int:
     with sqlite3.connect(uri.removeprefix("sqlite:///")) as conn:
-        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608 - fixed names
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
 def _direct(uri: str, out: Path, experiment: str = EXPERIMENT) -> str | None:

@@ -20,10 +20,9 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -31,6 +30,9 @@ from amlops.data.io import dumps_json
 from amlops.data.io import finite_or_none as _f
 from amlops.data.io import nan_if_none as _nan
 from amlops.drift.binning import Binner
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame or text numbers come in, not for Arrow batches
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 DEFAULT_BINS = 500
@@ -386,6 +388,8 @@ def numeric_values(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.n
     if pa.types.is_integer(typ) or pa.types.is_decimal(typ) or pa.types.is_boolean(typ):
         return _to_float(pc.cast(column, pa.float64())), None
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+        import pandas as pd
+
         raw = column.to_pandas()
         values = np.asarray(pd.to_numeric(raw, errors="coerce"), dtype=np.float64)
         text = raw.astype("string").str.strip()
@@ -725,7 +729,7 @@ class ProfileBuilder:
         self._pool: ThreadPoolExecutor | None = None
 
     def update(self, batch: pa.RecordBatch | pa.Table | pd.DataFrame) -> None:
-        if isinstance(batch, pd.DataFrame):
+        if not isinstance(batch, (pa.RecordBatch, pa.Table)):  # a pandas DataFrame
             batch = _arrow_from_pandas(batch, self._columns())
         names = set(batch.schema.names)
         missing = [c for c in self._columns() if c not in names]
@@ -773,6 +777,8 @@ class ProfileBuilder:
 
 
 def _arrow_from_pandas(df: pd.DataFrame, columns: list[str]) -> pa.Table:
+    import pandas as pd
+
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ProfileError(f"column(s) not in the data: {', '.join(missing)}")
