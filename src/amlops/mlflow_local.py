@@ -225,7 +225,10 @@ def _git_tags(main_file: str) -> dict[str, str]:
     import subprocess
     from urllib.parse import urlsplit, urlunsplit
 
-    folder = os.path.dirname(os.path.abspath(main_file))
+    # As git_utils: a file's folder, else the name itself (`-c` under `python -c`: no repository, no tags).
+    folder = os.path.dirname(os.path.abspath(main_file)) if os.path.isfile(main_file) else main_file
+    if not os.path.isdir(folder):
+        return {}
 
     def git(*args: str) -> str | None:
         try:
