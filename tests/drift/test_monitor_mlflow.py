@@ -84,7 +84,8 @@ def _record(uri: str, run: Any) -> dict[str, Any]:
     client = MlflowClient(tracking_uri=uri)
     rid = run.info.run_id
     history = {
-        key: sorted((m.step, m.value) for m in client.get_metric_history(rid, key)) for key in run.data.metrics
+        key: sorted((m.step, m.value) for m in client.get_metric_history(rid, key))
+        for key in run.data.metrics
     }
     files = {a.path for a in client.list_artifacts(rid, "monitor")}
     local = Path(run.info.artifact_uri.removeprefix("file://"))

@@ -40,7 +40,9 @@ def start(default_experiment: str) -> None:
     experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", default_experiment)
     from amlops.mlflow_local import direct_ready
 
-    if direct_ready(uri, experiment):  # the run is written without MLflow (amlops.mlflow_local.log_run_sqlite)
+    if direct_ready(
+        uri, experiment
+    ):  # the run is written without MLflow (amlops.mlflow_local.log_run_sqlite)
         return
     _thread = threading.Thread(target=_warm, args=(uri, experiment), name="amlops-mlflow-warm", daemon=True)
     _thread.start()
