@@ -110,7 +110,7 @@ def list_data_files(location: str) -> tuple[Any, list[str], str]:
 
 def _local_data_files(folder: str) -> list[str]:
     """The data files under a local folder, at any depth, sorted by path (as fsspec's `find` lists them)."""
-    found = []
+    found: list[str] = []
     for root, _dirs, names in os.walk(folder):
         found.extend(os.path.join(root, n) for n in names if is_data_file(n))
     return sorted(found)

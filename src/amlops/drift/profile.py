@@ -423,7 +423,7 @@ def _to_float(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return arr if arr.dtype == np.float64 else arr.astype(np.float64)
 
 
-_NUMPY_OF = {
+_NUMPY_OF: dict[pa.DataType, np.dtype[Any]] = {
     pa.float64(): np.dtype(np.float64),
     pa.float32(): np.dtype(np.float32),
     **{getattr(pa, f"{s}int{b}")(): np.dtype(f"{s}int{b}") for s in ("", "u") for b in (8, 16, 32, 64)},
@@ -443,9 +443,9 @@ def arrow_numpy(arr: pa.Array, fill: float | None = None) -> np.ndarray:
         data = np.frombuffer(
             arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize
         )
-        if arr.null_count == 0:
+        if arr.null_count == 0 or fill is None:  # (no fill: no nulls, by the test above)
             return data
-        return np.where(arrow_numpy(pc.is_valid(arr)), data, fill)
+        return np.asarray(np.where(arrow_numpy(pc.is_valid(arr)), data, fill))
     if pa.types.is_boolean(arr.type) and arr.null_count == 0:
         return arrow_numpy(pc.cast(arr, pa.uint8())).view(np.bool_)
     return np.asarray(arr.to_numpy(zero_copy_only=False))
