@@ -15,7 +15,8 @@ and the fast profile build (a sampled first chunk) flags exactly what the sorted
 normalized Wasserstein distances within the scipy cross-check tolerance (0.01 + 3%).
 
 Environment: BENCH_WHOLE_BASELINE (a source tree to compare with, e.g. a `git worktree` of main; unset: this
-tree alone), BENCH_WHOLE_RUNS (3), BENCH_WHOLE_DEMO_RUNS (1; 0 skips the demo rows).
+tree alone), BENCH_WHOLE_RUNS (3), BENCH_WHOLE_DEMO_RUNS (1; 0 skips the demo rows), BENCH_WHOLE_ROWS (a
+comma-separated subset of the rows, e.g. `monitor_fly,monitor_profile`; default: all).
 Results: a table on stdout and bench/results/whole-<time>.json.
 """
 
@@ -245,6 +246,10 @@ def main() -> int:
         "build_profile": lambda t: build_in_process(t, files["reference"]),
         "run_echo": lambda t: timed(cli("run", str(echo)), t),
     }
+    only = {r.strip() for r in os.environ.get("BENCH_WHOLE_ROWS", "").split(",") if r.strip()}
+    if only:
+        commands = {row: fn for row, fn in commands.items() if row in only}
+        demo_runs = demo_runs if "demo" in only else 0
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for row, fn in commands.items():
         for tree in trees.values():  # one warm-up each: plan caches, bytecode, page cache
@@ -262,9 +267,10 @@ def main() -> int:
             )
     if demo_runs:
         print("  demo: " + "  ".join(f"{n} {_median(r)}" for n, r in results["demo"].items()), flush=True)
-    for name, tree in trees.items():
-        results.setdefault("core_vs_floor", {})[name] = [core_ratio(tree, files, profile, max(runs, 3))]
-    check = fast_build_check(files)
+    if not only or "core_vs_floor" in only:
+        for name, tree in trees.items():
+            results.setdefault("core_vs_floor", {})[name] = [core_ratio(tree, files, profile, max(runs, 3))]
+    check = fast_build_check(files) if not only or "build_profile" in only else {"skipped": True}
     print_table(results, trees, check)
     shutil.rmtree(scratch, ignore_errors=True)
     mb.RESULTS.mkdir(parents=True, exist_ok=True)
@@ -280,6 +286,16 @@ def main() -> int:
     )
     print(f"results: {path}")
     return 0
+
+
+def _flagged(rows: list[dict[str, Any]]) -> list[str] | None:
+    """The drifted features of the last successful `--json` run, None when there is none to read."""
+    for r in reversed(rows):
+        try:
+            return list(json.loads(r.get("stdout") or "")["verdict"]["drifted_features"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def _stat(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -324,12 +340,18 @@ def print_table(results: dict[str, Any], trees: dict[str, Path], check: dict[str
             if "error" in r:
                 print(f"  MISS  {row} failed: {r['error']}")
                 break
+        flagged = _flagged(results.get(row, {}).get("now", []))
+        if flagged is not None:  # the whole command's verdict, not only the core's
+            ok = set(flagged) == mb.DRIFTED
+            print(f"  {'PASS' if ok else 'MISS'}  {row}: the command's verdict flags {sorted(flagged)}")
     found = results.get("core_vs_floor", {}).get("now", [{}])[0].get("drifted")
     if found is not None:
         ok = set(found) >= mb.DRIFTED and not (set(found) - mb.DRIFTED)
         print(f"  {'PASS' if ok else 'MISS'}  monitor flags exactly the 7 injected columns: {sorted(found)}")
     if "error" in check:
         print(f"  MISS  fast profile build check failed: {check['error']}")
+        return
+    if check.get("skipped"):
         return
     for case in ("drift", "clean"):
         c = check[case]

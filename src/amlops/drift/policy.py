@@ -221,11 +221,11 @@ RESULT_KEY = "policy"
 def estimate_signal(window: Any) -> dict[str, float | None]:
     """The label-free estimate's rise for the policy (scale-free), when the monitor estimated the window and
     most of its rows lie where the estimator was fitted."""
-    from amlops.drift.estimate import relative_error
-
     est = window.estimated_performance
     if est is None or est.mae is None or (est.unsupported_share or 0.0) > MAX_UNSUPPORTED_SHARE:
         return {}
+    from amlops.drift.estimate import relative_error  # pandas and scikit-learn: only with an estimate
+
     return {
         "estimated_loss_low": relative_error(est, "mae_low"),
         "estimated_loss": relative_error(est, "mae"),

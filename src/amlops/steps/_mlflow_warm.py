@@ -38,6 +38,12 @@ def start(default_experiment: str) -> None:
     if _thread is not None or not uri:
         return
     experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", default_experiment)
+    from amlops.mlflow_local import direct_ready
+
+    if direct_ready(
+        uri, experiment
+    ):  # the run is written without MLflow (amlops.mlflow_local.log_run_sqlite)
+        return
     _thread = threading.Thread(target=_warm, args=(uri, experiment), name="amlops-mlflow-warm", daemon=True)
     _thread.start()
 

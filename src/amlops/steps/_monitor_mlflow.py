@@ -6,6 +6,10 @@ Cost: the metrics go in batches of 1000 (`MlflowClient.log_batch`, MLflow's docu
 metrics, mlflow/utils/validation.py MAX_METRICS_PER_BATCH), one store round trip each instead of one per metric;
 the per-window series stay metrics with `step` = window number (the UI plots them as series, tests read their
 history).
+
+On the local runner's SQLite store the run is written directly (amlops.mlflow_local.log_run_sqlite): the same
+rows MLflow writes, without importing MLflow and SQLAlchemy in the step (about 2.5 s of CPU of a 1M-row step).
+Any other store, or a SQLite schema not known, goes through MLflow.
 """
 
 from __future__ import annotations
@@ -59,17 +63,22 @@ def mlflow_metrics(result: MonitorResult) -> list[tuple[str, float, int]]:
 
 
 def log_to_mlflow(result: MonitorResult, out: Path) -> None:
-    from amlops.mlflow_local import skip_azureml_plugins
-    from amlops.steps import _mlflow_warm
+    """One finished run in MLFLOW_EXPERIMENT_NAME: straight into a local SQLite store when it is one MLflow's
+    schema we know (amlops.mlflow_local.log_run_sqlite, the same rows for ~2.5 s less CPU), else through MLflow."""
+    from amlops.mlflow_local import context_tags, log_run_sqlite
 
-    _mlflow_warm.wait()
-    skip_azureml_plugins()
-    import mlflow
-    from mlflow.entities import Metric
+    experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", "amlops-monitor")
+    name, note, tags = run_identity(result)
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    files = {"monitor": [out / RESULT_FILE, out / REPORT_FILE]}
+    if log_run_sqlite(uri, experiment, name, {**context_tags(note), **tags}, mlflow_metrics(result), files):
+        return
+    _log_with_mlflow(result, out, experiment, name, note, tags)
 
-    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", "amlops-monitor"))
-    active = mlflow.active_run()
-    from amlops.tracking import run_name, run_note, start_run_args
+
+def run_identity(result: MonitorResult) -> tuple[str, str, dict[str, str]]:
+    """(run name, description, amlops tags) of the monitor's run."""
+    from amlops.tracking import run_name, run_note
 
     v = result.verdict
     note = run_note(
@@ -82,16 +91,33 @@ def log_to_mlflow(result: MonitorResult, out: Path) -> None:
     name = run_name(
         f"monitor {v.status.replace('_', ' ')}", pipeline_run=os.environ.get("AZUREML_RUN_ID", "")
     )
+    tags = {
+        "amlops.step": "monitor",
+        "amlops.monitor.status": v.status,
+        "amlops.monitor.first_drifted_window": v.first_drifted_window or "",
+        "amlops.monitor.drifted_features": ",".join(v.drifted_features)[:4000],
+    }
+    return name, note, tags
+
+
+def _log_with_mlflow(
+    result: MonitorResult, out: Path, experiment: str, name: str, note: str, tags: dict[str, str]
+) -> None:
+    from amlops.mlflow_local import skip_azureml_plugins
+    from amlops.steps import _mlflow_warm
+
+    _mlflow_warm.wait()
+    skip_azureml_plugins()
+    import mlflow
+    from mlflow.entities import Metric
+
+    from amlops.tracking import start_run_args
+
+    mlflow.set_experiment(experiment)
+    active = mlflow.active_run()
     run = active or mlflow.start_run(**start_run_args(name, note))  # type: ignore[arg-type]
     try:
-        mlflow.set_tags(
-            {
-                "amlops.step": "monitor",
-                "amlops.monitor.status": v.status,
-                "amlops.monitor.first_drifted_window": v.first_drifted_window or "",
-                "amlops.monitor.drifted_features": ",".join(v.drifted_features)[:4000],
-            }
-        )
+        mlflow.set_tags(tags)
         import time
 
         now = int(time.time() * 1000)

@@ -205,9 +205,9 @@ def load_estimator(
     holds the features, the prediction and the label (the same way its profile is built on the fly); None when
     neither is possible. A reference whose predictions are the model's own training predictions gives an
     optimistic estimator (the model fits its training rows better than new ones): give it scored holdout rows."""
-    from amlops.drift.estimate import ErrorEstimator, EstimatorError, fit_from_frame
-
     if model_dir:
+        from amlops.drift.estimate import ErrorEstimator
+
         try:
             return ErrorEstimator.load(model_dir)
         except Exception as exc:  # the estimate is optional: drift and measured error go on without it
@@ -221,6 +221,8 @@ def load_estimator(
     names = ds.schema.names
     if prediction_column not in names or label_column not in names:
         return None
+    from amlops.drift.estimate import EstimatorError, fit_from_frame  # pandas and the fit: only when used
+
     features = [f for f in profile.features if f in names]
     table = ds.to_table(columns=list(dict.fromkeys([*features, prediction_column, label_column])))
     df = table.to_pandas()
