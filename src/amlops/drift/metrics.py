@@ -324,9 +324,9 @@ def ks_pvalue(statistic: float, n_ref: int, n_cur: int) -> float:
     """Two-sided p-value from the asymptotic Kolmogorov distribution at sqrt(n m / (n + m)) * D.
 
     Matches scipy.stats.ks_2samp(method="asymp") closely for windows of a few hundred rows and more (tests pin
-    the tolerance); the tail is amlops.drift.pvalues' (scipy.special.kolmogorov's values without its import).
+    the tolerance); uses scipy.special only, which imports far faster than scipy.stats.
     """
-    from amlops.drift.pvalues import kolmogorov_sf as kolmogorov
+    from scipy.special import kolmogorov
 
     if n_ref <= 0 or n_cur <= 0 or not math.isfinite(statistic):
         return math.nan
@@ -337,7 +337,7 @@ def ks_pvalue(statistic: float, n_ref: int, n_cur: int) -> float:
 def chi_squared_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
     """(p-value, statistic) of Pearson's test on the 2 x k table, as scipy.stats.chi2_contingency (Yates'
     correction when there is one degree of freedom); (1, 0) when the test is undefined (a single category)."""
-    from amlops.drift.pvalues import chi2_sf as chdtrc  # scipy.special.chdtrc's values without its import
+    from scipy.special import chdtrc
 
     table = np.vstack([ref_counts, cur_counts]).astype(np.float64)
     table = table[:, table.sum(axis=0) > 0]
