@@ -148,7 +148,12 @@ def test_the_merge_reads_each_partial_once_not_per_feature(
         states += _states(huge, tmp_path / f"p{i}", f"copy-{i}")
     calls: list[tuple[int, ...]] = []
     real = partial._unb64
-    monkeypatch.setattr(partial, "_unb64", lambda text, shape: calls.append(shape) or real(text, shape))
+
+    def counting(text: str, shape: tuple[int, ...]) -> np.ndarray:
+        calls.append(shape)
+        return real(text, shape)
+
+    monkeypatch.setattr(partial, "_unb64", counting)
     profile = with_comparison_kinds(ReferenceProfile.from_json(huge["profile"]), {})
     monitor_reduce.merged_monitor(profile, states)
     assert len([shape for shape in calls if len(shape) == 2]) == len(states)
