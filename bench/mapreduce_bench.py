@@ -46,13 +46,14 @@ def timed(cmd: list[str], cwd: Path) -> dict[str, Any]:
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env["PYTHONPATH"] = str(ROOT / "src")
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    out = proc.stdout.read() if proc.stdout else ""
+    # Output to a file, not a pipe: wait4 before reading a pipe would hang a command that fills its buffer.
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        log.seek(0)
+        out = log.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{out[-2000:]}")
     cpu = usage.ru_utime + usage.ru_stime  # the process and its waited-for descendants (the map's workers)
