@@ -9,6 +9,14 @@ Exactness: integers add exactly in any order. Float totals do not, so they are k
 float total (numpy's sum of one streamed chunk, the same chunk in both paths: chunks never span files) is
 converted to an integer multiple of 2**-SCALE (every finite double is one) and those integers add exactly; the
 float is formed once, at scoring, by one correctly rounded division. Any order, any grouping, the same bits.
+A total that is not a finite double (values whose squares or distances pass the float range, ~1.3e154 for a
+square) cannot be made exact: it is kept as an overflow marker (+inf, -inf or nan) that every later sum carries,
+so the statistic comes out as inf / nan (reported as null), never as a wrong finite number.
+
+Layout of a partial (version 2, chosen so that the merge is a few numpy additions per partial, not Python work per
+feature): every integer statistic of a window (rows, then per section its histogram counts and count scalars) is
+one row of an int64 matrix, deflated; every exact total of a window is one comma-separated hex field of the
+`exact` text, window-major. The column layout follows from the profile and settings, which the fingerprint pins.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import math
 import os
 import tempfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +42,7 @@ if TYPE_CHECKING:
 # 2**-1125: every finite double is an integer multiple of 2**-SCALE.
 SCALE = 1126
 PARTIAL_SCHEMA = "amlops.monitor.partial"
-PARTIAL_VERSION = 1
+PARTIAL_VERSION = 2
 PARTIAL_SUFFIX = ".partial.json"
 
 
@@ -52,7 +60,7 @@ def exact(value: float) -> int:
 
 
 def exact_array(values: np.ndarray) -> list[int]:
-    """`exact` for each element (vectorised split; the shift is per element, in Python ints)."""
+    """`exact` for each element, all finite (vectorised split; the shift is per element, in Python ints)."""
     m, e = np.frexp(np.asarray(values, dtype=np.float64))
     mant = np.ldexp(m, 53).astype(np.int64).tolist()
     shifts = (e.astype(np.int64) - 53 + SCALE).tolist()
@@ -75,10 +83,12 @@ def to_float(total: int) -> float:
 
 
 class ExactSums:
-    """Per-window exact float totals; windows grow as the monitor meets them."""
+    """Per-window exact float totals; windows grow as the monitor meets them. `overflow`: per window, the sum of
+    the totals that were not finite doubles (+inf, -inf or nan only: adding those is order-independent too)."""
 
     def __init__(self) -> None:
         self.values: list[int] = []
+        self.overflow: dict[int, float] = {}
 
     def ensure(self, n: int) -> None:
         if len(self.values) < n:
@@ -88,15 +98,39 @@ class ExactSums:
         """Add a chunk's float total to a window; `parts` (the summed values) when the total is not finite."""
         if math.isfinite(total):
             self.values[window] += exact(total)
-        elif parts is not None:
-            self.values[window] += exact_sum_of(parts)
+            return
+        if parts is not None:
+            parts = np.asarray(parts, dtype=np.float64)
+            finite = np.isfinite(parts)
+            if finite.all():  # finite values whose float sum overflowed: their exact sum is still exact
+                self.values[window] += exact_sum_of(parts)
+                return
+            total = float(np.sum(parts[~finite]))  # the values themselves overflowed (a square, a distance)
+        self.mark_overflow(window, total)
 
     def add_many(self, windows: np.ndarray, totals: np.ndarray) -> None:
+        totals = np.asarray(totals, dtype=np.float64)
+        finite = np.isfinite(totals)
+        if not finite.all():
+            for g, v in zip(windows[~finite].tolist(), totals[~finite].tolist(), strict=True):
+                self.mark_overflow(g, v)
+            windows, totals = windows[finite], totals[finite]
         for g, v in zip(windows.tolist(), exact_array(totals), strict=True):
             self.values[g] += v
 
+    def mark_overflow(self, window: int, value: float) -> None:
+        """Record a non-finite total: the window's statistic is inf / nan from now on, in any merge order."""
+        self.overflow[window] = self.overflow.get(window, 0.0) + (
+            value if not math.isfinite(value) else math.nan
+        )
+
     def total(self, rows: Any) -> float:
-        return to_float(self.raw(rows))
+        value = to_float(self.raw(rows))
+        if self.overflow:
+            for g in _window_list(rows, len(self.values)):
+                if g in self.overflow:
+                    value += self.overflow[g]
+        return value
 
     def raw(self, rows: Any) -> int:
         if not self.values:
@@ -106,6 +140,30 @@ class ExactSums:
         if isinstance(rows, slice):
             return sum(self.values[rows])
         return sum(self.values[int(i)] for i in np.asarray(rows).ravel())
+
+
+def _window_list(rows: Any, n: int) -> list[int]:
+    if isinstance(rows, int | np.integer):
+        return [int(rows)]
+    if isinstance(rows, slice):
+        return list(range(n))[rows]
+    return [int(i) for i in np.asarray(rows).ravel()]
+
+
+def _encode_exact(value: int) -> str:
+    """An exact total as hex without its trailing zero bits ('<mantissa>.<shift>'): a double's total carries
+    ~1,100 zero bits below its mantissa (the 2**-SCALE grid), which would be ~270 hex digits per number."""
+    if value == 0:
+        return "0"
+    shift = (value & -value).bit_length() - 1
+    return f"{value >> shift:x}.{shift:x}"
+
+
+def _decode_exact(text: str) -> int:
+    if text == "0":
+        return 0
+    mantissa, _, shift = text.partition(".")
+    return int(mantissa, 16) << int(shift or "0", 16)
 
 
 # ------------------------------------------------------------------------------------------ (de)serialising
@@ -121,10 +179,6 @@ def _unb64(text: str, shape: tuple[int, ...]) -> np.ndarray:
 
 def decode_ints(text: str) -> np.ndarray:
     return _unb64(text, (-1,))
-
-
-def _ints(a: np.ndarray, n: int) -> list[int]:
-    return [int(v) for v in np.asarray(a[:n]).round()]
 
 
 def fingerprint(mon: Monitor) -> str:
@@ -153,29 +207,72 @@ def fingerprint(mon: Monitor) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _feature_state(acc: Any, n: int, scalars: Iterable[str], exact_names: Iterable[str]) -> dict[str, Any]:
-    acc.ensure(n, tuple(scalars), tuple(exact_names))
-    return {
-        "counts": _b64(acc.counts[:n]),
-        "width": int(acc.width),
-        "scalars": {k: _ints(acc.scalars[k], n) for k in scalars},
-        # Exact totals as hex integers: exact in JSON, and parsed in linear time (decimal parsing is not).
-        "exact": {k: [format(v, "x") for v in acc.exact[k].values[:n]] for k in exact_names},
-    }
+@dataclasses.dataclass(frozen=True)
+class _Section:
+    """One accumulator of the monitor as columns of a partial: histogram width, count scalars, exact totals."""
+
+    key: str
+    acc: Any
+    scalars: tuple[str, ...]
+    exact: tuple[str, ...]
+
+    @property
+    def width(self) -> int:
+        return int(self.acc.width)
+
+
+def _sections(mon: Monitor) -> list[_Section]:
+    from amlops.drift import monitor as m
+
+    out = [_Section(f"numeric:{k}", f.acc, m.NUM_COUNTS, m.NUM_EXACT) for k, f in mon.numeric.items()]
+    out += [_Section(f"categorical:{k}", f.acc, ("errors",), ()) for k, f in mon.categorical.items()]
+    if mon.prediction is not None:
+        out.append(_Section("prediction", mon.prediction.acc, m.NUM_COUNTS, m.NUM_EXACT))
+    out.append(_Section("performance", mon.performance.acc, m.PERF_COUNTS, m.PERF_EXACT))
+    return out
+
+
+def _layout(sections: Sequence[_Section]) -> list[list[Any]]:
+    return [[s.key, s.width, list(s.scalars), list(s.exact)] for s in sections]
+
+
+def _widths(sections: Sequence[_Section]) -> tuple[int, int]:
+    """(int columns: rows + counts + scalars, exact columns) of one window."""
+    return 1 + sum(s.width + len(s.scalars) for s in sections), sum(len(s.exact) for s in sections)
+
+
+def _head(a: np.ndarray, n: int) -> np.ndarray:
+    """The first n rows, zero-padded (an accumulator never updated has fewer rows than the monitor windows)."""
+    if len(a) >= n:
+        return a[:n]
+    pad = np.zeros((n - len(a), *a.shape[1:]), dtype=a.dtype)
+    return np.concatenate([a, pad])
 
 
 def dump(mon: Monitor, source: str | None = None, files: Iterable[str] | None = None) -> dict[str, Any]:
     """The monitor's accumulated state as a partial (JSON-ready). `files`: the data files it counted (default:
     those of the partials a merged monitor absorbed), so a merge can refuse a file counted twice."""
-    from amlops.drift import monitor as m
-
     n = len(mon.windows.keys)
-    features: dict[str, Any] = {}
-    for name, num in mon.numeric.items():
-        features[name] = _feature_state(num.acc, n, m.NUM_COUNTS, m.NUM_EXACT)
-    for name, cat in mon.categorical.items():
-        features[name] = _feature_state(cat.acc, n, ("errors",), ())
-    state: dict[str, Any] = {
+    sections = _sections(mon)
+    width, n_exact = _widths(sections)
+    ints = np.zeros((n, width), dtype=np.int64)
+    ints[:, 0] = _head(np.asarray(mon.rows, dtype=np.int64), n)
+    exact_cols: list[list[int]] = []
+    overflow: list[list[Any]] = []
+    col = 1
+    for s in sections:
+        ints[:, col : col + s.width] = _head(s.acc.counts, n)
+        col += s.width
+        for k in s.scalars:
+            # Count scalars are float64 arrays holding integers (exact far beyond any row count).
+            ints[:, col] = np.rint(_head(s.acc.scalars.get(k, np.zeros(0)), n))
+            col += 1
+        for k in s.exact:
+            sums = s.acc.exact.get(k) or ExactSums()
+            exact_cols.append((sums.values + [0] * n)[:n])
+            overflow += [[g, len(exact_cols) - 1, repr(v)] for g, v in sorted(sums.overflow.items()) if g < n]
+    by_window = [exact_cols[j][g] for g in range(n) for j in range(n_exact)]
+    return {
         "schema": PARTIAL_SCHEMA,
         "schema_version": PARTIAL_VERSION,
         "fingerprint": fingerprint(mon),
@@ -183,19 +280,12 @@ def dump(mon: Monitor, source: str | None = None, files: Iterable[str] | None = 
         "files": sorted(files) if files is not None else sorted(getattr(mon, "partial_files", [])),
         "options": dataclasses.asdict(mon.options),
         "keys": list(mon.windows.keys),
-        "rows": _ints(mon.rows, n) if len(mon.rows) else [0] * n,
-        "features": features,
-        "prediction": (
-            _feature_state(mon.prediction.acc, n, m.NUM_COUNTS, m.NUM_EXACT)
-            if mon.prediction is not None
-            else None
-        ),
+        "layout": _layout(sections),
+        "ints": _b64(ints),
+        "exact": ",".join(_encode_exact(v) for v in by_window),
+        "overflow": overflow,
         # Only when labels met predictions: a monitor without any reports no performance at all.
-        "performance": (
-            _feature_state(mon.performance.acc, n, m.PERF_COUNTS, m.PERF_EXACT)
-            if mon.performance.acc.scalars
-            else None
-        ),
+        "has_performance": bool(mon.performance.acc.scalars),
         "label_hits": _b64(mon._label_hits),
         "label_load": mon._label_load,
         "rows_joined": int(mon._rows_joined),
@@ -203,65 +293,105 @@ def dump(mon: Monitor, source: str | None = None, files: Iterable[str] | None = 
         "has_prediction": mon._has_prediction,
         "has_label": mon._has_label,
     }
-    return state
 
 
-def _absorb_feature(acc: Any, state: dict[str, Any], glob: np.ndarray, n_new: int) -> None:
-    scalars, exact_names = tuple(state["scalars"]), tuple(state["exact"])
-    acc.ensure(n_new, scalars, exact_names)
-    if int(state["width"]) != acc.width:
-        raise PartialError("a partial's histogram width differs from the profile's: another profile")
-    # A partial's window keys are distinct, so fancy-index += adds each row once.
-    acc.counts[glob] += _unb64(state["counts"], (len(glob), acc.width))
-    for k, values in state["scalars"].items():
-        acc.scalars[k][glob] += np.asarray(values, dtype=np.float64)
-    for k, values in state["exact"].items():
-        target = acc.exact[k].values
-        for g, v in zip(glob.tolist(), values, strict=True):
-            if v != "0":
-                target[g] += int(v, 16)
-
-
-def absorb(mon: Monitor, state: dict[str, Any], expect: str | None = None) -> None:
-    """Add a partial's statistics into the monitor (integer additions only: any order gives the same state)."""
+def _check(state: dict[str, Any], want: str, layout: list[list[Any]]) -> None:
     if state.get("schema") != PARTIAL_SCHEMA or state.get("schema_version") != PARTIAL_VERSION:
         raise PartialError(
-            f"not a monitor partial (schema {state.get('schema')!r} {state.get('schema_version')})"
+            f"not a monitor partial of this amlops (schema {state.get('schema')!r} "
+            f"version {state.get('schema_version')}, expected {PARTIAL_VERSION}): re-run the map step"
         )
-    want = expect or fingerprint(mon)
     if state["fingerprint"] != want:
         raise PartialError(
             "a partial was computed with other settings or another reference profile than the rest; "
             "re-run the map step over every file with the same inputs"
         )
-    keys = list(state["keys"])
-    if not keys:
-        return
-    glob = mon.windows._ids(keys)
+    if state["layout"] != layout:
+        raise PartialError("a partial's histogram layout differs from the profile's: another profile")
+
+
+def absorb(mon: Monitor, state: dict[str, Any], expect: str | None = None) -> None:
+    """Add one partial's statistics into the monitor (see absorb_all)."""
+    absorb_all(mon, [state], expect)
+
+
+def absorb_all(mon: Monitor, states: Sequence[dict[str, Any]], expect: str | None = None) -> None:
+    """Add the partials' statistics into the monitor: integer additions only, so any order and any grouping give
+    the same state. Vectorised: per partial, one int64 matrix addition and one exact-total addition."""
+    sections = _sections(mon)
+    layout = _layout(sections)
+    width, n_exact = _widths(sections)
+    want = expect or fingerprint(mon)
+    for state in states:
+        _check(state, want, layout)
+    ids = [mon.windows._ids(list(state["keys"])) for state in states]
     n = len(mon.windows.keys)
+    ints = np.zeros((n, width), dtype=np.int64)
+    exact_sum = np.zeros((n, n_exact), dtype=object)  # Python ints: exact whatever their size
+    overflow: dict[tuple[int, int], float] = {}
+    hits = np.zeros_like(mon._label_hits)
+    for state, glob in zip(states, ids, strict=True):
+        if len(glob) == 0:
+            continue
+        # A partial's window keys are distinct, so fancy-index += adds each row once.
+        ints[glob] += _unb64(state["ints"], (len(glob), width))
+        if n_exact:
+            fields = state["exact"].split(",")
+            values = [0 if t == "0" else _decode_exact(t) for t in fields]
+            exact_sum[glob] += np.array(values, dtype=object).reshape(len(glob), n_exact)
+        for g, j, v in state["overflow"]:
+            key = (int(glob[g]), int(j))
+            overflow[key] = overflow.get(key, 0.0) + float(v)
+        state_hits = decode_ints(state["label_hits"])
+        if len(state_hits) != len(hits):
+            raise PartialError("partials joined different label files")
+        hits += state_hits
+    _install(mon, sections, ints, exact_sum, overflow, any(s["has_performance"] for s in states))
+    mon._label_hits += hits
+    for state in states:
+        mon._rows_joined += int(state["rows_joined"])
+        if state.get("label_load") is not None:
+            mon._label_load = dict(state["label_load"])
+        mon.missing_columns |= set(state["missing_columns"])
+        mon._has_prediction |= bool(state["has_prediction"])
+        mon._has_label |= bool(state["has_label"])
+    mon._checked = True
+
+
+def _install(
+    mon: Monitor,
+    sections: Sequence[_Section],
+    ints: np.ndarray,
+    exact_sum: np.ndarray,
+    overflow: dict[tuple[int, int], float],
+    has_performance: bool,
+) -> None:
+    """Add the merged columns into the monitor's accumulators."""
+    n = len(ints)
     if len(mon.rows) < n:
         mon.rows = np.concatenate([mon.rows, np.zeros(n - len(mon.rows), np.int64)])
-    mon.rows[glob] += np.asarray(state["rows"], dtype=np.int64)
-    for name, feature in state["features"].items():
-        target = mon.numeric.get(name) or mon.categorical.get(name)
-        if target is None:
-            raise PartialError(f"a partial holds feature {name!r}, which the profile lacks")
-        _absorb_feature(target.acc, feature, glob, n)
-    if state["prediction"] is not None and mon.prediction is not None:
-        _absorb_feature(mon.prediction.acc, state["prediction"], glob, n)
-    if state["performance"] is not None:
-        _absorb_feature(mon.performance.acc, state["performance"], glob, n)
-    hits = _unb64(state["label_hits"], (-1,))
-    if len(hits) != len(mon._label_hits):
-        raise PartialError("partials joined different label files")
-    mon._label_hits += hits
-    mon._rows_joined += int(state["rows_joined"])
-    if state.get("label_load") is not None:
-        mon._label_load = dict(state["label_load"])
-    mon.missing_columns |= set(state["missing_columns"])
-    mon._has_prediction |= bool(state["has_prediction"])
-    mon._has_label |= bool(state["has_label"])
-    mon._checked = True
+    mon.rows[:n] += ints[:, 0]
+    col, ecol = 1, 0
+    for s in sections:
+        skip = s.key == "performance" and not has_performance
+        if not skip:
+            s.acc.ensure(n, s.scalars, s.exact)
+            s.acc.counts[:n] += ints[:, col : col + s.width]
+        col += s.width
+        for k in s.scalars:
+            if not skip:
+                s.acc.scalars[k][:n] += ints[:, col]
+            col += 1
+        for k in s.exact:
+            if not skip:
+                sums = s.acc.exact[k]
+                sums.values[:n] = [
+                    a + b for a, b in zip(sums.values[:n], exact_sum[:, ecol].tolist(), strict=True)
+                ]
+                for (g, j), v in overflow.items():
+                    if j == ecol:
+                        sums.mark_overflow(g, v)
+            ecol += 1
 
 
 def write(state: dict[str, Any], folder: str | Path, name: str) -> Path:
@@ -271,6 +401,8 @@ def write(state: dict[str, Any], folder: str | Path, name: str) -> Path:
     # A unique temporary name: a timed-out mini-batch may be resubmitted while the first attempt still runs.
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out.parent)
     try:
+        # mkstemp creates 0600: the reduce step may read the mounted output as another user.
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(state, separators=(",", ":")))
         os.replace(tmp, out)

@@ -164,13 +164,39 @@ def build_mapper(args: argparse.Namespace) -> Mapper:
 _mapper: Mapper | None = None
 
 
+def _workers_per_node(driver_args: Sequence[str]) -> int:
+    """The driver's `--process_count_per_node` (max_concurrency_per_instance; azureml-pipeline-steps
+    _parallel_run_step_base.py `_generate_main_file_args`, mirrored by amlops.runner.parallel.driver_argv)."""
+    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    p.add_argument("--process_count_per_node", type=int, default=1)
+    known, _ = p.parse_known_args(list(driver_args))
+    return max(1, known.process_count_per_node)
+
+
+def _share_cores(workers: int) -> None:
+    """Give each worker's Parquet decoding its share of the node's cores: with one worker per core, Arrow's
+    default pool (one thread per core) in every worker would put workers x cores threads on the cores."""
+    import pyarrow as pa
+
+    if workers > 1:  # one worker keeps Arrow's own default
+        pa.set_cpu_count(max(1, (os.cpu_count() or 1) // workers))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (Linux reports kB), for the summary line: the sizing rule needs it."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def init() -> None:
     """Parallel entry (Microsoft Learn "How to use parallel job in pipeline", how-to-use-parallel-job-in-pipeline:
     the entry script's `init()` runs once per worker process, before any mini-batch; its arguments are the
     program_arguments, read from sys.argv)."""
     global _mapper
     try:
-        args, _driver = _parser("monitor_map.py").parse_known_args(sys.argv[1:])
+        args, driver = _parser("monitor_map.py").parse_known_args(sys.argv[1:])
+        _share_cores(_workers_per_node(driver))
         _mapper = build_mapper(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -188,7 +214,9 @@ def run(mini_batch: Any) -> list[str]:
     written, rows = _mapper.map_files([str(f) for f in mini_batch])
     if written is None:
         return [f"{len(mini_batch)} file(s) skipped: no .parquet or .csv"]
-    return [f"{written.name} {rows} rows {len(mini_batch)} file(s)"]
+    return [
+        f"{written.name} {rows} rows {len(mini_batch)} file(s) pid {os.getpid()} peak_rss_mb {peak_rss_mb():.0f}"
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

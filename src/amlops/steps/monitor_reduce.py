@@ -53,7 +53,7 @@ def merged_monitor(profile: Any, partials: Iterable[dict[str, Any]]) -> Monitor:
                 f"{twice[0]}: counted by two partials ({len(twice)} file(s) in all); map into an empty folder"
             )
         counted |= files
-        partial.absorb(mon, state, expect)
+    partial.absorb_all(mon, items, expect)
     mon.partial_files = sorted(counted)  # type: ignore[attr-defined]
     return mon
 
