@@ -150,9 +150,6 @@ class LocalRunner:
         self.env_cache = env_cache
         # Reuse a deterministic step's outputs from an earlier run with the same inputs and code (runner/reuse.py).
         self.reuse = reuse
-        self._package_notes: dict[
-            str, str
-        ] = {}  # step -> packages its environment lists that this venv lacks
 
     # -- paths -------------------------------------------------------------------------------------------------
     def _output_path(self, run_dir: Path, step: StepPlan, name: str) -> Path:
@@ -285,8 +282,8 @@ class LocalRunner:
                 f"step {failed.name!r} of {plan.source.name} failed (exit {failed.exit_code}): {reason}\n"
                 f"  log: {failed.log}\n  last lines:\n" + "\n".join(f"    {ln}" for ln in tail.splitlines())
             )
-            note = self._package_notes.get(failed.name)
-            if note and ("ModuleNotFoundError" in tail or "ImportError" in tail):
+            note = self._missing_packages_note(plan, failed.name, tail)
+            if note:
                 message += f"\n  {note}"
             raise StepFailed(message, result)
         return result
@@ -300,8 +297,6 @@ class LocalRunner:
         reused = reuse.lookup(self, ctx, step, key, label) if key else None
         if reused is not None:
             return reused
-        if not self.isolated:
-            self._note_missing_packages(step)
         if step.kind == "sweep":
             step_result = sweep.run_sweep(self, ctx, step, label)
         elif distributed.is_distributed(step):
@@ -312,14 +307,16 @@ class LocalRunner:
             reuse.record(self, ctx, step, key)
         return step_result
 
-    def _note_missing_packages(self, step: StepPlan) -> None:
-        """Kept for the failure message: an environment lists many packages no step imports (an Azure ML
-        runtime's dependencies), so the note is said only when the step fails on an import."""
+    def _missing_packages_note(self, plan: Plan, step_name: str, tail: str) -> str | None:
+        """For a step that failed on an import: the packages its environment lists that this venv lacks. Only
+        then: an environment lists many packages no step imports (an Azure ML runtime's dependencies), and
+        reading every distribution's metadata costs each step ~0.2 s."""
+        if self.isolated or not ("ModuleNotFoundError" in tail or "ImportError" in tail):
+            return None
         from amlops.runner.packages import missing_note
 
-        note = missing_note(step.name, step.environment)
-        if note is not None:
-            self._package_notes[step.name] = note
+        step = next((s for s in plan.steps if s.name == step_name), None)
+        return missing_note(step_name, step.environment) if step is not None else None
 
     def _resolve_inputs(self, ctx: RunContext, step: StepPlan) -> dict[str, str | None]:
         values: dict[str, str | None] = {}
