@@ -37,7 +37,9 @@ def _file_of(classname: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("junit", type=Path)
     parser.add_argument("--top", type=int, default=0, help="print the N heaviest files instead of writing")
     args = parser.parse_args()
