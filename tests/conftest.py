@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -140,13 +141,33 @@ def _shared_folder(
     return target
 
 
+SERVICES_START_TIMEOUT_S = 300.0
+
+
 def _service(var: str, what: str) -> str:
     value = os.environ.get(var)
     if value:
+        _wait_for_services()
         return value
     if os.environ.get("AMLOPS_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{what} is required under make test but {var} is not set")
     pytest.skip(f"{what} not running ({var} unset); run through `make test`")
+
+
+def _wait_for_services() -> None:
+    """tools/with_services.py starts the services beside the test run: wait until they answer (READY), fail with
+    the reason if they could not start (FAILED)."""
+    ready = os.environ.get("AMLOPS_TEST_SERVICES_READY")
+    failed = os.environ.get("AMLOPS_TEST_SERVICES_FAILED")
+    if not ready:
+        return
+    deadline = time.monotonic() + SERVICES_START_TIMEOUT_S
+    while not Path(ready).exists():
+        if failed and Path(failed).exists():
+            pytest.fail(f"the test services did not start: {Path(failed).read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the test services did not answer within {SERVICES_START_TIMEOUT_S:.0f} s")
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")
