@@ -56,7 +56,8 @@ demo: $(BIN)/amlops ## run the closed loop on the embedded default (local runner
 
 # Test workers (pytest-xdist): one per core. --dist loadfile keeps a module on one worker, so a module-scoped
 # fixture (a demo run, a trained model) runs once; session fixtures that cost seconds are shared across workers
-# through tests/conftest.py's shared_cache.
+# through tests/conftest.py's shared_cache. tests/conftest.py hands the files out longest first (by
+# tests/durations.json; refresh it with tests/durations.py) so no heavy file is left to run alone at the end.
 PYTEST_WORKERS ?= auto
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 

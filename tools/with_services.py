@@ -7,6 +7,8 @@ Services, each on a free loopback port with its state in a temporary folder:
 - an MLflow tracking server (SQLite backend) whose artifacts go to Azurite through `wasbs://`.
 Their addresses reach the command as AMLOPS_TEST_AZURITE_CONNECTION_STRING and AMLOPS_TEST_MLFLOW_URI;
 AMLOPS_REQUIRE_SERVICES=1 and AMLOPS_REQUIRE_TOOLS=1 make tests fail, not skip, when something is missing.
+The command starts at once, beside the services' start-up: before using them it waits for the file named by
+AMLOPS_TEST_SERVICES_READY to exist (tests/conftest.py does), or reads why they failed in AMLOPS_TEST_SERVICES_FAILED.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -96,31 +99,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def main(argv: list[str]) -> int:
-    if "--" in argv:
-        argv = argv[argv.index("--") + 1 :]
-    if not argv:
-        print("usage: with_services.py -- COMMAND...", file=sys.stderr)
-        return 2
-    if not AZURITE.exists():
-        print(f"error: {AZURITE} missing: run `make tools`", file=sys.stderr)
-        return 2
-    state = Path(tempfile.mkdtemp(prefix="amlops-services-"))
-    blob_port, mlflow_port = free_port(), free_port()
-    conn = (
-        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={azurite_key()};"
-        f"BlobEndpoint=http://127.0.0.1:{blob_port}/{AZURITE_ACCOUNT};"
-    )
-    base_env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def terminated(signum: int, _frame: object) -> None:
-        # A kill of this process (CI timeout, Ctrl-C in another terminal) must still stop the services, which run
-        # in process groups of their own: unwind through `finally`.
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminated)
-    signal.signal(signal.SIGHUP, terminated)
+def start_services(
+    state: Path,
+    blob_port: int,
+    mlflow_port: int,
+    conn: str,
+    base_env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    """Start Azurite, then the MLflow server on it; write READY when both answer, FAILED (the reason) if not."""
     try:
         azurite_log = state / "azurite.log"
         azurite = start(
@@ -177,21 +164,67 @@ def main(argv: list[str]) -> int:
             mlflow,
             mlflow_log,
         )
-        print(
-            f"services: Azurite on 127.0.0.1:{blob_port}, MLflow on 127.0.0.1:{mlflow_port} (logs in {state})",
-            flush=True,
-        )
-        env = {
-            **base_env,
-            "AMLOPS_TEST_AZURITE_CONNECTION_STRING": conn,
-            "AMLOPS_TEST_MLFLOW_URI": f"http://127.0.0.1:{mlflow_port}",
-            "AMLOPS_REQUIRE_SERVICES": "1",
-            "AMLOPS_REQUIRE_TOOLS": "1",
-        }
-        return subprocess.call(argv, env=env)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:  # any failure must reach the waiting tests, not die with this thread
+        (state / "FAILED").write_text(f"{type(exc).__name__}: {exc}")
+        return
+    print(
+        f"services: Azurite on 127.0.0.1:{blob_port}, MLflow on 127.0.0.1:{mlflow_port} (logs in {state})",
+        flush=True,
+    )
+    (state / "READY").touch()
+
+
+def main(argv: list[str]) -> int:
+    if "--" in argv:
+        argv = argv[argv.index("--") + 1 :]
+    if not argv:
+        print("usage: with_services.py -- COMMAND...", file=sys.stderr)
+        return 2
+    if not AZURITE.exists():
+        print(f"error: {AZURITE} missing: run `make tools`", file=sys.stderr)
+        return 2
+    state = Path(tempfile.mkdtemp(prefix="amlops-services-"))
+    blob_port, mlflow_port = free_port(), free_port()
+    conn = (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={azurite_key()};"
+        f"BlobEndpoint=http://127.0.0.1:{blob_port}/{AZURITE_ACCOUNT};"
+    )
+    base_env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def terminated(signum: int, _frame: object) -> None:
+        # A kill of this process (CI timeout, Ctrl-C in another terminal) must still stop the services, which run
+        # in process groups of their own: unwind through `finally`.
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGHUP, terminated)
+    # The services start while the command starts (pytest's workers import and collect for as long as the MLflow
+    # server takes to answer): their addresses are known up front (ports chosen here), and the tests that need them
+    # wait for the READY file (tests/conftest.py), or fail with the reason written in FAILED.
+    ready, failed = state / "READY", state / "FAILED"
+    starter = threading.Thread(
+        target=start_services, args=(state, blob_port, mlflow_port, conn, base_env, procs), daemon=True
+    )
+    env = {
+        **base_env,
+        "AMLOPS_TEST_AZURITE_CONNECTION_STRING": conn,
+        "AMLOPS_TEST_MLFLOW_URI": f"http://127.0.0.1:{mlflow_port}",
+        "AMLOPS_TEST_SERVICES_READY": str(ready),
+        "AMLOPS_TEST_SERVICES_FAILED": str(failed),
+        "AMLOPS_REQUIRE_SERVICES": "1",
+        "AMLOPS_REQUIRE_TOOLS": "1",
+    }
+    try:
+        starter.start()
+        code = subprocess.call(argv, env=env)
+        starter.join(
+            timeout=200
+        )  # a command quicker than the start-up: let it finish, so `finally` stops all
+        if failed.exists():
+            print(f"error: {failed.read_text()}", file=sys.stderr)
+            return code or 1
+        return code
     finally:
         for proc in reversed(procs):
             stop(proc)
