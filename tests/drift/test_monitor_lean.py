@@ -107,6 +107,17 @@ def test_a_single_local_file_reads_as_the_dataset_does(data: dict[str, Path]) ->
     assert a["overall"]["features"]["promo"]["summary"]["null_count"] > 0
 
 
+def test_a_large_single_file_goes_through_the_dataset_scanner(
+    data: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import amlops.drift.monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "LEAN_READ_MAX_ROWS", 10)  # the file holds more rows than that
+    big = open_dataset(str(data["cur"]))
+    assert not isinstance(big, LocalParquetFile)
+    assert big.count_rows() > 10
+
+
 def test_a_missing_column_or_bad_file_is_a_monitor_error(data: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(pa.ArrowInvalid):
         open_dataset(str(data["cur"])).to_table(columns=["nope"])
