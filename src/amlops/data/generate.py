@@ -16,6 +16,12 @@ Drift kinds (from `drift_date`, scaled by `drift_strength`):
 - `promo_response`  promotions lift demand far less than before (concept change)
 - `seasonality`     the weekly pattern moves (peak mid-week) and the yearly swing doubles (concept change)
 - `covariate_shift` warmer days and twice as many promotions, same demand function (covariate shift only)
+- `slow_movers`     the assortment leans to slow sellers: the busiest half of the store x product pairs (by expected
+                    volume) leaves the shelves (sold through another channel), so a day's rows are the quieter half;
+                    every row stays inside the values seen before and demand keeps its function (a pure shift in
+                    the mix). Counts of a few units are relatively noisier (Poisson), so the error per unit sold
+                    rises, and an error estimator fitted on the earlier rows can see it coming
+                    (amlops.drift.estimate; the demo's story).
 """
 
 from __future__ import annotations
@@ -30,7 +36,14 @@ import pandas as pd
 STORE_TYPES = ("urban", "suburban", "rural")
 CATEGORIES = ("beverages", "snacks", "dairy", "produce", "household", "frozen")
 NEW_CATEGORY = "plant_based"
-DRIFT_KINDS = ("price_shift", "new_category", "promo_response", "seasonality", "covariate_shift")
+DRIFT_KINDS = (
+    "price_shift",
+    "new_category",
+    "promo_response",
+    "seasonality",
+    "covariate_shift",
+    "slow_movers",
+)
 COLUMNS = [
     "row_id",
     "date",
@@ -79,6 +92,13 @@ class GeneratorConfig:
     drift_date: date | None = None
     drifts: tuple[str, ...] = ()
     drift_strength: float = 1.0
+    # Multiplies every expected count: below 1, counts of a few units, where the Poisson part of the noise
+    # dominates and the error per unit sold depends on the volume (the demo uses it).
+    demand_scale: float = 1.0
+    # With `new_category`: its products are first sold in one store (S001) from this day, a pilot before the
+    # drift date rolls them out to every store. The pilot's few rows are all a model trained before the rollout
+    # knows of the line: it is weak there, and an error estimator fitted out of fold sees that (the demo's story).
+    pilot_date: date | None = None
     # Write only the rows from this day on. The series still starts at `start`, so these rows are exactly the
     # tail of the longer file: "new data" that continues the history a model was trained on.
     keep_from: date | None = None
@@ -93,6 +113,12 @@ class GeneratorConfig:
             raise ValueError("drift kinds need a drift date")
         if self.drift_strength < 0:
             raise ValueError("drift_strength must be >= 0")
+        if self.pilot_date is not None and (
+            "new_category" not in self.drifts or self.drift_date is None or self.pilot_date >= self.drift_date
+        ):
+            raise ValueError("pilot_date needs the new_category drift and must come before the drift date")
+        if self.demand_scale <= 0:
+            raise ValueError("demand_scale must be > 0")
         last = date.fromordinal(self.start.toordinal() + self.days - 1)
         if self.keep_from is not None and not self.start <= self.keep_from <= last:
             raise ValueError(
@@ -173,7 +199,8 @@ def generate(config: GeneratorConfig) -> pd.DataFrame:
             categories=[CATEGORIES[i % len(CATEGORIES)] for i in range(config.products)],
         )
     ]
-    if "new_category" in active and drift_on.any():
+    piloted = config.pilot_date is not None and bool((dates >= pd.Timestamp(config.pilot_date)).any())
+    if "new_category" in active and (drift_on.any() or piloted):
         n_new = max(1, config.products // 4)
         frames.append(
             _block(
@@ -260,7 +287,8 @@ def _block(
         weaker = 1.0 + (lift - 1.0) * max(0.0, 1.0 - 0.8 * strength)
         lift_now = np.where(drift_on[:, None], weaker[None, :], lift_now)
     mu = (
-        base[None, None, :]
+        config.demand_scale
+        * base[None, None, :]
         * store_size[None, :, None]
         * weekly_now[:, :, None]
         * yearly[:, None, None]
@@ -305,5 +333,16 @@ def _block(
         }
     )
     if only_after_drift:
-        df = df[drift_on[d_idx]]
+        sold = drift_on[d_idx]
+        if config.pilot_date is not None:
+            sold = sold | (np.asarray(dates >= pd.Timestamp(config.pilot_date))[d_idx] & (s_idx == 0))
+        df = df[sold]
+    if "slow_movers" in active and drift_on.any():
+        df = df[~(drift_on[d_idx] & _busy_pairs(base, store_size).ravel()[s_idx * n_products + p_idx])]
     return df
+
+
+def _busy_pairs(base: np.ndarray, store_size: np.ndarray) -> np.ndarray:
+    """(stores, products): the pairs whose expected volume is above the median (no draw: prefix-stable)."""
+    volume = store_size[:, None] * base[None, :]
+    return np.asarray(volume > np.median(volume))
