@@ -201,7 +201,7 @@ def generate(config: GeneratorConfig) -> pd.DataFrame:
     ]
     piloted = config.pilot_date is not None and bool((dates >= pd.Timestamp(config.pilot_date)).any())
     if "new_category" in active and (drift_on.any() or piloted):
-        n_new = max(1, config.products // 4)
+        n_new = max(1, int(config.products // 4 * strength))  # a stronger drift: a larger new line
         frames.append(
             _block(
                 config,
