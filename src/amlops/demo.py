@@ -1,17 +1,22 @@
 """`amlops demo`: the closed loop told as a story on the embedded default (local runner, SQLite MLflow, folders).
 
-A year of daily demand with a market change at a known date. v1 is trained on the first weeks and promoted. Then
-the demo walks forward week by week: the week is scored by the champion, its actual demand arrives as late labels,
-the monitor compares it with the champion's reference profile, and the policy decides. After the change the monitor
-flags the changed features and the error rises; the policy retrains on recent labelled data; the challenger passes
-the gate and becomes champion; the error recovers.
+Forty-six weeks of daily demand with a market change at a known date. v1 is trained on the first 26 weeks (winter to
+the summer peak) and promoted. Then the demo walks forward week by week: the week is scored by the champion and the
+monitor compares it with the champion's reference profile and estimates its error from its rows (the error estimator
+stored with the model); its actual demand, the labels, arrives `label_delay_weeks` later. So at the end of each week
+the policy judges that week on its *estimated* error and the week whose labels just came on its *measured* error
+(labels overrule the estimate). The change moves the mix toward rows where the model's error per unit is high, all
+inside what v1 saw: the estimate alarms at the end of the first changed week, the labels confirm a week later, the
+policy retrains on the labelled data there is, the challenger passes the gate and becomes champion.
 
 Every job is a pipeline YAML run by the local runner. To finish in minutes rather than an hour, each champion
-scores and monitors all the weeks ahead of it in one batch-inference run and one monitoring run (weekly windows);
-the policy then reads those windows one week at a time, exactly as `amlops loop` would after each week. When it
-says retrain at week k, training uses only the data up to week k, and the weeks after k are scored and monitored
-again by whoever is champion then. Scores and window metrics depend only on the model and the window's rows, so
-the timeline equals a strict week-by-week run (tests/loop/test_demo.py checks one week against a separate run).
+scores and monitors all the weeks ahead of it in one batch-inference run and one monitoring run (weekly windows,
+with the labels); the policy then reads those windows one week at a time, each without its labels until they are
+due, exactly as `amlops loop` would after each week. The estimate never reads a label (the monitor computes it
+from the features and the prediction). When the policy says retrain at week k, training uses only the labels that
+have arrived by then, and the weeks after k are scored and monitored again by whoever is champion then. Scores
+and window metrics depend only on the model and the window's rows, so the timeline equals a strict week-by-week
+run (tests/loop/test_demo.py checks one week against a separate run).
 """
 
 from __future__ import annotations
@@ -43,15 +48,16 @@ class DemoConfig:
     products: int = 12
     train_weeks: int = 26
     change_week: int = 34
-    # A new product line, piloted in one store for `pilot_weeks` before training ends, then rolled out to every
-    # store at the change: v1 knows the line from a handful of pilot rows and is weak on it. Every value stays
-    # inside what v1 saw, so its error estimator (which learned, out of fold, that the pilot's rows are hard)
-    # sees the error rise from the week's rows alone, before any label arrives.
-    drifts: tuple[str, ...] = ("new_category",)
+    # The change: the busiest half of the store x product pairs leaves the shelves (sold online from then on),
+    # so each week's rows are the quieter half. Every value stays inside what v1 saw and demand keeps its
+    # function; but counts of a few units are relatively noisier, so the error per unit sold rises. v1's error
+    # estimator (fitted out of fold over all 26 weeks) learned where the error per unit is high, and sees the
+    # rise from the week's rows alone, before any label arrives. Demand is scaled down so that counts are small.
+    drifts: tuple[str, ...] = ("slow_movers",)
     drift_strength: float = 1.0
-    pilot_weeks: int = 6
+    demand_scale: float = 0.2
     # Actual demand (the labels) arrives this many weeks after the week it belongs to.
-    label_delay_weeks: int = 2
+    label_delay_weeks: int = 1
 
     @classmethod
     def for_weeks(cls, weeks: int, seed: int = 7) -> DemoConfig:
@@ -62,19 +68,13 @@ class DemoConfig:
         return cls(
             seed=seed,
             weeks=weeks,
-            train_weeks=max(round(weeks * default.train_weeks / default.weeks), default.pilot_weeks + 2),
+            train_weeks=round(weeks * default.train_weeks / default.weeks),
             change_week=round(weeks * default.change_week / default.weeks),
         )
 
     @property
     def change_date(self) -> date:
         return self.start + timedelta(weeks=self.change_week)
-
-    @property
-    def pilot_date(self) -> date | None:
-        if "new_category" not in self.drifts or self.pilot_weeks <= 0:
-            return None
-        return self.start + timedelta(weeks=max(self.train_weeks - self.pilot_weeks, 0))
 
     def week_start(self, k: int) -> date:
         return self.start + timedelta(weeks=k)
@@ -101,6 +101,10 @@ class WeekRow:
     # alarms ("ALARM" | "ok" | "n/a"; None while they have not arrived: the last weeks of the demo).
     labels_week: int | None = None
     measured_verdict: str | None = None
+    # What the policy compares with `performance_degradation`: the error per unit (estimated: MAE per unit
+    # predicted; measured: WAPE) over the champion's holdout level, minus 1; the estimate's at its value.
+    estimated_rise: float | None = None
+    measured_rise: float | None = None
 
 
 @dataclass
@@ -121,7 +125,7 @@ DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
     "gate": {"min_improvement": 0.05},
     "monitor": {"window": "weekly", "min_window_rows": 300},
     "policy": {
-        "performance_degradation": 0.3,
+        "performance_degradation": 0.2,
         "drift_windows_n": 2,
         "drift_windows_m": 3,
         "cooldown_hours": 24 * 21,
@@ -248,7 +252,7 @@ def run_demo(
             drift_date=cfg.change_date,
             drifts=cfg.drifts,
             drift_strength=cfg.drift_strength,
-            pilot_date=cfg.pilot_date,
+            demand_scale=cfg.demand_scale,
         )
     )
     full["date"] = pd.to_datetime(full["date"])
@@ -408,7 +412,9 @@ def run_demo(
         ),
         encoding="utf-8",
     )
-    result.plot = str(plot_timeline(result, cfg, folder / "error_over_time.png"))
+    result.plot = str(
+        plot_timeline(result, cfg, folder / "error_over_time.png", settings.policy.performance_degradation)
+    )
     return result
 
 
@@ -440,10 +446,13 @@ def confirm_labels(
     if window is None or window.performance is None or window.performance.mae is None:
         return
     row.mae = float(window.performance.mae)
+    reference = window.performance.reference or {}
+    wape, ref_wape = window.performance.wape, reference.get("wape")
+    if wape is not None and ref_wape:
+        row.measured_rise = wape / ref_wape - 1.0
     if not window.judged:
         row.measured_verdict = "n/a"
         return
-    reference = window.performance.reference or {}
     # The measured error alone, as when labels overrule the estimate.
     labelled = WindowSignal(
         window=window.window, rows=window.row_count, mae=window.performance.mae, wape=window.performance.wape
@@ -475,6 +484,7 @@ def estimate_columns(window: WindowResult | None, settings: Settings) -> dict[st
         "estimated_high": est.mae_high,
         "estimated_alarm": bool(alarm and window.judged),
         "estimated_unsupported": est.unsupported_share,
+        "estimated_rise": rise.get("estimated_loss"),
     }
 
 
@@ -534,7 +544,9 @@ def story_lines(result: DemoResult, cfg: DemoConfig) -> list[str]:
     return lines
 
 
-def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path) -> Path:
+def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path, limit: float | None = None) -> Path:
+    """Two panels: MAE in units (estimated at the week's end, measured when the labels come), and what the
+    policy judges, the error per unit against the champion's holdout level, with its limit."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -546,7 +558,9 @@ def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path) -> Path:
     est = [r.estimated_mae if r.estimated_mae is not None else nan for r in result.rows]
     low = [r.estimated_low if r.estimated_low is not None else nan for r in result.rows]
     high = [r.estimated_high if r.estimated_high is not None else nan for r in result.rows]
-    fig, ax = plt.subplots(figsize=(10, 4.6), dpi=110)
+    fig, (ax, bx) = plt.subplots(
+        2, 1, figsize=(10, 6.4), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
     ax.fill_between(weeks, low, high, color="#f08c00", alpha=0.15, linewidth=0)
     ax.plot(
         weeks,
@@ -601,11 +615,24 @@ def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path) -> Path:
             fontsize=8,
             color="#c92a2a",
         )
-    ax.set_xlabel("week")
     ax.set_ylabel("MAE (units)")
     ax.set_title("amlops demo: estimated vs measured error, alarms and promotions")
     ax.legend(loc="upper left", fontsize=7.5)
     ax.grid(alpha=0.3)
+    pct = [100 * r.estimated_rise if r.estimated_rise is not None else nan for r in result.rows]
+    bx.plot(weeks, pct, color="#f08c00", linewidth=1.6, label="estimated (no labels)")
+    got = [100 * r.measured_rise if r.measured_rise is not None else nan for r in result.rows]
+    bx.plot(weeks, got, marker="o", markersize=3, color="#2b6cb0", label="measured (labels)")
+    if limit is not None:
+        bx.axhline(100 * limit, color="#e03131", linestyle=":", linewidth=1, label="policy limit")
+    bx.axhline(0, color="#868e96", linewidth=0.8)
+    bx.axvline(change_week, color="#868e96", linestyle="--", linewidth=1)
+    for p in result.promotions[1:]:
+        bx.axvline(p["week"] + 0.5, color="#2f9e44", linewidth=1.5)
+    bx.set_xlabel("week")
+    bx.set_ylabel("error per unit vs\nchampion's holdout (%)")
+    bx.legend(loc="upper left", fontsize=7.5)
+    bx.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

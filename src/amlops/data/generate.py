@@ -95,10 +95,6 @@ class GeneratorConfig:
     # Multiplies every expected count: below 1, counts of a few units, where the Poisson part of the noise
     # dominates and the error per unit sold depends on the volume (the demo uses it).
     demand_scale: float = 1.0
-    # With `new_category`: its products are first sold in one store (S001) from this day, a pilot before the
-    # drift date rolls them out to every store. The pilot's few rows are all a model trained before the rollout
-    # knows of the line: it is weak there, and an error estimator fitted out of fold sees that (the demo's story).
-    pilot_date: date | None = None
     # Write only the rows from this day on. The series still starts at `start`, so these rows are exactly the
     # tail of the longer file: "new data" that continues the history a model was trained on.
     keep_from: date | None = None
@@ -113,10 +109,6 @@ class GeneratorConfig:
             raise ValueError("drift kinds need a drift date")
         if self.drift_strength < 0:
             raise ValueError("drift_strength must be >= 0")
-        if self.pilot_date is not None and (
-            "new_category" not in self.drifts or self.drift_date is None or self.pilot_date >= self.drift_date
-        ):
-            raise ValueError("pilot_date needs the new_category drift and must come before the drift date")
         if self.demand_scale <= 0:
             raise ValueError("demand_scale must be > 0")
         last = date.fromordinal(self.start.toordinal() + self.days - 1)
@@ -199,9 +191,8 @@ def generate(config: GeneratorConfig) -> pd.DataFrame:
             categories=[CATEGORIES[i % len(CATEGORIES)] for i in range(config.products)],
         )
     ]
-    piloted = config.pilot_date is not None and bool((dates >= pd.Timestamp(config.pilot_date)).any())
-    if "new_category" in active and (drift_on.any() or piloted):
-        n_new = max(1, int(config.products // 4 * strength))  # a stronger drift: a larger new line
+    if "new_category" in active and drift_on.any():
+        n_new = max(1, config.products // 4)
         frames.append(
             _block(
                 config,
@@ -333,10 +324,7 @@ def _block(
         }
     )
     if only_after_drift:
-        sold = drift_on[d_idx]
-        if config.pilot_date is not None:
-            sold = sold | (np.asarray(dates >= pd.Timestamp(config.pilot_date))[d_idx] & (s_idx == 0))
-        df = df[sold]
+        df = df[drift_on[d_idx]]
     if "slow_movers" in active and drift_on.any():
         df = df[~(drift_on[d_idx] & _busy_pairs(base, store_size).ravel()[s_idx * n_products + p_idx])]
     return df
