@@ -3,10 +3,14 @@ earlier week arrive later and are judged on the measured error, against the cham
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
+
 from amlops.config import Settings
 from amlops.demo import WeekRow, confirm_labels, without_labels
-from amlops.drift.policy import window_signals
-from amlops.drift.result import EstimatedPerformance, MonitorResult, Performance, WindowResult
+from amlops.drift.policy import WindowSignal, window_signals
+from amlops.drift.result import EstimatedPerformance, Performance, WindowResult
 
 REF = {"mae": 2.0, "wape": 0.2}
 EST_REF = {"estimated_mae": 2.0, "mean_prediction": 10.0, "realized_mae": 2.0}
@@ -40,10 +44,9 @@ def window(measured_wape: float, est_mae: float, est_low: float) -> WindowResult
     )
 
 
-def signals(w: WindowResult | None) -> list:  # type: ignore[type-arg]
+def signals(w: WindowResult | None) -> list[WindowSignal]:
     assert w is not None
-    result = MonitorResult.model_construct(windows=[w])
-    return window_signals(result)
+    return window_signals(SimpleNamespace(windows=[w], overall=w))  # what the policy reads of a result
 
 
 def test_the_week_the_policy_judges_has_no_labels_but_keeps_its_estimate() -> None:
@@ -70,3 +73,40 @@ def test_labels_that_arrive_later_are_judged_on_the_measured_error() -> None:
     # the estimate would alarm, the labels say the error held: labels overrule it
     confirm_labels(calm, ("1", window(0.2, 4.0, 3.8)), settings, {"1": None}, k=36)
     assert calm.measured_verdict == "ok"
+
+
+def test_the_demos_change_keeps_the_quieter_half_inside_what_was_seen() -> None:
+    """slow_movers: from the drift date the busiest half of the store x product pairs is gone; nothing new."""
+    from datetime import date
+
+    import pandas as pd
+
+    from amlops.data.generate import GeneratorConfig, generate
+
+    drift = date(2025, 3, 3)
+    df = generate(
+        GeneratorConfig(
+            start=date(2025, 1, 6), days=84, stores=4, products=6, drift_date=drift, drifts=("slow_movers",)
+        )
+    )
+    before, after = df[df["date"] < pd.Timestamp(drift)], df[df["date"] >= pd.Timestamp(drift)]
+    pairs = lambda d: set(zip(d["store_id"], d["product_id"], strict=True))  # noqa: E731
+    kept = pairs(after)
+    assert kept < pairs(before) and len(kept) == len(pairs(before)) // 2
+    volume = before.groupby(["store_id", "product_id"])["units_sold"].mean()
+    stayed = volume[[p in kept for p in volume.index]]
+    gone = volume[[p not in kept for p in volume.index]]
+    assert stayed.max() < gone.mean() and stayed.mean() < 0.6 * gone.mean()
+    for col in ("store_id", "store_type", "product_id", "product_category"):  # no value the model never saw
+        assert set(after[col]) <= set(before[col])
+
+
+def test_demand_scale_scales_the_counts() -> None:
+    from datetime import date
+
+    from amlops.data.generate import GeneratorConfig, generate
+
+    cfg = {"start": date(2025, 1, 6), "days": 56, "stores": 4, "products": 6}
+    full = generate(GeneratorConfig(**cfg))["units_sold"].mean()  # type: ignore[arg-type]
+    small = generate(GeneratorConfig(**cfg, demand_scale=0.2))["units_sold"].mean()  # type: ignore[arg-type]
+    assert small / full == pytest.approx(0.2, rel=0.1)
