@@ -14,7 +14,7 @@ from amlops.demo import DemoConfig, DemoResult, WeekRow, demo_settings, first_al
 from amlops.loop import champion, monitor_local, score_local
 
 pytestmark = pytest.mark.slow
-CFG = DemoConfig(weeks=42)  # the default story, four weeks shorter after the change
+CFG = DemoConfig()  # the default story
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +45,16 @@ def test_alarm_retrain_and_promotion_after_the_change(demo: tuple[DemoResult, Pa
     promotions = [r for r in result.rows if "promoted" in r.action]
     assert promotions, "the policy never retrained or the gate never passed"
     first = promotions[0]
-    assert change <= first.week <= change + 4
-    assert first.action == "retrain → v2 promoted"
-    assert all(r.champion == "v2" for r in result.rows if first.week < r.week <= first.week + 3)
+    assert change <= first.week <= change + 7
+    # challengers trained before enough changed weeks were labelled lose to v1 at the gate and are not promoted
+    assert all(
+        "rejected by the gate" in r.action
+        for r in result.rows
+        if "retrain" in r.action and r.week < first.week
+    )
+    new = result.promotions[1]["version"]
+    assert first.action == f"retrain → v{new} promoted"
+    assert all(r.champion == f"v{new}" for r in result.rows if first.week < r.week <= first.week + 3)
 
 
 def story_problems(rows: list[WeekRow], cfg: DemoConfig) -> list[str]:
@@ -98,24 +105,25 @@ def test_a_constant_estimate_would_fail_the_story(demo: tuple[DemoResult, Path])
 
 
 def test_the_new_champion_resets_the_level(demo: tuple[DemoResult, Path]) -> None:
-    """After the promotion the measured error per unit is judged against v2's own holdout (the new mix): no
+    """After the promotion the measured error per unit is judged against the new champion's own holdout: no
     more alarms, and the rise is back under the limit."""
     result, folder = demo
     settings = demo_settings(Settings(base_dir=Path(__file__).resolve().parents[2]), folder)
     limit = settings.policy.performance_degradation
     old = [r.measured_rise for r in result.rows if r.after_change and r.champion == "v1" and r.measured_rise]
-    new = [r.measured_rise for r in result.rows if r.champion == "v2" and r.measured_rise is not None]
+    champ = f"v{result.promotions[1]['version']}"
+    new = [r.measured_rise for r in result.rows if r.champion == champ and r.measured_rise is not None]
     assert old and new
     assert sum(old) / len(old) > limit
     assert sum(new) / len(new) < limit
-    assert all(r.verdict != "ALARM" for r in result.rows if r.champion == "v2")
+    assert all(r.verdict != "ALARM" for r in result.rows if r.champion == champ)
 
 
 def test_history_shows_each_promotion_with_lineage(demo: tuple[DemoResult, Path]) -> None:
     _, folder = demo
     settings = demo_settings(Settings(base_dir=Path(__file__).resolve().parents[2]), folder)
     events = [e for e in registry.history(settings, settings.model_name) if e.action == "promote"]
-    assert [e.version for e in events][:2] == ["1", "2"]
+    assert [e.version for e in events][:1] == ["1"] and len(events) >= 2
     for e in events:
         assert e.time and e.reason
         assert e.data_digest and e.data_digest.startswith("sha256:")
