@@ -58,7 +58,7 @@ class DemoConfig:
     # yearly swing doubles: a concept change no estimator can see from the rows, which the labels show and a
     # retrain on the new weeks fixes. Demand is scaled down so that counts are small.
     drifts: tuple[str, ...] = ("slow_movers", "seasonality")
-    drift_strength: float = 1.0
+    drift_strength: float = 2.0  # the concept part: the yearly swing triples (the mix part has no strength)
     demand_scale: float = 0.2
     # Actual demand (the labels) arrives this many weeks after the week it belongs to.
     label_delay_weeks: int = 1
@@ -125,18 +125,20 @@ class DemoResult:
 # The settings the demo's story runs with, over the user's amlops.yaml (printed at the start of `amlops demo`):
 # weekly windows of ~670 rows, a one-week holdout, a gate that wants a 5 % win, and a policy sized for weeks.
 DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
-    "train": {"holdout_days": 7},
+    # Two weeks of holdout: the champion's measured baseline is not one lucky week.
+    "train": {"holdout_days": 14},
     "gate": {"min_improvement": 0.05},
     "monitor": {"window": "weekly", "min_window_rows": 300},
     "policy": {
         # Low for a policy, but the estimate's alarm needs the low end of its 95 % interval past it (the
         # measured error, a point, has no interval: before the change it stays under the limit).
-        "performance_degradation": 0.12,
+        "performance_degradation": 0.15,
         "drift_windows_n": 2,
         "drift_windows_m": 3,
         "cooldown_hours": 24 * 14,
         "min_rows": 300,
-        "retrain_window_days": 7 * 10,
+        # Four weeks (two to train on, two to hold out): a challenger learns the changed weeks, not the old ones.
+        "retrain_window_days": 7 * 4,
         "include_original_data": False,
         "ledger": None,  # the demo's ledger is its own, never a shared one from amlops.yaml
     },
