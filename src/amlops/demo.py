@@ -54,11 +54,11 @@ class DemoConfig:
     # from then on), so each week's rows are the quieter half: every value stays inside what v1 saw and demand
     # keeps its function, but counts of a few units are relatively noisier, so the error per unit sold rises.
     # v1's error estimator (fitted out of fold over all 26 weeks) learned where the error per unit is high and
-    # sees that rise from the week's rows alone, before any label. (2) Shopping moves to mid-week and the
-    # yearly swing doubles: a concept change no estimator can see from the rows, which the labels show and a
-    # retrain on the new weeks fixes. Demand is scaled down so that counts are small.
-    drifts: tuple[str, ...] = ("slow_movers", "seasonality")
-    drift_strength: float = 2.0  # the concept part: the yearly swing triples (the mix part has no strength)
+    # sees that rise from the week's rows alone, before any label. (2) A competitor opens nearby and the same
+    # rows sell half as much: a concept change no estimator can see from the rows, which the labels show and a
+    # retrain on the changed weeks learns. Demand is scaled down so that counts are small.
+    drifts: tuple[str, ...] = ("slow_movers", "level_shift")
+    drift_strength: float = 2.0  # the concept part: demand x 0.5 (the mix part has no strength)
     demand_scale: float = 0.2
     # Actual demand (the labels) arrives this many weeks after the week it belongs to.
     label_delay_weeks: int = 1
@@ -123,7 +123,7 @@ class DemoResult:
 
 
 # The settings the demo's story runs with, over the user's amlops.yaml (printed at the start of `amlops demo`):
-# weekly windows of ~670 rows, a one-week holdout, a gate that wants a 5 % win, and a policy sized for weeks.
+# weekly windows of ~670 rows, a two-week holdout, a gate that wants a 5 % win, and a policy sized for weeks.
 DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
     # Two weeks of holdout: the champion's measured baseline is not one lucky week.
     "train": {"holdout_days": 14},
@@ -137,8 +137,10 @@ DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
         "drift_windows_m": 3,
         "cooldown_hours": 24 * 14,
         "min_rows": 300,
-        # Four weeks (two to train on, two to hold out): a challenger learns the changed weeks, not the old ones.
-        "retrain_window_days": 7 * 4,
+        # Every labelled week (the last two held out): a challenger sees the whole year's range, as v1 did, and
+        # learns the change from the labelled weeks after it (the calendar features mark them); a short window
+        # would leave the new champion's profile and error estimator blind to the weeks still to come.
+        "retrain_window_days": 7 * 52,
         "include_original_data": False,
         "ledger": None,  # the demo's ledger is its own, never a shared one from amlops.yaml
     },

@@ -62,3 +62,25 @@ def test_one_week_or_too_many_rows_gives_no_out_of_fold() -> None:
     assert out_of_fold(one_week, one_week, np.ones(len(one_week)), "date", fit) is None
     big = pd.DataFrame({"date": pd.Timestamp("2025-01-06"), "x": np.zeros(OOF_MAX_ROWS + 1)})
     assert out_of_fold(big, big, np.ones(len(big)), "date", fit) is None
+
+
+def test_the_reference_level_is_the_holdouts_when_older_rows_join_the_fit() -> None:
+    """Out-of-fold training rows widen what the estimator learns from, but its reference level (what the
+    policy compares a window's estimate with) stays the holdout's, like the measured error's reference."""
+    from amlops.drift.estimate import fit_error_estimator
+
+    rng = np.random.default_rng(3)
+    n_old, n_hold = 3000, 1000
+    x = rng.uniform(0, 1, n_old + n_hold)
+    pred = 10 * x + 1
+    noise = np.where(np.arange(len(x)) < n_old, 0.5, 2.0)  # the holdout's rows err four times as much
+    y = pred + rng.normal(0, noise)
+    df = pd.DataFrame({"x": x})
+    hold = np.arange(len(x)) >= n_old
+    with_ref = fit_error_estimator(df, pred, y, ["x"], [], seed=1, reference_rows=hold)
+    everything = fit_error_estimator(df, pred, y, ["x"], [], seed=1)
+    realized_hold = float(np.mean(np.abs(y - pred)[hold]))
+    assert with_ref.reference["realized_mae"] == pytest.approx(realized_hold)
+    assert with_ref.reference["rows"] == n_hold
+    assert everything.reference["realized_mae"] < 0.6 * realized_hold  # mostly the quiet older rows
+    assert with_ref.reference["mean_prediction"] == pytest.approx(float(np.mean(np.abs(pred[hold]))))

@@ -110,3 +110,25 @@ def test_demand_scale_scales_the_counts() -> None:
     full = generate(GeneratorConfig(**cfg))["units_sold"].mean()  # type: ignore[arg-type]
     small = generate(GeneratorConfig(**cfg, demand_scale=0.2))["units_sold"].mean()  # type: ignore[arg-type]
     assert small / full == pytest.approx(0.2, rel=0.1)
+
+
+def test_level_shift_lowers_demand_from_the_drift_date_only() -> None:
+    """level_shift (the demo's concept part): the same rows sell less from the drift date, by 25 % x strength;
+    the rows before it are exactly those of the undrifted series."""
+    from datetime import date
+
+    import pandas as pd
+
+    from amlops.data.generate import GeneratorConfig, generate
+
+    drift = date(2025, 3, 3)
+    cfg = {"start": date(2025, 1, 6), "days": 84, "stores": 4, "products": 6}
+    plain = generate(GeneratorConfig(**cfg))  # type: ignore[arg-type]
+    shifted = generate(GeneratorConfig(**cfg, drift_date=drift, drifts=("level_shift",), drift_strength=2.0))  # type: ignore[arg-type]
+    before = plain["date"] < pd.Timestamp(drift)
+    pd.testing.assert_frame_equal(plain[before], shifted[before])
+    ratio = shifted.loc[~before, "units_sold"].mean() / plain.loc[~before, "units_sold"].mean()
+    assert ratio == pytest.approx(0.5, rel=0.1)
+    # the features do not move: only labels can show this change
+    features = ["price", "promotion", "temperature", "holiday", "store_id", "product_id"]
+    pd.testing.assert_frame_equal(plain[features], shifted[features])

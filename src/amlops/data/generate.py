@@ -16,6 +16,9 @@ Drift kinds (from `drift_date`, scaled by `drift_strength`):
 - `promo_response`  promotions lift demand far less than before (concept change)
 - `seasonality`     the weekly pattern moves (peak mid-week) and the yearly swing doubles (concept change)
 - `covariate_shift` warmer days and twice as many promotions, same demand function (covariate shift only)
+- `level_shift`     the same rows sell less: demand falls by 25 % x strength (at most 90 %) from the drift date (a
+                    competitor opens nearby; a concept change only labels show, which a retrain on the new weeks
+                    learns)
 - `slow_movers`     the assortment leans to slow sellers: the busiest half of the store x product pairs (by expected
                     volume) leaves the shelves (sold through another channel), so a day's rows are the quieter half;
                     every row stays inside the values seen before and demand keeps its function (a pure shift in
@@ -42,6 +45,7 @@ DRIFT_KINDS = (
     "promo_response",
     "seasonality",
     "covariate_shift",
+    "level_shift",
     "slow_movers",
 )
 COLUMNS = [
@@ -277,8 +281,14 @@ def _block(
     if "promo_response" in active:
         weaker = 1.0 + (lift - 1.0) * max(0.0, 1.0 - 0.8 * strength)
         lift_now = np.where(drift_on[:, None], weaker[None, :], lift_now)
+    level_now = (
+        np.where(drift_on, max(1.0 - 0.25 * strength, 0.1), 1.0)
+        if "level_shift" in active
+        else np.ones(n_days)
+    )
     mu = (
         config.demand_scale
+        * level_now[:, None, None]
         * base[None, None, :]
         * store_size[None, :, None]
         * weekly_now[:, :, None]
@@ -325,7 +335,7 @@ def _block(
     )
     if only_after_drift:
         df = df[drift_on[d_idx]]
-    if "slow_movers" in active and drift_on.any():
+    if "slow_movers" in active and strength > 0 and drift_on.any():
         df = df[~(drift_on[d_idx] & _busy_pairs(base, store_size).ravel()[s_idx * n_products + p_idx])]
     return df
 

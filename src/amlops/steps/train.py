@@ -237,12 +237,24 @@ def fit_estimator(
     from amlops.drift.estimate import EstimatorError, fit_error_estimator
 
     rows, pred, labels = holdout, prediction, y
+    reference_rows = None
     if oof is not None:
         rows = pd.concat([oof[0], holdout], ignore_index=True)
         pred, labels = np.concatenate([oof[1], prediction]), np.concatenate([oof[2], y])
+        # Its reference level stays the holdout's, like the measured error's (amlops.drift.policy).
+        reference_rows = np.arange(len(rows)) >= len(oof[0])
     metadata = {"fitted_on": "out-of-fold training rows + holdout" if oof is not None else "holdout"}
     try:
-        return fit_error_estimator(rows, pred, labels, numeric, categorical, seed=seed, metadata=metadata)
+        return fit_error_estimator(
+            rows,
+            pred,
+            labels,
+            numeric,
+            categorical,
+            seed=seed,
+            metadata=metadata,
+            reference_rows=reference_rows,
+        )
     except EstimatorError as exc:
         print(f"train: no error estimator ({exc})", file=sys.stderr)
         return None
