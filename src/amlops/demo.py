@@ -554,6 +554,10 @@ def story_lines(result: DemoResult, cfg: DemoConfig) -> list[str]:
     return lines
 
 
+def weeks_text(n: int) -> str:
+    return f"{n} week" if n == 1 else f"{n} weeks"
+
+
 def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path, limit: float | None = None) -> Path:
     """Two panels: MAE in units (estimated at the week's end, measured when the labels come), and what the
     policy judges, the error per unit against the champion's holdout level, with its limit."""
@@ -561,6 +565,7 @@ def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path, limit: float 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     nan = float("nan")
     weeks = [r.week for r in result.rows]
@@ -585,7 +590,7 @@ def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path, limit: float 
         marker="o",
         markersize=3.5,
         color="#2b6cb0",
-        label=f"measured MAE, once the labels arrive ({cfg.label_delay_weeks} weeks later)",
+        label=f"measured MAE, once the labels arrive ({weeks_text(cfg.label_delay_weeks)} later)",
     )
     est_alarms = [(r.week, r.estimated_mae) for r in result.rows if r.estimated_alarm and r.estimated_mae]
     if est_alarms:
@@ -614,19 +619,16 @@ def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path, limit: float 
             p["week"] + 0.7, top * 0.89, f"v{p['version']} promoted", color="#2f9e44", fontsize=8, va="top"
         )
     first = first_alarms(result)
+    title = "amlops demo: estimated vs measured error, alarms and promotions"
     if first["estimated_alarm_week"] is not None or first["measured_known_week"] is not None:
-        ax.text(
-            0.99,
-            0.03,
-            f"estimated alarm: week {first['estimated_alarm_week'] or '-'} · measured alarm known: week "
-            f"{first['measured_known_week'] or '-'} (labels of week {first['measured_alarm_week'] or '-'})",
-            transform=ax.transAxes,
-            ha="right",
-            fontsize=8,
-            color="#c92a2a",
+        # In the title, not on the axes: the curves run through any corner of them.
+        title += (
+            f"\nfirst alarm on the estimate: week {first['estimated_alarm_week'] or '-'} (no labels) · on the "
+            f"labels: known at week {first['measured_known_week'] or '-'} (labels of week "
+            f"{first['measured_alarm_week'] or '-'})"
         )
     ax.set_ylabel("MAE (units)")
-    ax.set_title("amlops demo: estimated vs measured error, alarms and promotions")
+    ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", fontsize=7.5)
     ax.grid(alpha=0.3)
     pct = [100 * r.estimated_rise if r.estimated_rise is not None else nan for r in result.rows]
@@ -640,6 +642,7 @@ def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path, limit: float 
     for p in result.promotions[1:]:
         bx.axvline(p["week"] + 0.5, color="#2f9e44", linewidth=1.5)
     bx.set_xlabel("week")
+    bx.xaxis.set_major_locator(MaxNLocator(integer=True))
     bx.set_ylabel("error per unit vs\nchampion's holdout (%)")
     bx.legend(loc="upper left", fontsize=7.5)
     bx.grid(alpha=0.3)
