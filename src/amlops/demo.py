@@ -1,17 +1,22 @@
 """`amlops demo`: the closed loop told as a story on the embedded default (local runner, SQLite MLflow, folders).
 
-A year of daily demand with a market change at a known date. v1 is trained on the first weeks and promoted. Then
-the demo walks forward week by week: the week is scored by the champion, its actual demand arrives as late labels,
-the monitor compares it with the champion's reference profile, and the policy decides. After the change the monitor
-flags the changed features and the error rises; the policy retrains on recent labelled data; the challenger passes
-the gate and becomes champion; the error recovers.
+Forty-six weeks of daily demand with a market change at a known date. v1 is trained on the first 26 weeks (winter to
+the summer peak) and promoted. Then the demo walks forward week by week: the week is scored by the champion and the
+monitor compares it with the champion's reference profile and estimates its error from its rows (the error estimator
+stored with the model); its actual demand, the labels, arrives `label_delay_weeks` later. So at the end of each week
+the policy judges that week on its *estimated* error and the week whose labels just came on its *measured* error
+(labels overrule the estimate). The change moves the mix toward rows where the model's error per unit is high, all
+inside what v1 saw: the estimate alarms at the end of the first changed week, the labels confirm a week later, the
+policy retrains on the labelled data there is, the challenger passes the gate and becomes champion.
 
 Every job is a pipeline YAML run by the local runner. To finish in minutes rather than an hour, each champion
-scores and monitors all the weeks ahead of it in one batch-inference run and one monitoring run (weekly windows);
-the policy then reads those windows one week at a time, exactly as `amlops loop` would after each week. When it
-says retrain at week k, training uses only the data up to week k, and the weeks after k are scored and monitored
-again by whoever is champion then. Scores and window metrics depend only on the model and the window's rows, so
-the timeline equals a strict week-by-week run (tests/loop/test_demo.py checks one week against a separate run).
+scores and monitors all the weeks ahead of it in one batch-inference run and one monitoring run (weekly windows,
+with the labels); the policy then reads those windows one week at a time, each without its labels until they are
+due, exactly as `amlops loop` would after each week. The estimate never reads a label (the monitor computes it
+from the features and the prediction). When the policy says retrain at week k, training uses only the labels that
+have arrived by then, and the weeks after k are scored and monitored again by whoever is champion then. Scores
+and window metrics depend only on the model and the window's rows, so the timeline equals a strict week-by-week
+run (tests/loop/test_demo.py checks one week against a separate run).
 """
 
 from __future__ import annotations
@@ -34,15 +39,42 @@ from amlops.records import GateVerdict, Registration
 @dataclass(frozen=True)
 class DemoConfig:
     seed: int = 7
-    start: date = date(2025, 1, 6)  # a Monday: weekly windows line up with the weeks the demo walks
-    weeks: int = 52
-    stores: int = 8
-    products: int = 12
-    train_weeks: int = 16
-    change_week: int = 30
-    # A hot summer with a promotion push (covariate shift the trees cannot extrapolate) and a new product line.
-    drifts: tuple[str, ...] = ("covariate_shift", "new_category")
-    drift_strength: float = 1.5
+    # A Monday near the coldest day: the 26 training weeks run from winter to the summer peak, so v1 (and its
+    # error estimator, fitted out of fold over them) has seen every temperature of the year; the weeks after
+    # come back down through the same range.
+    start: date = date(2025, 1, 13)
+    weeks: int = 46
+    # 12 x 16: ~1,340 rows a week, ~670 once the busy half is gone: the estimate's interval narrow enough for
+    # its low end to clear the limit in the first changed week, the measured error steady enough before.
+    stores: int = 12
+    products: int = 16
+    train_weeks: int = 26
+    change_week: int = 35
+    # The change has two parts. (1) The busiest half of the store x product pairs leaves the shelves (sold online
+    # from then on), so each week's rows are the quieter half: every value stays inside what v1 saw and demand
+    # keeps its function, but counts of a few units are relatively noisier, so the error per unit sold rises.
+    # v1's error estimator (fitted out of fold over all 26 weeks) learned where the error per unit is high and
+    # sees that rise from the week's rows alone, before any label. (2) A competitor opens nearby and the same
+    # rows sell half as much: a concept change no estimator can see from the rows, which the labels show and a
+    # retrain on the changed weeks learns. Demand is scaled down so that counts are small.
+    drifts: tuple[str, ...] = ("slow_movers", "level_shift")
+    drift_strength: float = 2.0  # the concept part: demand x 0.5 (the mix part has no strength)
+    demand_scale: float = 0.2
+    # Actual demand (the labels) arrives this many weeks after the week it belongs to.
+    label_delay_weeks: int = 1
+
+    @classmethod
+    def for_weeks(cls, weeks: int, seed: int = 7) -> DemoConfig:
+        """`amlops demo --weeks N`: the default story, or one with its weeks scaled to N."""
+        default = cls(seed=seed)
+        if weeks == default.weeks:
+            return default
+        return cls(
+            seed=seed,
+            weeks=weeks,
+            train_weeks=round(weeks * default.train_weeks / default.weeks),
+            change_week=round(weeks * default.change_week / default.weeks),
+        )
 
     @property
     def change_date(self) -> date:
@@ -69,6 +101,14 @@ class WeekRow:
     estimated_high: float | None = None
     estimated_alarm: bool = False
     estimated_unsupported: float | None = None  # share of the week's rows outside what the estimator saw
+    # Labels arrive `label_delay_weeks` after the week: the week they came, and whether the measured error alone
+    # alarms ("ALARM" | "ok" | "n/a"; None while they have not arrived: the last weeks of the demo).
+    labels_week: int | None = None
+    measured_verdict: str | None = None
+    # What the policy compares with `performance_degradation`: the error per unit (estimated: MAE per unit
+    # predicted; measured: WAPE) over the champion's holdout level, minus 1; the estimate's at its value.
+    estimated_rise: float | None = None
+    measured_rise: float | None = None
 
 
 @dataclass
@@ -83,18 +123,24 @@ class DemoResult:
 
 
 # The settings the demo's story runs with, over the user's amlops.yaml (printed at the start of `amlops demo`):
-# weekly windows of ~670 rows, a one-week holdout, a gate that wants a 5 % win, and a policy sized for weeks.
+# weekly windows of ~670 rows, a two-week holdout, a gate that wants a 5 % win, and a policy sized for weeks.
 DEMO_OVERRIDES: dict[str, dict[str, Any]] = {
-    "train": {"holdout_days": 7},
+    # Two weeks of holdout: the champion's measured baseline is not one lucky week.
+    "train": {"holdout_days": 14},
     "gate": {"min_improvement": 0.05},
     "monitor": {"window": "weekly", "min_window_rows": 300},
     "policy": {
-        "performance_degradation": 0.3,
+        # Low for a policy, but the estimate's alarm needs the low end of its 95 % interval past it (the
+        # measured error, a point, has no interval: before the change it stays under the limit).
+        "performance_degradation": 0.15,
         "drift_windows_n": 2,
         "drift_windows_m": 3,
-        "cooldown_hours": 24 * 21,
+        "cooldown_hours": 24 * 14,
         "min_rows": 300,
-        "retrain_window_days": 7 * 10,
+        # Every labelled week (the last two held out): a challenger sees the whole year's range, as v1 did, and
+        # learns the change from the labelled weeks after it (the calendar features mark them); a short window
+        # would leave the new champion's profile and error estimator blind to the weeks still to come.
+        "retrain_window_days": 7 * 52,
         "include_original_data": False,
         "ledger": None,  # the demo's ledger is its own, never a shared one from amlops.yaml
     },
@@ -216,6 +262,7 @@ def run_demo(
             drift_date=cfg.change_date,
             drifts=cfg.drifts,
             drift_strength=cfg.drift_strength,
+            demand_scale=cfg.demand_scale,
         )
     )
     full["date"] = pd.to_datetime(full["date"])
@@ -269,34 +316,48 @@ def run_demo(
     current = champ
     history: list[WindowSignal] = []
     windows = segment(cfg.train_weeks, current.version)
+    delay = cfg.label_delay_weeks
+    served_by: dict[
+        int, tuple[str, WindowResult | None]
+    ] = {}  # week -> (champion, its window) for late labels
     k = cfg.train_weeks
     while k < cfg.weeks:
         served = current.version  # the champion that scored this week; a retrain now serves from next week
         window = windows.get(k)
+        served_by[k] = (served, window)
         now = datetime.combine(cfg.week_start(k) + timedelta(days=7), time(0), tzinfo=UTC)
-        # The policy sees this week's window alone, as `amlops loop` would after the week.
-        one = results[current.version].model_copy(update={"windows": [window] if window else []})
+        # The policy sees this week's window without its labels (the estimate only) and the window of the week
+        # whose labels arrive now (`label_delay_weeks` ago), when the same champion served it: labels overrule
+        # the estimate it was judged on then.
+        arrived = windows.get(k - delay) if served_by.get(k - delay, ("", None))[0] == served else None
+        seen = [w for w in (arrived, without_labels(window)) if w is not None]
+        one = results[current.version].model_copy(update={"windows": seen})
         decision, history = evaluate_policy(
             settings, store, one, current.version, importance.get(current.version), now, history
         )
         record_decision(
             store, decision, {"champion": current.version, "week": k + 1, "at_time": now.isoformat()}
         )
-        mae = window.performance.mae if window is not None and window.performance else None
         drifted = list(window.drifted_features) if window is not None else []
         if window is None or not window.judged:
             verdict = "n/a"
         else:
             verdict = "ALARM" if window.window in decision.alarms else "ok"
+        if k - delay >= cfg.train_weeks:
+            confirm_labels(
+                result.rows[k - delay - cfg.train_weeks], served_by[k - delay], settings, importance, k
+            )
         action = "-"
         next_windows = None
         if decision.retrain:
+            # Retraining can only use the labels that have arrived: up to the week `delay` weeks back.
+            labelled_until = k - delay
             labelled = data_dir / "labelled_history.parquet"
-            full[week_no <= k].to_parquet(labelled, index=False)
+            full[week_no <= labelled_until].to_parquet(labelled, index=False)
             dest = folder / "state" / "retrain" / f"data-week{k + 1}.parquet"
             say(f"week {k + 1}: policy says retrain — {decision.reasons[0]}")
 
-            until = now.date() - timedelta(days=1)
+            until = cfg.week_start(labelled_until + 1) - timedelta(days=1)
 
             def start(until: date = until, labelled: Path = labelled, dest: Path = dest) -> dict[str, Any]:
                 retrain_dataset(settings, labelled, until, dest)
@@ -335,7 +396,7 @@ def run_demo(
             champion=f"v{served}",
             drifted_features=drifted,
             verdict=verdict,
-            mae=float(mae) if mae is not None else None,
+            mae=None,
             action=action,
             after_change=cfg.week_start(k) >= cfg.change_date,
         )
@@ -354,14 +415,62 @@ def run_demo(
                 "rows": [asdict(r) for r in result.rows],
                 "promotions": result.promotions,
                 "rejections": result.rejections,
+                "first_alarms": first_alarms(result),
             },
             indent=2,
             default=str,
         ),
         encoding="utf-8",
     )
-    result.plot = str(plot_timeline(result, cfg, folder / "error_over_time.png"))
+    result.plot = str(
+        plot_timeline(result, cfg, folder / "error_over_time.png", settings.policy.performance_degradation)
+    )
     return result
+
+
+def without_labels(window: WindowResult | None) -> WindowResult | None:
+    """The window as the policy sees it the week it ends: its labels have not arrived, so no measured error
+    (the holdout reference stays: it belongs to the champion, not to the labels). Drift and the estimate need
+    no labels and stay."""
+    if window is None or window.performance is None:
+        return window
+    performance = window.performance.model_copy(
+        update={"count": 0, "mae": None, "rmse": None, "mape": None, "wape": None}
+    )
+    return window.model_copy(update={"performance": performance})
+
+
+def confirm_labels(
+    row: WeekRow,
+    served: tuple[str, WindowResult | None],
+    settings: Settings,
+    importance: dict[str, dict[str, float] | None],
+    k: int,
+) -> None:
+    """The week's labels arrive at the end of week k + 1: its measured MAE, and whether the measured error alone
+    alarms (amlops.drift.policy.window_alarm on the labelled window, against the champion that served it)."""
+    from amlops.drift.policy import window_alarm
+
+    version, window = served
+    row.labels_week = k + 1
+    if window is None or window.performance is None or window.performance.mae is None:
+        return
+    row.mae = float(window.performance.mae)
+    reference = window.performance.reference or {}
+    wape, ref_wape = window.performance.wape, reference.get("wape")
+    if wape is not None and ref_wape:
+        row.measured_rise = wape / ref_wape - 1.0
+    if not window.judged:
+        row.measured_verdict = "n/a"
+        return
+    # The measured error alone, as when labels overrule the estimate.
+    labelled = WindowSignal(
+        window=window.window, rows=window.row_count, mae=window.performance.mae, wape=window.performance.wape
+    )
+    alarm, _why, _share = window_alarm(
+        labelled, settings.policy, importance.get(version), reference.get("mae"), reference.get("wape")
+    )
+    row.measured_verdict = "ALARM" if alarm else "ok"
 
 
 def estimate_columns(window: WindowResult | None, settings: Settings) -> dict[str, Any]:
@@ -385,6 +494,7 @@ def estimate_columns(window: WindowResult | None, settings: Settings) -> dict[st
         "estimated_high": est.mae_high,
         "estimated_alarm": bool(alarm and window.judged),
         "estimated_unsupported": est.unsupported_share,
+        "estimated_rise": rise.get("estimated_loss"),
     }
 
 
@@ -403,54 +513,139 @@ def summary(result: DemoResult, cfg: DemoConfig) -> dict[str, float | None]:
     return {"mae_before_change": before, "mae_after_change_old_model": during, "mae_after_promotion": after}
 
 
-def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path) -> Path:
+def first_alarms(result: DemoResult) -> dict[str, int | None]:
+    """Which signal fired first after the change: the estimate (at the end of the week, no labels) or the
+    measured error (when that week's labels arrived). Weeks are the demo's 1-based weeks."""
+    after = [r for r in result.rows if r.after_change]
+    est = next((r for r in after if r.estimated_alarm), None)
+    measured = next((r for r in after if r.measured_verdict == "ALARM"), None)
+    retrain = next((r.week for r in after if r.action.startswith("retrain")), None)
+    return {
+        "estimated_alarm_week": est.week if est else None,
+        "measured_alarm_week": measured.week if measured else None,
+        # The measured alarm is known only when the alarmed week's labels arrive.
+        "measured_known_week": measured.labels_week if measured else None,
+        "retrain_week": retrain,
+    }
+
+
+def story_lines(result: DemoResult, cfg: DemoConfig) -> list[str]:
+    """The estimated-vs-measured part of the story, in words (printed by `amlops demo`, drawn in the plot)."""
+    first = first_alarms(result)
+    est, known = first["estimated_alarm_week"], first["measured_known_week"]
+    lines = [
+        f"labels arrive {cfg.label_delay_weeks} week(s) after their week: each week the policy judges the new "
+        "week on its estimated error and the week whose labels just came on its measured error"
+    ]
+    if est is not None:
+        lines.append(f"estimated alarm: week {est}, at the end of the week, from its rows alone (no labels)")
+    else:
+        lines.append("estimated alarm: none")
+    if known is not None:
+        lines.append(
+            f"measured alarm: week {first['measured_alarm_week']}'s labels, known at the end of week {known}"
+        )
+    else:
+        lines.append("measured alarm: none (labels never showed the error past the limit)")
+    if est is not None and known is not None:
+        lead = known - est
+        order = "the estimate fired first" if lead > 0 else "the labels fired first or together"
+        lines.append(f"{order} ({abs(lead)} week(s) apart); retrain decided at week {first['retrain_week']}")
+    return lines
+
+
+def weeks_text(n: int) -> str:
+    return f"{n} week" if n == 1 else f"{n} weeks"
+
+
+def plot_timeline(result: DemoResult, cfg: DemoConfig, path: Path, limit: float | None = None) -> Path:
+    """Two panels: MAE in units (estimated at the week's end, measured when the labels come), and what the
+    policy judges, the error per unit against the champion's holdout level, with its limit."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
+    nan = float("nan")
     weeks = [r.week for r in result.rows]
-    mae = [r.mae if r.mae is not None else float("nan") for r in result.rows]
-    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
-    ax.plot(
-        weeks, mae, marker="o", markersize=3.5, color="#2b6cb0", label="weekly MAE (champion, late labels)"
+    mae = [r.mae if r.mae is not None else nan for r in result.rows]
+    est = [r.estimated_mae if r.estimated_mae is not None else nan for r in result.rows]
+    low = [r.estimated_low if r.estimated_low is not None else nan for r in result.rows]
+    high = [r.estimated_high if r.estimated_high is not None else nan for r in result.rows]
+    fig, (ax, bx) = plt.subplots(
+        2, 1, figsize=(10, 6.4), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 2]}
     )
-    drifted = [(r.week, r.mae) for r in result.rows if r.drifted_features and r.verdict != "ALARM" and r.mae]
-    if drifted:
-        xs, ys = zip(*drifted, strict=True)
+    ax.fill_between(weeks, low, high, color="#f08c00", alpha=0.15, linewidth=0)
+    ax.plot(
+        weeks,
+        est,
+        color="#f08c00",
+        linewidth=1.6,
+        label="estimated MAE, at the week's end (no labels; 95 % band)",
+    )
+    ax.plot(
+        weeks,
+        mae,
+        marker="o",
+        markersize=3.5,
+        color="#2b6cb0",
+        label=f"measured MAE, once the labels arrive ({weeks_text(cfg.label_delay_weeks)} later)",
+    )
+    est_alarms = [(r.week, r.estimated_mae) for r in result.rows if r.estimated_alarm and r.estimated_mae]
+    if est_alarms:
+        xs, ys = zip(*est_alarms, strict=True)
+        ax.scatter(xs, ys, marker="^", color="#e03131", zorder=4, s=55, label="alarm on the estimate")
+    measured = [(r.week, r.mae) for r in result.rows if r.measured_verdict == "ALARM" and r.mae is not None]
+    if measured:
+        xs, ys = zip(*measured, strict=True)
         ax.scatter(
             xs,
             ys,
             facecolors="none",
-            edgecolors="#f08c00",
-            zorder=3,
-            s=30,
-            label="some features drifted, error held (no alarm)",
+            edgecolors="#e03131",
+            linewidths=1.6,
+            zorder=4,
+            s=70,
+            label="alarm on the measured error (when its labels came)",
         )
-    alarms = [(r.week, r.mae) for r in result.rows if r.verdict == "ALARM" and r.mae is not None]
-    if alarms:
-        xs, ys = zip(*alarms, strict=True)
-        ax.scatter(xs, ys, color="#e03131", zorder=4, s=40, label="policy alarm")
+    top = ax.get_ylim()[1]
     change_week = cfg.change_week + 1
     ax.axvline(change_week, color="#868e96", linestyle="--", linewidth=1)
-    ax.text(
-        change_week + 0.2, ax.get_ylim()[1] * 0.95, "market change", color="#495057", fontsize=8, va="top"
-    )
+    ax.text(change_week + 0.2, top * 0.97, "market change", color="#495057", fontsize=8, va="top")
     for p in result.promotions[1:]:
         ax.axvline(p["week"] + 0.5, color="#2f9e44", linewidth=1.5)
         ax.text(
-            p["week"] + 0.7,
-            ax.get_ylim()[1] * 0.85,
-            f"v{p['version']} promoted",
-            color="#2f9e44",
-            fontsize=8,
-            va="top",
+            p["week"] + 0.7, top * 0.89, f"v{p['version']} promoted", color="#2f9e44", fontsize=8, va="top"
         )
-    ax.set_xlabel("week")
+    first = first_alarms(result)
+    title = "amlops demo: estimated vs measured error, alarms and promotions"
+    if first["estimated_alarm_week"] is not None or first["measured_known_week"] is not None:
+        # In the title, not on the axes: the curves run through any corner of them.
+        title += (
+            f"\nfirst alarm on the estimate: week {first['estimated_alarm_week'] or '-'} (no labels) · on the "
+            f"labels: known at week {first['measured_known_week'] or '-'} (labels of week "
+            f"{first['measured_alarm_week'] or '-'})"
+        )
     ax.set_ylabel("MAE (units)")
-    ax.set_title("amlops demo: error over time, drift and promotions")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=7.5)
     ax.grid(alpha=0.3)
+    pct = [100 * r.estimated_rise if r.estimated_rise is not None else nan for r in result.rows]
+    bx.plot(weeks, pct, color="#f08c00", linewidth=1.6, label="estimated (no labels)")
+    got = [100 * r.measured_rise if r.measured_rise is not None else nan for r in result.rows]
+    bx.plot(weeks, got, marker="o", markersize=3, color="#2b6cb0", label="measured (labels)")
+    if limit is not None:
+        bx.axhline(100 * limit, color="#e03131", linestyle=":", linewidth=1, label="policy limit")
+    bx.axhline(0, color="#868e96", linewidth=0.8)
+    bx.axvline(change_week, color="#868e96", linestyle="--", linewidth=1)
+    for p in result.promotions[1:]:
+        bx.axvline(p["week"] + 0.5, color="#2f9e44", linewidth=1.5)
+    bx.set_xlabel("week")
+    bx.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bx.set_ylabel("error per unit vs\nchampion's holdout (%)")
+    bx.legend(loc="upper left", fontsize=7.5)
+    bx.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

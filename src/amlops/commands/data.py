@@ -14,9 +14,12 @@ from amlops.console import UserError, handle_errors, out, warn
 from amlops.errors import UsageError
 
 # GeneratorConfig's defaults (generate.py imports numpy and pandas, which `--help` must not wait for);
-# tests/newcomer/test_defaults_agree.py holds them equal.
+# tests/newcomer/test_first_session.py holds them equal (and tests/training/test_generate.py the kinds).
 DEFAULT_STORES, DEFAULT_PRODUCTS = 5, 40
-DRIFT_HELP = "price_shift | new_category | promo_response | seasonality | covariate_shift (repeatable)"
+DRIFT_HELP = (
+    "price_shift | new_category | promo_response | seasonality | covariate_shift | level_shift | slow_movers"
+    " (repeatable)"
+)
 
 
 def _date(text: str | None, flag: str) -> date | None:

@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Option(
             Path(".amlops/demo"), "--out", help="Folder for the demo's state and reports"
         ),
-        weeks: int = typer.Option(52, "--weeks", min=20, help="Weeks of data (the change comes at ~60%)"),
+        weeks: int = typer.Option(46, "--weeks", min=20, help="Weeks of data (the change comes at ~75%)"),
         seed: int = typer.Option(7, "--seed"),
     ) -> None:
         """The closed loop on the embedded default: drift detected, retrain triggered, gated promotion."""
@@ -140,13 +140,11 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from amlops.config import load_settings
-        from amlops.demo import DemoConfig, WeekRow, overrides_text, run_demo
+        from amlops.demo import DemoConfig, WeekRow, overrides_text, run_demo, story_lines
         from amlops.drift.policy import MAX_UNSUPPORTED_SHARE
 
         base = load_settings()
-        cfg = DemoConfig(
-            seed=seed, weeks=weeks, change_week=int(weeks * 0.58), train_weeks=min(16, int(weeks * 0.3))
-        )
+        cfg = DemoConfig.for_weeks(weeks, seed)
         out.print(
             f"[bold]amlops demo[/]: {weeks} weeks of demand, v1 trained on the first {cfg.train_weeks}, "
             f"a market change on {cfg.change_date}; state in {out_dir}"
@@ -162,9 +160,9 @@ def register(app: typer.Typer) -> None:
             "starts",
             "champion",
             "drifted features",
-            "estimated",
-            "measured",
+            "estimated (week's end)",
             "policy",
+            "measured (labels)",
             "action",
         )
         for col in columns:
@@ -188,29 +186,33 @@ def register(app: typer.Typer) -> None:
 
             def on_week(row: WeekRow) -> None:
                 progress.advance(task)
-                mae = f"{row.mae:.2f}" if row.mae is not None else "-"
-                estimated = "-"
-                if row.estimated_mae is not None:
-                    estimated = f"{row.estimated_mae:.2f} ({row.estimated_low:.1f}–{row.estimated_high:.1f})"
-                    if (row.estimated_unsupported or 0.0) > MAX_UNSUPPORTED_SHARE:
-                        estimated += " ?"
-                    if row.estimated_alarm:
-                        estimated = f"[bold red]{estimated} ![/]"
-                change = " ◆" if row.week == cfg.change_week + 1 else ""
-                verdict = "[bold red]ALARM[/]" if row.verdict == "ALARM" else row.verdict
-                action = f"[bold green]{row.action}[/]" if "promoted" in row.action else row.action
-                table.add_row(
-                    str(row.week),
-                    row.start + change,
-                    row.champion,
-                    ", ".join(row.drifted_features) or "-",
-                    estimated,
-                    mae,
-                    verdict,
-                    action,
-                )
 
             result = run_demo(base, out_dir.resolve(), cfg, on_week=on_week, on_step=on_step)
+        for row in result.rows:  # measured values arrive weeks after their row: the table is built at the end
+            estimated = "-"
+            if row.estimated_mae is not None:
+                estimated = f"{row.estimated_mae:.2f} ({row.estimated_low:.1f}–{row.estimated_high:.1f})"
+                if (row.estimated_unsupported or 0.0) > MAX_UNSUPPORTED_SHARE:
+                    estimated += " ?"
+                if row.estimated_alarm:
+                    estimated = f"[bold red]{estimated} ![/]"
+            measured = "-"
+            if row.mae is not None:
+                flag = " [bold red]ALARM[/]" if row.measured_verdict == "ALARM" else ""
+                measured = f"{row.mae:.2f} @wk {row.labels_week}{flag}"
+            change = " ◆" if row.week == cfg.change_week + 1 else ""
+            verdict = "[bold red]ALARM[/]" if row.verdict == "ALARM" else row.verdict
+            action = f"[bold green]{row.action}[/]" if "promoted" in row.action else row.action
+            table.add_row(
+                str(row.week),
+                row.start + change,
+                row.champion,
+                ", ".join(row.drifted_features) or "-",
+                estimated,
+                verdict,
+                measured,
+                action,
+            )
         console.print(table)
         from amlops.demo import summary
 
@@ -220,15 +222,19 @@ def register(app: typer.Typer) -> None:
             return f"{x:.2f}" if x is not None else "-"
 
         out.print(
-            "policy: ALARM = the window counts toward a retrain (labels show the error up more than "
-            "30 % vs the champion's holdout WAPE); drift the model copes with (seasons) stays ok"
+            "policy = the verdict at the week's end, before its labels: ALARM = the window counts toward a "
+            "retrain (the estimated error is up more than the limit vs the champion's holdout, with 95 % "
+            "confidence); drift the model copes with (seasons) stays ok"
         )
         out.print(
-            "estimated = the week's MAE estimated without labels (95 % interval; ! = the estimate alone would "
-            "alarm; ? = over 10 % of its rows lie outside what the estimator saw: the policy ignores it); "
-            "measured = from the late labels. The estimate follows covariate shift inside what the "
-            "holdout covered; it cannot see errors in regions the model never saw (docs/monitor.md)"
+            "estimated = the week's MAE estimated without labels (95 % interval; ! = the estimate alone "
+            "alarms; ? = over 10 % of its rows lie outside what the estimator saw: the policy ignores it); "
+            "measured = from the late labels, with the week they arrived (ALARM = the measured error "
+            "alone alarms; labels overrule the estimate). The estimate follows covariate shift inside what "
+            "the estimator saw; it cannot see errors in regions the model never saw (docs/monitor.md)"
         )
+        for line in story_lines(result, cfg):
+            out.print(f"[bold]{line}[/]")
         out.print(
             f"mean weekly MAE: before the change {fmt(means['mae_before_change'])} · after it, old model "
             f"{fmt(means['mae_after_change_old_model'])} · after the promotion {fmt(means['mae_after_promotion'])}"

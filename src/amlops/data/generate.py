@@ -16,6 +16,15 @@ Drift kinds (from `drift_date`, scaled by `drift_strength`):
 - `promo_response`  promotions lift demand far less than before (concept change)
 - `seasonality`     the weekly pattern moves (peak mid-week) and the yearly swing doubles (concept change)
 - `covariate_shift` warmer days and twice as many promotions, same demand function (covariate shift only)
+- `level_shift`     the same rows sell less: demand falls by 25 % x strength (at most 90 %) from the drift date (a
+                    competitor opens nearby; a concept change only labels show, which a retrain on the new weeks
+                    learns)
+- `slow_movers`     the assortment leans to slow sellers: the busiest half of the store x product pairs (by expected
+                    volume) leaves the shelves (sold through another channel), so a day's rows are the quieter half;
+                    every row stays inside the values seen before and demand keeps its function (a pure shift in
+                    the mix). Counts of a few units are relatively noisier (Poisson), so the error per unit sold
+                    rises, and an error estimator fitted on the earlier rows can see it coming
+                    (amlops.drift.estimate; the demo's story).
 """
 
 from __future__ import annotations
@@ -30,7 +39,15 @@ import pandas as pd
 STORE_TYPES = ("urban", "suburban", "rural")
 CATEGORIES = ("beverages", "snacks", "dairy", "produce", "household", "frozen")
 NEW_CATEGORY = "plant_based"
-DRIFT_KINDS = ("price_shift", "new_category", "promo_response", "seasonality", "covariate_shift")
+DRIFT_KINDS = (
+    "price_shift",
+    "new_category",
+    "promo_response",
+    "seasonality",
+    "covariate_shift",
+    "level_shift",
+    "slow_movers",
+)
 COLUMNS = [
     "row_id",
     "date",
@@ -79,6 +96,9 @@ class GeneratorConfig:
     drift_date: date | None = None
     drifts: tuple[str, ...] = ()
     drift_strength: float = 1.0
+    # Multiplies every expected count: below 1, counts of a few units, where the Poisson part of the noise
+    # dominates and the error per unit sold depends on the volume (the demo uses it).
+    demand_scale: float = 1.0
     # Write only the rows from this day on. The series still starts at `start`, so these rows are exactly the
     # tail of the longer file: "new data" that continues the history a model was trained on.
     keep_from: date | None = None
@@ -93,6 +113,8 @@ class GeneratorConfig:
             raise ValueError("drift kinds need a drift date")
         if self.drift_strength < 0:
             raise ValueError("drift_strength must be >= 0")
+        if self.demand_scale <= 0:
+            raise ValueError("demand_scale must be > 0")
         last = date.fromordinal(self.start.toordinal() + self.days - 1)
         if self.keep_from is not None and not self.start <= self.keep_from <= last:
             raise ValueError(
@@ -259,8 +281,15 @@ def _block(
     if "promo_response" in active:
         weaker = 1.0 + (lift - 1.0) * max(0.0, 1.0 - 0.8 * strength)
         lift_now = np.where(drift_on[:, None], weaker[None, :], lift_now)
+    level_now = (
+        np.where(drift_on, max(1.0 - 0.25 * strength, 0.1), 1.0)
+        if "level_shift" in active
+        else np.ones(n_days)
+    )
     mu = (
-        base[None, None, :]
+        config.demand_scale
+        * level_now[:, None, None]
+        * base[None, None, :]
         * store_size[None, :, None]
         * weekly_now[:, :, None]
         * yearly[:, None, None]
@@ -306,4 +335,12 @@ def _block(
     )
     if only_after_drift:
         df = df[drift_on[d_idx]]
+    if "slow_movers" in active and strength > 0 and drift_on.any():
+        df = df[~(drift_on[d_idx] & _busy_pairs(base, store_size).ravel()[s_idx * n_products + p_idx])]
     return df
+
+
+def _busy_pairs(base: np.ndarray, store_size: np.ndarray) -> np.ndarray:
+    """(stores, products): the pairs whose expected volume is above the median (no draw: prefix-stable)."""
+    volume = store_size[:, None] * base[None, :]
+    return np.asarray(volume > np.median(volume))

@@ -263,6 +263,7 @@ def fit_error_estimator(
     *,
     seed: int = 0,
     metadata: dict[str, Any] | None = None,
+    reference_rows: np.ndarray | None = None,
 ) -> ErrorEstimator:
     """Fit on labelled rows the model did NOT train on (its holdout): a nanny fitted on training rows learns the
     model's training error, which is smaller than its error on new data, and the estimate would be optimistic.
@@ -283,6 +284,13 @@ def fit_error_estimator(
         )
     features = features.loc[ok].reset_index(drop=True)
     prediction, y = prediction[ok], y[ok]
+    # The reference level is the champion's normal: its holdout when the fit also uses older rows (out-of-fold
+    # training rows), as the measured error's reference is the holdout's; else every row.
+    ref = (
+        np.ones(len(y), dtype=bool) if reference_rows is None else np.asarray(reference_rows, dtype=bool)[ok]
+    )
+    if not ref.any():
+        ref = np.ones(len(y), dtype=bool)
     categories = {
         c: [str(v) for v in features[c].astype("string").value_counts().index[:MAX_CATEGORIES]]
         for c in categorical
@@ -320,18 +328,19 @@ def fit_error_estimator(
         est.models.append(model)
     # Both maps are fitted on out-of-fold outputs: what a nanny says about rows it never saw.
     est.calibration = {kind: _isotonic(oof, target) for kind, target in targets.items()}
-    losses = est.predict_loss(X)
+    losses = est.predict_loss(X[ref])
     est_mae = float(losses["abs"].mean())
     est_mse = float(losses["sq"].mean())
     mse = float(np.mean(targets["sq"]))
     est.sq_cv = float(np.std(targets["sq"]) / mse) if mse > 0 else 0.0
+    ref_mse = float(np.mean(targets["sq"][ref]))
     est.reference = {
-        "rows": float(len(y)),
-        "realized_mae": float(err.mean()),
-        "realized_rmse": math.sqrt(mse),
+        "rows": float(ref.sum()),
+        "realized_mae": float(err[ref].mean()),
+        "realized_rmse": math.sqrt(ref_mse),
         "estimated_mae": est_mae,
         "estimated_rmse": math.sqrt(est_mse),
-        "mean_prediction": float(np.mean(np.abs(prediction))),
+        "mean_prediction": float(np.mean(np.abs(prediction[ref]))),
     }
     return est
 

@@ -6,8 +6,9 @@ MLflow.
 
 The most recent `holdout_days` days are kept out of training (the evaluate step scores them). The model
 folder (`--model`, an MLflow model) carries `reference_profile.json` (the training data's profile for
-monitoring), `feature_importance.json` and the error estimator fitted on the holdout (`error_estimator.json` +
-`.pkl`: the monitor estimates MAE/RMSE before labels arrive), and is logged as the run's `model` artifact so
+monitoring), `feature_importance.json` and the error estimator fitted on the holdout and the training rows
+predicted out of fold (`error_estimator.json` + `.pkl`: the monitor estimates MAE/RMSE before labels arrive),
+and is logged as the run's `model` artifact so
 registering it versions them together. `--run-info` gets `run_info.json` (MLflow run id, model source URI, metrics, the
 config that produced the model).
 """
@@ -187,6 +188,36 @@ def permutation_importance_batched(
     return np.asarray(np.mean(scores[0] - permuted_scores, axis=1))
 
 
+# Out-of-fold predictions over the training rows feed the error estimator when the training set is at most this
+# big: two more fits of the model on half the rows each (about one more training), paid only where it is cheap.
+OOF_MAX_ROWS = 200_000
+OOF_BLOCK_DAYS = 7
+
+
+def out_of_fold(
+    train_df: pd.DataFrame,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    date_column: str,
+    fit: Any,
+) -> np.ndarray | None:
+    """Predictions for every training row from a model that did not train on it: two folds of alternating
+    weeks (blocks of days, not rows: rows of one day share its weather and calendar, so a row-wise split would
+    leak them and make the errors look small), each predicted by the model fitted on the other. None above
+    OOF_MAX_ROWS rows or when a fold would be empty. `fit(X, y)` returns a fitted pipeline."""
+    if len(X_train) > OOF_MAX_ROWS:
+        return None
+    days = pd.to_datetime(train_df[date_column])
+    fold = ((days - days.min()).dt.days // OOF_BLOCK_DAYS % 2).to_numpy()
+    if len(np.unique(fold)) < 2:
+        return None
+    out = np.empty(len(X_train))
+    for k in (0, 1):
+        held = fold == k
+        out[held] = fit(X_train[~held], y_train[~held]).predict(X_train[held])
+    return out
+
+
 def fit_estimator(
     holdout: pd.DataFrame,
     prediction: np.ndarray,
@@ -194,14 +225,36 @@ def fit_estimator(
     numeric: list[str],
     categorical: list[str],
     seed: int,
+    oof: tuple[pd.DataFrame, np.ndarray, np.ndarray] | None = None,
 ) -> Any:
-    """The error estimator (direct loss estimation, amlops.drift.estimate) on the holdout: labelled rows the
-    model did not train on, so it learns the error the model makes on new data, not its training error.
-    None (with a line on stderr) when the holdout is too small to learn where the model errs."""
+    """The error estimator (direct loss estimation, amlops.drift.estimate) on labelled rows the model did not
+    train on, so it learns the error the model makes on new data, not its training error: the holdout, plus
+    (`oof`: rows, their out-of-fold predictions, labels) the training rows predicted out of fold. The holdout
+    alone is the last few weeks: a monitor meeting another season, store mix or price level would find most
+    of its rows outside what the estimator saw (NannyML's DLE fits on a reference period the model did not
+    train on, for the same reason: https://github.com/NannyML/nannyml/blob/main/docs/how_it_works/
+    performance_estimation.rst). None (with a line on stderr) when there are too few rows."""
     from amlops.drift.estimate import EstimatorError, fit_error_estimator
 
+    rows, pred, labels = holdout, prediction, y
+    reference_rows = None
+    if oof is not None:
+        rows = pd.concat([oof[0], holdout], ignore_index=True)
+        pred, labels = np.concatenate([oof[1], prediction]), np.concatenate([oof[2], y])
+        # Its reference level stays the holdout's, like the measured error's (amlops.drift.policy).
+        reference_rows = np.arange(len(rows)) >= len(oof[0])
+    metadata = {"fitted_on": "out-of-fold training rows + holdout" if oof is not None else "holdout"}
     try:
-        return fit_error_estimator(holdout, prediction, y, numeric, categorical, seed=seed)
+        return fit_error_estimator(
+            rows,
+            pred,
+            labels,
+            numeric,
+            categorical,
+            seed=seed,
+            metadata=metadata,
+            reference_rows=reference_rows,
+        )
     except EstimatorError as exc:
         print(f"train: no error estimator ({exc})", file=sys.stderr)
         return None
@@ -290,7 +343,15 @@ def train(
         train_pred = pipeline.predict(X_train)
         hold_pred = pipeline.predict(X_hold)
         importance = _importance(pipeline, X_hold, y_hold, seed)
-        estimator = fit_estimator(holdout_df, hold_pred, y_hold, numeric, categorical, seed)
+        oof_pred = out_of_fold(
+            train_df,
+            X_train,
+            y_train,
+            schema.date_column,
+            lambda X, y: build_pipeline(numeric, categorical, schema.date_column, params, seed).fit(X, y),
+        )
+        oof = (train_df, oof_pred, y_train) if oof_pred is not None else None
+        estimator = fit_estimator(holdout_df, hold_pred, y_hold, numeric, categorical, seed, oof)
     metrics = {f"train_{k}": v for k, v in regression_metrics(y_train, train_pred).items()}
     metrics |= {f"holdout_{k}": v for k, v in regression_metrics(y_hold, hold_pred).items()}
     effective = pipeline.named_steps["model"].get_params()
