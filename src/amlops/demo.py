@@ -170,6 +170,8 @@ def demo_settings(base: Settings, folder: Path) -> Settings:
 
 
 MARKER = ".amlops-demo"
+# Held (flock) for as long as a demo runs in the folder: a second demo there would delete the first one's state.
+LOCK = ".amlops-demo.lock"
 # Everything the demo writes into its folder; a rerun removes exactly these, nothing else.
 DEMO_ENTRIES = ("data", "state", "runs", "reports", "timeline.json", "error_over_time.png")
 
@@ -180,7 +182,7 @@ def prepare_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--out {folder}: is a file; the demo needs a folder of its own")
     marker = folder / MARKER
-    if folder.is_dir() and any(folder.iterdir()) and not marker.is_file():
+    if folder.is_dir() and any(p.name != LOCK for p in folder.iterdir()) and not marker.is_file():
         raise UserError(
             f"--out {folder}: not empty and not made by amlops demo; the demo deletes its folder's earlier "
             "results, so give it a new or empty folder"
@@ -224,6 +226,27 @@ def run_demo(
     cfg: DemoConfig = DemoConfig(),
     on_week: Callable[[WeekRow], None] | None = None,
     on_step: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """The story in `folder`, which no other demo may use meanwhile (refused at once, not waited for)."""
+    from amlops.locks import file_lock
+
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {folder}: is a file; the demo needs a folder of its own")
+    folder.mkdir(parents=True, exist_ok=True)
+    busy = lambda: UserError(  # noqa: E731
+        f"--out {folder}: another amlops demo is running in this folder; wait for it to finish or give "
+        "this one another folder"
+    )
+    with file_lock(folder / LOCK, timeout=0, on_timeout=busy):
+        return _run_demo(base, folder, cfg, on_week, on_step)
+
+
+def _run_demo(
+    base: Settings,
+    folder: Path,
+    cfg: DemoConfig,
+    on_week: Callable[[WeekRow], None] | None,
+    on_step: Callable[[str], None] | None,
 ) -> DemoResult:
     import pandas as pd
 

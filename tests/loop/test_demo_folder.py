@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from amlops.demo import MARKER, prepare_folder
+from amlops.demo import LOCK, MARKER, prepare_folder, run_demo
 from amlops.errors import UserError
 
 
@@ -38,6 +38,30 @@ def test_a_rerun_replaces_only_the_demos_own_entries(tmp_path: Path) -> None:
     prepare_folder(folder)
     assert not (folder / "state").exists() and not (folder / "timeline.json").exists()
     assert (folder / "my-analysis.ipynb").read_text() == "kept"
+
+
+def test_a_second_demo_in_a_busy_folder_is_refused_and_touches_nothing(tmp_path: Path) -> None:
+    """Two `amlops demo --out DIR` at once: the second would delete the first one's state under it. It is
+    refused at once (the running demo holds an flock on DIR/.amlops-demo.lock), and nothing is removed."""
+    from amlops.config import Settings
+    from amlops.locks import file_lock
+
+    folder = tmp_path / "demo"
+    prepare_folder(folder)
+    (folder / "state").mkdir()
+    (folder / "state" / "mlflow.db").write_text("the running demo's registry")
+    running = file_lock(folder / LOCK, timeout=0, on_timeout=AssertionError)  # the first demo, still running
+    refused = pytest.raises(UserError, match="another amlops demo is running in this folder")
+    with running, refused:
+        run_demo(Settings(base_dir=tmp_path), folder)
+    assert (folder / "state" / "mlflow.db").read_text() == "the running demo's registry"
+
+
+def test_a_folder_holding_only_the_lock_counts_as_empty(tmp_path: Path) -> None:
+    """A demo interrupted before it marked its folder leaves the lock file: a rerun takes the folder."""
+    (tmp_path / LOCK).write_text("")
+    prepare_folder(tmp_path)
+    assert (tmp_path / MARKER).is_file()
 
 
 def test_an_empty_folder_is_taken(tmp_path: Path) -> None:
