@@ -229,7 +229,16 @@ def run_demo(
 ) -> DemoResult:
     """The story in `folder`, which no other demo may use meanwhile (refused at once, not waited for)."""
     from amlops.locks import file_lock
+    from amlops.shell_values import shell_syntax
 
+    chars = shell_syntax(str(folder.resolve()))
+    if (
+        chars
+    ):  # refused before any work: every step input under it would be refused later (amlops.shell_values)
+        raise UserError(
+            f"--out {folder}: the path has shell syntax ({' '.join(repr(c) for c in chars)}); the demo's steps get "
+            "paths under it as inputs, which Azure ML pastes into a command line: use a folder without them"
+        )
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--out {folder}: is a file; the demo needs a folder of its own")
     folder.mkdir(parents=True, exist_ok=True)

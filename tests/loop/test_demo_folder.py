@@ -57,6 +57,15 @@ def test_a_second_demo_in_a_busy_folder_is_refused_and_touches_nothing(tmp_path:
     assert (folder / "state" / "mlflow.db").read_text() == "the running demo's registry"
 
 
+def test_a_folder_with_shell_syntax_is_refused_before_any_work(tmp_path: Path) -> None:
+    from amlops.config import Settings
+
+    folder = tmp_path / "it's"
+    with pytest.raises(UserError, match="the path has shell syntax"):
+        run_demo(Settings(base_dir=tmp_path), folder)
+    assert not folder.exists()
+
+
 def test_a_folder_holding_only_the_lock_counts_as_empty(tmp_path: Path) -> None:
     """A demo interrupted before it marked its folder leaves the lock file: a rerun takes the folder."""
     (tmp_path / LOCK).write_text("")
