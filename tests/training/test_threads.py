@@ -1,4 +1,5 @@
-"""The training step's thread count is a speed choice only: one OpenMP thread or two give the same model."""
+"""The thread count of the train and evaluate steps is a speed choice only: one OpenMP thread or two give the
+same model and the same predictions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from amlops.data.features import build_pipeline, model_input
-from amlops.steps.train import SMALL_DATA_ROWS, _threads_for
+from amlops.steps._threads import SMALL_DATA_ROWS, openmp_threads_for
 
 
 def test_one_thread_or_two_fit_the_same_model() -> None:
@@ -35,7 +36,7 @@ def test_small_data_fits_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     from threadpoolctl import threadpool_info
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    with _threads_for(SMALL_DATA_ROWS - 1):
+    with openmp_threads_for(SMALL_DATA_ROWS - 1):
         # scikit-learn's libgomp is loaded: the list is never empty
         pools = [p for p in threadpool_info() if p["user_api"] == "openmp"]
         assert pools and all(p["num_threads"] == 1 for p in pools)

@@ -121,9 +121,11 @@ def bootstrap_interval(
 # ------------------------------------------------------------------------------------------------ scoring
 def predict(model: Any, df: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
     from amlops.data.features import model_input
+    from amlops.steps._threads import openmp_threads_for
 
     X = model_input(df, list(schema.numeric_features), list(schema.categorical_features), schema.date_column)
-    pred = model.predict(X)
+    with openmp_threads_for(len(X)):
+        pred = model.predict(X)
     return np.asarray(pred, dtype="float64").reshape(-1)
 
 

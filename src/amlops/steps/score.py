@@ -562,8 +562,8 @@ def model_frame(path: Path, table: pa.Table, model: Model) -> pd.DataFrame:
 
 def _threads_for(rows: int) -> Any:
     """One OpenMP thread for a small file unless OMP_NUM_THREADS says otherwise: a tree ensemble's parallel
-    regions (one per tree) cost more than they save below ~50k rows, much more on a busy machine (the train
-    step decides the same way). Predictions are the same either way."""
+    regions (one per tree) cost more than they save below ~50k rows, much more on a busy machine (the train and
+    evaluate steps decide likewise, below 500k rows: amlops.steps._threads). Predictions are the same either way."""
     from contextlib import nullcontext
 
     if os.environ.get("OMP_NUM_THREADS") or rows >= SMALL_FILE_ROWS:

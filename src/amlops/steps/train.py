@@ -33,6 +33,7 @@ from amlops.data.schema import DatasetSchema, SchemaFileError, load_schema
 from amlops.data.snapshot import SnapshotError, read_snapshot, short_version
 from amlops.data.split import SplitError, split_holdout
 from amlops.drift.metrics import regression_metrics
+from amlops.steps._threads import openmp_threads_for
 
 RUN_INFO_FILE = "run_info.json"
 MODEL_ARTIFACT = "model"
@@ -42,12 +43,6 @@ PREDICTION_COLUMN = "prediction"
 # Tests set this to a checkpoint name (e.g. "train:after_fit") to SIGKILL the step there: an abrupt death at a
 # known point, which a timer cannot give. Nothing else sets it.
 KILL_HOOK_ENV = "AMLOPS_TEST_KILL_AT"
-# Below this many training rows the fit runs on one OpenMP thread (see _threads_for). Measured on this 2-core
-# machine while another process kept one core busy (2026-11-30): the demo's 52k-row retrain fitted in 1.3 s on
-# one thread against 2.2-16.6 s on two, and 207k rows in 1.8-2.0 s against 4.0-16.9 s: libgomp's threads spin
-# waiting for a core that is taken. A step that owns its node (Azure ML) and has more rows than this keeps the
-# default.
-SMALL_DATA_ROWS = 500_000
 
 
 class TrainError(ValueError):
@@ -83,19 +78,6 @@ def parse_params(text: str | None) -> dict[str, Any]:
 def checkpoint(name: str) -> None:
     if os.environ.get(KILL_HOOK_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _threads_for(rows: int) -> Any:
-    """One OpenMP thread below SMALL_DATA_ROWS unless OMP_NUM_THREADS says otherwise: gradient boosting's
-    per-node parallel regions cost more than they save there, far more on a busy machine. Results are the
-    same either way (the histograms are summed per feature, not split across threads by rows)."""
-    from contextlib import nullcontext
-
-    from threadpoolctl import threadpool_limits
-
-    if os.environ.get("OMP_NUM_THREADS") or rows >= SMALL_DATA_ROWS:
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="openmp")
 
 
 def pip_requirements() -> list[str]:
@@ -338,7 +320,7 @@ def train(
     X_hold = model_input(holdout_df, numeric, categorical, schema.date_column)
     y_train = train_df[schema.target].to_numpy(dtype="float64")
     y_hold = holdout_df[schema.target].to_numpy(dtype="float64")
-    with _threads_for(len(X_train)):
+    with openmp_threads_for(len(X_train)):
         try:
             pipeline = build_pipeline(numeric, categorical, schema.date_column, params, seed)
             pipeline.fit(X_train, y_train)
