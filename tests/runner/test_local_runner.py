@@ -88,6 +88,16 @@ def test_parallel_component_runs_mini_batches_in_a_process_pool(settings: Settin
     assert "3 mini-batches, 2 workers" in log
 
 
+def test_parallel_step_runs_from_a_folder_with_a_space(tmp_path: Path) -> None:
+    """The runs folder is the user's: a space in it (`amlops demo --out "my demo"`) must reach the parallel
+    driver as one argument, not split its spec path in two."""
+    settings = Settings(base_dir=tmp_path / "my project")
+    result = run("parallel.yml", settings)
+    assert " " in str(result.run_dir)
+    lines = (result.outputs["scores"] / "parallel_run_step.txt").read_text().splitlines()
+    assert len(lines) == 5
+
+
 def test_parallel_mltable_input_gives_dataframes(settings: Settings, tmp_path: Path) -> None:
     import pandas as pd
 

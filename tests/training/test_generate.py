@@ -135,3 +135,25 @@ def test_the_cli_help_lists_every_drift_kind() -> None:
     from amlops.commands.data import DRIFT_HELP
 
     assert DRIFT_HELP.removesuffix(" (repeatable)").split(" | ") == list(DRIFT_KINDS)
+
+
+def test_slow_movers_with_new_category_keeps_the_quieter_half_of_both() -> None:
+    """Two row filters in one block (the new products exist only after the drift date; the busy half of the
+    pairs goes from then on) used to index each other's rows: a raw ValueError."""
+    from datetime import date
+
+    drift = date(2024, 1, 20)
+    df = generate(
+        GeneratorConfig(
+            start=date(2024, 1, 1),
+            days=30,
+            stores=4,
+            products=8,
+            drift_date=drift,
+            drifts=("new_category", "slow_movers"),
+        )
+    )
+    after = df[df["date"] >= pd.Timestamp(drift)]
+    new = after[after["product_category"] == NEW_CATEGORY]
+    assert len(new) and len(new) < 11 * 4 * 2  # 11 days x 4 stores x 2 new products, the busy half gone
+    assert not (df[df["date"] < pd.Timestamp(drift)]["product_category"] == NEW_CATEGORY).any()

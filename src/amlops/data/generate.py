@@ -333,11 +333,11 @@ def _block(
             "units_sold": units.ravel().astype(int),
         }
     )
-    if only_after_drift:
-        df = df[drift_on[d_idx]]
+    # One mask, applied once: both filters index the block's full grid of rows.
+    keep = np.asarray(drift_on[d_idx]) if only_after_drift else np.ones(len(df), dtype=bool)
     if "slow_movers" in active and strength > 0 and drift_on.any():
-        df = df[~(drift_on[d_idx] & _busy_pairs(base, store_size).ravel()[s_idx * n_products + p_idx])]
-    return df
+        keep &= ~(drift_on[d_idx] & _busy_pairs(base, store_size).ravel()[s_idx * n_products + p_idx])
+    return df[keep] if not keep.all() else df
 
 
 def _busy_pairs(base: np.ndarray, store_size: np.ndarray) -> np.ndarray:

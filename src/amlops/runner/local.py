@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -511,7 +512,8 @@ class LocalRunner:
         }
         spec_path = step_dir / "parallel_spec.json"
         spec_path.write_text(json.dumps(driver_spec, indent=2, default=str), encoding="utf-8")
-        return f"python -m amlops.runner.parallel --spec {spec_path}"
+        # Quoted: the runs folder is the user's and may hold spaces (the spec path is the runner's, not an input).
+        return f"python -m amlops.runner.parallel --spec {shlex.quote(str(spec_path))}"
 
     def _write_manifest(self, plan: Plan, result: PipelineRunResult) -> None:
         manifest: dict[str, Any] = {
