@@ -6,8 +6,10 @@ monitor compares it with the champion's reference profile and estimates its erro
 stored with the model); its actual demand, the labels, arrives `label_delay_weeks` later. So at the end of each week
 the policy judges that week on its *estimated* error and the week whose labels just came on its *measured* error
 (labels overrule the estimate). The change moves the mix toward rows where the model's error per unit is high, all
-inside what v1 saw: the estimate alarms at the end of the first changed week, the labels confirm a week later, the
-policy retrains on the labelled data there is, the challenger passes the gate and becomes champion.
+inside what v1 saw, and the same rows sell less (which only labels show): with the default seed the estimate
+alarms at the end of the first changed week and the labels confirm it a week later. The policy retrains on the
+labels that have arrived; the gate rejects a challenger that has not seen enough of the change, and a later one
+becomes champion.
 
 Every job is a pipeline YAML run by the local runner. To finish in minutes rather than an hour, each champion
 scores and monitors all the weeks ahead of it in one batch-inference run and one monitoring run (weekly windows,
@@ -63,6 +65,13 @@ class DemoConfig:
     # Actual demand (the labels) arrives this many weeks after the week it belongs to.
     label_delay_weeks: int = 1
 
+    def __post_init__(self) -> None:
+        # 0 would judge a week on labels that have not arrived (the story is "the estimate comes first").
+        if self.label_delay_weeks < 1:
+            raise ValueError("label_delay_weeks must be >= 1: labels arrive after their week")
+        if not 0 < self.train_weeks < self.change_week < self.weeks:
+            raise ValueError("the demo needs 0 < train_weeks < change_week < weeks")
+
     @classmethod
     def for_weeks(cls, weeks: int, seed: int = 7) -> DemoConfig:
         """`amlops demo --weeks N`: the default story, or one with its weeks scaled to N."""
@@ -109,6 +118,7 @@ class WeekRow:
     # predicted; measured: WAPE) over the champion's holdout level, minus 1; the estimate's at its value.
     estimated_rise: float | None = None
     measured_rise: float | None = None
+    wape: float | None = None  # the measured error per unit sold (sum |error| / sum actual), with the labels
 
 
 @dataclass
@@ -176,9 +186,8 @@ LOCK = ".amlops-demo.lock"
 DEMO_ENTRIES = ("data", "state", "runs", "reports", "timeline.json", "error_over_time.png")
 
 
-def prepare_folder(folder: Path) -> None:
-    """Make `folder` ready for a fresh demo. Only what an earlier demo made (the folder carries its marker) is
-    removed, and of it only the demo's own entries; any other folder that is not empty is refused."""
+def check_folder(folder: Path) -> None:
+    """Refuse a file, or a folder that is not empty and not an earlier demo's (it carries the marker)."""
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--out {folder}: is a file; the demo needs a folder of its own")
     marker = folder / MARKER
@@ -187,6 +196,13 @@ def prepare_folder(folder: Path) -> None:
             f"--out {folder}: not empty and not made by amlops demo; the demo deletes its folder's earlier "
             "results, so give it a new or empty folder"
         )
+
+
+def prepare_folder(folder: Path) -> None:
+    """Make `folder` ready for a fresh demo. Only what an earlier demo made (the folder carries its marker) is
+    removed, and of it only the demo's own entries; any other folder that is not empty is refused."""
+    check_folder(folder)
+    marker = folder / MARKER
     for name in DEMO_ENTRIES:
         entry = folder / name
         if entry.is_dir() and not entry.is_symlink():
@@ -239,8 +255,7 @@ def run_demo(
             f"--out {folder}: the path has shell syntax ({' '.join(repr(c) for c in chars)}); the demo's steps get "
             "paths under it as inputs, which Azure ML pastes into a command line: use a folder without them"
         )
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--out {folder}: is a file; the demo needs a folder of its own")
+    check_folder(folder)  # before the lock file is made: a refused folder is left as it was
     folder.mkdir(parents=True, exist_ok=True)
     busy = lambda: UserError(  # noqa: E731
         f"--out {folder}: another amlops demo is running in this folder; wait for it to finish or give "
@@ -490,6 +505,7 @@ def confirm_labels(
     row.mae = float(window.performance.mae)
     reference = window.performance.reference or {}
     wape, ref_wape = window.performance.wape, reference.get("wape")
+    row.wape = float(wape) if wape is not None else None
     if wape is not None and ref_wape:
         row.measured_rise = wape / ref_wape - 1.0
     if not window.judged:
@@ -531,18 +547,22 @@ def estimate_columns(window: WindowResult | None, settings: Settings) -> dict[st
 
 
 def summary(result: DemoResult, cfg: DemoConfig) -> dict[str, float | None]:
-    """Mean weekly MAE before the change, between the change and the first promotion after it, and after."""
+    """Mean weekly error per unit sold (WAPE) before the change, from the change to the last promotion after
+    it, and after that promotion. Per unit, not MAE in units: the change moves demand itself (the busy half
+    goes, the rest sells less), so MAE in units falls with it while the model gets worse."""
     change = cfg.change_week + 1
-    promoted = next((p["week"] for p in result.promotions[1:] if p["week"] >= change), None)
+    promoted = next((p["week"] for p in reversed(result.promotions[1:]) if p["week"] >= change), None)
 
     def mean(rows: list[WeekRow]) -> float | None:
-        vals = [r.mae for r in rows if r.mae is not None]
+        vals = [r.wape for r in rows if r.wape is not None]
         return sum(vals) / len(vals) if vals else None
 
     before = mean([r for r in result.rows if r.week < change])
-    during = mean([r for r in result.rows if change <= r.week <= (promoted or cfg.weeks)])
+    during = mean(
+        [r for r in result.rows if change <= r.week <= (promoted or cfg.weeks) and r.champion == "v1"]
+    )
     after = mean([r for r in result.rows if promoted is not None and r.week > promoted])
-    return {"mae_before_change": before, "mae_after_change_old_model": during, "mae_after_promotion": after}
+    return {"wape_before_change": before, "wape_after_change_v1": during, "wape_after_last_promotion": after}
 
 
 def first_alarms(result: DemoResult) -> dict[str, int | None]:

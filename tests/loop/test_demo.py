@@ -10,7 +10,7 @@ import pytest
 
 from amlops import registry
 from amlops.config import Settings
-from amlops.demo import DemoConfig, DemoResult, WeekRow, demo_settings, first_alarms, run_demo
+from amlops.demo import DemoConfig, DemoResult, WeekRow, demo_settings, first_alarms, run_demo, summary
 from amlops.loop import champion, monitor_local, score_local
 
 pytestmark = pytest.mark.slow
@@ -119,6 +119,33 @@ def test_the_last_champion_resets_the_level(demo: tuple[DemoResult, Path]) -> No
     assert sum(old) / len(old) > limit
     assert sum(new) / len(new) < limit
     assert all(r.verdict != "ALARM" and r.measured_verdict != "ALARM" for r in served)
+
+
+def test_error_per_unit_rises_then_recovers(demo: tuple[DemoResult, Path]) -> None:
+    """The closing line: per unit sold (MAE in units falls with demand, so it would read the other way)."""
+    result, _ = demo
+    means = summary(result, CFG)
+    before, during, after = (
+        means["wape_before_change"],
+        means["wape_after_change_v1"],
+        means["wape_after_last_promotion"],
+    )
+    assert before is not None and during is not None and after is not None
+    assert during > 1.5 * before  # v1's error per unit after the change
+    assert after < 0.8 * during  # the last champion brings it back down
+
+
+def test_each_retrain_used_only_the_labels_that_had_arrived(demo: tuple[DemoResult, Path]) -> None:
+    """A retrain decided at the end of week k trains on data up to the last day of week k - label_delay_weeks:
+    never on a week whose labels were still to come."""
+    _, folder = demo
+    files = sorted((folder / "state" / "retrain").glob("data-week*.parquet"))
+    assert files
+    for path in files:
+        k = int(path.stem.removeprefix("data-week")) - 1  # the file is named after week k + 1 (1-based)
+        last = pd.read_parquet(path, columns=["date"])["date"].max()
+        labelled_until = CFG.week_start(k - CFG.label_delay_weeks + 1) - pd.Timedelta(days=1)
+        assert pd.Timestamp(last).date() == labelled_until, path.name
 
 
 def test_history_shows_each_promotion_with_lineage(demo: tuple[DemoResult, Path]) -> None:

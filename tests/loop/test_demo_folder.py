@@ -66,6 +66,17 @@ def test_a_folder_with_shell_syntax_is_refused_before_any_work(tmp_path: Path) -
     assert not folder.exists()
 
 
+def test_a_refused_folder_is_left_without_a_lock_file(tmp_path: Path) -> None:
+    from amlops.config import Settings
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not empty and not made by amlops demo"):
+        run_demo(Settings(base_dir=tmp_path), folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
 def test_a_folder_holding_only_the_lock_counts_as_empty(tmp_path: Path) -> None:
     """A demo interrupted before it marked its folder leaves the lock file: a rerun takes the folder."""
     (tmp_path / LOCK).write_text("")

@@ -132,3 +132,13 @@ def test_level_shift_lowers_demand_from_the_drift_date_only() -> None:
     # the features do not move: only labels can show this change
     features = ["price", "promotion", "temperature", "holiday", "store_id", "product_id"]
     pd.testing.assert_frame_equal(plain[features], shifted[features])
+
+
+def test_the_demo_config_refuses_labels_without_delay() -> None:
+    from amlops.demo import DemoConfig
+
+    with pytest.raises(ValueError, match="label_delay_weeks must be >= 1"):
+        DemoConfig(label_delay_weeks=0)
+    with pytest.raises(ValueError, match="train_weeks < change_week < weeks"):
+        DemoConfig(weeks=30, change_week=35)
+    assert DemoConfig.for_weeks(20).change_week < 20

@@ -219,12 +219,13 @@ def register(app: typer.Typer) -> None:
         means = summary(result, cfg)
 
         def fmt(x: float | None) -> str:
-            return f"{x:.2f}" if x is not None else "-"
+            return f"{x:.0%}" if x is not None else "-"
 
         out.print(
             "policy = the verdict at the week's end, before its labels: ALARM = the window counts toward a "
             "retrain (the estimated error is up more than the limit vs the champion's holdout, with 95 % "
-            "confidence); drift the model copes with (seasons) stays ok"
+            "confidence; where the estimate is unusable, ?, drift on important features alone); drift the model "
+            "copes with (seasons) stays ok"
         )
         out.print(
             "estimated = the week's MAE estimated without labels (95 % interval; ! = the estimate alone "
@@ -236,8 +237,9 @@ def register(app: typer.Typer) -> None:
         for line in story_lines(result, cfg):
             out.print(f"[bold]{line}[/]")
         out.print(
-            f"mean weekly MAE: before the change {fmt(means['mae_before_change'])} · after it, old model "
-            f"{fmt(means['mae_after_change_old_model'])} · after the promotion {fmt(means['mae_after_promotion'])}"
+            "mean weekly error per unit sold (WAPE; MAE in units falls with demand): before the change "
+            f"{fmt(means['wape_before_change'])} · after it, v1 {fmt(means['wape_after_change_v1'])} · after "
+            f"the last promotion {fmt(means['wape_after_last_promotion'])}"
         )
         out.print(
             f"◆ market change on {cfg.change_date}: {', '.join(cfg.drifts)} (strength {cfg.drift_strength})"

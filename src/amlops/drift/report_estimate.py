@@ -59,9 +59,10 @@ def _estimated(result: MonitorResult) -> str:
         )
     return (
         "<h2 id='estimated-performance'>Estimated performance (before labels)</h2>"
-        "<p>Direct loss estimation: a model fitted on the champion's holdout predicts each row's absolute and "
+        "<p>Direct loss estimation: a model fitted on labelled rows the champion did not train on (its holdout "
+        "and, for smaller data, its training rows predicted out of fold) predicts each row's absolute and "
         "squared error from its features and prediction; a window's MAE/RMSE is estimated without labels. It "
-        "follows covariate shift inside the region the holdout covered; it cannot see concept drift nor the "
+        "follows covariate shift inside the region those rows covered; it cannot see concept drift nor the "
         "error in regions the model never saw. Labels, when they come, overrule it.</p>"
         f"{level}<div class='grid'>{figs}</div>"
         "<table><thead><tr><th>window</th><th>rows</th><th>estimated MAE (95 %)</th><th>measured MAE</th>"
