@@ -84,3 +84,8 @@ def test_the_reference_level_is_the_holdouts_when_older_rows_join_the_fit() -> N
     assert with_ref.reference["rows"] == n_hold
     assert everything.reference["realized_mae"] < 0.6 * realized_hold  # mostly the quiet older rows
     assert with_ref.reference["mean_prediction"] == pytest.approx(float(np.mean(np.abs(pred[hold]))))
+    # The estimate's level is brought to the holdout's (the quieter older rows pulled it down): what the policy
+    # compares a window's estimate with, and what the band around it is drawn from.
+    assert with_ref.reference["estimated_mae"] == pytest.approx(realized_hold, rel=1e-9)
+    assert everything.reference["estimated_mae"] < 0.6 * realized_hold
+    assert with_ref.metadata["level_factor_abs"] > 1.5

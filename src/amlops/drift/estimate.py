@@ -115,7 +115,7 @@ class ErrorEstimator:
     models: list[Any]  # [nanny of |error| fitted on fold 0, the same fitted on fold 1]
     calibration: dict[str, Calibration]  # raw nanny output -> expected "abs" and "sq" error
     reference: dict[str, float]  # realized and estimated MAE/RMSE on the holdout, mean prediction, rows
-    sq_cv: float  # sd(e²) / mean(e²) on the holdout: the spread of the squared error, for the RMSE interval
+    sq_cv: float  # sd(e²) / mean(e²) on the reference rows (the holdout): the squared error's spread (RMSE interval)
     metadata: dict[str, Any] = field(default_factory=dict)
     # Numeric ranges the nannies saw ([min, max] on the holdout). A row outside them, or with a category they
     # never saw, is *unsupported*: the estimate cannot know the model's error there (DLE's documented limit).
@@ -328,12 +328,13 @@ def fit_error_estimator(
         est.models.append(model)
     # Both maps are fitted on out-of-fold outputs: what a nanny says about rows it never saw.
     est.calibration = {kind: _isotonic(oof, target) for kind, target in targets.items()}
+    if not ref.all():
+        _level_to_reference(est, X[ref], {kind: target[ref] for kind, target in targets.items()})
     losses = est.predict_loss(X[ref])
     est_mae = float(losses["abs"].mean())
     est_mse = float(losses["sq"].mean())
-    mse = float(np.mean(targets["sq"]))
-    est.sq_cv = float(np.std(targets["sq"]) / mse) if mse > 0 else 0.0
     ref_mse = float(np.mean(targets["sq"][ref]))
+    est.sq_cv = float(np.std(targets["sq"][ref]) / ref_mse) if ref_mse > 0 else 0.0
     est.reference = {
         "rows": float(ref.sum()),
         "realized_mae": float(err[ref].mean()),
@@ -343,6 +344,23 @@ def fit_error_estimator(
         "mean_prediction": float(np.mean(np.abs(prediction[ref]))),
     }
     return est
+
+
+def _level_to_reference(est: ErrorEstimator, X_ref: np.ndarray, realized: dict[str, np.ndarray]) -> None:
+    """Scale each calibration so that its mean estimate on the reference rows equals their realized loss.
+    Why: rows predicted out of fold come from models fitted on half the weeks, which err more than the final
+    model, so calibrated on every row the estimate sits above the final model's error (a review measured +5 %
+    MAE and +24 % RMSE on the demo's holdout, and measured weekly MAE below the 95 % band in 17 of 54 weeks).
+    The holdout is where the final model's own error is known: one factor per loss brings the level there, and
+    the shape (which rows err more) stays what every row taught. The factors go to `metadata`."""
+    got = est.predict_loss(X_ref)
+    for kind, target in realized.items():
+        have, want = float(got[kind].mean()), float(np.mean(target))
+        if have > 0 and want > 0 and kind in est.calibration:
+            factor = want / have
+            cal = est.calibration[kind]
+            est.calibration[kind] = Calibration(list(cal.x), [v * factor for v in cal.y])
+            est.metadata[f"level_factor_{kind}"] = factor
 
 
 def _nanny(cat_mask: np.ndarray, min_leaf: int, seed: int) -> Any:
