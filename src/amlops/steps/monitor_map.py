@@ -78,21 +78,27 @@ class Mapper:
     labels: Any
     data: str
     partials: Path
+    estimator: Any = None  # the model's error estimator and multivariate PCA, as the single process loads them
+    pca: Any = None
 
     def map_files(self, files: Sequence[str]) -> tuple[Path | None, int]:
         """Stream the files (in name order) through one monitor; write its partial. (partial file, rows)."""
         from amlops.data.io import is_data_file
         from amlops.drift import partial
-        from amlops.drift.monitor import Monitor, iter_batches, open_dataset
+        from amlops.drift.monitor import Monitor, _extra_columns, iter_batches, open_dataset
+        from amlops.steps.monitor import window_extras
 
         usable = sorted(str(f) for f in files if is_data_file(str(f)))
         if not usable:
             return None, 0
         mon = Monitor(self.profile, self.options, self.labels)
+        mon.extras.extend(window_extras(self.estimator, self.pca))
         try:
             for f in usable:
                 ds = open_dataset(f, dictionary_columns=mon.categorical)
                 columns = mon.columns_needed(ds.schema.names)
+                # The extras' columns too (run_monitor reads them the same way): the estimator's features.
+                columns += [c for c in _extra_columns(mon, ds.schema.names) if c not in columns]
                 for batch in iter_batches(ds, columns, self.options.chunk_rows):
                     mon.update(batch)
         finally:
@@ -157,7 +163,18 @@ def build_mapper(args: argparse.Namespace) -> Mapper:
         raise MapInputError(
             f"--window {window}: row-count windows need the single-process monitor; use all, daily or weekly"
         )
-    return Mapper(profile, options, labels, args.data, Path(args.partials))
+    estimator, pca = load_extras(args.model_dir or None, stored)
+    return Mapper(profile, options, labels, args.data, Path(args.partials), estimator, pca)
+
+
+def load_extras(model_dir: str | None, profile: Any) -> tuple[Any, Any]:
+    """(error estimator, multivariate PCA) stored in the model folder, each None when absent: the single-process
+    step's loaders (amlops.steps.monitor), so the map samples what the single process would."""
+    if not model_dir:
+        return None, None
+    from amlops.steps.monitor import load_estimator, load_multivariate
+
+    return load_estimator(model_dir, None, profile, None, None), load_multivariate(model_dir, None, profile)
 
 
 # ------------------------------------------------------------------------------------------ parallel entry
