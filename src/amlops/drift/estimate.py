@@ -385,7 +385,6 @@ _NO_LIMIT = np.uint64(2**64 - 1)
 _M1 = np.uint64(0xFF51AFD7ED558CCD)  # MurmurHash3's fmix64 constants
 _M2 = np.uint64(0xC4CEB9FE1A85EC53)
 _M3 = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio
-_SHIFT_32 = np.uint64(32)
 _SHIFT_33 = np.uint64(33)
 _MEMO_LIMIT = 200_000  # distinct category strings remembered per column (their hashes)
 
@@ -410,8 +409,8 @@ class RowHasher:
     """64-bit hashes of rows from named numeric and categorical columns, the same in every process and however the
     stream is cut: numpy integer arithmetic (exact, wrapping) on each float's bits (-0.0 as 0.0, one NaN for every
     NaN and null) and blake2b of each category's text, found through the chunk's dictionary (a category is its
-    text, whatever its index in a chunk). Not Python's hash(): it is salted per process. A column's mix is a
-    multiply-xorshift-multiply of its bits with the column's own key; the row's hash is the finalizer of the
+    text, whatever its index in a chunk). Not Python's hash(): it is salted per process. A column's mix is
+    xorshift-multiply-xorshift-multiply of its bits with the column's own key; the row's hash is the finalizer of the
     columns' sum (addition modulo 2^64: exact, so the column order of a sum cannot matter)."""
 
     def __init__(self, numeric: Sequence[str], categorical: Sequence[str]) -> None:
@@ -441,8 +440,12 @@ class RowHasher:
         if nan.any():
             x[nan] = np.nan  # one NaN bit pattern (a null and a NaN of any payload are the same missing value)
         u = x.view(np.uint64)
+        # xorshift first: the sign and exponent bits reach the low half, so the multiply spreads them (a sign
+        # flip would otherwise move only the top bit, and two columns' flips could cancel in the sum).
+        np.right_shift(u, _SHIFT_33, out=scratch)
+        u ^= scratch
         u *= key
-        np.right_shift(u, _SHIFT_32, out=scratch)
+        np.right_shift(u, _SHIFT_33, out=scratch)
         u ^= scratch
         u *= _M3
         return u
@@ -752,8 +755,9 @@ class EstimateSample:
                 parts.append((g, hashes))
         if not take:
             return
-        rows = np.concatenate(take)
-        part = batch.take(pa.array(rows)) if len(rows) < n else batch
+        rows = np.concatenate(take)  # in the order of `parts` (by hash within a window), not the chunk's
+        identity = len(rows) == n and bool((rows == np.arange(n)).all())
+        part = batch if identity else batch.take(pa.array(rows))
         s.hold(parts, self.est.design(self.est.columns_from_batch(part), prediction[rows]))
         if s.pending_rows >= BUFFER_ROWS:
             self.flush()
