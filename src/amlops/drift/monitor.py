@@ -1209,6 +1209,31 @@ class WindowExtra:
     def samples(self) -> Any:
         raise NotImplementedError
 
+    # The columns whose content picks a row into the samples: the union over a monitor's extras is hashed once per
+    # chunk (amlops.drift.estimate.ChunkHashes), the same function in one pass and in every map step.
+    def hash_columns(self, mon: Monitor) -> tuple[list[str], list[str]]:
+        raise NotImplementedError
+
+
+def _chunk_hashes(mon: Monitor) -> Any:
+    """The monitor's shared ChunkHashes, made at the first chunk from every extra's hash columns."""
+    from amlops.drift.estimate import ChunkHashes
+
+    for extra in mon.extras:
+        shared = getattr(extra, "_hashes", None)
+        if shared is not None:
+            return shared
+    numeric: list[str] = []
+    categorical: list[str] = []
+    for extra in mon.extras:
+        n, c = extra.hash_columns(mon)
+        numeric += n
+        categorical += c
+    shared = ChunkHashes(numeric, categorical)
+    for extra in mon.extras:
+        extra._hashes = shared  # type: ignore[attr-defined]
+    return shared
+
 
 def _extra_columns(mon: Monitor, available: Iterable[str]) -> list[str]:
     names = set(available)
@@ -1246,7 +1271,11 @@ class _EstimateExtra(WindowExtra):
         column = mon.options.prediction_column
         assert column is not None
         prediction = numeric_values(batch.column(column))[0]
-        self.sampled.update(batch, prediction, local, glob)
+        self.sampled.update(batch, prediction, local, glob, _chunk_hashes(mon).of(batch))
+
+    def hash_columns(self, mon: Monitor) -> tuple[list[str], list[str]]:
+        numeric = [*self.estimator.numeric, *([mon.options.prediction_column] if mon.options.prediction_column else [])]
+        return numeric, list(self.estimator.categorical)
 
     def score(self, mon: Monitor, rows: Any) -> dict[str, Any] | None:
         if not mon._has_prediction:
@@ -1277,7 +1306,10 @@ class _MultivariateExtra(WindowExtra):
         self.columns = tuple(pca.numeric)
 
     def update(self, mon: Monitor, batch: pa.RecordBatch | pa.Table, local: Any, glob: np.ndarray) -> None:
-        self.sampled.update(batch, local, glob)
+        self.sampled.update(batch, local, glob, _chunk_hashes(mon).of(batch))
+
+    def hash_columns(self, mon: Monitor) -> tuple[list[str], list[str]]:
+        return list(self.pca.numeric), []
 
     def score(self, mon: Monitor, rows: Any) -> dict[str, Any] | None:
         out: dict[str, Any] = self.sampled.window(rows)

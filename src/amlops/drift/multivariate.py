@@ -173,28 +173,26 @@ class MultivariateSample:
         """What partials must share to be merged: the PCA and k."""
         return {"k": self.sample.k, "pca": asdict(self.pca)}
 
-    def update(self, batch: pa.RecordBatch | pa.Table, local: Any, glob: np.ndarray) -> None:
-        from amlops.drift.estimate import window_groups
+    def update(
+        self,
+        batch: pa.RecordBatch | pa.Table,
+        local: Any,
+        glob: np.ndarray,
+        hashes: np.ndarray | None = None,
+    ) -> None:
+        """One chunk: hash its rows (or take the monitor's `hashes`, amlops.drift.estimate.ChunkHashes), let each
+        window's sample take what it keeps, score the entries that entered."""
+        from amlops.drift.estimate import offer_chunk
         from amlops.drift.profile import numeric_values
 
-        n = batch.num_rows
         s = self.sample
         s.ensure(int(np.max(glob)) + 1)
         names = set(batch.schema.names)
         columns = {c: numeric_values(batch.column(c))[0] for c in self.pca.numeric if c in names}
-        h = self.hasher.hashes(n, columns, {})
-        take: list[np.ndarray] = []
-        parts: list[tuple[int, np.ndarray]] = []
-        for g, idx in window_groups(n, local, glob):
-            s.rows[g] += len(idx)
-            s.population[g] += len(idx)
-            rows, hashes = s.offer(g, h[idx], idx)
-            if len(rows):
-                take.append(rows)
-                parts.append((g, hashes))
-        if not take:
+        h = self.hasher.hashes(batch.num_rows, columns, {}) if hashes is None else hashes
+        rows, parts = offer_chunk(s, h, None, local, np.asarray(glob))
+        if not parts:
             return
-        rows = np.concatenate(take)
         # A PCA row is cheap: the entries that entered are scored at once (only they: a fraction of the chunk).
         err = self.pca.column_errors(self.pca.standardize({c: v[rows] for c, v in columns.items()}, len(rows)))
         s.hold(parts, err.reshape(-1, 1))
