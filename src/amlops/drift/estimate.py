@@ -546,7 +546,7 @@ class BottomK:
             for _ in range(grow):
                 self.hashes.append(np.zeros(0, dtype=np.uint64))
                 self.counts.append(np.zeros(0, dtype=np.int64))
-                self.values.append(np.zeros((0, self.width)))
+                self.values.append(np.zeros((0, self.width), dtype=np.float32))
             self.rows = np.concatenate([self.rows, np.zeros(grow, dtype=np.int64)])
             self.population = np.concatenate([self.population, np.zeros(grow, dtype=np.int64)])
 
@@ -588,7 +588,7 @@ class BottomK:
         if not fresh.any():
             return empty
         new_h, new_rows, new_count = uniq[fresh], rows[first[fresh]], count[fresh]
-        self._install(g, new_h, new_count, np.full((len(new_h), self.width), np.nan))
+        self._install(g, new_h, new_count, np.full((len(new_h), self.width), np.nan, dtype=np.float32))
         stay = np.isin(new_h, self.hashes[g], assume_unique=True)
         return new_rows[stay], new_h[stay]
 
@@ -623,7 +623,9 @@ class BottomK:
                 inputs.append(x[there])
         if not found:
             return
-        values = np.asarray(evaluate(np.concatenate(inputs)), dtype=np.float64).reshape(-1, self.width)
+        # Kept as float32: half a partial's bytes, and the same rounding in one pass and in a merge (a row's
+        # estimate rounded at 6e-8 relative is far below its sampling error).
+        values = np.asarray(evaluate(np.concatenate(inputs)), dtype=np.float32).reshape(-1, self.width)
         at = 0
         for g, pos in found:
             self.values[g][pos] = values[at : at + len(pos)]
@@ -663,7 +665,7 @@ class BottomK:
     def mean(self, g: int, column: np.ndarray) -> float:
         """Count-weighted mean of per-entry values. math.fsum: the correctly rounded sum, whatever the order."""
         c = self.counts[g]
-        return math.fsum((c * column).tolist()) / math.fsum(c.tolist())
+        return math.fsum((c * column.astype(np.float64)).tolist()) / math.fsum(c.tolist())
 
     def subsampling_variance(self, g: int, column: np.ndarray) -> float:
         """Variance of the count-weighted mean of `column` from sampling k of the window's distinct rows (a ratio
@@ -675,7 +677,7 @@ class BottomK:
             return 0.0
         c = self.counts[g].astype(np.float64)
         total = math.fsum(c.tolist())
-        resid = c * (column - self.mean(g, column))
+        resid = c * (column.astype(np.float64) - self.mean(g, column))
         return (1.0 - f) * m / (m - 1) * math.fsum((resid * resid).tolist()) / (total * total)
 
     def effective_rows(self, g: int) -> float:
@@ -701,7 +703,7 @@ class BottomK:
             "sizes": np.array([len(self.hashes[g]) for g in range(n)], dtype=np.int64),
             "hashes": np.concatenate(self.hashes[:n]) if n else np.zeros(0, np.uint64),
             "counts": np.concatenate(self.counts[:n]) if n else np.zeros(0, np.int64),
-            "values": np.concatenate(self.values[:n]) if n else np.zeros((0, self.width)),
+            "values": np.concatenate(self.values[:n]) if n else np.zeros((0, self.width), dtype=np.float32),
         }
 
     def absorb(self, parts: Sequence[tuple[dict[str, np.ndarray], np.ndarray]], n: int) -> None:
@@ -721,12 +723,29 @@ class BottomK:
                     (arrays["hashes"][lo:hi], arrays["counts"][lo:hi], values[lo:hi])
                 )
         for g, entries in by_window.items():
-            self.union(
-                g,
-                np.concatenate([e[0] for e in entries]),
-                np.concatenate([e[1] for e in entries]),
-                np.concatenate([e[2] for e in entries]),
-            )
+            # United a few thousand entries at a time: each union sorts at most ~UNION_ROWS + k entries, however
+            # many partials hold the window (1,000 partials of one window: 1,000 k entries).
+            pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+            size = 0
+            for e in entries:
+                pending.append(e)
+                size += len(e[0])
+                if size >= UNION_ROWS:
+                    self._unite(g, pending)
+                    pending, size = [], 0
+            if pending:
+                self._unite(g, pending)
+
+    def _unite(self, g: int, entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        self.union(
+            g,
+            np.concatenate([e[0] for e in entries]),
+            np.concatenate([e[1] for e in entries]),
+            np.concatenate([e[2] for e in entries]),
+        )
+
+
+UNION_ROWS = 16_384
 
 
 def window_groups(n: int, local: np.ndarray | None, glob: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -884,7 +903,7 @@ class EstimateSample:
         sub: list[float] = []
         for g in used:
             share = float(s.population[g]) / total
-            v = s.values[g]
+            v = s.values[g].astype(np.float64)
             for j in range(len(ESTIMATE_VALUES)):
                 means[j].append(share * s.mean(g, v[:, j]))
             sub.append(share * share * s.subsampling_variance(g, (v[:, 0] + v[:, 1]) / 2))

@@ -308,7 +308,7 @@ _SAMPLE_DTYPES = {
     "sizes": ("<i8", True),
     "hashes": ("<u8", False),
     "counts": ("<i8", True),
-    "values": ("<f8", False),
+    "values": ("<f4", False),
 }
 
 
