@@ -312,7 +312,10 @@ def test_partials_scored_with_other_thresholds_are_refused(data: dict[str, Path]
 
 
 # ------------------------------------------------------------------------------------------ label-free extras
-SMALL_K = {"K_ESTIMATE": 64, "K_MULTIVARIATE": 48}  # below a daily window's ~320 rows: samples evict and merge
+SMALL_K = {
+    "K_ESTIMATE": 64,
+    "K_MULTIVARIATE": 48,
+}  # below a daily window's ~320 rows: samples evict and merge
 
 
 @pytest.fixture(scope="module")
@@ -382,12 +385,20 @@ def test_the_extras_are_there_and_sampled(expected_extras: dict[str, Any]) -> No
     windows = [w for w in expected_extras["windows"] if w["window"] != "undated"]
     assert all(w["estimated_performance"]["mae"] is not None and w["multivariate"]["value"] for w in windows)
     assert sum(w["row_count"] > 4 * SMALL_K["K_ESTIMATE"] for w in windows) > 20
-    assert expected_extras["overall"]["estimated_performance"]["count"] == expected_extras["current"]["row_count"]
+    assert (
+        expected_extras["overall"]["estimated_performance"]["count"]
+        == expected_extras["current"]["row_count"]
+    )
 
 
 @pytest.mark.parametrize("per_batch", [1, 2, 4])
 def test_with_an_estimator_and_a_pca_map_reduce_equals_single_process(
-    data: dict[str, Path], model: Path, expected_extras: dict[str, Any], tmp_path: Path, per_batch: int, small_k: None
+    data: dict[str, Path],
+    model: Path,
+    expected_extras: dict[str, Any],
+    tmp_path: Path,
+    per_batch: int,
+    small_k: None,
 ) -> None:
     files = _files(data)
     mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(_model_args(data, model, tmp_path)))
@@ -427,7 +438,9 @@ def test_a_merge_keeping_the_first_k_entries_is_caught(
     from amlops.drift import estimate
 
     def first_k(self: estimate.BottomK, g: int, h: np.ndarray, c: np.ndarray, v: np.ndarray) -> None:
-        h, c, v = (np.concatenate([a, b]) for a, b in ((self.hashes[g], h), (self.counts[g], c), (self.values[g], v)))
+        h, c, v = (
+            np.concatenate([a, b]) for a, b in ((self.hashes[g], h), (self.counts[g], c), (self.values[g], v))
+        )
         self.hashes[g], self.counts[g], self.values[g] = h[: self.k], c[: self.k], v[: self.k]
 
     mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(_model_args(data, model, tmp_path)))

@@ -4,6 +4,7 @@ the partition of the stream; merged samples are the one-pass sample."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -59,7 +60,9 @@ def _stream(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     return X, pred
 
 
-def _sampled(est: E.ErrorEstimator, frames: list[tuple[pd.DataFrame, np.ndarray]], k: int) -> E.EstimateSample:
+def _sampled(
+    est: E.ErrorEstimator, frames: list[tuple[pd.DataFrame, np.ndarray]], k: int
+) -> E.EstimateSample:
     acc = E.EstimateSample(est, k=k)
     for X, pred in frames:
         acc.update(pa.Table.from_pandas(X, preserve_index=False), pred, None, np.zeros(1, np.intp))
@@ -69,7 +72,7 @@ def _sampled(est: E.ErrorEstimator, frames: list[tuple[pd.DataFrame, np.ndarray]
 
 def _pieces(X: pd.DataFrame, pred: np.ndarray, cuts: list[int]) -> list[tuple[pd.DataFrame, np.ndarray]]:
     bounds = [0, *cuts, len(X)]
-    return [(X.iloc[a:b], pred[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [(X.iloc[a:b], pred[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 def test_order_chunking_and_partition_give_the_same_estimate(estimator: E.ErrorEstimator) -> None:
@@ -127,7 +130,9 @@ def test_rows_without_a_prediction_are_counted_not_sampled(estimator: E.ErrorEst
 
 def test_the_multivariate_sample_merges_like_one_pass() -> None:
     rng = np.random.default_rng(2)
-    frame = pd.DataFrame({"a": rng.normal(size=9_000), "b": rng.normal(size=9_000), "c": rng.normal(size=9_000)})
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=9_000), "b": rng.normal(size=9_000), "c": rng.normal(size=9_000)}
+    )
     pca = fit_pca(frame, ["a", "b", "c"])
     table = pa.Table.from_pandas(frame, preserve_index=False)
 

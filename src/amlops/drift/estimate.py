@@ -474,7 +474,9 @@ class RowHasher:
         nan = self._nan[:m]
         np.isnan(x, out=nan)
         if nan.any():
-            x[nan] = np.nan  # one NaN bit pattern (a null and a NaN of any payload are the same missing value)
+            x[nan] = (
+                np.nan
+            )  # one NaN bit pattern (a null and a NaN of any payload are the same missing value)
         u = x.view(np.uint64)
         scratch = self._scratch[:m]
         np.right_shift(u, _SHIFT_33, out=scratch)
@@ -555,9 +557,7 @@ class BottomK:
         h = self.hashes[g]
         return h[-1] if len(h) >= self.k else _NO_LIMIT
 
-    def offer(
-        self, g: int, h: np.ndarray, rows: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def offer(self, g: int, h: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Window g meets rows (their hashes; their numbers in the chunk, None: their positions in `h`): rows of
         hashes already kept add to their counts, smaller new hashes enter (pushing the largest out). (rows to
         compute inputs for: one per new entry, their hashes); pass the inputs to `hold`."""

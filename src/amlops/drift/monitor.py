@@ -1274,7 +1274,10 @@ class _EstimateExtra(WindowExtra):
         self.sampled.update(batch, prediction, local, glob, _chunk_hashes(mon).of(batch))
 
     def hash_columns(self, mon: Monitor) -> tuple[list[str], list[str]]:
-        numeric = [*self.estimator.numeric, *([mon.options.prediction_column] if mon.options.prediction_column else [])]
+        numeric = [
+            *self.estimator.numeric,
+            *([mon.options.prediction_column] if mon.options.prediction_column else []),
+        ]
         return numeric, list(self.estimator.categorical)
 
     def score(self, mon: Monitor, rows: Any) -> dict[str, Any] | None:

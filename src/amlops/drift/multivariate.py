@@ -4,9 +4,9 @@
 Why PCA reconstruction error and not a domain classifier's AUC: the PCA is fitted once (at training time, like
 the reference profile) and stored as a few numbers (means, scales, k components), and a window then needs one
 streamed pass scoring a hash-chosen sample of each window's rows, a sample that merges like the histograms
-(amlops.drift.estimate.BottomK). A domain classifier needs reference rows at monitoring time (not just a profile), a model fitted per
-window, and cross-validation to read an AUC: minutes at a million rows and nothing to merge. NannyML uses the
-same PCA idea ("data reconstruction", https://github.com/NannyML/nannyml/blob/main/docs/how_it_works/
+(amlops.drift.estimate.BottomK). A domain classifier needs reference rows at monitoring time (not just a
+profile), a model fitted per window, and cross-validation to read an AUC: minutes at a million rows and nothing
+to merge. NannyML uses the same PCA idea ("data reconstruction", https://github.com/NannyML/nannyml/blob/main/docs/how_it_works/
 multivariate_drift.rst); as there, the components kept explain 65 % of the variance.
 
 Reference level: the PCA is fitted on half of the reference rows and its error measured on the other half (error
@@ -194,7 +194,9 @@ class MultivariateSample:
         if not parts:
             return
         # A PCA row is cheap: the entries that entered are scored at once (only they: a fraction of the chunk).
-        err = self.pca.column_errors(self.pca.standardize({c: v[rows] for c, v in columns.items()}, len(rows)))
+        err = self.pca.column_errors(
+            self.pca.standardize({c: v[rows] for c, v in columns.items()}, len(rows))
+        )
         s.hold(parts, err.reshape(-1, 1))
         s.flush(lambda values: values)
 

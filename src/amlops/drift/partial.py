@@ -406,7 +406,10 @@ def absorb_all(mon: Monitor, states: Sequence[dict[str, Any]], expect: str | Non
         hits += state_hits
     _install(mon, sections, ints, exact_sum, overflow, any(s["has_performance"] for s in states))
     for extra in mon.extras:
-        parts = [(_unpack_sample(state["samples"][extra.key]), glob) for state, glob in zip(states, ids, strict=True)]
+        parts = [
+            (_unpack_sample(state["samples"][extra.key]), glob)
+            for state, glob in zip(states, ids, strict=True)
+        ]
         extra.samples().absorb(parts, n)
     mon._label_hits += hits
     for state in states:

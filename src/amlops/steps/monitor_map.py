@@ -78,7 +78,9 @@ class Mapper:
     labels: Any
     data: str
     partials: Path
-    estimator: Any = None  # the model's error estimator and multivariate PCA, as the single process loads them
+    estimator: Any = (
+        None  # the model's error estimator and multivariate PCA, as the single process loads them
+    )
     pca: Any = None
 
     def map_files(self, files: Sequence[str]) -> tuple[Path | None, int]:
