@@ -107,8 +107,7 @@ def merge_cost(partials: Path, model: Path, count: int) -> dict[str, Any]:
     files: the merge refuses a file counted twice)."""
     from amlops.drift import partial
     from amlops.drift.profile import ReferenceProfile
-    from amlops.steps.monitor import window_extras
-    from amlops.steps.monitor_map import load_extras
+    from amlops.steps.monitor_map import load_extras, model_extras
     from amlops.steps.monitor_reduce import reduce_partials
 
     sources = [
@@ -124,7 +123,7 @@ def merge_cost(partials: Path, model: Path, count: int) -> dict[str, Any]:
             partial.write(state, many, f"copy-{i:05d}")
         size = sum(f.stat().st_size for f in many.iterdir())
         profile = ReferenceProfile.from_json(model / "reference_profile.json")
-        extras = window_extras(*load_extras(str(model), profile))
+        extras = model_extras(*load_extras(str(model), profile))
         started = time.perf_counter()
         cpu0 = time.process_time()
         states = partial.read_all(many)

@@ -365,7 +365,7 @@ def _reduce_with_model(model: Path, states: list[dict[str, Any]]) -> dict[str, A
     from amlops.drift.profile import ReferenceProfile
 
     stored = ReferenceProfile.from_json(model / "reference_profile.json")
-    extras = single.window_extras(*monitor_map.load_extras(str(model), stored))
+    extras = monitor_map.model_extras(*monitor_map.load_extras(str(model), stored))
     profile = partial_profile({"profile": model / "reference_profile.json"})
     merged = monitor_reduce.reduce_partials(profile, states, str(model), extras=extras)
     return _comparable(merged.to_json_dict())
@@ -423,7 +423,7 @@ def test_with_extras_the_merge_is_associative(
     profile = partial_profile({"profile": model / "reference_profile.json"})
 
     def merged(group: list[dict[str, Any]]) -> dict[str, Any]:
-        extras = single.window_extras(*monitor_map.load_extras(str(model), stored))
+        extras = monitor_map.model_extras(*monitor_map.load_extras(str(model), stored))
         return partial.dump(monitor_reduce.merged_monitor(profile, group, extras), source=states[0]["source"])
 
     left, right = merged(states[:3]), merged([states[5], states[3], states[4]])

@@ -88,13 +88,12 @@ class Mapper:
         from amlops.data.io import is_data_file
         from amlops.drift import partial
         from amlops.drift.monitor import Monitor, _extra_columns, iter_batches, open_dataset
-        from amlops.steps.monitor import window_extras
 
         usable = sorted(str(f) for f in files if is_data_file(str(f)))
         if not usable:
             return None, 0
         mon = Monitor(self.profile, self.options, self.labels)
-        mon.extras.extend(window_extras(self.estimator, self.pca))
+        mon.extras.extend(model_extras(self.estimator, self.pca))
         try:
             for f in usable:
                 ds = open_dataset(f, dictionary_columns=mon.categorical)
@@ -169,14 +168,30 @@ def build_mapper(args: argparse.Namespace) -> Mapper:
     return Mapper(profile, options, labels, args.data, Path(args.partials), estimator, pca)
 
 
-def load_extras(model_dir: str | None, profile: Any) -> tuple[Any, Any]:
-    """(error estimator, multivariate PCA) stored in the model folder, each None when absent: the single-process
-    step's loaders (amlops.steps.monitor), so the map samples what the single process would."""
+def load_extras(model_dir: str | None, profile: Any = None) -> tuple[Any, Any]:
+    """(error estimator, multivariate PCA) stored in the model folder, each None when absent, by the rule of the
+    single-process step (amlops.steps.monitor.load_estimator / load_multivariate for a model folder; not imported
+    from there: that module logs to MLflow, which the map's environment lacks). An unusable estimator is left out
+    with a note, as there; the reduce step loads them the same way."""
     if not model_dir:
         return None, None
-    from amlops.steps.monitor import load_estimator, load_multivariate
+    from amlops.drift.estimate import ErrorEstimator
+    from amlops.drift.multivariate import PCADrift
 
-    return load_estimator(model_dir, None, profile, None, None), load_multivariate(model_dir, None, profile)
+    try:
+        estimator = ErrorEstimator.load(model_dir)
+    except Exception as exc:  # the estimate is optional: drift and measured error go on without it
+        print(f"monitor: the model's error estimator is unusable, no estimate ({exc})", file=sys.stderr)
+        estimator = None
+    return estimator, PCADrift.load(model_dir)
+
+
+def model_extras(estimator: Any, pca: Any) -> list[Any]:
+    """The per-window extras for them (as amlops.steps.monitor.window_extras: the estimate first)."""
+    from amlops.drift.monitor import estimate_extra, multivariate_extra
+
+    extras = [estimate_extra(estimator)] if estimator is not None else []
+    return extras + ([multivariate_extra(pca)] if pca is not None else [])
 
 
 # ------------------------------------------------------------------------------------------ parallel entry

@@ -97,14 +97,14 @@ def reduce(
     takes them (the map step compared the columns with the same kinds)."""
     from amlops.drift import partial
     from amlops.drift.kinds import with_comparison_kinds
-    from amlops.steps.monitor import load_reference, publish, window_extras
-    from amlops.steps.monitor_map import load_extras
+    from amlops.steps.monitor import load_reference, publish
+    from amlops.steps.monitor_map import load_extras, model_extras
 
     if not reference_profile and not model_dir:
         raise ValueError("give --model-dir or --reference-profile (the profile the map step used)")
     stored, _built = load_reference(reference_profile, None, model_dir, [], None, None, None)
     profile = with_comparison_kinds(stored, column_kinds)
-    extras = window_extras(*load_extras(model_dir, stored))
+    extras = model_extras(*load_extras(model_dir, stored))
     result = reduce_partials(
         profile, partial.read_all(partials), reference_profile or model_dir, policy, extras
     )
