@@ -377,10 +377,10 @@ def fit_from_frame(
 # the estimate is the count-weighted mean over it (a ratio estimator; exact when the window has at most K distinct
 # rows). Cost: a row's hash is a few vector passes per column; the nannies run only for entries still among the K
 # smallest when the buffer is evaluated, ~K per window, instead of ~K * (1 + ln(n / K)) rows that ever entered.
-# K_ESTIMATE: the nannies walk ~K rows per window (~4 us a row here: 10 windows cost ~40 ms at K = 1024), and
-# the subsampling error of a large window's mean is that of ~K rows (about 1.5 % of the MAE at K = 1024, inside
-# the interval). A window of at most K distinct rows is estimated whole.
-K_ESTIMATE = 1024
+# K_ESTIMATE: the nannies walk ~K rows per window (~4 us a row here: 10 windows cost ~60 ms at K = 1536), and
+# the subsampling error of a large window's mean is that of ~K rows (about 1.5 % of the MAE, inside the interval).
+# A window of at most K distinct rows is estimated whole: the demo's weekly windows (~700-1,400 rows) are.
+K_ESTIMATE = 1536
 # K_MULTIVARIATE: a PCA row costs little, but a sampled window's mean rests on ~K rows, and the noise allowance
 # Z_ALARM * sd / sqrt(K) (~8 % of the reference error at K = 2048) must stay under MIN_RISE (10 %) for a large
 # window's verdict to be the one every row would give. Both sizes also set a partial's size (16-56 bytes a row).
