@@ -123,7 +123,7 @@ def merge_cost(partials: Path, model: Path, count: int) -> dict[str, Any]:
             partial.write(state, many, f"copy-{i:05d}")
         size = sum(f.stat().st_size for f in many.iterdir())
         profile = ReferenceProfile.from_json(model / "reference_profile.json")
-        extras = model_extras(*load_extras(str(model), profile))
+        extras = model_extras(*load_extras(str(model)))
         started = time.perf_counter()
         cpu0 = time.process_time()
         states = partial.read_all(many)

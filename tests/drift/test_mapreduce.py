@@ -362,10 +362,7 @@ def expected_extras(
 
 
 def _reduce_with_model(model: Path, states: list[dict[str, Any]]) -> dict[str, Any]:
-    from amlops.drift.profile import ReferenceProfile
-
-    stored = ReferenceProfile.from_json(model / "reference_profile.json")
-    extras = monitor_map.model_extras(*monitor_map.load_extras(str(model), stored))
+    extras = monitor_map.model_extras(*monitor_map.load_extras(str(model)))
     profile = partial_profile({"profile": model / "reference_profile.json"})
     merged = monitor_reduce.reduce_partials(profile, states, str(model), extras=extras)
     return _comparable(merged.to_json_dict())
@@ -413,17 +410,14 @@ def test_with_an_estimator_and_a_pca_map_reduce_equals_single_process(
 def test_with_extras_the_merge_is_associative(
     data: dict[str, Path], model: Path, expected_extras: dict[str, Any], tmp_path: Path, small_k: None
 ) -> None:
-    from amlops.drift.profile import ReferenceProfile
-
     mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(_model_args(data, model, tmp_path)))
     for f in _files(data):
         mapper.map_files([f])
     states = partial.read_all(tmp_path)
-    stored = ReferenceProfile.from_json(model / "reference_profile.json")
     profile = partial_profile({"profile": model / "reference_profile.json"})
 
     def merged(group: list[dict[str, Any]]) -> dict[str, Any]:
-        extras = monitor_map.model_extras(*monitor_map.load_extras(str(model), stored))
+        extras = monitor_map.model_extras(*monitor_map.load_extras(str(model)))
         return partial.dump(monitor_reduce.merged_monitor(profile, group, extras), source=states[0]["source"])
 
     left, right = merged(states[:3]), merged([states[5], states[3], states[4]])

@@ -78,9 +78,8 @@ class Mapper:
     labels: Any
     data: str
     partials: Path
-    estimator: Any = (
-        None  # the model's error estimator and multivariate PCA, as the single process loads them
-    )
+    # The model's error estimator and multivariate PCA, as the single process loads them (load_extras).
+    estimator: Any = None
     pca: Any = None
 
     def map_files(self, files: Sequence[str]) -> tuple[Path | None, int]:
@@ -164,11 +163,11 @@ def build_mapper(args: argparse.Namespace) -> Mapper:
         raise MapInputError(
             f"--window {window}: row-count windows need the single-process monitor; use all, daily or weekly"
         )
-    estimator, pca = load_extras(args.model_dir or None, stored)
+    estimator, pca = load_extras(args.model_dir or None)
     return Mapper(profile, options, labels, args.data, Path(args.partials), estimator, pca)
 
 
-def load_extras(model_dir: str | None, profile: Any = None) -> tuple[Any, Any]:
+def load_extras(model_dir: str | None) -> tuple[Any, Any]:
     """(error estimator, multivariate PCA) stored in the model folder, each None when absent, by the rule of the
     single-process step (amlops.steps.monitor.load_estimator / load_multivariate for a model folder; not imported
     from there: that module logs to MLflow, which the map's environment lacks). An unusable estimator is left out

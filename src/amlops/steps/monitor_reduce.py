@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 def merged_monitor(profile: Any, partials: Iterable[dict[str, Any]], extras: Iterable[Any] = ()) -> Monitor:
     """A monitor holding the sum of the partials (all computed with this profile and the same settings);
-    `extras`: the label-free ones the map computed (amlops.steps.monitor.window_extras), whose samples merge."""
+    `extras`: the label-free ones the map computed (amlops.steps.monitor_map.model_extras), whose samples merge."""
     from amlops.drift import partial
     from amlops.drift.monitor import Monitor, MonitorOptions
 
@@ -104,7 +104,7 @@ def reduce(
         raise ValueError("give --model-dir or --reference-profile (the profile the map step used)")
     stored, _built = load_reference(reference_profile, None, model_dir, [], None, None, None)
     profile = with_comparison_kinds(stored, column_kinds)
-    extras = model_extras(*load_extras(model_dir, stored))
+    extras = model_extras(*load_extras(model_dir))
     result = reduce_partials(
         profile, partial.read_all(partials), reference_profile or model_dir, policy, extras
     )
