@@ -12,7 +12,10 @@ run's own, each given other file names) read, merged and scored in one process.
 Environment: BENCH_MR_ROWS, BENCH_MR_WORKERS (2), BENCH_MR_PARTIALS (1000), BENCH_MR_REPEATS (1: single and
 map-reduce alternate this many times, the figures are medians), BENCH_MR_ONE_WORKER=1 (also the map with one
 worker: its CPU seconds against the single process's say whether the map path costs more per row),
-BENCH_MR_DATA (another folder of Parquet files instead of the generated one). Results on stdout and
+BENCH_MR_DATA (another folder of Parquet files instead of the generated one), BENCH_MR_PCA=1 (the model also
+carries a multivariate PCA, fitted on 200k reference rows, as `amlops train` stores one: both sides compute the
+multivariate metric and the partials carry its per-window samples; the merge's copies then get other sample
+hashes too, as other files hold other rows). Results on stdout and
 bench/results/mapreduce-<time>.json, with the load average before and after (the machine is shared).
 """
 
@@ -104,6 +107,7 @@ def merge_cost(partials: Path, model: Path, count: int) -> dict[str, Any]:
     files: the merge refuses a file counted twice)."""
     from amlops.drift import partial
     from amlops.drift.profile import ReferenceProfile
+    from amlops.steps.monitor_map import load_extras, model_extras
     from amlops.steps.monitor_reduce import reduce_partials
 
     sources = [
@@ -114,14 +118,17 @@ def merge_cost(partials: Path, model: Path, count: int) -> dict[str, Any]:
         for i in range(count):
             state = dict(sources[i % len(sources)])
             state["files"] = [f"copy-{i:05d}/{f}" for f in state["files"]]
+            if state.get("samples"):
+                state["samples"] = {k: _other_rows(v, i) for k, v in state["samples"].items()}
             partial.write(state, many, f"copy-{i:05d}")
         size = sum(f.stat().st_size for f in many.iterdir())
         profile = ReferenceProfile.from_json(model / "reference_profile.json")
+        extras = model_extras(*load_extras(str(model)))
         started = time.perf_counter()
         cpu0 = time.process_time()
         states = partial.read_all(many)
         read = time.perf_counter() - started
-        result = reduce_partials(profile, states)
+        result = reduce_partials(profile, states, extras=extras)
         total = time.perf_counter() - started
         cpu = time.process_time() - cpu0
     finally:
@@ -134,6 +141,28 @@ def merge_cost(partials: Path, model: Path, count: int) -> dict[str, Any]:
         "cpu_seconds": round(cpu, 3),
         "rows": result.current.row_count,
     }
+
+
+def _other_rows(packed: dict[str, Any], copy: int) -> dict[str, Any]:
+    """A copy's samples as other rows' would be: the same sizes and values, other hashes (a copy sharing every hash
+    with the others would make the merge unite 1,000 identical samples, which no real set of files does)."""
+    import numpy as np
+
+    from amlops.drift import partial
+
+    arrays = partial._unpack_sample(packed)
+    salt = np.uint64((copy * 0x9E3779B97F4A7C15 + 1) % 2**64)
+    return partial._pack_sample({**arrays, "hashes": arrays["hashes"] * np.uint64(0xBF58476D1CE4E5B9) ^ salt})
+
+
+def _pca_model(model: Path, reference: Path) -> None:
+    """A multivariate PCA beside the profile, fitted as the train step fits one (amlops.drift.multivariate)."""
+    import pyarrow.parquet as pq
+
+    from amlops.drift.multivariate import fit_pca
+
+    frame = pq.read_table(reference, columns=mb.NUMERIC).slice(0, 200_000).to_pandas()
+    fit_pca(frame, mb.NUMERIC).save(model)
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
@@ -169,6 +198,8 @@ def main() -> int:
         model.mkdir()
         profile, _ = mb.build_profile(reference, 1_000_000)
         shutil.copy(profile, model / "reference_profile.json")
+        if os.environ.get("BENCH_MR_PCA") == "1":
+            _pca_model(model, reference)
         for r in range(repeats):
             # Interleaved (single, map, reduce, [map with one worker]) so that a change in the machine's load
             # touches both sides alike.

@@ -359,14 +359,6 @@ def monitoring_mapreduce_inputs(
     window = inputs.get("window", "all")
     if window.strip().lower() != "auto" and window_kind(window)[0] == "rows":
         return None
-    from amlops.drift.estimate import ESTIMATOR_FILE
-    from amlops.drift.multivariate import MULTIVARIATE_FILE
-
-    # The map-reduce monitor has no label-free error estimate or multivariate check (both sample rows by position
-    # within a window): a model that carries them stays on the single process, so the policy does not decide
-    # differently because the data grew past a size.
-    if any((Path(inputs["model"]) / name).exists() for name in (ESTIMATOR_FILE, MULTIVARIATE_FILE)):
-        return None
     from amlops.drift.monitor import MonitorError, open_dataset
 
     try:

@@ -309,3 +309,146 @@ def test_partials_scored_with_other_thresholds_are_refused(data: dict[str, Path]
     states += partial.read_all(tmp_path / "q")
     with pytest.raises(partial.PartialError):
         monitor_reduce.reduce_partials(partial_profile(data), states)
+
+
+# ------------------------------------------------------------------------------------------ label-free extras
+SMALL_K = {
+    "K_ESTIMATE": 64,
+    "K_MULTIVARIATE": 48,
+}  # below a daily window's ~320 rows: samples evict and merge
+
+
+@pytest.fixture(scope="module")
+def model(data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder as `amlops train` leaves it: the profile, an error estimator and a multivariate PCA."""
+    from amlops.drift.estimate import fit_error_estimator
+    from amlops.drift.multivariate import fit_pca
+
+    folder = tmp_path_factory.mktemp("model")
+    (folder / "reference_profile.json").write_bytes(data["profile"].read_bytes())
+    ref = make_frame(6_000, seed=11)
+    fit_error_estimator(
+        ref, ref["prediction"].to_numpy(), ref["units_sold"].to_numpy(), NUMERIC, CATEGORICAL, seed=0
+    ).save(folder)
+    fit_pca(ref, NUMERIC).save(folder)
+    return folder
+
+
+def _model_args(data: dict[str, Path], model: Path, partials: Path) -> list[str]:
+    args = _args(data, partials)
+    at = args.index("--reference-profile")
+    args[at : at + 2] = ["--model-dir", str(model)]
+    return args
+
+
+@pytest.fixture(scope="module")
+def expected_extras(
+    data: dict[str, Path], model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    import os
+
+    from amlops.drift import estimate
+
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    with pytest.MonkeyPatch.context() as mp:
+        for name, k in SMALL_K.items():
+            mp.setattr(estimate, name, k)
+        result = single.monitor(
+            str(data["current"]), tmp_path_factory.mktemp("single-extras"), model_dir=str(model),
+            labels=str(data["labels"]), window="daily", timestamp_column="date", id_column="row_id",
+            prediction_column="prediction", label_column="units_sold", min_window_rows=50, chunk_rows=CHUNK,
+        )  # fmt: skip
+    return _comparable(result.to_json_dict())
+
+
+def _reduce_with_model(model: Path, states: list[dict[str, Any]]) -> dict[str, Any]:
+    extras = monitor_map.model_extras(*monitor_map.load_extras(str(model)))
+    profile = partial_profile({"profile": model / "reference_profile.json"})
+    merged = monitor_reduce.reduce_partials(profile, states, str(model), extras=extras)
+    return _comparable(merged.to_json_dict())
+
+
+@pytest.fixture
+def small_k(monkeypatch: pytest.MonkeyPatch) -> None:
+    from amlops.drift import estimate
+
+    for name, k in SMALL_K.items():
+        monkeypatch.setattr(estimate, name, k)
+
+
+def test_the_extras_are_there_and_sampled(expected_extras: dict[str, Any]) -> None:
+    """The comparison below means something: every window has both label-free sections, and most windows hold
+    more rows than the samples keep."""
+    windows = [w for w in expected_extras["windows"] if w["window"] != "undated"]
+    assert all(w["estimated_performance"]["mae"] is not None and w["multivariate"]["value"] for w in windows)
+    assert sum(w["row_count"] > 4 * SMALL_K["K_ESTIMATE"] for w in windows) > 20
+    assert (
+        expected_extras["overall"]["estimated_performance"]["count"]
+        == expected_extras["current"]["row_count"]
+    )
+
+
+@pytest.mark.parametrize("per_batch", [1, 2, 4])
+def test_with_an_estimator_and_a_pca_map_reduce_equals_single_process(
+    data: dict[str, Path],
+    model: Path,
+    expected_extras: dict[str, Any],
+    tmp_path: Path,
+    per_batch: int,
+    small_k: None,
+) -> None:
+    files = _files(data)
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(_model_args(data, model, tmp_path)))
+    for i in range(0, len(files), per_batch):
+        mapper.map_files(files[i : i + per_batch])
+    states = partial.read_all(tmp_path)
+    for seed in range(3):
+        random.Random(seed).shuffle(states)
+        _same(_reduce_with_model(model, states), expected_extras)
+
+
+def test_with_extras_the_merge_is_associative(
+    data: dict[str, Path], model: Path, expected_extras: dict[str, Any], tmp_path: Path, small_k: None
+) -> None:
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(_model_args(data, model, tmp_path)))
+    for f in _files(data):
+        mapper.map_files([f])
+    states = partial.read_all(tmp_path)
+    profile = partial_profile({"profile": model / "reference_profile.json"})
+
+    def merged(group: list[dict[str, Any]]) -> dict[str, Any]:
+        extras = monitor_map.model_extras(*monitor_map.load_extras(str(model)))
+        return partial.dump(monitor_reduce.merged_monitor(profile, group, extras), source=states[0]["source"])
+
+    left, right = merged(states[:3]), merged([states[5], states[3], states[4]])
+    _same(_reduce_with_model(model, [right, left]), expected_extras)
+
+
+def test_a_merge_keeping_the_first_k_entries_is_caught(
+    data: dict[str, Path], model: Path, expected_extras: dict[str, Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, small_k: None,
+) -> None:  # fmt: skip
+    """Planted fault: the union keeps the first k entries it meets, not the k smallest hashes."""
+    from amlops.drift import estimate
+
+    def first_k(self: estimate.BottomK, g: int, h: np.ndarray, c: np.ndarray, v: np.ndarray) -> None:
+        h, c, v = (
+            np.concatenate([a, b]) for a, b in ((self.hashes[g], h), (self.counts[g], c), (self.values[g], v))
+        )
+        self.hashes[g], self.counts[g], self.values[g] = h[: self.k], c[: self.k], v[: self.k]
+
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(_model_args(data, model, tmp_path)))
+    for f in _files(data):
+        mapper.map_files([f])
+    monkeypatch.setattr(estimate.BottomK, "union", first_k)
+    with pytest.raises(pytest.fail.Exception, match="differs from the single process"):
+        _same(_reduce_with_model(model, partial.read_all(tmp_path)), expected_extras)
+
+
+def test_partials_with_extras_need_the_model_to_merge(
+    data: dict[str, Path], model: Path, tmp_path: Path, small_k: None
+) -> None:
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(_model_args(data, model, tmp_path)))
+    mapper.map_files(_files(data)[:1])
+    with pytest.raises(partial.PartialError, match="give the reduce step the model folder"):
+        monitor_reduce.reduce_partials(partial_profile(data), partial.read_all(tmp_path))

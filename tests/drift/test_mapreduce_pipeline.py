@@ -9,6 +9,8 @@ import pytest
 
 from amlops import monitoring
 from amlops.config import Settings
+from amlops.drift.estimate import fit_error_estimator
+from amlops.drift.multivariate import fit_pca
 from amlops.drift.profile import build_profile
 from amlops.job_inputs import Target, monitoring_inputs, monitoring_mapreduce_inputs
 
@@ -24,6 +26,12 @@ def model_and_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     build_profile(ref, NUMERIC, CATEGORICAL, target="units_sold", prediction="prediction").to_json(
         model / "reference_profile.json"
     )
+    # As `amlops train` leaves a model: with an error estimator and a multivariate PCA (both merge now).
+    holdout = make_frame(4_000, seed=5)
+    fit_error_estimator(
+        holdout, holdout["prediction"].to_numpy(), holdout["units_sold"].to_numpy(), NUMERIC, CATEGORICAL
+    ).save(model)
+    fit_pca(ref, NUMERIC).save(model)
     current = root / "current"
     current.mkdir()
     frame = make_frame(8_000, seed=2, drift_from_day=14)
@@ -64,20 +72,15 @@ def test_the_size_setting_picks_the_pipeline(model_and_data: tuple[Path, Path], 
     assert path.name == "monitoring_mapreduce.yml"
 
 
-@pytest.mark.parametrize("carried", ["error_estimator.json", "multivariate.json"])
-def test_a_model_with_label_free_checks_stays_on_the_single_process(
-    model_and_data: tuple[Path, Path], tmp_path: Path, carried: str
+def test_a_model_with_label_free_checks_goes_map_reduce_too(
+    model_and_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """The map-reduce result has no error estimate or multivariate check: choosing it by size alone would change
-    the policy's decision (an unlabelled window alarms on the estimate) without a word."""
-    stored, current = model_and_data
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "reference_profile.json").write_bytes((stored / "reference_profile.json").read_bytes())
+    """Its error estimate and multivariate check merge exactly (amlops.drift.estimate.BottomK), so size alone
+    decides: such a model is no longer kept on the single process."""
+    model, current = model_and_data
+    assert (model / "error_estimator.json").is_file() and (model / "multivariate.json").is_file()
     big = _settings(tmp_path, 8_000)
     assert monitoring_mapreduce_inputs(big, _inputs(big, model, current)) is not None
-    (model / carried).write_text("{}", encoding="utf-8")
-    assert monitoring_mapreduce_inputs(big, _inputs(big, model, current)) is None
 
 
 @pytest.mark.slow
@@ -96,4 +99,5 @@ def test_local_runner_map_reduce_equals_single_process(
     a, b = (json.loads((r.folder / "result.json").read_text(encoding="utf-8")) for r in (single, mapreduce))
     a.pop("created_at"), b.pop("created_at")
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    assert all(w.get("estimated_performance") and w.get("multivariate") for w in b["windows"])
     assert mapreduce.result.verdict.drift_detected and (mapreduce.folder / "report.html").is_file()

@@ -175,7 +175,7 @@ def test_a_partial_of_the_old_format_is_refused_clearly(huge: dict[str, Path], t
     states = _states(huge, tmp_path / "p", "x")
     states[0]["schema_version"] = 1
     profile = with_comparison_kinds(ReferenceProfile.from_json(huge["profile"]), {})
-    with pytest.raises(partial.PartialError, match="version 1, expected 2"):
+    with pytest.raises(partial.PartialError, match="version 1, expected 3"):
         monitor_reduce.reduce_partials(profile, states)
 
 

@@ -1201,6 +1201,39 @@ class WindowExtra:
     def score(self, mon: Monitor, rows: Any) -> dict[str, Any] | None:
         raise NotImplementedError
 
+    # A map step's partial carries each extra's per-window state (amlops.drift.partial): what tells two extras
+    # apart (partials of different ones must not merge) and the state, an amlops.drift.estimate.BottomK.
+    def identity(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def samples(self) -> Any:
+        raise NotImplementedError
+
+    # The columns whose content picks a row into the samples: the union over a monitor's extras is hashed once per
+    # chunk (amlops.drift.estimate.ChunkHashes), the same function in one pass and in every map step.
+    def hash_columns(self, mon: Monitor) -> tuple[list[str], list[str]]:
+        raise NotImplementedError
+
+
+def _chunk_hashes(mon: Monitor) -> Any:
+    """The monitor's shared ChunkHashes, made at the first chunk from every extra's hash columns."""
+    from amlops.drift.estimate import ChunkHashes
+
+    for extra in mon.extras:
+        shared = getattr(extra, "_hashes", None)
+        if shared is not None:
+            return shared
+    numeric: list[str] = []
+    categorical: list[str] = []
+    for extra in mon.extras:
+        n, c = extra.hash_columns(mon)
+        numeric += n
+        categorical += c
+    shared = ChunkHashes(numeric, categorical)
+    for extra in mon.extras:
+        extra._hashes = shared  # type: ignore[attr-defined]
+    return shared
+
 
 def _extra_columns(mon: Monitor, available: Iterable[str]) -> list[str]:
     names = set(available)
@@ -1226,10 +1259,10 @@ class _EstimateExtra(WindowExtra):
     needs_prediction = True
 
     def __init__(self, estimator: Any) -> None:
-        from amlops.drift.estimate import EstimateSums
+        from amlops.drift.estimate import EstimateSample
 
         self.estimator = estimator
-        self.sums = EstimateSums()
+        self.sampled = EstimateSample(estimator)
         self.columns = tuple(estimator.features)
 
     def update(self, mon: Monitor, batch: pa.RecordBatch | pa.Table, local: Any, glob: np.ndarray) -> None:
@@ -1238,12 +1271,26 @@ class _EstimateExtra(WindowExtra):
         column = mon.options.prediction_column
         assert column is not None
         prediction = numeric_values(batch.column(column))[0]
-        self.sums.update(self.estimator, batch, prediction, local, glob)
+        self.sampled.update(batch, prediction, local, glob, _chunk_hashes(mon).of(batch))
+
+    def hash_columns(self, mon: Monitor) -> tuple[list[str], list[str]]:
+        numeric = [
+            *self.estimator.numeric,
+            *([mon.options.prediction_column] if mon.options.prediction_column else []),
+        ]
+        return numeric, list(self.estimator.categorical)
 
     def score(self, mon: Monitor, rows: Any) -> dict[str, Any] | None:
         if not mon._has_prediction:
             return None
-        return self.sums.window(self.estimator, rows)  # type: ignore[no-any-return]
+        return self.sampled.window(rows)
+
+    def identity(self) -> dict[str, Any]:
+        return self.sampled.identity()
+
+    def samples(self) -> Any:
+        self.sampled.flush()
+        return self.sampled.sample
 
 
 def estimate_extra(estimator: Any) -> WindowExtra:
@@ -1255,20 +1302,29 @@ class _MultivariateExtra(WindowExtra):
     key = "multivariate"
 
     def __init__(self, pca: Any) -> None:
-        from amlops.drift.multivariate import MultivariateSums
+        from amlops.drift.multivariate import MultivariateSample
 
         self.pca = pca
-        self.sums = MultivariateSums()
+        self.sampled = MultivariateSample(pca)
         self.columns = tuple(pca.numeric)
 
     def update(self, mon: Monitor, batch: pa.RecordBatch | pa.Table, local: Any, glob: np.ndarray) -> None:
-        self.sums.update(self.pca, batch, local, glob)
+        self.sampled.update(batch, local, glob, _chunk_hashes(mon).of(batch))
+
+    def hash_columns(self, mon: Monitor) -> tuple[list[str], list[str]]:
+        return list(self.pca.numeric), []
 
     def score(self, mon: Monitor, rows: Any) -> dict[str, Any] | None:
-        out: dict[str, Any] = self.sums.window(self.pca, rows)
+        out: dict[str, Any] = self.sampled.window(rows)
         if out["count"] < max(mon.options.min_window_rows, 1):
             out["exceeded"] = False  # a window too small to judge is not judged on this either
         return out
+
+    def identity(self) -> dict[str, Any]:
+        return self.sampled.identity()
+
+    def samples(self) -> Any:
+        return self.sampled.sample
 
 
 def multivariate_extra(pca: Any) -> WindowExtra:

@@ -3,10 +3,10 @@
 
 Why PCA reconstruction error and not a domain classifier's AUC: the PCA is fitted once (at training time, like
 the reference profile) and stored as a few numbers (means, scales, k components), and a window then needs one
-streamed pass with a matrix product per chunk and three sums per window, which merge by addition like the
-histograms. A domain classifier needs reference rows at monitoring time (not just a profile), a model fitted per
-window, and cross-validation to read an AUC: minutes at a million rows and nothing to merge. NannyML uses the
-same PCA idea ("data reconstruction", https://github.com/NannyML/nannyml/blob/main/docs/how_it_works/
+streamed pass scoring a hash-chosen sample of each window's rows, a sample that merges like the histograms
+(amlops.drift.estimate.BottomK). A domain classifier needs reference rows at monitoring time (not just a
+profile), a model fitted per window, and cross-validation to read an AUC: minutes at a million rows and nothing
+to merge. NannyML uses the same PCA idea ("data reconstruction", https://github.com/NannyML/nannyml/blob/main/docs/how_it_works/
 multivariate_drift.rst); as there, the components kept explain 65 % of the variance.
 
 Reference level: the PCA is fitted on half of the reference rows and its error measured on the other half (error
@@ -22,11 +22,13 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MULTIVARIATE_FILE = "multivariate.json"
 FORMAT = "amlops.multivariate_pca"
@@ -80,10 +82,10 @@ class PCADrift:
             MIN_RISE * self.reference_error, Z_ALARM * self.reference_sd / math.sqrt(n)
         )
 
-    def judge(self, total: float, n: int, effective: float | None = None) -> dict[str, Any]:
-        """The window's verdict from its error total over n rows; `effective`: the sample size the mean rests on
-        (a thinned window), for the noise allowance."""
-        if n <= 0:
+    def judge(self, value: float | None, n: int, effective: float | None = None) -> dict[str, Any]:
+        """The window's verdict from its mean error over n rows; `effective`: the rows' worth of evidence the mean
+        rests on (a sampled window: fewer than n), for the noise allowance."""
+        if n <= 0 or value is None:
             return {
                 "value": None,
                 "reference": self.reference_error,
@@ -91,7 +93,6 @@ class PCADrift:
                 "exceeded": False,
                 "count": 0,
             }
-        value = total / n
         limit = self.threshold(max(int(effective if effective is not None else n), 1))
         return {
             "value": value,
@@ -122,6 +123,8 @@ class PCADrift:
 
 def fit_pca(df: pd.DataFrame, numeric: list[str], seed: int = 0) -> PCADrift:
     """Fit on half of the reference rows, measure the reference error on the other half."""
+    import pandas as pd
+
     cols = [c for c in numeric if c in df]
     if len(cols) < 2:
         raise MultivariateError("multivariate drift needs at least two numeric features")
@@ -153,53 +156,63 @@ def fit_pca(df: pd.DataFrame, numeric: list[str], seed: int = 0) -> PCADrift:
     return pca
 
 
-# Per window, rows scored one by one before thinning (the estimator's first rule; the PCA scores rows as they
-# stream, so not its second). The thinned mean rests on ~2x this many rows' worth (its effective size, 8k): there
-# the noise allowance Z_ALARM * sd / sqrt(8k) is ~4 % of the reference error, under MIN_RISE (10 %), so a large
-# window's verdict is the one every row would give, at 17k rows scored per 100k-row window instead of 29k.
-SAMPLE_FULL_ROWS = 4096
+class MultivariateSample:
+    """Per-window bottom-k samples of the reconstruction error (amlops.drift.estimate.BottomK, K_MULTIVARIATE rows
+    chosen by a hash of the numeric features: the same in one pass and in merged partials). A window's error is
+    the count-weighted mean over its sample; its effective size (rows when the sample is the window) decides how
+    much rise is noise."""
 
+    def __init__(self, pca: PCADrift, k: int | None = None) -> None:
+        from amlops.drift.estimate import K_MULTIVARIATE, BottomK, RowHasher
 
-class MultivariateSums:
-    """Per-window weighted sums of the reconstruction error (mergeable by addition). A large window is scored
-    on a position-thinned sample (amlops.drift.estimate's rule, with more rows: a PCA row is cheap), weighted
-    back; its effective size decides how much rise is noise."""
+        self.pca = pca
+        self.sample = BottomK(K_MULTIVARIATE if k is None else k, 1)
+        self.hasher = RowHasher(pca.numeric, [])
 
-    def __init__(self) -> None:
-        from amlops.drift.estimate import EstimateSums
+    def identity(self) -> dict[str, Any]:
+        """What partials must share to be merged: the PCA and k."""
+        return {"k": self.sample.k, "pca": asdict(self.pca)}
 
-        self.sampler = EstimateSums(full_rows=SAMPLE_FULL_ROWS)
-        self.sums = {k: np.zeros(0) for k in ("w", "we", "ww")}
-
-    def update(self, pca: PCADrift, batch: pa.RecordBatch | pa.Table, local: Any, glob: np.ndarray) -> None:
+    def update(
+        self,
+        batch: pa.RecordBatch | pa.Table,
+        local: Any,
+        glob: np.ndarray,
+        hashes: np.ndarray | None = None,
+    ) -> None:
+        """One chunk: hash its rows (or take the monitor's `hashes`, amlops.drift.estimate.ChunkHashes), let each
+        window's sample take what it keeps, score the entries that entered."""
+        from amlops.drift.estimate import offer_chunk
         from amlops.drift.profile import numeric_values
 
-        take, w = self.sampler.sample(batch.num_rows, local, glob)
-        need = len(self.sampler.seen)
-        if len(self.sums["w"]) < need:
-            for k in self.sums:
-                self.sums[k] = np.concatenate([self.sums[k], np.zeros(need - len(self.sums[k]))])
-        if len(take) == 0:
-            return
+        s = self.sample
+        s.ensure(int(np.max(glob)) + 1)
         names = set(batch.schema.names)
-        # Only the sampled rows are converted (a thinned window reads a fraction of each column).
-        index = pa.array(take) if len(take) < batch.num_rows else None
-        columns = {
-            c: numeric_values(batch.column(c) if index is None else batch.column(c).take(index))[0]
-            for c in pca.numeric
-            if c in names
-        }
-        err = pca.column_errors(pca.standardize(columns, len(take)))
-        g = np.full(len(take), int(glob[0]), np.intp) if local is None else np.asarray(glob)[local[take]]
-        for k, v in (("w", w), ("we", w * err), ("ww", w * w)):
-            self.sums[k] += np.bincount(g, weights=v, minlength=need)[:need]
+        columns = {c: numeric_values(batch.column(c))[0] for c in self.pca.numeric if c in names}
+        h = self.hasher.hashes(batch.num_rows, columns, {}) if hashes is None else hashes
+        rows, parts = offer_chunk(s, h, None, local, np.asarray(glob))
+        if not parts:
+            return
+        # A PCA row is cheap: the entries that entered are scored at once (only they: a fraction of the chunk).
+        err = self.pca.column_errors(
+            self.pca.standardize({c: v[rows] for c, v in columns.items()}, len(rows))
+        )
+        s.hold(parts, err.reshape(-1, 1))
+        s.flush(lambda values: values)
 
-    def window(self, pca: PCADrift, rows: Any) -> dict[str, Any]:
-        if not len(self.sums["w"]):
-            return pca.judge(0.0, 0)
-        w, we, ww = (float(np.sum(self.sums[k][rows])) for k in ("w", "we", "ww"))
-        count = int(np.sum(self.sampler.seen[rows]))
-        if w <= 0:
-            return pca.judge(0.0, 0)
-        out = pca.judge(we / w * count, count, effective=w * w / ww)
-        return out
+    def window(self, rows: Any) -> dict[str, Any]:
+        """Several windows (the overall one): each window's mean weighted by its rows, combined with math.fsum
+        (the windows' order cannot change a bit); its effective size likewise."""
+        from amlops.drift.estimate import window_list
+
+        s = self.sample
+        windows = window_list(rows, len(s.hashes))
+        count = int(sum(int(s.rows[g]) for g in windows))
+        used = [g for g in windows if len(s.hashes[g]) and s.population[g] > 0]
+        total = float(sum(int(s.population[g]) for g in used))
+        if not used or total <= 0:
+            return self.pca.judge(None, 0)
+        shares = [float(s.population[g]) / total for g in used]
+        value = math.fsum(w * s.mean(g, s.values[g][:, 0]) for w, g in zip(shares, used, strict=True))
+        spread = math.fsum(w * w / s.effective_rows(g) for w, g in zip(shares, used, strict=True))
+        return self.pca.judge(value, count, effective=1.0 / spread if spread > 0 else None)

@@ -13,10 +13,13 @@ A total that is not a finite double (values whose squares or distances pass the 
 square) cannot be made exact: it is kept as an overflow marker (+inf, -inf or nan) that every later sum carries,
 so the statistic comes out as inf / nan (reported as null), never as a wrong finite number.
 
-Layout of a partial (version 2, chosen so that the merge is a few numpy additions per partial, not Python work per
+Layout of a partial (version 3, chosen so that the merge is a few numpy additions per partial, not Python work per
 feature): every integer statistic of a window (rows, then per section its histogram counts and count scalars) is
 one row of an int64 matrix, deflated; every exact total of a window is one comma-separated hex field of the
 `exact` text, window-major. The column layout follows from the profile and settings, which the fingerprint pins.
+Version 3 adds `samples`: per label-free extra (the error estimate, the multivariate metric) its per-window
+bottom-k samples (amlops.drift.estimate.BottomK: hashes, counts, per-entry values, window-major), which merge
+by keeping the k smallest hashes of their union: exact too, in any order and grouping.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
 # 2**-1125: every finite double is an integer multiple of 2**-SCALE.
 SCALE = 1126
 PARTIAL_SCHEMA = "amlops.monitor.partial"
-PARTIAL_VERSION = 2
+PARTIAL_VERSION = 3
 PARTIAL_SUFFIX = ".partial.json"
 
 
@@ -202,6 +205,8 @@ def fingerprint(mon: Monitor) -> str:
         "numeric": list(mon.numeric),
         "categorical": list(mon.categorical),
         "labels": len(mon._label_hits),
+        # The label-free extras and what they were computed with (the estimator, the PCA, their sample sizes).
+        "extras": [[extra.key, extra.identity()] for extra in mon.extras],
     }
     text = json.dumps(shape, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
@@ -292,15 +297,65 @@ def dump(mon: Monitor, source: str | None = None, files: Iterable[str] | None = 
         "missing_columns": sorted(mon.missing_columns),
         "has_prediction": mon._has_prediction,
         "has_label": mon._has_label,
+        "samples": {extra.key: _pack_sample(extra.samples().arrays(n)) for extra in mon.extras},
     }
 
 
-def _check(state: dict[str, Any], want: str, layout: list[list[Any]]) -> None:
+# Sample arrays of a partial: the random ones (hashes, values) do not deflate; the counts do, to almost nothing.
+_SAMPLE_DTYPES = {
+    "rows": ("<i8", True),
+    "population": ("<i8", True),
+    "sizes": ("<i8", True),
+    "hashes": ("<u8", False),
+    "counts": ("<i8", True),
+    "values": ("<f4", False),
+}
+
+
+def _pack_sample(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    out: dict[str, Any] = {"width": int(arrays["values"].shape[1])}
+    for name, (dtype, deflate) in _SAMPLE_DTYPES.items():
+        raw = np.ascontiguousarray(arrays[name], dtype=dtype).tobytes()
+        out[name] = base64.b64encode(zlib.compress(raw, 1) if deflate else raw).decode("ascii")
+    return out
+
+
+def _unpack_sample(packed: dict[str, Any]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, (dtype, deflate) in _SAMPLE_DTYPES.items():
+        raw = base64.b64decode(packed[name])
+        out[name] = np.frombuffer(zlib.decompress(raw) if deflate else raw, dtype=dtype)
+    out["values"] = out["values"].reshape(-1, int(packed["width"]))
+    return out
+
+
+def _check_extras(mon: Monitor, states: Sequence[dict[str, Any]]) -> None:
+    """Partials and the merging monitor must carry the same label-free extras (one clear line when not)."""
+    want = sorted(extra.key for extra in mon.extras)
+    for state in states:
+        have = sorted(state.get("samples") or {})
+        if have == want:
+            continue
+        if set(have) - set(want):
+            raise PartialError(
+                f"the partials carry {', '.join(sorted(set(have) - set(want)))} (the model's error estimator or "
+                "multivariate PCA) but the merge has none: give the reduce step the model folder the map used"
+            )
+        raise PartialError(
+            f"the merge computes {', '.join(sorted(set(want) - set(have)))} but a partial carries none: map "
+            "with the same model folder (its error estimator and multivariate PCA)"
+        )
+
+
+def _check_version(state: dict[str, Any]) -> None:
     if state.get("schema") != PARTIAL_SCHEMA or state.get("schema_version") != PARTIAL_VERSION:
         raise PartialError(
             f"not a monitor partial of this amlops (schema {state.get('schema')!r} "
             f"version {state.get('schema_version')}, expected {PARTIAL_VERSION}): re-run the map step"
         )
+
+
+def _check(state: dict[str, Any], want: str, layout: list[list[Any]]) -> None:
     if state["fingerprint"] != want:
         raise PartialError(
             "a partial was computed with other settings or another reference profile than the rest; "
@@ -322,6 +377,9 @@ def absorb_all(mon: Monitor, states: Sequence[dict[str, Any]], expect: str | Non
     layout = _layout(sections)
     width, n_exact = _widths(sections)
     want = expect or fingerprint(mon)
+    for state in states:
+        _check_version(state)
+    _check_extras(mon, states)
     for state in states:
         _check(state, want, layout)
     ids = [mon.windows._ids(list(state["keys"])) for state in states]
@@ -347,6 +405,12 @@ def absorb_all(mon: Monitor, states: Sequence[dict[str, Any]], expect: str | Non
             raise PartialError("partials joined different label files")
         hits += state_hits
     _install(mon, sections, ints, exact_sum, overflow, any(s["has_performance"] for s in states))
+    for extra in mon.extras:
+        parts = [
+            (_unpack_sample(state["samples"][extra.key]), glob)
+            for state, glob in zip(states, ids, strict=True)
+        ]
+        extra.samples().absorb(parts, n)
     mon._label_hits += hits
     for state in states:
         mon._rows_joined += int(state["rows_joined"])

@@ -158,8 +158,11 @@ def monitor(
     estimator = load_estimator(
         model_dir, reference_data, profile, prediction_column, label_column, out=output
     )
+    pca = load_multivariate(model_dir, None, profile) if model_dir else None  # stored with the model only
     compared = with_comparison_kinds(profile, column_kinds)
-    result = run_monitor(current, compared, options, labels=label_series, extras=window_extras(estimator))
+    result = run_monitor(
+        current, compared, options, labels=label_series, extras=window_extras(estimator, pca)
+    )
     record_policy(result, policy or PolicySettings())
     result.current.source = current
     result.reference.source = reference_profile or reference_data or model_dir

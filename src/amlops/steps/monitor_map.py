@@ -78,21 +78,27 @@ class Mapper:
     labels: Any
     data: str
     partials: Path
+    # The model's error estimator and multivariate PCA, as the single process loads them (load_extras).
+    estimator: Any = None
+    pca: Any = None
 
     def map_files(self, files: Sequence[str]) -> tuple[Path | None, int]:
         """Stream the files (in name order) through one monitor; write its partial. (partial file, rows)."""
         from amlops.data.io import is_data_file
         from amlops.drift import partial
-        from amlops.drift.monitor import Monitor, iter_batches, open_dataset
+        from amlops.drift.monitor import Monitor, _extra_columns, iter_batches, open_dataset
 
         usable = sorted(str(f) for f in files if is_data_file(str(f)))
         if not usable:
             return None, 0
         mon = Monitor(self.profile, self.options, self.labels)
+        mon.extras.extend(model_extras(self.estimator, self.pca))
         try:
             for f in usable:
                 ds = open_dataset(f, dictionary_columns=mon.categorical)
                 columns = mon.columns_needed(ds.schema.names)
+                # The extras' columns too (run_monitor reads them the same way): the estimator's features.
+                columns += [c for c in _extra_columns(mon, ds.schema.names) if c not in columns]
                 for batch in iter_batches(ds, columns, self.options.chunk_rows):
                     mon.update(batch)
         finally:
@@ -157,7 +163,34 @@ def build_mapper(args: argparse.Namespace) -> Mapper:
         raise MapInputError(
             f"--window {window}: row-count windows need the single-process monitor; use all, daily or weekly"
         )
-    return Mapper(profile, options, labels, args.data, Path(args.partials))
+    estimator, pca = load_extras(args.model_dir or None)
+    return Mapper(profile, options, labels, args.data, Path(args.partials), estimator, pca)
+
+
+def load_extras(model_dir: str | None) -> tuple[Any, Any]:
+    """(error estimator, multivariate PCA) stored in the model folder, each None when absent, by the rule of the
+    single-process step (amlops.steps.monitor.load_estimator / load_multivariate for a model folder; not imported
+    from there: that module logs to MLflow, which the map's environment lacks). An unusable estimator is left out
+    with a note, as there; the reduce step loads them the same way."""
+    if not model_dir:
+        return None, None
+    from amlops.drift.estimate import ErrorEstimator
+    from amlops.drift.multivariate import PCADrift
+
+    try:
+        estimator = ErrorEstimator.load(model_dir)
+    except Exception as exc:  # the estimate is optional: drift and measured error go on without it
+        print(f"monitor: the model's error estimator is unusable, no estimate ({exc})", file=sys.stderr)
+        estimator = None
+    return estimator, PCADrift.load(model_dir)
+
+
+def model_extras(estimator: Any, pca: Any) -> list[Any]:
+    """The per-window extras for them (as amlops.steps.monitor.window_extras: the estimate first)."""
+    from amlops.drift.monitor import estimate_extra, multivariate_extra
+
+    extras = [estimate_extra(estimator)] if estimator is not None else []
+    return extras + ([multivariate_extra(pca)] if pca is not None else [])
 
 
 # ------------------------------------------------------------------------------------------ parallel entry

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from amlops.drift.result import MonitorResult
 
 
-def merged_monitor(profile: Any, partials: Iterable[dict[str, Any]]) -> Monitor:
-    """A monitor holding the sum of the partials (all computed with this profile and the same settings)."""
+def merged_monitor(profile: Any, partials: Iterable[dict[str, Any]], extras: Iterable[Any] = ()) -> Monitor:
+    """A monitor holding the sum of the partials (all computed with this profile and the same settings);
+    `extras`: the label-free ones the map computed (amlops.steps.monitor_map.model_extras), whose samples merge."""
     from amlops.drift import partial
     from amlops.drift.monitor import Monitor, MonitorOptions
 
@@ -37,6 +38,7 @@ def merged_monitor(profile: Any, partials: Iterable[dict[str, Any]]) -> Monitor:
     if first.get("schema") != partial.PARTIAL_SCHEMA:
         raise partial.PartialError(f"not a monitor partial (schema {first.get('schema')!r})")
     mon = Monitor(profile, MonitorOptions(**first["options"]))
+    mon.extras.extend(extras)
     n_labels = len(partial.decode_ints(first["label_hits"]))
     mon._label_hits = np.zeros(n_labels, dtype=np.int64)
     if first.get("label_load") is not None:
@@ -63,6 +65,7 @@ def reduce_partials(
     partials: Iterable[dict[str, Any]],
     reference_source: str | None = None,
     policy: PolicySettings | None = None,
+    extras: Iterable[Any] = (),
 ) -> MonitorResult:
     """The merged result, with the policy the report decides with recorded (default: PolicySettings(), as the
     single-process monitor records it)."""
@@ -70,7 +73,7 @@ def reduce_partials(
     from amlops.drift.policy import record_policy
 
     items = list(partials)
-    mon = merged_monitor(profile, items)
+    mon = merged_monitor(profile, items, extras)
     if mon.rows.sum() == 0:
         raise MonitorError("the current data has no rows")
     result = mon.result()
@@ -95,12 +98,16 @@ def reduce(
     from amlops.drift import partial
     from amlops.drift.kinds import with_comparison_kinds
     from amlops.steps.monitor import load_reference, publish
+    from amlops.steps.monitor_map import load_extras, model_extras
 
     if not reference_profile and not model_dir:
         raise ValueError("give --model-dir or --reference-profile (the profile the map step used)")
     stored, _built = load_reference(reference_profile, None, model_dir, [], None, None, None)
     profile = with_comparison_kinds(stored, column_kinds)
-    result = reduce_partials(profile, partial.read_all(partials), reference_profile or model_dir, policy)
+    extras = model_extras(*load_extras(model_dir))
+    result = reduce_partials(
+        profile, partial.read_all(partials), reference_profile or model_dir, policy, extras
+    )
     publish(result, output, model_dir=model_dir)
     return result
 
