@@ -181,6 +181,11 @@ OOF_MAX_ROWS = 200_000
 OOF_BLOCK_DAYS = 7
 
 
+def week_folds(days: pd.Series) -> np.ndarray:
+    """0/1 per row by alternating blocks of OOF_BLOCK_DAYS days: a day's rows always share a fold."""
+    return np.asarray(((days - days.min()).dt.days // OOF_BLOCK_DAYS % 2).to_numpy())
+
+
 def out_of_fold(
     train_df: pd.DataFrame,
     X_train: pd.DataFrame,
@@ -194,8 +199,7 @@ def out_of_fold(
     OOF_MAX_ROWS rows or when a fold would be empty. `fit(X, y)` returns a fitted pipeline."""
     if len(X_train) > OOF_MAX_ROWS:
         return None
-    days = pd.to_datetime(train_df[date_column])
-    fold = ((days - days.min()).dt.days // OOF_BLOCK_DAYS % 2).to_numpy()
+    fold = week_folds(pd.to_datetime(train_df[date_column]))
     if len(np.unique(fold)) < 2:
         return None
     out = np.empty(len(X_train))
