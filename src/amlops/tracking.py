@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from amlops.config import Settings
 from amlops.errors import UserError
@@ -230,6 +230,51 @@ def unsupported_by_server(exc: BaseException) -> bool:
     # A bare 404/405/501 that is not an MLflow "not found" answer: the route itself is missing.
     status = getattr(exc, "get_http_status_code", None)
     return bool(callable(status) and status() in (404, 405, 501))
+
+
+def pandas_dataset(df: Any, **kwargs: Any) -> Any:
+    """`mlflow.data.from_pandas(df, **kwargs)` with its schema built column by column where that gives MLflow's
+    own answer. Why: MLflow infers a text column's type and whether it is required value by value in Python
+    (mlflow/types/utils.py `_infer_colspec_type`, `_infer_required`): 2.2-2.6 s of a 52k-row train step. The
+    schema goes into `PandasDataset.schema`, a functools.cached_property, by its instance slot; if MLflow ever
+    makes it a plain property the slot is ignored and MLflow infers it as before (slower, same record)."""
+    from mlflow.data.pandas_dataset import from_pandas
+
+    dataset = from_pandas(df, **kwargs)
+    schema = column_schema(df)
+    if schema is not None:
+        dataset.__dict__["schema"] = schema
+    return dataset
+
+
+def column_schema(df: Any) -> Any:
+    """MLflow's schema of a DataFrame (mlflow.types.utils._infer_schema), with the two per-value passes done by
+    pandas for the column kinds where both agree: text columns (pandas' string dtype, or object columns pandas
+    infers as "string") and float64, integer,
+    bool and datetime64 columns (a null is NaN/None/NA/NaT, which `isna` finds). Other columns go through MLflow's
+    own functions. None when MLflow's helpers are not there (its inference then runs unchanged)."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        from mlflow.types import ColSpec, DataType, Schema
+        from mlflow.types.utils import _infer_pandas_column, _infer_required
+    except ImportError:
+        return None
+    specs: list[Any] = []
+    for name in df.columns:
+        col = df[name]
+        text = isinstance(col.dtype, pd.StringDtype) or (
+            col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) == "string"
+        )
+        if text:
+            kind, required = DataType.string, not bool(col.isna().any())
+        elif col.dtype == np.float64 or col.dtype.kind in "iub" or col.dtype.kind == "M":
+            kind, required = _infer_pandas_column(col), not bool(col.isna().any())
+        else:
+            kind, required = _infer_pandas_column(col), _infer_required(col)
+        specs.append(ColSpec(type=kind, name=name, required=required))
+    return Schema(specs)
 
 
 def log_input(dataset: Dataset, context: str) -> bool:

@@ -309,11 +309,10 @@ def train(
 
     skip_azureml_plugins()
     import mlflow
-    from mlflow.data.pandas_dataset import from_pandas
 
     from amlops.data.features import build_pipeline, model_input
     from amlops.drift.profile import build_profile
-    from amlops.tracking import log_input
+    from amlops.tracking import log_input, pandas_dataset
 
     params = dict(params or {})
     schema = load_schema(schema_path)
@@ -406,7 +405,7 @@ def train(
         # MLflow hints about integer columns and ambiguous local sources here; neither applies to a record.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            dataset = from_pandas(
+            dataset = pandas_dataset(
                 df,
                 source=_dataset_source(
                     data_uri or manifest.get("data_uri") or str(Path(snapshot_dir).resolve())
