@@ -45,6 +45,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from amlops.data.io import CSV_SUFFIXES, NA_VALUES, PARQUET_SUFFIXES
+from amlops.steps._threads import openmp_controller, openmp_threads_for
 
 MLMODEL_FILE = "MLmodel"
 DEFAULT_ID_COLUMN = "row_id"
@@ -561,14 +562,10 @@ def model_frame(path: Path, table: pa.Table, model: Model) -> pd.DataFrame:
 
 
 def _threads_for(rows: int) -> Any:
-    """One OpenMP thread for a small file unless OMP_NUM_THREADS says otherwise: a tree ensemble's parallel
-    regions (one per tree) cost more than they save below ~50k rows, much more on a busy machine (the train and
-    evaluate steps decide likewise, below 500k rows: amlops.steps._threads). Predictions are the same either way."""
-    from contextlib import nullcontext
-
-    if os.environ.get("OMP_NUM_THREADS") or rows >= SMALL_FILE_ROWS:
-        return nullcontext()
-    return _openmp_controller().limit(limits=1, user_api="openmp")
+    """One OpenMP thread for a small file (below SMALL_FILE_ROWS) unless OMP_NUM_THREADS says otherwise: a tree
+    ensemble's parallel regions (one per tree) cost more than they save there, much more on a busy machine
+    (amlops.steps._threads). Predictions are the same either way."""
+    return openmp_threads_for(rows, below=SMALL_FILE_ROWS)
 
 
 def thread_budget(threads: int) -> int:
@@ -587,19 +584,6 @@ def slice_count(rows: int, threads: int) -> int:
     return max(1, min(thread_budget(threads), rows // ROWS_PER_SLICE))
 
 
-_controller: Any = None
-
-
-def _openmp_controller() -> Any:
-    """threadpoolctl's view of the loaded thread pools, made once (it scans the loaded libraries)."""
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        _controller = ThreadpoolController()
-    return _controller
-
-
 def predict_sliced(predictor: Any, frame: pd.DataFrame, slices: int) -> np.ndarray:
     """`predictor.predict` on `slices` contiguous row slices side by side, each in its own thread with one OpenMP
     thread, concatenated in row order.
@@ -609,7 +593,7 @@ def predict_sliced(predictor: Any, frame: pd.DataFrame, slices: int) -> np.ndarr
     other, and the tree walks release the GIL. Measured on 1M rows in 100k-row files, 2 cores: 4.1 s against
     4.4 s, and steadier under load. Predictions are the same numbers (a scikit-learn predictor scores rows
     independently)."""
-    controller = _openmp_controller()
+    controller = openmp_controller()
 
     def one(part: pd.DataFrame) -> np.ndarray:
         with controller.limit(limits=1, user_api="openmp"):  # per thread: OpenMP settings are thread-local
