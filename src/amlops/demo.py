@@ -245,14 +245,14 @@ def run_demo(
 ) -> DemoResult:
     """The story in `folder`, which no other demo may use meanwhile (refused at once, not waited for)."""
     from amlops.locks import file_lock
-    from amlops.shell_values import shell_syntax
+    from amlops.shell_values import shell_syntax, shown
 
     chars = shell_syntax(str(folder.resolve()))
     if (
         chars
     ):  # refused before any work: every step input under it would be refused later (amlops.shell_values)
         raise UserError(
-            f"--out {folder}: the path has shell syntax ({' '.join(repr(c) for c in chars)}); the demo's steps get "
+            f"--out {folder}: the path has shell syntax ({shown(chars)}); the demo's steps get "
             "paths under it as inputs, which Azure ML pastes into a command line: use a folder without them"
         )
     check_folder(folder)  # before the lock file is made: a refused folder is left as it was

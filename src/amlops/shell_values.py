@@ -37,7 +37,7 @@ def shell_syntax(value: str) -> list[str]:
     return found
 
 
-def _shown(chars: list[str]) -> str:
+def shown(chars: list[str]) -> str:
     return " ".join(repr(c) for c in chars)
 
 
@@ -50,12 +50,12 @@ def check_value(name: str, value: str, *, where: str = "", file_name: bool = Fal
     prefix = f"{where}: " if where else ""
     if file_name:
         raise UsageError(
-            f"{prefix}input {name!r}: the file name {value!r} has shell syntax ({_shown(chars)}); Azure ML pastes "
+            f"{prefix}input {name!r}: the file name {value!r} has shell syntax ({shown(chars)}); Azure ML pastes "
             "a data input's mount path, which ends with that name, into the step's command line as it is: "
             "rename the file (or copy it) to a name without those characters"
         )
     raise UsageError(
-        f"{prefix}input {name!r} = {value!r} has shell syntax ({_shown(chars)}); Azure ML pastes input values "
+        f"{prefix}input {name!r} = {value!r} has shell syntax ({shown(chars)}); Azure ML pastes input values "
         "into the step's command line as they are, so it would run as shell code: use a value without those "
         "characters"
     )
