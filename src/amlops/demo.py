@@ -364,9 +364,8 @@ def _run_demo(
     history: list[WindowSignal] = []
     windows = segment(cfg.train_weeks, current.version)
     delay = cfg.label_delay_weeks
-    served_by: dict[
-        int, tuple[str, WindowResult | None]
-    ] = {}  # week -> (champion, its window) for late labels
+    # week -> (the champion that served it, its window): what the week's late labels are judged against
+    served_by: dict[int, tuple[str, WindowResult | None]] = {}
     k = cfg.train_weeks
     while k < cfg.weeks:
         served = current.version  # the champion that scored this week; a retrain now serves from next week
@@ -376,7 +375,9 @@ def _run_demo(
         # The policy sees this week's window without its labels (the estimate only) and the window of the week
         # whose labels arrive now (`label_delay_weeks` ago), when the same champion served it: labels overrule
         # the estimate it was judged on then.
-        arrived = windows.get(k - delay) if served_by.get(k - delay, ("", None))[0] == served else None
+        arrived_for, arrived = served_by.get(k - delay, ("", None))
+        if arrived_for != served:
+            arrived = None
         seen = [w for w in (arrived, without_labels(window)) if w is not None]
         one = results[current.version].model_copy(update={"windows": seen})
         decision, history = evaluate_policy(
