@@ -50,6 +50,12 @@ TARGETS = {  # seconds (wall, this tree, idle machine); the last is a ratio
     "demo": 25.0,
     "core_vs_floor": 2.0,
 }
+# Side by side, no target of their own: the training pipeline (four `python -m` steps) with warm step starts, the
+# default, and with every step in a new interpreter (AMLOPS_WARM_STEPS=0; docs/runner.md "Warm step starts").
+COMPARE = {
+    "train_warm": "amlops train 24k rows, warm step starts",
+    "train_cold": "amlops train 24k rows, AMLOPS_WARM_STEPS=0",
+}
 LABELS = {
     "monitor_fly": "amlops monitor 1M x 25, profile built on the fly",
     "monitor_profile": "amlops monitor 1M x 25, stored profile",
@@ -57,6 +63,7 @@ LABELS = {
     "run_echo": "amlops run, two-step echo pipeline",
     "demo": "amlops demo (venv ready)",
     "core_vs_floor": "monitor core vs read-once floor, 1M (ratio)",
+    **COMPARE,
 }
 
 ECHO_COMPONENT = """\
@@ -107,18 +114,20 @@ def stored_profile(reference: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ measuring
-def tree_env(tree: Path) -> dict[str, str]:
-    env = {**os.environ, "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+def tree_env(tree: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true", **(extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree / "src"), env.get("PYTHONPATH", "")) if p)
     env.pop("AMLOPS_PLAN_CACHE", None)
     return env
 
 
-def timed(cmd: list[str], tree: Path, cwd: Path | None = None) -> dict[str, Any]:
+def timed(
+    cmd: list[str], tree: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
-        cmd, cwd=cwd or tree, env=tree_env(tree), capture_output=True, text=True, check=False
+        cmd, cwd=cwd or tree, env=tree_env(tree, env), capture_output=True, text=True, check=False
     )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -150,6 +159,24 @@ BUILD_SCRIPT = textwrap.dedent(
     print(json.dumps({"seconds": best[0], "cpu_seconds": best[1]}))
     """
 )
+
+
+def train(tree: Path, data: Path, scratch: Path, warm: bool) -> dict[str, Any]:
+    """`amlops train` into a new state folder (the first model of its registry), as a user's first training."""
+    state = Path(tempfile.mkdtemp(prefix="train-", dir=scratch))
+    env = {"AMLOPS_STATE_DIR": str(state / "state"), "AMLOPS_RUNS_DIR": str(state / "runs")}
+    env["AMLOPS_WARM_STEPS"] = "1" if warm else "0"
+    res = timed(cli("train", "--data", str(data)), tree, env=env)
+    shutil.rmtree(state, ignore_errors=True)
+    return res
+
+
+def training_data(scratch: Path) -> Path:
+    path = scratch / "train.parquet"
+    subprocess.run(
+        cli("data", "generate", "--out", str(path), "--days", "120"), check=True, capture_output=True
+    )
+    return path
 
 
 def build_in_process(tree: Path, reference: Path) -> dict[str, Any]:
@@ -246,6 +273,9 @@ def main() -> int:
         "build_profile": lambda t: build_in_process(t, files["reference"]),
         "run_echo": lambda t: timed(cli("run", str(echo)), t),
     }
+    data = training_data(scratch)
+    for row, warm in (("train_warm", True), ("train_cold", False)):
+        commands[row] = lambda t, warm=warm: train(t, data, scratch, warm)
     only = {r.strip() for r in os.environ.get("BENCH_WHOLE_ROWS", "").split(",") if r.strip()}
     if only:
         commands = {row: fn for row, fn in commands.items() if row in only}
@@ -323,14 +353,26 @@ def print_table(results: dict[str, Any], trees: dict[str, Path], check: dict[str
         wall, cpu = _stat(now_rows, "seconds"), _stat(now_rows, "cpu_seconds")
         unit = "x" if row == "core_vs_floor" else " s"
         now_text = f"{wall:.2f}{unit} ({cpu:.2f})" if wall is not None else "error"
-        line = f"{label:48} {TARGETS[row]:>6.1f}{unit.strip() or 's'} {now_text:>18} "
+        target = f"{TARGETS[row]:>6.1f}{unit.strip() or 's'}" if row in TARGETS else f"{'-':>7}"
+        line = f"{label:48} {target} {now_text:>18} "
         if base:
             b_wall, b_cpu = _stat(results[row][base], "seconds"), _stat(results[row][base], "cpu_seconds")
             b_text = f"{b_wall:.2f}{unit} ({b_cpu:.2f})" if b_wall is not None else "error"
             ratio = f"{wall / b_wall:.2f}" if wall is not None and b_wall else "-"
             line += f"{b_text:>18} {ratio:>9}"
+        if row not in TARGETS:
+            print(line)
+            continue
         holds = "PASS" if wall is not None and wall <= TARGETS[row] else "MISS"
         print(f"{line}  {holds}")
+    warm_rows, cold_rows = results.get("train_warm", {}).get("now"), results.get("train_cold", {}).get("now")
+    if warm_rows and cold_rows:
+        w, c = _stat(warm_rows, "seconds"), _stat(cold_rows, "seconds")
+        wc, cc = _stat(warm_rows, "cpu_seconds"), _stat(cold_rows, "cpu_seconds")
+        if w and c and wc and cc:
+            print(
+                f"  warm/cold step starts, amlops train: wall {w / c:.2f}, CPU {wc / cc:.2f} (same run, interleaved)"
+            )
     print("  (seconds: median wall; in brackets the CPU seconds of the process and its children; ratio rows:")
     print(
         "   wall ratio, in brackets the CPU ratio. Targets hold on an idle machine: read the ratios under load.)"

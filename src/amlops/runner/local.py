@@ -1,6 +1,7 @@
 """Execute an AML CLI v2 pipeline job on this machine, the way Azure ML would run it.
 
-Each leaf step runs in its own subprocess, in a working folder holding a copy of the component's `code:` folder
+Each leaf step runs in its own process (a `python -m` step forked from a warm zygote when one is up,
+runner/warm.py), in a working folder holding a copy of the component's `code:` folder
 and empty `./outputs` and `./logs` (as Azure ML's job working directory does), with its stdout/stderr in
 `runs/<pipeline>/<run-id>/<job>/user_logs/std_log.txt`, its outputs in `runs/<pipeline>/<run-id>/<job>/<output>`,
 and MLflow pointed at the configured tracking store. A failing step stops the run with its log tail.
@@ -27,11 +28,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 from amlops import storage
 from amlops.config import Settings
 from amlops.console import UserError, out
+from amlops.runner import warm
 from amlops.runner.assets import resolve_component, resolve_plan_assets
 from amlops.runner.command import check_literals, render, substitute, unquoted_notes
 from amlops.runner.context import RunContext
@@ -53,6 +55,28 @@ from amlops.runner.remote import check_http_input
 
 LOG_TAIL_LINES = 25
 TAIL_BYTES = 64 * 1024
+
+
+class StepProcess(Protocol):
+    """A running step: a cold subprocess.Popen or a warm amlops.runner.warm.WarmProcess."""
+
+    pid: int
+    stdout: IO[str] | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+def _template(step: StepPlan) -> str:
+    """The step's command before its placeholders are filled (a parallel step's program_arguments)."""
+    if step.kind == "parallel":
+        return str(((step.parallel or {}).get("task") or {}).get("program_arguments") or "")
+    return step.command or ""
+
+
+def _runs_python(step: StepPlan) -> bool:
+    return _template(step).lstrip().startswith(("python ", "python3 "))
 
 
 class Terminated(KeyboardInterrupt):
@@ -353,11 +377,10 @@ class LocalRunner:
             outputs[name] = target
         what = f"{ctx.plan.source.name}: job {step.name!r}"
         literal = step.literal_inputs()
+        template = _template(step)
         if step.kind == "parallel":
             command = self._parallel_command(step, step_dir, inputs, outputs, what)
-            template = str(((step.parallel or {}).get("task") or {}).get("program_arguments") or "")
         else:
-            template = step.command or ""
             command = render(template, inputs, {k: str(v) for k, v in outputs.items()}, what, literal)
         notes = unquoted_notes(template, inputs, literal)
         cwd = _working_dir(step_dir, step.code_dir)
@@ -382,16 +405,18 @@ class LocalRunner:
             log.write(f"# {command}\n# cwd: {cwd}\n" + "".join(f"# note: {n}\n" for n in notes))
             log.flush()
             watched = _MountWatch(outputs, step.outputs)
-            proc = subprocess.Popen(
-                ["bash", "-c", command],
-                cwd=cwd,
-                env=env,
-                stdout=subprocess.PIPE if self.stream_logs else log,
-                stderr=subprocess.STDOUT,
-                text=True,
-                # Its own process group: a timeout or Ctrl-C stops the step's children too (parallel workers).
-                start_new_session=True,
-            )
+            proc = self._start_warm(ctx, step, command, cwd, env, log, more=cancel is not None)
+            if proc is None:
+                proc = subprocess.Popen(
+                    ["bash", "-c", command],
+                    cwd=cwd,
+                    env=env,
+                    stdout=subprocess.PIPE if self.stream_logs else log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    # Its own process group: a timeout or Ctrl-C stops the step's children too (parallel workers).
+                    start_new_session=True,
+                )
             timer = _Deadline(proc, step.timeout)
             if cancel is not None:
                 cancel.attach(proc)
@@ -437,6 +462,48 @@ class LocalRunner:
                 + (f"  {cancel.reason}" if status == "cancelled" and cancel else "")
             )
         return StepResult(step.name, status, seconds, code, command, str(log_path))
+
+    def _start_warm(
+        self,
+        ctx: RunContext,
+        step: StepPlan,
+        command: str,
+        cwd: Path,
+        env: dict[str, str],
+        log: IO[str],
+        more: bool,
+    ) -> StepProcess | None:
+        """The step forked by a warm zygote (amlops.runner.warm), or None to start it cold; the log says which."""
+        if self.isolated or not warm.enabled():
+            return None
+        parsed = warm.module_command(command, env)
+        if parsed is None:
+            return None
+        later = ctx.plan.steps[ctx.plan.steps.index(step) + 1 :] if step in ctx.plan.steps else []
+        more = more or any(_runs_python(s) for s in later)
+        zygote = warm.pool().zygote(parsed, env, start=more)
+        if zygote is None:
+            return None
+        log.write(
+            f"# note: warm start: forked from a {parsed.python} that imported the steps' libraries "
+            f"({warm.SWITCH}=0 starts every step in a new interpreter)\n"
+        )
+        log.flush()
+        read_fd, write_fd = os.pipe() if self.stream_logs else (-1, log.fileno())
+        try:
+            proc = zygote.start(parsed, str(cwd), env, write_fd)
+        except warm.WarmUnavailable as exc:
+            log.write(f"# note: warm start unavailable ({exc}): started cold\n")
+            log.flush()
+            if self.stream_logs:
+                os.close(read_fd)
+            return None
+        finally:
+            if self.stream_logs:
+                os.close(write_fd)
+        if self.stream_logs:
+            proc.stdout = os.fdopen(read_fd, "r", encoding="utf-8", errors="replace")
+        return proc
 
     def _deliver_targets(self, ctx: RunContext, step: StepPlan, outputs: dict[str, Path]) -> None:
         """Copy each output that the pipeline YAML gave a `path:` to that place."""
@@ -606,11 +673,11 @@ class Cancel:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: StepProcess | None = None
         self.reason: str | None = None
         self.stopped = False
 
-    def attach(self, proc: subprocess.Popen[str]) -> None:
+    def attach(self, proc: StepProcess) -> None:
         with self._lock:
             self._proc = proc
             due = self.reason is not None
@@ -640,7 +707,7 @@ class _Deadline:
     schema", reference-yaml-job-command: limits.timeout, "the maximum time in seconds the job is allowed to run.
     Once this limit is reached the system will cancel the job"; azure-ai-ml CommandJobLimits)."""
 
-    def __init__(self, proc: subprocess.Popen[str], timeout: float | None) -> None:
+    def __init__(self, proc: StepProcess, timeout: float | None) -> None:
         self.fired = False
         self._proc = proc
         self._timer = threading.Timer(timeout, self._fire) if timeout else None
@@ -673,11 +740,7 @@ def _warn_untrusted_model(folder: Path, state: Path) -> None:
 def _check_literals(plan: Plan) -> None:
     """No literal of any step carries shell syntax (runner/command.py), checked before the first step runs."""
     for step in plan.steps:
-        template = (
-            str(((step.parallel or {}).get("task") or {}).get("program_arguments") or "")
-            if step.kind == "parallel"
-            else step.command or ""
-        )
+        template = _template(step)
         literals = {
             k: render_primitive(v)
             for k, v in step.inputs.items()
@@ -704,7 +767,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _stop_group(proc: subprocess.Popen[str], grace: float = 10.0) -> None:
+def _stop_group(proc: StepProcess, grace: float = 10.0) -> None:
     """SIGTERM to the step's process group, SIGKILL after `grace` seconds."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -1,0 +1,246 @@
+"""Warm step starts (amlops.runner.warm, amlops.runner.zygote): a `python -m` step forked from a process that has
+already imported the steps' libraries is the same process, to the step, as one started cold by bash."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from amlops.config import Settings
+from amlops.runner import warm
+from amlops.runner.local import StepFailed, run_pipeline
+
+pytestmark = pytest.mark.skipif(not warm.enabled(), reason="warm starts need Linux pidfds")
+
+PROBE = '''
+"""Reports what the step sees of its process, as JSON, to the file given as the first argument."""
+import json, os, sys
+
+import amlops
+
+out, code = sys.argv[1], int(sys.argv[2])
+fd0 = os.readlink("/proc/self/fd/0")
+report = {
+    "amlops_file": amlops.__file__,
+    "argv": sys.argv[1:],
+    "cwd": os.getcwd(),
+    "path0": sys.path[0],
+    "run_id": os.environ.get("AZUREML_RUN_ID"),
+    "custom": os.environ.get("PROBE_VALUE"),
+    "leader": os.getsid(0) == os.getpid(),
+    "stdin": fd0,
+    "main_names": sorted(k for k in globals() if not k.startswith("__")),
+    "mlflow_uri": __import__("mlflow").get_tracking_uri(),
+}
+with open(out, "w") as f:
+    json.dump(report, f)
+print("probe says hello", flush=True)
+if code == 99:
+    raise ValueError("planted failure")
+sys.exit(code)
+'''
+
+
+def _project(root: Path, jobs: int = 2, timeout: int | None = None, body: str = PROBE) -> Path:
+    """A pipeline of `jobs` probe steps; the component's code folder holds its own `amlops` package."""
+    src = root / "src"
+    (src / "amlops").mkdir(parents=True)
+    (src / "amlops" / "__init__.py").write_text("")
+    (src / "amlops" / "probe.py").write_text(textwrap.dedent(body))
+    limits = f"    limits:\n      timeout: {timeout}\n" if timeout else ""
+    (root / "probe.yml").write_text(
+        textwrap.dedent(
+            """\
+            $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+            name: probe
+            version: "1"
+            type: command
+            inputs:
+              tag: {type: string}
+              code: {type: integer, default: 0}
+            outputs:
+              report: {type: uri_folder}
+            code: ./src
+            environment: azureml:AzureML-sklearn-1.5@latest
+            command: >-
+              python -m amlops.probe ${{outputs.report}}/r.json ${{inputs.code}} '${{inputs.tag}}'
+            """
+        )
+    )
+    job_lines = "".join(
+        f"  j{i}:\n    type: command\n    component: ./probe.yml\n"
+        + limits
+        + f"    inputs:\n      tag: 'step {i}'\n      code: ${{{{parent.inputs.code}}}}\n"
+        for i in range(jobs)
+    )
+    (root / "pipeline.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json\n"
+        "type: pipeline\nexperiment_name: warm-tests\ninputs:\n  code: 0\njobs:\n" + job_lines
+    )
+    return root / "pipeline.yml"
+
+
+def _reports(result) -> list[dict]:
+    return [json.loads((result.job_outputs[s.name]["report"] / "r.json").read_text()) for s in result.steps]
+
+
+def _log(step) -> str:
+    return Path(step.log).read_text(encoding="utf-8")
+
+
+def test_a_warm_step_sees_what_a_cold_one_sees(settings: Settings, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PROBE_VALUE", "it's here")
+    result = run_pipeline(_project(tmp_path / "p"), {}, settings, quiet=True)
+    cold, hot = _reports(result)
+    assert "warm start" not in _log(result.steps[0])
+    assert "# note: warm start: forked from" in _log(result.steps[1])  # the warm path was taken
+    for step, report in zip(result.steps, (cold, hot), strict=True):
+        wd = str(Path(step.log).parent.parent / "wd")
+        # amlops comes from the step's code snapshot, never from the process it was forked from
+        assert report["amlops_file"] == os.path.join(wd, "amlops", "__init__.py")
+        assert report["cwd"] == report["path0"] == wd
+        assert report["run_id"].endswith("_" + step.name)
+        assert report["argv"][1:] == ["0", f"step {step.name[1:]}"]
+        assert report["custom"] == "it's here"
+        assert report["leader"] is True
+        assert report["mlflow_uri"] == settings.tracking_uri
+        assert "probe says hello" in _log(step)
+    # a new interpreter's __main__: nothing of the zygote's module leaks into the step's globals
+    assert hot["main_names"] == cold["main_names"]
+    assert hot["stdin"] == "/dev/null"
+
+
+@pytest.mark.parametrize(("code", "status", "says"), [(3, 3, None), (99, 1, "ValueError: planted failure")])
+def test_a_warm_step_fails_with_its_exit_code_and_traceback(
+    settings: Settings, tmp_path: Path, code: int, status: int, says: str | None
+) -> None:
+    with pytest.raises(StepFailed) as info:
+        run_pipeline(_project(tmp_path / "p", jobs=2), {"code": str(code)}, settings, quiet=True)
+    assert info.value.result.steps[0].exit_code == status  # cold; a zygote starts meanwhile for the next one
+    with pytest.raises(StepFailed) as again:
+        run_pipeline(_project(tmp_path / "q", jobs=1), {"code": str(code)}, settings, quiet=True)
+    step = again.value.result.steps[0]
+    assert "# note: warm start: forked from" in _log(step)
+    assert step.exit_code == status
+    if says:
+        assert says in _log(step)
+
+
+SLEEPER = """
+import os, sys, time
+open(sys.argv[1], "w").write(str(os.getpid()))
+time.sleep(120)
+"""
+
+
+def test_a_warm_step_past_its_timeout_is_stopped(settings: Settings, tmp_path: Path) -> None:
+    run_pipeline(_project(tmp_path / "warmup", jobs=2), {}, settings, quiet=True)  # a zygote is ready
+    with pytest.raises(StepFailed) as info:
+        run_pipeline(_project(tmp_path / "p", jobs=1, timeout=3, body=SLEEPER), {}, settings, quiet=True)
+    step = info.value.result.steps[0]
+    assert "# note: warm start: forked from" in _log(step)
+    assert step.exit_code != 0 and step.seconds < 60
+    assert "limits.timeout" in _log(step)
+    pid = int(next(info.value.result.run_dir.rglob("r.json")).read_text())
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_switched_off_every_step_starts_cold(settings: Settings, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(warm.SWITCH, "0")
+    result = run_pipeline(_project(tmp_path / "p", jobs=2), {}, settings, quiet=True)
+    assert not any("warm start" in _log(s) for s in result.steps)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "python -m amlops.steps.prep --raw /a/b.parquet --share 0.05",
+        "python -m m --data-uri '/tmp/a b/c.parquet' --x=1,2 --y a@b:c%d+e",
+        "python -m m '' 'x'y'z' --flag",
+        "  python -m m\t--tab  two  ",
+    ],
+)
+def test_the_words_are_the_ones_bash_passes(command: str) -> None:
+    parsed = warm.module_command(command, {"PATH": os.environ["PATH"]})
+    assert parsed is not None
+    # bash, running the same command with `python` a function that prints its arguments, passes exactly these
+    shown = subprocess.run(
+        ["bash", "-c", "python() { printf '%s\\0' \"$@\"; }\n" + command], capture_output=True, check=True
+    ).stdout.split(b"\0")[:-1]
+    assert [w.encode() for w in ["-m", parsed.module, *parsed.args]] == shown
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "python -m m $HOME",
+        "python -m m && rm -rf x",
+        "python -m m a*b",
+        "python -m m ~/x",
+        "python -m m 'it'\"'\"'s'",
+        "python -m m \\x",
+        "python -m m\npython -m n",
+        "python -m m # comment",
+        "python -m m {a,b}",
+        "python -m m > out",
+        "python -c 'print(1)'",
+        "python -u -m m",
+        "FOO=1 python -m m",
+        "python script.py",
+        "python -m 'a b'",
+    ],
+)
+def test_anything_bash_would_interpret_goes_to_bash(command: str) -> None:
+    assert warm.module_command(command, {"PATH": os.environ["PATH"]}) is None
+
+
+def test_the_key_ignores_only_run_scoped_variables() -> None:
+    base = {"PATH": "/bin", "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": "sqlite:///a.db"}
+    same = {**base, "AZUREML_RUN_ID": "x_1", "MLFLOW_TRACKING_URI": "sqlite:///b.db", "AZUREML_SWEEP_lr": "1"}
+    assert warm.zygote_key("/py", base) == warm.zygote_key("/py", same)
+    testing = {**base, "PYTEST_CURRENT_TEST": "a.py::t (call)"}
+    assert warm.zygote_key("/py", testing) == warm.zygote_key("/py", {**testing, "PYTEST_CURRENT_TEST": "b"})
+    assert warm.zygote_key("/py", testing) != warm.zygote_key("/py", base)
+    assert warm.zygote_key("/py", base) != warm.zygote_key("/py", {**base, "OMP_NUM_THREADS": "2"})
+    assert warm.zygote_key("/py", base) != warm.zygote_key("/other", base)
+    # an Azure ML store keeps MLflow's Azure ML plugins, so it needs a zygote that imported MLflow with them
+    remote = {**base, "MLFLOW_TRACKING_URI": "azureml://eastus.api.azureml.ms/mlflow/v1.0/x"}
+    assert warm.zygote_key("/py", base) != warm.zygote_key("/py", remote)
+
+
+def test_importing_the_preload_reads_no_run_scoped_variable() -> None:
+    """The zygote starts without the run-scoped variables: a library reading one at import would differ."""
+    script = textwrap.dedent(
+        """
+        import json, os, sys
+        seen = set()
+        original = os._Environ.__getitem__
+        def recording(self, key):
+            caller = sys._getframe(1).f_code
+            # a lookup by name, not a walk over every variable (tqdm reads its TQDM_* options by iterating)
+            if not (caller.co_name == "__iter__" and "_collections_abc" in caller.co_filename):
+                seen.add(key)
+            return original(self, key)
+        os._Environ.__getitem__ = recording
+        from amlops.runner import zygote
+        zygote.preload(local_mlflow=True)
+        print(json.dumps(sorted(k if isinstance(k, str) else k.decode() for k in seen)))
+        """
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///x.db", "AZUREML_RUN_ID": "r_1"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    seen = set(json.loads(done.stdout.splitlines()[-1]))
+    assert seen  # the recorder works: the imports read variables
+    assert {k for k in seen if warm.is_run_scoped(k)} == set()
+
+
+def test_a_long_command_that_bash_must_read_is_refused_at_once() -> None:
+    """One long word then shell syntax: the parser backs off linearly (a nested quantifier once hung a run here)."""
+    command = "python -m m --path " + "a" * 5000 + " $HOME"
+    assert warm.module_command(command, {"PATH": os.environ["PATH"]}) is None
