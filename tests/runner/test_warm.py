@@ -36,8 +36,9 @@ report = {
     "leader": os.getsid(0) == os.getpid(),
     "stdin": fd0,
     "main_names": sorted(k for k in globals() if not k.startswith("__")),
-    "mlflow_uri": __import__("mlflow").get_tracking_uri(),
 }
+if os.environ.get("PROBE_MLFLOW"):
+    report["mlflow_uri"] = __import__("mlflow").get_tracking_uri()
 with open(out, "w") as f:
     json.dump(report, f)
 print("probe says hello", flush=True)
@@ -96,6 +97,7 @@ def _log(step) -> str:
 
 def test_a_warm_step_sees_what_a_cold_one_sees(settings: Settings, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PROBE_VALUE", "it's here")
+    monkeypatch.setenv("PROBE_MLFLOW", "1")
     result = run_pipeline(_project(tmp_path / "p"), {}, settings, quiet=True)
     cold, hot = _reports(result)
     assert "warm start" not in _log(result.steps[0])
@@ -244,3 +246,34 @@ def test_a_long_command_that_bash_must_read_is_refused_at_once() -> None:
     """One long word then shell syntax: the parser backs off linearly (a nested quantifier once hung a run here)."""
     command = "python -m m --path " + "a" * 5000 + " $HOME"
     assert warm.module_command(command, {"PATH": os.environ["PATH"]}) is None
+
+
+class _FakeZygote:
+    def __init__(self, python: str, env: dict[str, str], local_mlflow: bool) -> None:
+        self.env, self.busy, self.failure, self.closed = env, False, None, False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_pool_closes_the_oldest_idle_zygote_never_a_busy_one(monkeypatch) -> None:
+    monkeypatch.setattr(warm, "Zygote", _FakeZygote)
+    pool = warm.WarmPool(limit=1)
+    command = warm.ModuleCommand("/py", "m", [])
+    assert pool.zygote(command, {"K": "a"}, start=True) is None  # started, not handed out before it is used
+    first = pool.zygote(command, {"K": "a"}, start=False)
+    assert isinstance(first, _FakeZygote)
+    first.busy = True  # a step is running in it
+    pool.zygote(command, {"K": "b"}, start=True)
+    assert not first.closed  # over the limit, but its step's exit code comes through it
+    second = pool.zygote(command, {"K": "b"}, start=False)
+    first.busy = False
+    pool.zygote(command, {"K": "c"}, start=True)
+    assert first.closed and second.closed  # the idle ones go, oldest first, down to the limit
+
+
+def test_closing_a_zygote_still_importing_does_not_wait_for_it(tmp_path: Path) -> None:
+    zygote = warm.Zygote(sys.executable, dict(os.environ), local_mlflow=True)
+    zygote.close()  # at once: it would read its socket only after seconds of imports
+    assert zygote.proc.returncode == -9
+    assert zygote.info == {}  # killed before its imports were done

@@ -75,8 +75,9 @@ def _template(step: StepPlan) -> str:
     return step.command or ""
 
 
-def _runs_python(step: StepPlan) -> bool:
-    return _template(step).lstrip().startswith(("python ", "python3 "))
+def _runs_python_module(step: StepPlan) -> bool:
+    """A step a warm zygote could start (its command, filled in, is then checked word by word)."""
+    return warm.MODULE_TEMPLATE.match(_template(step)) is not None
 
 
 class Terminated(KeyboardInterrupt):
@@ -480,7 +481,7 @@ class LocalRunner:
         if parsed is None:
             return None
         later = ctx.plan.steps[ctx.plan.steps.index(step) + 1 :] if step in ctx.plan.steps else []
-        more = more or any(_runs_python(s) for s in later)
+        more = more or any(_runs_python_module(s) for s in later)
         zygote = warm.pool().zygote(parsed, env, start=more)
         if zygote is None:
             return None

@@ -66,6 +66,8 @@ PRESENCE_ONLY = frozenset({"PYTEST_CURRENT_TEST"})
 _WORD = r"(?:[A-Za-z0-9_./:=,@%+-]|'[^']*')+"
 _COMMAND = re.compile(rf"[ \t]*{_WORD}(?:[ \t]+{_WORD})*[ \t]*")
 _WORDS = re.compile(_WORD)
+# A template that may become a warm-startable command once its placeholders are filled.
+MODULE_TEMPLATE = re.compile(r"\s*python3? +-m +[A-Za-z_]")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -226,14 +228,25 @@ class Zygote:
             raise WarmUnavailable(self.failure or "the starter did not start the step")
         return child
 
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._children)
+
     def close(self) -> None:
+        """End the zygote without delaying the runner's exit: one that is still importing reads its socket only
+        afterwards, so it is killed (it has no children yet); a ready one exits when its socket closes. Its
+        children are in their own sessions and never touched."""
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+        if not self._ready.is_set():
+            self.proc.kill()
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
 
 
 class WarmPool:
@@ -260,9 +273,11 @@ class WarmPool:
             if not start or key in self._broken:
                 return None
             self._zygotes[key] = Zygote(command.python, env, _local_mlflow(env))
-            while len(self._zygotes) > self._limit:
-                _, old = self._zygotes.popitem(last=False)
-                old.close()
+            # The oldest idle ones go; one with a step still running keeps it (its exit code comes through it).
+            for old_key in [k for k, z in self._zygotes.items() if k != key and not z.busy]:
+                if len(self._zygotes) <= self._limit:
+                    break
+                self._zygotes.pop(old_key).close()
             return None
 
     def close(self) -> None:
