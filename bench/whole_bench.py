@@ -281,13 +281,18 @@ def main() -> int:
         commands = {row: fn for row, fn in commands.items() if row in only}
         demo_runs = demo_runs if "demo" in only else 0
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for row, fn in commands.items():
-        for tree in trees.values():  # one warm-up each: plan caches, bytecode, page cache
-            fn(tree)
+    # Each row on its own, except the rows compared side by side, which alternate run by run.
+    groups = [[row] for row in commands if row not in COMPARE] + [[row for row in commands if row in COMPARE]]
+    for group in filter(None, groups):
+        for row in group:
+            for tree in trees.values():  # one warm-up each: plan caches, bytecode, page cache
+                commands[row](tree)
         for _ in range(runs):
-            for name, tree in trees.items():
-                results.setdefault(row, {}).setdefault(name, []).append(fn(tree))
-        print(f"  {row}: " + "  ".join(f"{n} {_median(r)}" for n, r in results[row].items()), flush=True)
+            for row in group:
+                for name, tree in trees.items():
+                    results.setdefault(row, {}).setdefault(name, []).append(commands[row](tree))
+        for row in group:
+            print(f"  {row}: " + "  ".join(f"{n} {_median(r)}" for n, r in results[row].items()), flush=True)
     for _ in range(demo_runs):
         for name, tree in trees.items():
             out_dir = scratch / f"demo-{name}"
