@@ -277,3 +277,25 @@ def test_closing_a_zygote_still_importing_does_not_wait_for_it(tmp_path: Path) -
     zygote.close()  # at once: it would read its socket only after seconds of imports
     assert zygote.proc.returncode == -9
     assert zygote.info == {}  # killed before its imports were done
+
+
+ENDS_LATE = """
+import os, signal, sys, time
+open(sys.argv[1] + ".pid", "w").write(str(os.getppid()))  # the zygote
+os.kill(os.getppid(), signal.SIGKILL)
+time.sleep(3)
+open(sys.argv[1], "w").write("{}")  # the step's last act
+"""
+
+
+def test_a_step_whose_zygote_is_killed_counts_as_failed_only_once_it_has_ended(
+    settings: Settings, tmp_path: Path
+) -> None:
+    run_pipeline(_project(tmp_path / "warmup", jobs=2), {}, settings, quiet=True)  # a zygote is ready
+    with pytest.raises(StepFailed) as info:
+        run_pipeline(_project(tmp_path / "p", jobs=1, body=ENDS_LATE), {}, settings, quiet=True)
+    step = info.value.result.steps[0]
+    assert "# note: warm start: forked from" in _log(step)
+    assert "the warm starter ended while the step ran" in _log(step)
+    # the runner did not move on while the step was still running
+    assert next(info.value.result.run_dir.rglob("r.json")).read_text() == "{}"

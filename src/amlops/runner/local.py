@@ -436,6 +436,8 @@ class LocalRunner:
             finally:
                 timer.cancel()
             broken = watched.close()
+            if isinstance(proc, warm.WarmProcess) and proc.note:
+                log.write(f"error: {proc.note}\n")
             if timer.fired:
                 code = code or 1
                 log.write(

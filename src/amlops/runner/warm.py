@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -144,6 +145,22 @@ class WarmProcess:
         self._done.set()
 
 
+def _outlive(child: WarmProcess) -> None:
+    """The zygote ended under a running step (killed from outside): only the step's parent can read its exit code,
+    so the step counts as failed, but not before it has ended; the pipeline must not move on while it runs."""
+    if child.pid:
+        try:
+            fd = os.pidfd_open(child.pid)
+        except ProcessLookupError:
+            fd = None
+        if fd is not None:
+            try:
+                select.select([fd], [], [])
+            finally:
+                os.close(fd)
+    child._finish(1, "the warm starter ended while the step ran: its exit code is unknown")
+
+
 class Zygote:
     def __init__(self, python: str, env: Mapping[str, str], local_mlflow: bool) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -203,7 +220,7 @@ class Zygote:
         with self._lock:
             orphans, self._children = list(self._children.values()), {}
         for child in orphans:
-            child._finish(1, "the warm starter ended while the step ran: its exit code is unknown")
+            threading.Thread(target=_outlive, args=(child,), name="amlops-orphan-step", daemon=True).start()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         if not self._ready.wait(timeout):
