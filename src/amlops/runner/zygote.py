@@ -26,6 +26,7 @@ child's pidfd with select.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -175,7 +176,13 @@ def main() -> None:
     fd = int(sys.argv[sys.argv.index("--fd") + 1])
     local_mlflow = "--local-mlflow" in sys.argv
     sock = socket.socket(fileno=fd)
-    _send(sock, {"ready": preload(local_mlflow)})
+    info = preload(local_mlflow)
+    # Everything imported so far lives as long as any child does: kept out of the cyclic collector (Python docs,
+    # gc.freeze: "If a process will fork() without exec(), avoiding unnecessary copy-on-write in child processes
+    # will maximize memory sharing"). Without it each child's collections walked, and so copied, the whole
+    # preloaded heap: a step that does nothing took 1.2 s, 0.25 s with it.
+    gc.freeze()
+    _send(sock, {"ready": info})
     module = serve(sock)
     if module is None:
         return
