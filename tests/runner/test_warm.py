@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +42,10 @@ report = {
     "stdin": fd0,
     "main_names": sorted(k for k in globals() if not k.startswith("__")),
     "mlflow_uri": __import__("mlflow").get_tracking_uri(),
+    "pwd": os.environ.get("PWD"),
+    "underscore": os.environ.get("_"),
+    "shlvl": os.environ.get("SHLVL"),
+    "orig_argv": sys.orig_argv,
 }
 with open(out, "w") as f:
     json.dump(report, f)
@@ -94,14 +103,32 @@ def _log(step) -> str:
     return Path(step.log).read_text(encoding="utf-8")
 
 
-def test_a_warm_step_sees_what_a_cold_one_sees(settings: Settings, tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def stdin_with_data() -> Iterator[None]:
+    """The runner's stdin is a pipe with data in it (a terminal, a `cat x | amlops run`): no step may read it."""
+    read, write = os.pipe()
+    os.write(write, b"the runner's input\n")
+    saved = os.dup(0)
+    os.dup2(read, 0)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, read, write):
+            os.close(fd)
+
+
+def test_a_warm_step_sees_what_a_cold_one_sees(
+    settings: Settings, tmp_path: Path, monkeypatch, stdin_with_data: None
+) -> None:
     monkeypatch.setenv("PROBE_VALUE", "it's here")
+    monkeypatch.setenv("PWD", "/somewhere/else")  # the runner's folder: bash sets the step's own
     result = run_pipeline(_project(tmp_path / "p"), {}, settings, quiet=True)
     cold, hot = _reports(result)
     assert "warm start" not in _log(result.steps[0])
     assert "# note: warm start: forked from" in _log(result.steps[1])  # the warm path was taken
     for step, report in zip(result.steps, (cold, hot), strict=True):
-        wd = str(Path(step.log).parent.parent / "wd")
+        wd = str(Path(str(step.log)).parent.parent / "wd")
         # amlops comes from the step's code snapshot, never from the process it was forked from
         assert report["amlops_file"] == os.path.join(wd, "amlops", "__init__.py")
         assert report["cwd"] == report["path0"] == wd
@@ -111,6 +138,12 @@ def test_a_warm_step_sees_what_a_cold_one_sees(settings: Settings, tmp_path: Pat
         assert report["leader"] is True
         assert report["mlflow_uri"] == settings.tracking_uri
         assert "probe says hello" in _log(step)
+        # what bash sets in the environment it passes, and the words it passed
+        assert report["pwd"] == os.path.realpath(wd)
+        assert report["underscore"] == shutil.which("python", path=f"{Path(sys.executable).parent}:")
+        assert report["orig_argv"][:3] == ["python", "-m", "amlops.probe"]
+        assert report["stdin"] == "/dev/null"
+    assert hot["shlvl"] == cold["shlvl"]
     # a new interpreter's __main__: nothing of the zygote's module leaks into the step's globals
     assert hot["main_names"] == cold["main_names"]
     assert hot["stdin"] == "/dev/null"
@@ -244,3 +277,72 @@ def test_a_long_command_that_bash_must_read_is_refused_at_once() -> None:
     """One long word then shell syntax: the parser backs off linearly (a nested quantifier once hung a run here)."""
     command = "python -m m --path " + "a" * 5000 + " $HOME"
     assert warm.module_command(command, {"PATH": os.environ["PATH"]}) is None
+
+
+@pytest.fixture
+def own_pool(monkeypatch) -> Iterator[None]:
+    """A pool of this test's own: a zygote it kills, or one it counts, is not another test's."""
+    monkeypatch.setattr(warm, "_pool", None)
+    try:
+        yield
+    finally:
+        warm.pool().close()
+
+
+def test_a_step_whose_starter_dies_is_waited_for_and_the_log_says_why(
+    settings: Settings, tmp_path: Path, own_pool: None
+) -> None:
+    """kill -9 of the zygote while its step runs: the step (its own session) goes on, so the runner waits for it
+    rather than reporting it ended and starting what follows while it still writes its outputs."""
+    run_pipeline(_project(tmp_path / "warmup", jobs=2), {}, settings, quiet=True)  # a zygote is ready
+    body = SLEEPER.replace("time.sleep(120)", "time.sleep(6)\nopen(sys.argv[1] + '.done', 'w').write('ok')")
+
+    def kill_the_starter_once_the_step_runs() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for path in tmp_path.rglob("r.json"):
+                pid = path.read_text()
+                if pid.isdigit():  # the sleeper's report (the warm-up's reports are JSON)
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                    os.kill(int(stat.rsplit(")", 1)[1].split()[1]), signal.SIGKILL)  # its parent: the zygote
+                    return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=kill_the_starter_once_the_step_runs, daemon=True)
+    thread.start()
+    with pytest.raises(StepFailed) as info:
+        run_pipeline(_project(tmp_path / "p", jobs=1, body=body), {}, settings, quiet=True)
+    thread.join()
+    step = info.value.result.steps[0]
+    log = _log(step)
+    assert "# note: warm start: forked from" in log
+    report = next(info.value.result.run_dir.rglob("r.json"))
+    assert Path(str(report) + ".done").exists()  # the step had ended when the runner reported it
+    assert step.exit_code == 1
+    assert "error: the warm starter ended while the step ran: its exit code is unknown" in log
+
+
+def test_no_starter_is_started_that_no_later_step_can_use(
+    settings: Settings, tmp_path: Path, monkeypatch, own_pool: None
+) -> None:
+    """Steps with their own environment_variables each need their own zygote: none is started for them (each
+    would import numpy, pandas, scikit-learn and MLflow for nothing, on the steps' CPUs)."""
+    started: list[str] = []
+    real = warm.Zygote
+
+    def counting(python: str, env, local_mlflow: bool):  # type: ignore[no-untyped-def]
+        started.append(env.get("STEP_SETTING", ""))
+        return real(python, env, local_mlflow)
+
+    monkeypatch.setattr(warm, "Zygote", counting)
+    pipeline = _project(tmp_path / "p", jobs=3)
+    text = pipeline.read_text()
+    for i in range(3):
+        text = text.replace(
+            f"  j{i}:\n    type: command\n",
+            f"  j{i}:\n    type: command\n    environment_variables:\n      STEP_SETTING: v{i}\n",
+        )
+    pipeline.write_text(text)
+    result = run_pipeline(pipeline, {}, settings, quiet=True)
+    assert [s.status for s in result.steps] == ["completed"] * 3
+    assert started == []

@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -74,6 +75,7 @@ class ModuleCommand:
     python: str  # the interpreter `python` resolves to on the step's PATH
     module: str
     args: list[str]
+    program: str = "python"  # the word as typed: bash passes it as argv[0] (sys.orig_argv[0])
 
 
 def module_command(command: str, env: Mapping[str, str]) -> ModuleCommand | None:
@@ -88,7 +90,25 @@ def module_command(command: str, env: Mapping[str, str]) -> ModuleCommand | None
     python = shutil.which(words[0], path=env.get("PATH", ""))
     if python is None:
         return None
-    return ModuleCommand(os.path.abspath(python), words[2], words[3:])
+    return ModuleCommand(os.path.abspath(python), words[2], words[3:], words[0])
+
+
+def bash_env(env: Mapping[str, str], cwd: str, python: str) -> dict[str, str]:
+    """The environment `bash -c "python -m ..."` gives python: bash sets PWD to the folder it starts in (the
+    physical path: the inherited PWD names another folder), `_` to the program's path, and SHLVL (incremented at
+    start, decremented again as it execs the command: unchanged, or 0 when unset)."""
+    shlvl = env.get("SHLVL", "")
+    return {
+        **env,
+        "PWD": os.path.realpath(cwd),
+        "SHLVL": shlvl if shlvl.isdigit() else "0",
+        "_": python,
+    }
+
+
+def same_key(python: str, env: Mapping[str, str], other: Mapping[str, str]) -> bool:
+    """Whether a step with environment `other` would be served by the zygote of a step with `env`."""
+    return zygote_key(python, env) == zygote_key(python, other)
 
 
 def is_run_scoped(name: str) -> bool:
@@ -123,6 +143,8 @@ class WarmProcess:
     stdout: IO[str] | None = None
     returncode: int | None = None
     note: str | None = None
+    # The zygote's pidfd for the child (SCM_RIGHTS): the child's end is seen even if the zygote dies.
+    pidfd: int = -1
     _started: threading.Event = field(default_factory=threading.Event)
     _done: threading.Event = field(default_factory=threading.Event)
 
@@ -172,9 +194,9 @@ class Zygote:
     def _read(self) -> None:
         while True:
             try:
-                data = self.sock.recv(1 << 16)
+                data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 1)
             except OSError:
-                data = b""
+                data, fds = b"", []
             if not data:
                 break
             message = json.loads(data)
@@ -186,21 +208,31 @@ class Zygote:
                 continue
             with self._lock:
                 child = self._children.get(message["id"])
+            if child is None or "pid" not in message:
+                for fd in fds:
+                    os.close(fd)
             if child is None:
                 continue
             if "pid" in message:
+                child.pidfd = fds[0] if fds else -1
                 child.pid = int(message["pid"])
                 child._started.set()
             else:
                 with self._lock:
                     self._children.pop(message["id"], None)
+                _close_pidfd(child)
                 child._finish(int(message["status"]))
         code = self.proc.poll()
         self.failure = self.failure or f"the starter exited (code {code})"
         self._ready.set()
         with self._lock:
             orphans, self._children = list(self._children.values()), {}
+        # A step outlives its starter (it has its own session): it is over when it ends, not when the starter does;
+        # the runner must not go on (or report it) while it still runs and writes its outputs.
         for child in orphans:
+            if child.pidfd >= 0:
+                select.select([child.pidfd], [], [])
+            _close_pidfd(child)
             child._finish(1, "the warm starter ended while the step ran: its exit code is unknown")
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
@@ -215,7 +247,14 @@ class Zygote:
         child = WarmProcess()
         with self._lock:
             self._children[rid] = child
-        request = {"id": rid, "module": command.module, "args": command.args, "cwd": cwd, "env": dict(env)}
+        request = {
+            "id": rid,
+            "module": command.module,
+            "args": command.args,
+            "cwd": cwd,
+            "env": bash_env(env, cwd, command.python),
+            "orig_argv": [command.program, "-m", command.module, *command.args],
+        }
         try:
             socket.send_fds(self.sock, [json.dumps(request).encode()], [out_fd])
         except OSError as exc:
@@ -227,6 +266,9 @@ class Zygote:
         return child
 
     def close(self) -> None:
+        if not self._ready.is_set():
+            # Still importing: it would read the closed socket only once its imports are done (seconds).
+            self.proc.kill()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
@@ -234,6 +276,12 @@ class Zygote:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def _close_pidfd(child: WarmProcess) -> None:
+    if child.pidfd >= 0:
+        os.close(child.pidfd)
+        child.pidfd = -1
 
 
 class WarmPool:

@@ -124,6 +124,8 @@ def _become_step(request: dict[str, Any], out_fd: int, keep_closed: list[int]) -
     _forget_amlops()
     sys.path[0] = request["cwd"]
     sys.argv = ["-m", *request["args"]]
+    # What the step's own interpreter would have been given (the words bash passed), not this process's.
+    sys.orig_argv = list(request.get("orig_argv") or sys.orig_argv)
     if "numpy" in sys.modules:
         # Python's `random` reseeds itself in a forked child; numpy's global generator does not.
         import numpy
@@ -162,8 +164,10 @@ def serve(sock: socket.socket) -> str | None:
                     sock.detach()
                     return module
                 os.close(out_fd)
-                children[os.pidfd_open(pid)] = (request["id"], pid)
-                _send(sock, {"id": request["id"], "pid": pid})
+                pidfd = os.pidfd_open(pid)
+                children[pidfd] = (request["id"], pid)
+                # The runner gets its own copy of the pidfd: should this process die, it still sees the step end.
+                socket.send_fds(sock, [json.dumps({"id": request["id"], "pid": pid}).encode()], [pidfd])
             else:
                 rid, pid = children.pop(fd)
                 os.close(fd)
