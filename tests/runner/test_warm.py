@@ -163,6 +163,16 @@ def test_a_warm_step_fails_with_its_exit_code_and_traceback(
     assert step.exit_code == status
     if says:
         assert says in _log(step)
+        # the same traceback as the cold step's: no frame of the process it was forked from
+        cold, hot = (_traceback(run.value.result.steps[0]) for run in (info, again))
+        assert hot == cold
+        assert not any("zygote" in line for line in hot)
+
+
+def _traceback(step) -> list[str]:
+    lines = _log(step).splitlines()
+    shown = lines[lines.index("Traceback (most recent call last):") :]
+    return [line.split("/wd/")[-1] for line in shown if not line.startswith(("error:", "#"))]
 
 
 SLEEPER = """
