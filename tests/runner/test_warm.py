@@ -3,6 +3,7 @@ already imported the steps' libraries is the same process, to the step, as one s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -356,3 +357,27 @@ def test_no_starter_is_started_that_no_later_step_can_use(
     result = run_pipeline(pipeline, {}, settings, quiet=True)
     assert [s.status for s in result.steps] == ["completed"] * 3
     assert started == []
+
+
+def test_a_step_the_starter_is_too_slow_to_start_is_not_started_twice(tmp_path: Path, monkeypatch) -> None:
+    """A zygote that does not answer in time (stopped, swapping): the step starts cold, and the zygote must not
+    fork it as well once it wakes up."""
+    (tmp_path / "once.py").write_text("import os\nopen(f'ran.{os.getpid()}', 'w').close()\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = warm.module_command("python -m once", env)
+    assert command is not None
+    zygote = warm.Zygote(command.python, env, local_mlflow=True)
+    try:
+        zygote.wait_ready()
+        monkeypatch.setattr(warm, "START_TIMEOUT_S", 1.0)
+        os.kill(zygote.proc.pid, signal.SIGSTOP)
+        with open(os.devnull, "w") as out, pytest.raises(warm.WarmUnavailable):
+            zygote.start(command, str(tmp_path), env, out.fileno())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zygote.proc.pid, signal.SIGCONT)
+        time.sleep(2)
+        assert list(tmp_path.glob("ran.*")) == []  # only the cold start (the runner's) will run it
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zygote.proc.pid, signal.SIGCONT)
+        zygote.close()

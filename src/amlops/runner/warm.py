@@ -229,11 +229,19 @@ class Zygote:
             orphans, self._children = list(self._children.values()), {}
         # A step outlives its starter (it has its own session): it is over when it ends, not when the starter does;
         # the runner must not go on (or report it) while it still runs and writes its outputs.
+        note = "the warm starter ended while the step ran: its exit code is unknown"
+        waiting = []
         for child in orphans:
-            if child.pidfd >= 0:
-                select.select([child.pidfd], [], [])
-            _close_pidfd(child)
-            child._finish(1, "the warm starter ended while the step ran: its exit code is unknown")
+            if child.pidfd < 0:
+                child._finish(1, note)  # never started: the runner starts it cold
+            else:
+                waiting.append(child)
+        while waiting:
+            ended, _, _ = select.select([c.pidfd for c in waiting], [], [])
+            for child in [c for c in waiting if c.pidfd in ended]:
+                waiting.remove(child)
+                _close_pidfd(child)
+                child._finish(1, note)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         if not self._ready.wait(timeout):
@@ -261,7 +269,12 @@ class Zygote:
             with self._lock:
                 self._children.pop(rid, None)
             raise WarmUnavailable(f"the starter did not take the step: {exc}") from None
-        if not child._started.wait(START_TIMEOUT_S) or child.pid == 0:
+        if not child._started.wait(START_TIMEOUT_S):
+            # The runner is about to start the step cold: this process must not fork it as well, later.
+            self.proc.kill()
+            self.proc.wait()
+            child._started.wait()  # the reader has seen the pid it sent before it died, or its end
+        if child.pid == 0:
             raise WarmUnavailable(self.failure or "the starter did not start the step")
         return child
 
