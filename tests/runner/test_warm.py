@@ -246,7 +246,14 @@ def test_anything_bash_would_interpret_goes_to_bash(command: str) -> None:
 
 def test_the_key_ignores_only_run_scoped_variables() -> None:
     base = {"PATH": "/bin", "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": "sqlite:///a.db"}
-    same = {**base, "AZUREML_RUN_ID": "x_1", "MLFLOW_TRACKING_URI": "sqlite:///b.db", "AZUREML_SWEEP_lr": "1"}
+    same = {
+        **base,
+        "AZUREML_RUN_ID": "x_1",
+        "MLFLOW_TRACKING_URI": "sqlite:///b.db",
+        "AZUREML_SWEEP_lr": "1",
+        # the runner's MLflow sets it once it imports MLflow: a zygote started before must still serve
+        "_MLFLOW_TELEMETRY_SESSION_ID": "1f2e",
+    }
     assert warm.zygote_key("/py", base) == warm.zygote_key("/py", same)
     testing = {**base, "PYTEST_CURRENT_TEST": "a.py::t (call)"}
     assert warm.zygote_key("/py", testing) == warm.zygote_key("/py", {**testing, "PYTEST_CURRENT_TEST": "b"})
@@ -267,8 +274,9 @@ def test_importing_the_preload_reads_no_run_scoped_variable() -> None:
         original = os._Environ.__getitem__
         def recording(self, key):
             caller = sys._getframe(1).f_code
-            # a lookup by name, not a walk over every variable (tqdm reads its TQDM_* options by iterating)
-            if not (caller.co_name == "__iter__" and "_collections_abc" in caller.co_filename):
+            # a lookup by name, not a walk over every variable (tqdm reads its TQDM_* options by iterating) nor a
+            # removal (MLflow with telemetry off pops _MLFLOW_TELEMETRY_SESSION_ID, whatever its value)
+            if not (caller.co_name in ("__iter__", "pop") and "_collections_abc" in caller.co_filename):
                 seen.add(key)
             return original(self, key)
         os._Environ.__getitem__ = recording
@@ -277,7 +285,13 @@ def test_importing_the_preload_reads_no_run_scoped_variable() -> None:
         print(json.dumps(sorted(k if isinstance(k, str) else k.decode() for k in seen)))
         """
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///x.db", "AZUREML_RUN_ID": "r_1"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": "sqlite:///x.db",
+        "AZUREML_RUN_ID": "r_1",
+        "_MLFLOW_TELEMETRY_SESSION_ID": "1f2e",
+        "MLFLOW_DISABLE_TELEMETRY": "true",  # as every step has it (amlops.tracking.mlflow_env)
+    }
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
     seen = set(json.loads(done.stdout.splitlines()[-1]))
     assert seen  # the recorder works: the imports read variables

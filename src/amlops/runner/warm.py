@@ -54,6 +54,10 @@ RUN_SCOPED = frozenset(
         "MLFLOW_EXPERIMENT_NAME",
         "MLFLOW_TRACKING_URI",
         "MLFLOW_REGISTRY_URI",
+        # Set or removed in the runner's own environment whenever MLflow (re)initialises its telemetry client
+        # there (mlflow/telemetry/client.py _set_telemetry_client), so it changes during a runner's life; read only
+        # when telemetry is on, which the steps' MLFLOW_DISABLE_TELEMETRY=true turns off (amlops.tracking.mlflow_env).
+        "_MLFLOW_TELEMETRY_SESSION_ID",
     }
 )
 RUN_SCOPED_PREFIXES = ("AZUREML_SWEEP_",)
