@@ -395,3 +395,27 @@ def test_a_step_the_starter_is_too_slow_to_start_is_not_started_twice(tmp_path: 
         with contextlib.suppress(ProcessLookupError):
             os.kill(zygote.proc.pid, signal.SIGCONT)
         zygote.close()
+
+
+def test_ctrl_c_while_a_step_is_being_forked_leaves_no_step_running(tmp_path: Path) -> None:
+    """Ctrl-C reaches the runner after it asked the zygote for the step and before it knows the step's pid (here
+    the zygote is stopped, to widen that window): no step may run on, or start later, without the runner."""
+    (tmp_path / "once.py").write_text("import os\nopen(f'ran.{os.getpid()}', 'w').close()\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = warm.module_command("python -m once", env)
+    assert command is not None
+    zygote = warm.Zygote(command.python, env, local_mlflow=True)
+    try:
+        zygote.wait_ready()
+        os.kill(zygote.proc.pid, signal.SIGSTOP)
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with open(os.devnull, "w") as out, pytest.raises(KeyboardInterrupt):
+            zygote.start(command, str(tmp_path), env, out.fileno())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zygote.proc.pid, signal.SIGCONT)
+        time.sleep(2)
+        assert list(tmp_path.glob("ran.*")) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zygote.proc.pid, signal.SIGCONT)
+        zygote.close()

@@ -28,6 +28,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -273,14 +274,28 @@ class Zygote:
             with self._lock:
                 self._children.pop(rid, None)
             raise WarmUnavailable(f"the starter did not take the step: {exc}") from None
-        if not child._started.wait(START_TIMEOUT_S):
+        try:
+            started = child._started.wait(START_TIMEOUT_S)
+        except BaseException:
+            # Ctrl-C or SIGTERM while the step is being forked: the runner stops its step's process group on
+            # the way out, and this one has none yet; it must not run on (nor be forked later) without the runner.
+            self._stop_starting(child)
+            if child.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
+            raise
+        if not started:
             # The runner is about to start the step cold: this process must not fork it as well, later.
-            self.proc.kill()
-            self.proc.wait()
-            child._started.wait()  # the reader has seen the pid it sent before it died, or its end
+            self._stop_starting(child)
         if child.pid == 0:
             raise WarmUnavailable(self.failure or "the starter did not start the step")
         return child
+
+    def _stop_starting(self, child: WarmProcess) -> None:
+        """Kill this zygote, then wait until the reader has seen the pid it sent before it died, or its end."""
+        self.proc.kill()
+        self.proc.wait()
+        child._started.wait()
 
     def close(self) -> None:
         if not self._ready.is_set():
