@@ -3,11 +3,17 @@ already imported the steps' libraries is the same process, to the step, as one s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +42,10 @@ report = {
     "leader": os.getsid(0) == os.getpid(),
     "stdin": fd0,
     "main_names": sorted(k for k in globals() if not k.startswith("__")),
+    "pwd": os.environ.get("PWD"),
+    "underscore": os.environ.get("_"),
+    "shlvl": os.environ.get("SHLVL"),
+    "orig_argv": sys.orig_argv,
 }
 if os.environ.get("PROBE_MLFLOW"):
     report["mlflow_uri"] = __import__("mlflow").get_tracking_uri()
@@ -95,15 +105,33 @@ def _log(step) -> str:
     return Path(step.log).read_text(encoding="utf-8")
 
 
-def test_a_warm_step_sees_what_a_cold_one_sees(settings: Settings, tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def stdin_with_data() -> Iterator[None]:
+    """The runner's stdin is a pipe with data in it (a terminal, a `cat x | amlops run`): no step may read it."""
+    read, write = os.pipe()
+    os.write(write, b"the runner's input\n")
+    saved = os.dup(0)
+    os.dup2(read, 0)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, read, write):
+            os.close(fd)
+
+
+def test_a_warm_step_sees_what_a_cold_one_sees(
+    settings: Settings, tmp_path: Path, monkeypatch, stdin_with_data: None
+) -> None:
     monkeypatch.setenv("PROBE_VALUE", "it's here")
     monkeypatch.setenv("PROBE_MLFLOW", "1")
+    monkeypatch.setenv("PWD", "/somewhere/else")  # the runner's folder: bash sets the step's own
     result = run_pipeline(_project(tmp_path / "p"), {}, settings, quiet=True)
     cold, hot = _reports(result)
     assert "warm start" not in _log(result.steps[0])
     assert "# note: warm start: forked from" in _log(result.steps[1])  # the warm path was taken
     for step, report in zip(result.steps, (cold, hot), strict=True):
-        wd = str(Path(step.log).parent.parent / "wd")
+        wd = str(Path(str(step.log)).parent.parent / "wd")
         # amlops comes from the step's code snapshot, never from the process it was forked from
         assert report["amlops_file"] == os.path.join(wd, "amlops", "__init__.py")
         assert report["cwd"] == report["path0"] == wd
@@ -113,6 +141,12 @@ def test_a_warm_step_sees_what_a_cold_one_sees(settings: Settings, tmp_path: Pat
         assert report["leader"] is True
         assert report["mlflow_uri"] == settings.tracking_uri
         assert "probe says hello" in _log(step)
+        # what bash sets in the environment it passes, and the words it passed
+        assert report["pwd"] == os.path.realpath(wd)
+        assert report["underscore"] == shutil.which("python", path=f"{Path(sys.executable).parent}:")
+        assert report["orig_argv"][:3] == ["python", "-m", "amlops.probe"]
+        assert report["stdin"] == "/dev/null"
+    assert hot["shlvl"] == cold["shlvl"]
     # a new interpreter's __main__: nothing of the zygote's module leaks into the step's globals
     assert hot["main_names"] == cold["main_names"]
     assert hot["stdin"] == "/dev/null"
@@ -132,6 +166,16 @@ def test_a_warm_step_fails_with_its_exit_code_and_traceback(
     assert step.exit_code == status
     if says:
         assert says in _log(step)
+        # the same traceback as the cold step's: no frame of the process it was forked from
+        cold, hot = (_traceback(run.value.result.steps[0]) for run in (info, again))
+        assert hot == cold
+        assert not any("zygote" in line for line in hot)
+
+
+def _traceback(step) -> list[str]:
+    lines = _log(step).splitlines()
+    shown = lines[lines.index("Traceback (most recent call last):") :]
+    return [line.split("/wd/")[-1] for line in shown if not line.startswith(("error:", "#"))]
 
 
 SLEEPER = """
@@ -204,7 +248,14 @@ def test_anything_bash_would_interpret_goes_to_bash(command: str) -> None:
 
 def test_the_key_ignores_only_run_scoped_variables() -> None:
     base = {"PATH": "/bin", "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": "sqlite:///a.db"}
-    same = {**base, "AZUREML_RUN_ID": "x_1", "MLFLOW_TRACKING_URI": "sqlite:///b.db", "AZUREML_SWEEP_lr": "1"}
+    same = {
+        **base,
+        "AZUREML_RUN_ID": "x_1",
+        "MLFLOW_TRACKING_URI": "sqlite:///b.db",
+        "AZUREML_SWEEP_lr": "1",
+        # the runner's MLflow sets it once it imports MLflow: a zygote started before must still serve
+        "_MLFLOW_TELEMETRY_SESSION_ID": "1f2e",
+    }
     assert warm.zygote_key("/py", base) == warm.zygote_key("/py", same)
     testing = {**base, "PYTEST_CURRENT_TEST": "a.py::t (call)"}
     assert warm.zygote_key("/py", testing) == warm.zygote_key("/py", {**testing, "PYTEST_CURRENT_TEST": "b"})
@@ -225,8 +276,9 @@ def test_importing_the_preload_reads_no_run_scoped_variable() -> None:
         original = os._Environ.__getitem__
         def recording(self, key):
             caller = sys._getframe(1).f_code
-            # a lookup by name, not a walk over every variable (tqdm reads its TQDM_* options by iterating)
-            if not (caller.co_name == "__iter__" and "_collections_abc" in caller.co_filename):
+            # a lookup by name, not a walk over every variable (tqdm reads its TQDM_* options by iterating) nor a
+            # removal (MLflow with telemetry off pops _MLFLOW_TELEMETRY_SESSION_ID, whatever its value)
+            if not (caller.co_name in ("__iter__", "pop") and "_collections_abc" in caller.co_filename):
                 seen.add(key)
             return original(self, key)
         os._Environ.__getitem__ = recording
@@ -235,7 +287,13 @@ def test_importing_the_preload_reads_no_run_scoped_variable() -> None:
         print(json.dumps(sorted(k if isinstance(k, str) else k.decode() for k in seen)))
         """
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///x.db", "AZUREML_RUN_ID": "r_1"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": "sqlite:///x.db",
+        "AZUREML_RUN_ID": "r_1",
+        "_MLFLOW_TELEMETRY_SESSION_ID": "1f2e",
+        "MLFLOW_DISABLE_TELEMETRY": "true",  # as every step has it (amlops.tracking.mlflow_env)
+    }
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
     seen = set(json.loads(done.stdout.splitlines()[-1]))
     assert seen  # the recorder works: the imports read variables
@@ -279,23 +337,142 @@ def test_closing_a_zygote_still_importing_does_not_wait_for_it(tmp_path: Path) -
     assert zygote.info == {}  # killed before its imports were done
 
 
-ENDS_LATE = """
-import os, signal, sys, time
-open(sys.argv[1] + ".pid", "w").write(str(os.getppid()))  # the zygote
-os.kill(os.getppid(), signal.SIGKILL)
-time.sleep(3)
-open(sys.argv[1], "w").write("{}")  # the step's last act
-"""
+@pytest.fixture
+def own_pool(monkeypatch) -> Iterator[None]:
+    """A pool of this test's own: a zygote it kills, or one it counts, is not another test's."""
+    monkeypatch.setattr(warm, "_pool", None)
+    try:
+        yield
+    finally:
+        warm.pool().close()
 
 
-def test_a_step_whose_zygote_is_killed_counts_as_failed_only_once_it_has_ended(
-    settings: Settings, tmp_path: Path
+def test_a_step_whose_starter_dies_is_waited_for_and_the_log_says_why(
+    settings: Settings, tmp_path: Path, own_pool: None
 ) -> None:
+    """kill -9 of the zygote while its step runs: the step (its own session) goes on, so the runner waits for it
+    rather than reporting it ended and starting what follows while it still writes its outputs."""
     run_pipeline(_project(tmp_path / "warmup", jobs=2), {}, settings, quiet=True)  # a zygote is ready
+    body = SLEEPER.replace("time.sleep(120)", "time.sleep(6)\nopen(sys.argv[1] + '.done', 'w').write('ok')")
+
+    def kill_the_starter_once_the_step_runs() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for path in tmp_path.rglob("r.json"):
+                pid = path.read_text()
+                if pid.isdigit():  # the sleeper's report (the warm-up's reports are JSON)
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                    os.kill(int(stat.rsplit(")", 1)[1].split()[1]), signal.SIGKILL)  # its parent: the zygote
+                    return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=kill_the_starter_once_the_step_runs, daemon=True)
+    thread.start()
     with pytest.raises(StepFailed) as info:
-        run_pipeline(_project(tmp_path / "p", jobs=1, body=ENDS_LATE), {}, settings, quiet=True)
+        run_pipeline(_project(tmp_path / "p", jobs=1, body=body), {}, settings, quiet=True)
+    thread.join()
     step = info.value.result.steps[0]
-    assert "# note: warm start: forked from" in _log(step)
-    assert "the warm starter ended while the step ran" in _log(step)
-    # the runner did not move on while the step was still running
-    assert next(info.value.result.run_dir.rglob("r.json")).read_text() == "{}"
+    log = _log(step)
+    assert "# note: warm start: forked from" in log
+    report = next(info.value.result.run_dir.rglob("r.json"))
+    assert Path(str(report) + ".done").exists()  # the step had ended when the runner reported it
+    assert step.exit_code == 1
+    assert "error: the warm starter ended while the step ran: its exit code is unknown" in log
+
+
+def test_no_starter_is_started_that_no_later_step_can_use(
+    settings: Settings, tmp_path: Path, monkeypatch, own_pool: None
+) -> None:
+    """Steps with their own environment_variables each need their own zygote: none is started for them (each
+    would import numpy, pandas, scikit-learn and MLflow for nothing, on the steps' CPUs)."""
+    started: list[str] = []
+    real = warm.Zygote
+
+    def counting(python: str, env, local_mlflow: bool):  # type: ignore[no-untyped-def]
+        started.append(env.get("STEP_SETTING", ""))
+        return real(python, env, local_mlflow)
+
+    monkeypatch.setattr(warm, "Zygote", counting)
+    pipeline = _project(tmp_path / "p", jobs=3)
+    text = pipeline.read_text()
+    for i in range(3):
+        text = text.replace(
+            f"  j{i}:\n    type: command\n",
+            f"  j{i}:\n    type: command\n    environment_variables:\n      STEP_SETTING: v{i}\n",
+        )
+    pipeline.write_text(text)
+    result = run_pipeline(pipeline, {}, settings, quiet=True)
+    assert [s.status for s in result.steps] == ["completed"] * 3
+    assert started == []
+
+
+def test_a_step_the_starter_is_too_slow_to_start_is_not_started_twice(tmp_path: Path, monkeypatch) -> None:
+    """A zygote that does not answer in time (stopped, swapping): the step starts cold, and the zygote must not
+    fork it as well once it wakes up."""
+    (tmp_path / "once.py").write_text("import os\nopen(f'ran.{os.getpid()}', 'w').close()\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = warm.module_command("python -m once", env)
+    assert command is not None
+    zygote = warm.Zygote(command.python, env, local_mlflow=True)
+    try:
+        zygote.wait_ready()
+        monkeypatch.setattr(warm, "START_TIMEOUT_S", 1.0)
+        os.kill(zygote.proc.pid, signal.SIGSTOP)
+        with open(os.devnull, "w") as out, pytest.raises(warm.WarmUnavailable):
+            zygote.start(command, str(tmp_path), env, out.fileno())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zygote.proc.pid, signal.SIGCONT)
+        time.sleep(2)
+        assert list(tmp_path.glob("ran.*")) == []  # only the cold start (the runner's) will run it
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zygote.proc.pid, signal.SIGCONT)
+        zygote.close()
+
+
+def test_ctrl_c_while_a_step_is_being_forked_leaves_no_step_running(tmp_path: Path) -> None:
+    """Ctrl-C reaches the runner after it asked the zygote for the step and before it knows the step's pid (here
+    the zygote is stopped, to widen that window): no step may run on, or start later, without the runner."""
+    (tmp_path / "once.py").write_text("import os\nopen(f'ran.{os.getpid()}', 'w').close()\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = warm.module_command("python -m once", env)
+    assert command is not None
+    zygote = warm.Zygote(command.python, env, local_mlflow=True)
+    try:
+        zygote.wait_ready()
+        os.kill(zygote.proc.pid, signal.SIGSTOP)
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with open(os.devnull, "w") as out, pytest.raises(KeyboardInterrupt):
+            zygote.start(command, str(tmp_path), env, out.fileno())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zygote.proc.pid, signal.SIGCONT)
+        time.sleep(2)
+        assert list(tmp_path.glob("ran.*")) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zygote.proc.pid, signal.SIGCONT)
+        zygote.close()
+
+
+def test_a_warm_step_finds_the_preloaded_heap_out_of_the_collectors_reach(tmp_path: Path) -> None:
+    """The child inherits thousands of preloaded modules; its collections, and the last one at its exit, must not
+    walk them all (copying every page they sit on): that once added over a second to every warm step, more than a
+    cold start costs. Checked by what the child sees, not by a clock."""
+    (tmp_path / "little.py").write_text("import gc\nprint(gc.get_freeze_count(), flush=True)\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = warm.module_command("python -m little", env)
+    assert command is not None
+    zygote = warm.Zygote(command.python, env, local_mlflow=True)
+    try:
+        zygote.wait_ready()
+        read, write = os.pipe()
+        try:
+            child = zygote.start(command, str(tmp_path), env, write)
+        finally:
+            os.close(write)
+        with os.fdopen(read) as out:
+            frozen = int(out.readline())
+        assert child.wait(timeout=60) == 0
+    finally:
+        zygote.close()
+    assert frozen > 100_000  # numpy, pandas, scikit-learn and MLflow's objects: ~10^6 here

@@ -76,8 +76,9 @@ def _template(step: StepPlan) -> str:
 
 
 def _runs_python_module(step: StepPlan) -> bool:
-    """A step a warm zygote could start (its command, filled in, is then checked word by word)."""
-    return warm.MODULE_TEMPLATE.match(_template(step)) is not None
+    """Whether the step's command may start warm (`python -m`; amlops.runner.warm.module_command decides)."""
+    words = _template(step).split()
+    return len(words) >= 2 and words[0] in ("python", "python3") and words[1] == "-m"
 
 
 class Terminated(KeyboardInterrupt):
@@ -412,6 +413,8 @@ class LocalRunner:
                     ["bash", "-c", command],
                     cwd=cwd,
                     env=env,
+                    # No stdin, as on Azure ML: a step that reads it must not wait on (or steal from) the terminal.
+                    stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE if self.stream_logs else log,
                     stderr=subprocess.STDOUT,
                     text=True,
@@ -429,6 +432,8 @@ class LocalRunner:
                         out.print(f"  [dim]{step.name} |[/] {line.rstrip()}", markup=True, highlight=False)
                 with live:
                     code = proc.wait()
+                if getattr(proc, "note", None):
+                    log.write(f"error: {proc.note}\n")  # type: ignore[attr-defined]
             except BaseException:
                 # Ctrl-C, SIGTERM (Terminated) or anything else: the step's whole process group goes with us.
                 _stop_group(proc)
@@ -436,8 +441,6 @@ class LocalRunner:
             finally:
                 timer.cancel()
             broken = watched.close()
-            if isinstance(proc, warm.WarmProcess) and proc.note:
-                log.write(f"error: {proc.note}\n")
             if timer.fired:
                 code = code or 1
                 log.write(
@@ -483,7 +486,13 @@ class LocalRunner:
         if parsed is None:
             return None
         later = ctx.plan.steps[ctx.plan.steps.index(step) + 1 :] if step in ctx.plan.steps else []
-        more = more or any(_runs_python_module(s) for s in later)
+        # Worth a zygote only when a later step could use this one: `python -m`, and the same variables (a step
+        # with its own environment_variables needs a zygote of its own).
+        more = more or any(
+            _runs_python_module(s)
+            and warm.same_key(parsed.python, env, {**ctx.base_env, **s.environment_variables})
+            for s in later
+        )
         zygote = warm.pool().zygote(parsed, env, start=more)
         if zygote is None:
             return None

@@ -28,6 +28,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +55,10 @@ RUN_SCOPED = frozenset(
         "MLFLOW_EXPERIMENT_NAME",
         "MLFLOW_TRACKING_URI",
         "MLFLOW_REGISTRY_URI",
+        # Set or removed in the runner's own environment whenever MLflow (re)initialises its telemetry client
+        # there (mlflow/telemetry/client.py _set_telemetry_client), so it changes during a runner's life; read only
+        # when telemetry is on, which the steps' MLFLOW_DISABLE_TELEMETRY=true turns off (amlops.tracking.mlflow_env).
+        "_MLFLOW_TELEMETRY_SESSION_ID",
     }
 )
 RUN_SCOPED_PREFIXES = ("AZUREML_SWEEP_",)
@@ -67,8 +72,6 @@ PRESENCE_ONLY = frozenset({"PYTEST_CURRENT_TEST"})
 _WORD = r"(?:[A-Za-z0-9_./:=,@%+-]|'[^']*')+"
 _COMMAND = re.compile(rf"[ \t]*{_WORD}(?:[ \t]+{_WORD})*[ \t]*")
 _WORDS = re.compile(_WORD)
-# A template that may become a warm-startable command once its placeholders are filled.
-MODULE_TEMPLATE = re.compile(r"\s*python3? +-m +[A-Za-z_]")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -77,6 +80,7 @@ class ModuleCommand:
     python: str  # the interpreter `python` resolves to on the step's PATH
     module: str
     args: list[str]
+    program: str = "python"  # the word as typed: bash passes it as argv[0] (sys.orig_argv[0])
 
 
 def module_command(command: str, env: Mapping[str, str]) -> ModuleCommand | None:
@@ -91,7 +95,25 @@ def module_command(command: str, env: Mapping[str, str]) -> ModuleCommand | None
     python = shutil.which(words[0], path=env.get("PATH", ""))
     if python is None:
         return None
-    return ModuleCommand(os.path.abspath(python), words[2], words[3:])
+    return ModuleCommand(os.path.abspath(python), words[2], words[3:], words[0])
+
+
+def bash_env(env: Mapping[str, str], cwd: str, python: str) -> dict[str, str]:
+    """The environment `bash -c "python -m ..."` gives python: bash sets PWD to the folder it starts in (the
+    physical path: the inherited PWD names another folder), `_` to the program's path, and SHLVL (incremented at
+    start, decremented again as it execs the command: unchanged, or 0 when unset)."""
+    shlvl = env.get("SHLVL", "")
+    return {
+        **env,
+        "PWD": os.path.realpath(cwd),
+        "SHLVL": shlvl if shlvl.isdigit() else "0",
+        "_": python,
+    }
+
+
+def same_key(python: str, env: Mapping[str, str], other: Mapping[str, str]) -> bool:
+    """Whether a step with environment `other` would be served by the zygote of a step with `env`."""
+    return zygote_key(python, env) == zygote_key(python, other)
 
 
 def is_run_scoped(name: str) -> bool:
@@ -126,6 +148,8 @@ class WarmProcess:
     stdout: IO[str] | None = None
     returncode: int | None = None
     note: str | None = None
+    # The zygote's pidfd for the child (SCM_RIGHTS): the child's end is seen even if the zygote dies.
+    pidfd: int = -1
     _started: threading.Event = field(default_factory=threading.Event)
     _done: threading.Event = field(default_factory=threading.Event)
 
@@ -143,22 +167,6 @@ class WarmProcess:
         self.note = note
         self._started.set()
         self._done.set()
-
-
-def _outlive(child: WarmProcess) -> None:
-    """The zygote ended under a running step (killed from outside): only the step's parent can read its exit code,
-    so the step counts as failed, but not before it has ended; the pipeline must not move on while it runs."""
-    if child.pid:
-        try:
-            fd = os.pidfd_open(child.pid)
-        except ProcessLookupError:
-            fd = None
-        if fd is not None:
-            try:
-                select.select([fd], [], [])
-            finally:
-                os.close(fd)
-    child._finish(1, "the warm starter ended while the step ran: its exit code is unknown")
 
 
 class Zygote:
@@ -191,9 +199,9 @@ class Zygote:
     def _read(self) -> None:
         while True:
             try:
-                data = self.sock.recv(1 << 16)
+                data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 16, 1)
             except OSError:
-                data = b""
+                data, fds = b"", []
             if not data:
                 break
             message = json.loads(data)
@@ -205,22 +213,40 @@ class Zygote:
                 continue
             with self._lock:
                 child = self._children.get(message["id"])
+            if child is None or "pid" not in message:
+                for fd in fds:
+                    os.close(fd)
             if child is None:
                 continue
             if "pid" in message:
+                child.pidfd = fds[0] if fds else -1
                 child.pid = int(message["pid"])
                 child._started.set()
             else:
                 with self._lock:
                     self._children.pop(message["id"], None)
+                _close_pidfd(child)
                 child._finish(int(message["status"]))
         code = self.proc.poll()
         self.failure = self.failure or f"the starter exited (code {code})"
         self._ready.set()
         with self._lock:
             orphans, self._children = list(self._children.values()), {}
+        # A step outlives its starter (it has its own session): it is over when it ends, not when the starter does;
+        # the runner must not go on (or report it) while it still runs and writes its outputs.
+        note = "the warm starter ended while the step ran: its exit code is unknown"
+        waiting = []
         for child in orphans:
-            threading.Thread(target=_outlive, args=(child,), name="amlops-orphan-step", daemon=True).start()
+            if child.pidfd < 0:
+                child._finish(1, note)  # never started: the runner starts it cold
+            else:
+                waiting.append(child)
+        while waiting:
+            ended, _, _ = select.select([c.pidfd for c in waiting], [], [])
+            for child in [c for c in waiting if c.pidfd in ended]:
+                waiting.remove(child)
+                _close_pidfd(child)
+                child._finish(1, note)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         if not self._ready.wait(timeout):
@@ -234,14 +260,34 @@ class Zygote:
         child = WarmProcess()
         with self._lock:
             self._children[rid] = child
-        request = {"id": rid, "module": command.module, "args": command.args, "cwd": cwd, "env": dict(env)}
+        request = {
+            "id": rid,
+            "module": command.module,
+            "args": command.args,
+            "cwd": cwd,
+            "env": bash_env(env, cwd, command.python),
+            "orig_argv": [command.program, "-m", command.module, *command.args],
+        }
         try:
             socket.send_fds(self.sock, [json.dumps(request).encode()], [out_fd])
         except OSError as exc:
             with self._lock:
                 self._children.pop(rid, None)
             raise WarmUnavailable(f"the starter did not take the step: {exc}") from None
-        if not child._started.wait(START_TIMEOUT_S) or child.pid == 0:
+        try:
+            started = child._started.wait(START_TIMEOUT_S)
+        except BaseException:
+            # Ctrl-C or SIGTERM while the step is being forked: the runner stops its step's process group on
+            # the way out, and this one has none yet; it must not run on (nor be forked later) without the runner.
+            self._stop_starting(child)
+            if child.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
+            raise
+        if not started:
+            # The runner is about to start the step cold: this process must not fork it as well, later.
+            self._stop_starting(child)
+        if child.pid == 0:
             raise WarmUnavailable(self.failure or "the starter did not start the step")
         return child
 
@@ -250,20 +296,32 @@ class Zygote:
         with self._lock:
             return bool(self._children)
 
+    def _stop_starting(self, child: WarmProcess) -> None:
+        """Kill this zygote, then wait until the reader has seen the pid it sent before it died, or its end."""
+        self.proc.kill()
+        self.proc.wait()
+        child._started.wait()
+
     def close(self) -> None:
-        """End the zygote without delaying the runner's exit: one that is still importing reads its socket only
-        afterwards, so it is killed (it has no children yet); a ready one exits when its socket closes. Its
-        children are in their own sessions and never touched."""
+        """End the zygote without delaying the runner's exit: one still importing would read its closed socket only
+        once its imports are done (seconds), so it is killed (it has no children yet); a ready one exits when its
+        socket closes. Its children are in their own sessions and never touched."""
+        if not self._ready.is_set():
+            self.proc.kill()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
-        if not self._ready.is_set():
-            self.proc.kill()
         try:
             self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def _close_pidfd(child: WarmProcess) -> None:
+    if child.pidfd >= 0:
+        os.close(child.pidfd)
+        child.pidfd = -1
 
 
 class WarmPool:

@@ -35,6 +35,8 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 # What the steps import (amlops/steps/*.py), heaviest first. Importing more than a step needs costs the child
@@ -125,6 +127,8 @@ def _become_step(request: dict[str, Any], out_fd: int, keep_closed: list[int]) -
     _forget_amlops()
     sys.path[0] = request["cwd"]
     sys.argv = ["-m", *request["args"]]
+    # What the step's own interpreter would have been given (the words bash passed), not this process's.
+    sys.orig_argv = list(request.get("orig_argv") or sys.orig_argv)
     if "numpy" in sys.modules:
         # Python's `random` reseeds itself in a forked child; numpy's global generator does not.
         import numpy
@@ -140,8 +144,26 @@ def _run_child(module: str) -> None:
     # A new interpreter's __main__, not this file's globals (runpy runs the module in __main__'s namespace).
     sys.modules["__main__"] = types.ModuleType("__main__")
 
+    sys.excepthook = _from_the_step_on(sys.excepthook)
     # What `python -m` itself calls (Modules/main.c: pymain_run_module -> runpy._run_module_as_main).
     runpy._run_module_as_main(module, alter_argv=True)  # type: ignore[attr-defined]
+
+
+def _from_the_step_on(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """The step's uncaught exception printed as a new interpreter prints it: the frames from runpy on, not this
+    process's own (its start-up runpy, this file) above them."""
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        frame = tb
+        while frame is not None:
+            if frame.tb_frame.f_code is _run_child.__code__:
+                tb = frame.tb_next
+                break
+            frame = frame.tb_next
+        # The interpreter's hook prints the exception's own __traceback__ when it has one, not its argument.
+        hook(kind, value.with_traceback(tb), tb)
+
+    return excepthook
 
 
 def serve(sock: socket.socket) -> str | None:
@@ -163,8 +185,10 @@ def serve(sock: socket.socket) -> str | None:
                     sock.detach()
                     return module
                 os.close(out_fd)
-                children[os.pidfd_open(pid)] = (request["id"], pid)
-                _send(sock, {"id": request["id"], "pid": pid})
+                pidfd = os.pidfd_open(pid)
+                children[pidfd] = (request["id"], pid)
+                # The runner gets its own copy of the pidfd: should this process die, it still sees the step end.
+                socket.send_fds(sock, [json.dumps({"id": request["id"], "pid": pid}).encode()], [pidfd])
             else:
                 rid, pid = children.pop(fd)
                 os.close(fd)
