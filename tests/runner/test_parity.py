@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -353,6 +354,17 @@ def test_distributed_jobs_launch_one_process_per_rank_with_the_framework_variabl
 
 
 def test_the_launcher_fails_when_one_rank_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The launcher (a process of its own on a real run) installs SIGINT/SIGTERM handlers: in process here, they
+    # must not outlive the test (a later test's Ctrl-C would exit the worker instead of interrupting).
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _launcher_exit_codes(tmp_path, capsys)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _launcher_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "spec.json"
     command = 'echo "hi from $RANK"; if [ "$RANK" = 1 ]; then exit 3; fi'
     spec.write_text(json.dumps({"command": command, "ranks": [{"RANK": "0"}, {"RANK": "1"}]}))

@@ -438,6 +438,8 @@ def test_ctrl_c_while_a_step_is_being_forked_leaves_no_step_running(tmp_path: Pa
     command = warm.module_command("python -m once", env)
     assert command is not None
     zygote = warm.Zygote(command.python, env, local_mlflow=True)
+    # Ctrl-C as the CLI has it (KeyboardInterrupt), whatever handler an earlier test left in this worker.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         zygote.wait_ready()
         os.kill(zygote.proc.pid, signal.SIGSTOP)
@@ -452,6 +454,7 @@ def test_ctrl_c_while_a_step_is_being_forked_leaves_no_step_running(tmp_path: Pa
         with contextlib.suppress(ProcessLookupError):
             os.kill(zygote.proc.pid, signal.SIGCONT)
         zygote.close()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_warm_step_finds_the_preloaded_heap_out_of_the_collectors_reach(tmp_path: Path) -> None:
