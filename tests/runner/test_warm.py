@@ -406,14 +406,23 @@ def test_no_starter_is_started_that_no_later_step_can_use(
     assert started == []
 
 
+def _zygote_for(
+    folder: Path, module: str, body: str
+) -> tuple[warm.ModuleCommand, dict[str, str], warm.Zygote]:
+    """A module `folder/<module>.py` holding `body`, its `python -m` command, and a zygote (starting) for it."""
+    (folder / f"{module}.py").write_text(body)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = warm.module_command(f"python -m {module}", env)
+    assert command is not None
+    return command, env, warm.Zygote(command.python, env, local_mlflow=True)
+
+
 def test_a_step_the_starter_is_too_slow_to_start_is_not_started_twice(tmp_path: Path, monkeypatch) -> None:
     """A zygote that does not answer in time (stopped, swapping): the step starts cold, and the zygote must not
     fork it as well once it wakes up."""
-    (tmp_path / "once.py").write_text("import os\nopen(f'ran.{os.getpid()}', 'w').close()\n")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    command = warm.module_command("python -m once", env)
-    assert command is not None
-    zygote = warm.Zygote(command.python, env, local_mlflow=True)
+    command, env, zygote = _zygote_for(
+        tmp_path, "once", "import os\nopen(f'ran.{os.getpid()}', 'w').close()\n"
+    )
     try:
         zygote.wait_ready()
         monkeypatch.setattr(warm, "START_TIMEOUT_S", 1.0)
@@ -433,11 +442,9 @@ def test_a_step_the_starter_is_too_slow_to_start_is_not_started_twice(tmp_path: 
 def test_ctrl_c_while_a_step_is_being_forked_leaves_no_step_running(tmp_path: Path) -> None:
     """Ctrl-C reaches the runner after it asked the zygote for the step and before it knows the step's pid (here
     the zygote is stopped, to widen that window): no step may run on, or start later, without the runner."""
-    (tmp_path / "once.py").write_text("import os\nopen(f'ran.{os.getpid()}', 'w').close()\n")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    command = warm.module_command("python -m once", env)
-    assert command is not None
-    zygote = warm.Zygote(command.python, env, local_mlflow=True)
+    command, env, zygote = _zygote_for(
+        tmp_path, "once", "import os\nopen(f'ran.{os.getpid()}', 'w').close()\n"
+    )
     # Ctrl-C as the CLI has it (KeyboardInterrupt), whatever handler an earlier test left in this worker.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
@@ -461,11 +468,9 @@ def test_a_warm_step_finds_the_preloaded_heap_out_of_the_collectors_reach(tmp_pa
     """The child inherits thousands of preloaded modules; its collections, and the last one at its exit, must not
     walk them all (copying every page they sit on): that once added over a second to every warm step, more than a
     cold start costs. Checked by what the child sees, not by a clock."""
-    (tmp_path / "little.py").write_text("import gc\nprint(gc.get_freeze_count(), flush=True)\n")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    command = warm.module_command("python -m little", env)
-    assert command is not None
-    zygote = warm.Zygote(command.python, env, local_mlflow=True)
+    command, env, zygote = _zygote_for(
+        tmp_path, "little", "import gc\nprint(gc.get_freeze_count(), flush=True)\n"
+    )
     try:
         zygote.wait_ready()
         read, write = os.pipe()
