@@ -75,12 +75,6 @@ def _template(step: StepPlan) -> str:
     return step.command or ""
 
 
-def _runs_python_module(step: StepPlan) -> bool:
-    """Whether the step's command may start warm (`python -m`; amlops.runner.warm.module_command decides)."""
-    words = _template(step).split()
-    return len(words) >= 2 and words[0] in ("python", "python3") and words[1] == "-m"
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM to the CLI: handled as Ctrl-C is (the step's process group is stopped, run.json says cancelled)."""
 
@@ -432,8 +426,8 @@ class LocalRunner:
                         out.print(f"  [dim]{step.name} |[/] {line.rstrip()}", markup=True, highlight=False)
                 with live:
                     code = proc.wait()
-                if getattr(proc, "note", None):
-                    log.write(f"error: {proc.note}\n")  # type: ignore[attr-defined]
+                if isinstance(proc, warm.WarmProcess) and proc.note:
+                    log.write(f"error: {proc.note}\n")
             except BaseException:
                 # Ctrl-C, SIGTERM (Terminated) or anything else: the step's whole process group goes with us.
                 _stop_group(proc)
@@ -489,7 +483,7 @@ class LocalRunner:
         # Worth a zygote only when a later step could use this one: `python -m`, and the same variables (a step
         # with its own environment_variables needs a zygote of its own).
         more = more or any(
-            _runs_python_module(s)
+            warm.may_start_warm(_template(s))
             and warm.same_key(parsed.python, env, {**ctx.base_env, **s.environment_variables})
             for s in later
         )

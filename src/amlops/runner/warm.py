@@ -83,12 +83,21 @@ class ModuleCommand:
     program: str = "python"  # the word as typed: bash passes it as argv[0] (sys.orig_argv[0])
 
 
+def _calls_a_module(words: list[str]) -> bool:
+    return len(words) >= 2 and words[0] in ("python", "python3") and words[1] == "-m"
+
+
+def may_start_warm(template: str) -> bool:
+    """Whether a step's command, before its placeholders are filled, can become one `module_command` takes."""
+    return _calls_a_module(template.split())
+
+
 def module_command(command: str, env: Mapping[str, str]) -> ModuleCommand | None:
     """The command as (interpreter, module, args) when bash would run exactly `python -m <module> <args>`."""
     if not _COMMAND.fullmatch(command):
         return None
     words = [w.replace("'", "") for w in _WORDS.findall(command)]
-    if len(words) < 3 or words[0] not in ("python", "python3") or words[1] != "-m":
+    if len(words) < 3 or not _calls_a_module(words):
         return None
     if not _MODULE.fullmatch(words[2]):
         return None
