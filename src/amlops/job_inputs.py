@@ -177,11 +177,16 @@ def column_roles(settings: Settings) -> Inputs:
 
 def _schema_or_none(settings: Settings) -> Any:
     """The configured schema, or None when its file does not exist (monitoring data profiled on the fly needs
-    none); a schema file that exists but is broken is an error."""
-    path = settings.path(settings.data.schema_file)
-    if not path.is_file():
+    none); a schema file that exists but is broken is an error. Found as training finds it
+    (`Settings.schema_path`: the default name falls back to the shipped schema), so a folder without amlops.yaml
+    gets the same roles for training, scoring and monitoring."""
+    from amlops.config import ConfigError
+
+    try:
+        path = settings.schema_path()
+    except ConfigError:
         if "schema_file" in settings.data.model_fields_set:
-            raise UsageError(f"data.schema_file: {path} not found")
+            raise
         return None
     from amlops.data.schema import load_schema
 

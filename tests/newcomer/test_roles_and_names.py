@@ -115,3 +115,24 @@ def test_a_scoring_job_is_a_run_in_its_experiment(tmp_path: Path) -> None:
     assert run.info.run_name == "score m v4 (20261130-070000-abcdef)"
     assert run.data.tags["model.version"] == "4" and "1,234" in run.data.tags[RUN_NOTE_TAG]
     assert run.data.metrics["rows"] == 1234 and run.info.status == "FINISHED"
+
+
+def test_a_folder_without_amlops_yaml_gets_the_shipped_schemas_roles_even_when_every_key_is_set(
+    tmp_path: Path,
+) -> None:
+    """`amlops demo` in an empty folder: its settings are rebuilt from a dump, so every key counts as set,
+    `data.schema_file` too, at its default name, which does not exist there. Training falls back to the shipped
+    schema (Settings.schema_path); the column roles must find it the same way, not stop the demo with "not
+    found"."""
+    from amlops.demo import demo_settings
+
+    base = Settings.model_validate({"base_dir": tmp_path})
+    settings = demo_settings(base, tmp_path / "demo")
+    assert "schema_file" in settings.data.model_fields_set
+    shipped = settings.schema_path()
+    assert shipped.is_file() and not shipped.is_relative_to(tmp_path)
+    assert column_roles(settings)["label_column"] == "units_sold"
+    # A schema file the user named and that is missing still stops the command, naming it.
+    settings.data.schema_file = "mine.yaml"
+    with pytest.raises(UsageError, match=r"data\.schema_file: .*mine\.yaml not found"):
+        column_roles(settings)
