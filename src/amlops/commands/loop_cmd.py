@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 # `amlops demo --weeks`: three years. The generated demand repeats its seasons every 52 weeks, so more weeks tell
 # the same story again, while everything grows with them: ~1,340 rows a week held in memory, a policy step a
 # week, each champion scoring and monitoring every week after it, each retrain training on up to a year. The
-# default 46 weeks takes about a minute (docs/monitor.md), 156 a few; 100,000 would run for hours.
+# default 46 weeks takes about a minute (docs/monitor.md) and the time grows at least in proportion to the
+# weeks: 100,000 would run for days.
 MAX_DEMO_WEEKS = 156
 
 
