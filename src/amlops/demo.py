@@ -29,13 +29,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlops.config import Settings
-from amlops.drift.policy import WindowSignal
+from amlops.drift.policy import Decision, WindowSignal
 from amlops.drift.result import MonitorResult, WindowResult
 from amlops.errors import UserError
 from amlops.records import GateVerdict, Registration
+
+if TYPE_CHECKING:
+    from amlops.retrain import LedgerStore
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,6 @@ def _run_demo(
     from amlops.job_inputs import column_roles
     from amlops.loop import (
         champion,
-        evaluate_policy,
         monitor_local,
         retrain_dataset,
         score_local,
@@ -379,15 +381,15 @@ def _run_demo(
         if arrived_for != served:
             arrived = None
         seen = [w for w in (arrived, without_labels(window)) if w is not None]
-        one = results[current.version].model_copy(update={"windows": seen})
-        decision, history = evaluate_policy(
-            settings, store, one, current.version, importance.get(current.version), now, history
+        decision, history = judge_week(
+            settings, store, results[current.version], seen, current.version, importance, now, history
         )
-        record_decision(
-            store, decision, {"champion": current.version, "week": k + 1, "at_time": now.isoformat()}
-        )
+        if decision is not None:
+            record_decision(
+                store, decision, {"champion": current.version, "week": k + 1, "at_time": now.isoformat()}
+            )
         drifted = list(window.drifted_features) if window is not None else []
-        if window is None or not window.judged:
+        if decision is None or window is None or not window.judged:
             verdict = "n/a"
         else:
             verdict = "ALARM" if window.window in decision.alarms else "ok"
@@ -397,7 +399,7 @@ def _run_demo(
             )
         action = "-"
         next_windows = None
-        if decision.retrain:
+        if decision is not None and decision.retrain:
             # Retraining can only use the labels that have arrived: up to the week `delay` weeks back.
             labelled_until = k - delay
             labelled = data_dir / "labelled_history.parquet"
@@ -474,6 +476,28 @@ def _run_demo(
         plot_timeline(result, cfg, folder / "error_over_time.png", settings.policy.performance_degradation)
     )
     return result
+
+
+def judge_week(
+    settings: Settings,
+    store: LedgerStore,
+    result: MonitorResult,
+    seen: list[WindowResult],
+    version: str,
+    importance: dict[str, dict[str, float] | None],
+    now: datetime,
+    history: list[WindowSignal],
+) -> tuple[Decision | None, list[WindowSignal]]:
+    """The policy at the end of a week, over the windows it sees then (the week's, without labels, and the
+    one whose labels just came), after the champion's earlier ones. No decision when it sees none: a result
+    without windows reads as its overall window (amlops.drift.policy.window_signals, for `--window all`),
+    which here is every week the champion monitored at once."""
+    from amlops.loop import evaluate_policy
+
+    if not seen:
+        return None, history
+    one = result.model_copy(update={"windows": seen})
+    return evaluate_policy(settings, store, one, version, importance.get(version), now, history)
 
 
 def without_labels(window: WindowResult | None) -> WindowResult | None:

@@ -124,3 +124,36 @@ def test_an_estimate_of_rows_it_never_saw_is_not_used() -> None:
     assert window_alarm(drifted, POLICY, {"price": 1.0}, baseline_mae=2.0)[0]
     inside = window(mae=2.0, low=1.8, mean_prediction=10.0, unsupported=0.02)
     assert estimate_signal(inside)["estimated_loss"] == 0.0
+
+
+def test_a_retrain_on_the_estimate_says_so_first_not_drift() -> None:
+    """The demo's story: the changed weeks drift and the estimate alarms (no labels yet). Under
+    `confirm_drift_with_labels` the estimate decided, so the decision's first lines (a promotion keeps two)
+    name it, not the drift listed beside it."""
+    importance = {"price": 1.0}
+    d = decide(
+        [est(1, 0.35, 0.5, drifted_features=("price",)), est(2, 0.3, 0.4, drifted_features=("price",))],
+        POLICY,
+        model_version="1",
+        importance=importance,
+        now=NOW,
+    )
+    assert d.retrain
+    first, second = d.reasons[:2]
+    assert "on the estimated error (no labels yet) in 2" in first and "drift" not in first
+    assert second.startswith("w1: estimated error (no labels yet)")
+    assert "w1: drift on price (100% of feature importance)" in d.reasons[2:]
+
+
+def test_a_retrain_names_each_trigger_it_rests_on() -> None:
+    """Labels for one window (measured loss), the estimate for the next, drift alone when confirmation is off."""
+    d = decide(
+        [est(1, -0.1, mae=3.0), est(2, 0.35, 0.5)], POLICY, model_version="1", baseline_mae=2.0, now=NOW
+    )
+    assert d.retrain and d.reasons[0].endswith(
+        "on the measured error (labels) in 1, the estimated error (no labels yet) in 1"
+    )
+    loose = POLICY.model_copy(update={"confirm_drift_with_labels": False})
+    drifted = [est(i, -0.1, drifted_features=("price",)) for i in (1, 2)]
+    d = decide(drifted, loose, model_version="1", importance={"price": 1.0}, now=NOW)
+    assert d.retrain and d.reasons[0].endswith("on drift on important features in 2")

@@ -452,3 +452,56 @@ def test_partials_with_extras_need_the_model_to_merge(
     mapper.map_files(_files(data)[:1])
     with pytest.raises(partial.PartialError, match="give the reduce step the model folder"):
         monitor_reduce.reduce_partials(partial_profile(data), partial.read_all(tmp_path))
+
+
+# ------------------------------------------------------------------------------------------ a file without predictions
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two files of one run, one without the prediction column; in both name orders."""
+    root = tmp_path_factory.mktemp("mixed")
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)  # the model's profile (`data`) has it
+    with_pred, without = cur.iloc[:2_000], cur.iloc[2_000:].drop(columns=["prediction"])
+    folders = {}
+    for order, (first, second) in {
+        "prediction-first": (with_pred, without),
+        "prediction-last": (without, with_pred),
+    }.items():
+        folders[order] = root / order
+        folders[order].mkdir()
+        first.to_parquet(folders[order] / "a.parquet", row_group_size=1_000)
+        second.to_parquet(folders[order] / "b.parquet", row_group_size=1_000)
+    return folders
+
+
+@pytest.mark.parametrize("order", ["prediction-first", "prediction-last"])
+@pytest.mark.parametrize("per_batch", [1, 2])
+def test_a_file_without_the_prediction_column_gives_one_result_on_both_paths(
+    mixed: dict[str, Path],
+    model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    order: str,
+    per_batch: int,
+) -> None:
+    """The estimate uses the rows with a prediction and says so (count 2,000 of 3,000 rows), whichever file comes
+    first and however the map groups them; the rows without one are missing predictions on both paths."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    folder = mixed[order]
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    estimate = expected["overall"]["estimated_performance"]
+    assert expected["current"]["row_count"] == 3_000 and estimate["count"] == 2_000
+    assert sum(w["estimated_performance"]["count"] for w in expected["windows"]) == 2_000
+    assert expected["overall"]["prediction_drift"]["summary"]["null_count"] == 1_000
+    args = ["--data", str(folder), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
+            "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction",
+            "--min-window-rows", "50"]  # fmt: skip
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    files = sorted(str(p) for p in folder.glob("*.parquet"))
+    for i in range(0, len(files), per_batch):
+        mapper.map_files(files[i : i + per_batch])
+    _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)

@@ -3,14 +3,25 @@ earlier week arrive later and are judged on the measured error, against the cham
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from amlops.config import Settings
-from amlops.demo import WeekRow, confirm_labels, without_labels
+from amlops.demo import WeekRow, confirm_labels, demo_settings, judge_week, without_labels
 from amlops.drift.policy import WindowSignal, window_signals
-from amlops.drift.result import EstimatedPerformance, Performance, WindowResult
+from amlops.drift.result import (
+    CurrentInfo,
+    EstimatedPerformance,
+    MonitorResult,
+    Performance,
+    ReferenceInfo,
+    RunSettings,
+    Verdict,
+    WindowResult,
+)
 
 REF = {"mae": 2.0, "wape": 0.2}
 EST_REF = {"estimated_mae": 2.0, "mean_prediction": 10.0, "realized_mae": 2.0}
@@ -73,6 +84,74 @@ def test_labels_that_arrive_later_are_judged_on_the_measured_error() -> None:
     # the estimate would alarm, the labels say the error held: labels overrule it
     confirm_labels(calm, ("1", window(0.2, 4.0, 3.8)), settings, {"1": None}, k=36)
     assert calm.measured_verdict == "ok"
+
+
+def monitored(overall: WindowResult, windows: list[WindowResult]) -> MonitorResult:
+    """A champion's weekly monitoring run, as the demo keeps it (only what the policy reads is filled in)."""
+    return MonitorResult(
+        created_at="2025-09-15T00:00:00+00:00",
+        settings=RunSettings(
+            window="weekly",
+            timestamp_column="date",
+            id_column="row_id",
+            prediction_column="prediction",
+            label_column="units_sold",
+            numeric_metric="psi",
+            categorical_metric="psi",
+            min_window_rows=300,
+            thresholds={},
+        ),
+        reference=ReferenceInfo(
+            row_count=1000,
+            created_at=None,
+            numeric_features=[],
+            categorical_features=[],
+            prediction_reference=None,
+            metadata={},
+        ),
+        current=CurrentInfo(row_count=overall.row_count, missing_columns=[]),
+        verdict=Verdict(
+            status="drift",
+            drift_detected=True,
+            drifted_features=list(overall.drifted_features),
+            first_drifted_window=None,
+            drifted_window_count=len(windows),
+            window_count=len(windows),
+            evaluated_window_count=len(windows),
+            prediction_drift=False,
+            data_quality_findings=[],
+            performance=None,
+            summary="",
+        ),
+        overall=overall,
+        windows=windows,
+    )
+
+
+def test_a_week_without_a_window_is_not_judged(tmp_path: Path) -> None:
+    """A week the policy sees no window for (neither its own nor one whose labels came) gets no decision: the
+    same result without windows reads as its overall window, every monitored week at once, which alarms here."""
+    from amlops.loop import evaluate_policy
+    from amlops.retrain import FolderStore
+
+    settings = demo_settings(Settings(), tmp_path)
+    store = FolderStore(tmp_path / "retrain")
+    week = window(measured_wape=0.3, est_mae=4.0, est_low=3.8)
+    overall = week.model_copy(update={"window": "overall", "start": None, "end": None, "row_count": 8000})
+    result = monitored(overall, [week])
+    earlier = [WindowSignal(window="2025-W36", rows=800, estimated_loss_low=0.5, estimated_loss=0.6)]
+    now = datetime(2025, 9, 15, tzinfo=UTC)
+    decision, history = judge_week(settings, store, result, [], "1", {"1": None}, now, earlier)
+    assert decision is None and history == earlier
+    # what judging that week would have done: the whole run's overall window counted as this week's alarm
+    wrong, _ = evaluate_policy(
+        settings, store, result.model_copy(update={"windows": []}), "1", None, now, earlier
+    )
+    assert wrong.retrain and "overall" in wrong.alarms
+    # a week with its window is judged as before
+    decision, history = judge_week(settings, store, result, [week], "1", {"1": None}, now, earlier)
+    assert decision is not None and decision.alarms == ["2025-W36", week.window]
+    assert [s.window for s in history] == ["2025-W36", week.window]
 
 
 def test_the_demos_change_keeps_the_quieter_half_inside_what_was_seen() -> None:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from amlops.cli import app
 from amlops.drift.policy import Decision
-from amlops.errors import UsageError
+from amlops.errors import UsageError, UserError
 from amlops.loop import parse_every, write_github_output
 
 
@@ -71,3 +71,29 @@ def test_github_handover_outside_actions_says_why(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
     with pytest.raises(UsageError, match=r"needs \$GITHUB_OUTPUT"):
         write_github_output(Decision("retrain", ["x"], "k"))
+
+
+def demo_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["demo", *args], env={"COLUMNS": "200"})
+    return result.exit_code, result.output
+
+
+def test_demo_weeks_has_an_upper_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--weeks 100000` is refused by typer's range check in one line, before any data is generated; the
+    limit itself is accepted (the demo is replaced: only what reaches it matters)."""
+    import amlops.demo
+
+    reached: list[int] = []
+
+    def no_demo(_base: object, _folder: Path, cfg: amlops.demo.DemoConfig, **_kw: object) -> None:
+        reached.append(cfg.weeks)
+        raise UserError("the test stops the demo here")
+
+    monkeypatch.setattr(amlops.demo, "run_demo", no_demo)
+    monkeypatch.chdir(tmp_path)
+    code, output = demo_cli("--weeks", "100000", "--out", str(tmp_path / "demo"))
+    assert code == 2 and reached == []
+    [line] = [x for x in output.splitlines() if "Invalid value for '--weeks'" in x]
+    assert "156" in line  # the limit, in typer's own words (they differ between typer/click versions)
+    code, output = demo_cli("--weeks", "156", "--out", str(tmp_path / "demo"))
+    assert reached == [156] and "the test stops the demo here" in output

@@ -19,6 +19,13 @@ from amlops.job_inputs import Target
 if TYPE_CHECKING:
     from amlops.loop import CycleOutcome
 
+# `amlops demo --weeks`: three years. The generated demand repeats its seasons every 52 weeks, so more weeks tell
+# the same story again, while everything grows with them: ~1,340 rows a week held in memory, a policy step a
+# week, each champion scoring and monitoring every week after it, each retrain training on up to a year. The
+# default 46 weeks takes about a minute (docs/monitor.md) and the time grows at least in proportion to the
+# weeks: 100,000 would run for days.
+MAX_DEMO_WEEKS = 156
+
 
 class RetrainVia(StrEnum):
     local = "local"
@@ -132,7 +139,13 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Option(
             Path(".amlops/demo"), "--out", help="Folder for the demo's state and reports"
         ),
-        weeks: int = typer.Option(46, "--weeks", min=20, help="Weeks of data (the change comes at ~75%)"),
+        weeks: int = typer.Option(
+            46,
+            "--weeks",
+            min=20,
+            max=MAX_DEMO_WEEKS,
+            help="Weeks of data (the change comes at ~75%)",
+        ),
         seed: int = typer.Option(7, "--seed"),
     ) -> None:
         """The closed loop on the embedded default: drift detected, retrain triggered, gated promotion."""

@@ -923,7 +923,9 @@ class EstimateSample:
         s = self.sample
         ref = dict(self.est.reference)
         windows = window_list(rows, len(s.hashes))
-        count = int(sum(int(s.rows[g]) for g in windows))
+        # The rows the estimate stands for: those with a prediction (a row without one has no error to estimate,
+        # and a file without the column never reaches the sample on the map-reduce path), not every row met.
+        count = int(sum(int(s.population[g]) for g in windows))
         used = [g for g in windows if len(s.hashes[g]) and s.population[g] > 0]
         total = float(sum(int(s.population[g]) for g in used))
         if not used or total <= 0:

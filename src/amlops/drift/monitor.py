@@ -196,9 +196,22 @@ def open_dataset(location: str, dictionary_columns: Iterable[str] = ()) -> Any:
         )
     filesystem = None if local else fs
     try:
-        return pds.dataset(files, format=fmt, filesystem=filesystem)
+        dataset = pds.dataset(files, format=fmt, filesystem=filesystem)
+        return every_files_columns(dataset) if len(files) > 1 else dataset
     except (pa.ArrowInvalid, OSError) as exc:
         raise MonitorError(f"{location}: cannot read as {kind}: {str(exc).splitlines()[0]}") from None
+
+
+def every_files_columns(dataset: Any) -> Any:
+    """pyarrow takes a dataset's schema from its first file: a column that file lacks (the prediction, a
+    feature) would be missing for every file, and the result would depend on which file sorts first. The union
+    of the files' columns instead (a file without one reads it as nulls), as the map step sees each file's own.
+    Files that disagree on a column's type keep the first file's schema, as before."""
+    try:
+        unified = pa.unify_schemas([f.physical_schema for f in dataset.get_fragments()])
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return dataset
+    return dataset if unified.equals(dataset.schema) else dataset.replace_schema(unified)
 
 
 def iter_batches(dataset: Any, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:

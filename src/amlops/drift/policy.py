@@ -80,6 +80,12 @@ def _loss(
     return None
 
 
+# What made a window alarm, as the decision's first line names it (a promotion's reason, GitHub's `reason`).
+TRIGGER_DRIFT = "drift on important features"
+TRIGGER_MEASURED = "the measured error (labels)"
+TRIGGER_ESTIMATED = "the estimated error (no labels yet)"
+
+
 def window_alarm(
     signal: WindowSignal,
     policy: PolicySettings,
@@ -87,46 +93,52 @@ def window_alarm(
     baseline_mae: float | None,
     baseline_wape: float | None = None,
 ) -> tuple[bool, list[str], float]:
-    """(alarm?, reasons, weighted drift share) for one window.
+    """(alarm?, reasons, weighted drift share) for one window: `judge_window` without the trigger names."""
+    triggers, reasons, share = judge_window(signal, policy, importance, baseline_mae, baseline_wape)
+    return bool(triggers), reasons, share
+
+
+def judge_window(
+    signal: WindowSignal,
+    policy: PolicySettings,
+    importance: dict[str, float] | None,
+    baseline_mae: float | None,
+    baseline_wape: float | None = None,
+) -> tuple[list[str], list[str], float]:
+    """(what made the window alarm, reasons, weighted drift share); no trigger, no alarm.
 
     Drift on features that carry at least `min_drift_importance_share` of the importance is an alarm on its own
     while labels are missing (the early warning). Once the window has labels, measured performance decides
-    (`confirm_drift_with_labels`): drift with no loss of accuracy is drift the model copes with.
+    (`confirm_drift_with_labels`): drift with no loss of accuracy is drift the model copes with. The reasons
+    name the triggers first; drift that did not decide follows them as context.
     """
     share = weighted_drift_share(signal.drifted_features, importance)
     drift_alarm = bool(signal.drifted_features) and share >= policy.min_drift_importance_share
     drift_text = (
         f"{signal.window}: drift on {', '.join(signal.drifted_features)} ({share:.0%} of feature importance)"
     )
-    measured = _loss(signal, baseline_mae, baseline_wape)
-    labelled = measured is not None
-    loss_alarm = False
-    loss_text = ""
-    if measured is not None:
-        loss, text = measured
-        loss_alarm = loss > policy.performance_degradation
-        loss_text = f"{signal.window}: {text}"
-    est_alarm, est_text = estimated_alarm(signal, policy)
-    estimated = signal.estimated_loss_low is not None
-    confirm = policy.confirm_drift_with_labels
     # Labels overrule the estimate; the estimate, when there is one, stands in for labels until they come
     # (`confirm_drift_with_labels`: drift counts only when an error signal, measured or estimated, agrees).
-    if labelled:
-        alarm = loss_alarm if confirm else drift_alarm or loss_alarm
-        est_alarm = False
-    elif estimated:
-        alarm = est_alarm if confirm else drift_alarm or est_alarm
-    else:
-        alarm = drift_alarm
+    measured = _loss(signal, baseline_mae, baseline_wape)
+    error: tuple[bool, str, str] | None = None  # (alarm?, reason, trigger)
+    if measured is not None:
+        loss, text = measured
+        error = (loss > policy.performance_degradation, f"{signal.window}: {text}", TRIGGER_MEASURED)
+    elif signal.estimated_loss_low is not None:
+        est_alarm, est_text = estimated_alarm(signal, policy)
+        error = (est_alarm, est_text, TRIGGER_ESTIMATED)
+    drift_counts = drift_alarm and not (policy.confirm_drift_with_labels and error is not None)
+    triggers: list[str] = []
     reasons: list[str] = []
-    if alarm:
-        if drift_alarm:
-            reasons.append(drift_text)
-        if loss_alarm:
-            reasons.append(loss_text)
-        if est_alarm:
-            reasons.append(est_text)
-    return alarm, reasons, share
+    if error is not None and error[0]:
+        triggers.append(error[2])
+        reasons.append(error[1])
+    if drift_counts:
+        triggers.append(TRIGGER_DRIFT)
+        reasons.append(drift_text)
+    elif triggers and drift_alarm:
+        reasons.append(drift_text)
+    return triggers, reasons, share
 
 
 def estimated_alarm(signal: WindowSignal, policy: PolicySettings) -> tuple[bool, str]:
@@ -167,12 +179,15 @@ def decide(
     reasons: list[str] = []
     alarms: list[str] = []
     shares: dict[str, float] = {}
+    triggered: dict[str, int] = {}  # trigger -> alarmed windows it fired in
     for s in counted:
-        alarm, why, share = window_alarm(s, policy, importance, baseline_mae, baseline_wape)
+        triggers, why, share = judge_window(s, policy, importance, baseline_mae, baseline_wape)
         shares[s.window] = share
-        if alarm:
+        if triggers:
             alarms.append(s.window)
             reasons.extend(why)
+            for name in triggers:
+                triggered[name] = triggered.get(name, 0) + 1
     skipped = len(recent) - len(counted)
     if skipped:
         reasons.append(f"{skipped} window(s) below min_rows={policy.min_rows} not counted")
@@ -194,9 +209,15 @@ def decide(
     reasons.insert(
         0,
         f"{len(alarms)} of the last {len(recent)} windows alarmed (policy: {needed} of "
-        f"{policy.drift_windows_m})",
+        f"{policy.drift_windows_m}) on {triggered_text(triggered)}",
     )
     return Decision("retrain", reasons, key, alarms, shares)
+
+
+def triggered_text(triggered: dict[str, int]) -> str:
+    """What a retrain rests on, for its first line ("the estimated error (no labels yet) in 2"): the window
+    reasons after it may include drift that did not decide, and a promotion keeps only the first two lines."""
+    return ", ".join(f"{name} in {n}" for name, n in triggered.items())
 
 
 # ------------------------------------------------------------------------------------------ from a monitor result

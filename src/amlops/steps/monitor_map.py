@@ -93,18 +93,34 @@ class Mapper:
             return None, 0
         mon = Monitor(self.profile, self.options, self.labels)
         mon.extras.extend(model_extras(self.estimator, self.pca))
+        prediction = self.options.prediction_column
+        has_prediction = False
         try:
             for f in usable:
                 ds = open_dataset(f, dictionary_columns=mon.categorical)
-                columns = mon.columns_needed(ds.schema.names)
+                names = ds.schema.names
+                present = bool(prediction) and prediction in names
+                has_prediction |= present
+                # A file without the prediction column reads it as nulls, as the single-process monitor reads
+                # such a file among others (amlops.drift.monitor.every_files_columns): its rows count as missing
+                # predictions and the estimate leaves them out, whichever mini-batch the file falls in.
+                columns = mon.columns_needed([*names, prediction] if prediction and not present else names)
                 # The extras' columns too (run_monitor reads them the same way): the estimator's features.
-                columns += [c for c in _extra_columns(mon, ds.schema.names) if c not in columns]
-                for batch in iter_batches(ds, columns, self.options.chunk_rows):
-                    mon.update(batch)
+                columns += [c for c in _extra_columns(mon, names) if c not in columns]
+                for batch in iter_batches(ds, [c for c in columns if c in names], self.options.chunk_rows):
+                    mon.update(batch if present or not prediction else _null_column(batch, prediction))
         finally:
             mon.close()
+        # Whether any file had predictions: a run whose files have none reports no prediction sections.
+        mon._has_prediction = has_prediction
         state = partial.dump(mon, source=self.data, files=[_relative(f, self.data) for f in usable])
         return partial.write(state, self.partials, partial.batch_name(usable)), int(mon.rows.sum())
+
+
+def _null_column(batch: Any, name: str) -> Any:
+    import pyarrow as pa
+
+    return batch.append_column(name, pa.nulls(batch.num_rows, pa.float64()))
 
 
 def load_profile(model_dir: str | None, reference_profile: str | None) -> Any:
