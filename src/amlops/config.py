@@ -60,6 +60,12 @@ def window_kind(window: str) -> tuple[str, int]:
 _CHECKOUT = Path(__file__).resolve().parents[2]
 
 
+def shipped_schema() -> Path:
+    """The schema shipped with this checkout: the one `amlops data generate` (and so `amlops demo`) writes data
+    for."""
+    return (_CHECKOUT / DataSettings.model_fields["schema_file"].default).resolve()
+
+
 class ConfigError(UsageError, ValueError):
     """A config file that cannot be used; the message is one line naming the file and the key."""
 
@@ -329,7 +335,7 @@ class Settings(BaseModel):
         if configured.is_file():
             return configured
         default = DataSettings.model_fields["schema_file"].default
-        shipped = (_CHECKOUT / default).resolve()
+        shipped = shipped_schema()
         if self.data.schema_file == default and shipped.is_file():
             return shipped
         raise ConfigError(

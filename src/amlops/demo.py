@@ -31,10 +31,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlops.config import Settings
+from amlops.config import Settings, shipped_schema
 from amlops.drift.policy import Decision, WindowSignal
 from amlops.drift.result import MonitorResult, WindowResult
 from amlops.errors import UserError
+from amlops.job_inputs import SCHEMA_ROLES
 from amlops.records import GateVerdict, Registration
 
 if TYPE_CHECKING:
@@ -174,6 +175,10 @@ def demo_settings(base: Settings, folder: Path) -> Settings:
     data = base.model_dump()
     data.update(state_dir=str(folder / "state"), runs_dir=str(folder / "runs"), experiment="amlops-demo")
     data["mlflow"] = {"tracking_uri": None, "registry_uri": None, "artifact_root": None}
+    # The demo's data is the generator's: its schema and the column roles it gives, not the ones the project
+    # declares for its own data (which would stop the first training on a missing column).
+    data["data"] = {**data["data"], "schema_file": str(shipped_schema())}
+    data["monitor"] = {k: v for k, v in data["monitor"].items() if k not in SCHEMA_ROLES}
     for section, values in DEMO_OVERRIDES.items():
         data[section] = {**data[section], **values}
     settings = Settings.model_validate(data)

@@ -153,6 +153,10 @@ def training_inputs(
 # --- batch inference --------------------------------------------------------------------------------------
 
 
+# The `monitor.*` role keys the schema gives when they are not set: key -> the schema's field.
+SCHEMA_ROLES = {"timestamp_column": "date_column", "id_column": "id_column", "label_column": "target"}
+
+
 def column_roles(settings: Settings) -> Inputs:
     """Which column is the timestamp, the row id, the label and the prediction, for scoring and monitoring.
 
@@ -163,11 +167,7 @@ def column_roles(settings: Settings) -> Inputs:
     m = settings.monitor
     explicit = m.model_fields_set
     schema = _schema_or_none(settings)
-    from_schema = {
-        "timestamp_column": schema.date_column if schema else None,
-        "id_column": schema.id_column if schema else None,
-        "label_column": schema.target if schema else None,
-    }
+    from_schema = {key: getattr(schema, field) if schema else None for key, field in SCHEMA_ROLES.items()}
     roles: Inputs = {}
     for key in ("timestamp_column", "id_column", "label_column", "prediction_column"):
         value = getattr(m, key)

@@ -136,3 +136,25 @@ def test_a_folder_without_amlops_yaml_gets_the_shipped_schemas_roles_even_when_e
     settings.data.schema_file = "mine.yaml"
     with pytest.raises(UsageError, match=r"data\.schema_file: .*mine\.yaml not found"):
         column_roles(settings)
+
+
+def test_the_demo_uses_the_generators_schema_and_roles_not_the_projects(tmp_path: Path) -> None:
+    """`amlops demo` in a project that declares its own data (its schema, its label column): the demo generates
+    demand data, so it must train and monitor with the shipped schema's roles, or its first training stops on
+    a missing column. The project's other settings still apply."""
+    from amlops.config import shipped_schema
+    from amlops.demo import demo_settings
+
+    base = _settings(tmp_path)
+    base.base_dir = tmp_path
+    set_roles(base, label_column="qty", id_column="order_id", timestamp_column="order_day")
+    base.train.seed = 5
+    settings = demo_settings(base, tmp_path / "demo")
+    assert settings.schema_path() == shipped_schema()
+    assert column_roles(settings) == {
+        "timestamp_column": "date",
+        "id_column": "row_id",
+        "label_column": "units_sold",
+        "prediction_column": "prediction",
+    }
+    assert settings.train.seed == 5
