@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,6 +27,8 @@ from amlops.monitoring import MonitorRun, read_importance
 from amlops.retrain import LedgerStore, TriggerResult, last_retrain_at, record_decision, store_for, trigger
 
 MIN_EVERY_SECONDS = 60.0
+# Waits longer than this close the runner's idle warm-start zygotes first (wait_for_next_cycle).
+WARM_KEEP_SECONDS = 300.0
 
 
 @dataclass
@@ -180,6 +184,19 @@ def parse_every(text: str) -> float:
     if seconds < MIN_EVERY_SECONDS:
         raise UsageError(f"--every {text!r}: at least {MIN_EVERY_SECONDS:.0f}s between cycles")
     return seconds
+
+
+def wait_for_next_cycle(interval: float, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Sleep between `amlops loop --every` cycles. Before a wait longer than WARM_KEEP_SECONDS the runner's idle
+    warm-start zygotes are closed (amlops.runner.warm.release_idle): each holds its preloaded libraries (~300 MB
+    resident) for nothing during the wait, and the next cycle's steps then start from the libraries installed at
+    that time, so an upgrade made during the wait is used. A shorter wait keeps them (a new zygote imports for
+    seconds)."""
+    if interval > WARM_KEEP_SECONDS:
+        from amlops.runner.warm import release_idle
+
+        release_idle()
+    sleep(interval)
 
 
 def cycle_local(

@@ -330,6 +330,32 @@ def test_the_pool_closes_the_oldest_idle_zygote_never_a_busy_one(monkeypatch) ->
     assert first.closed and second.closed  # the idle ones go, oldest first, down to the limit
 
 
+def test_before_a_long_wait_the_idle_zygotes_close_and_a_busy_one_stays(monkeypatch) -> None:
+    """`amlops loop --every 1h`: between cycles an idle zygote would hold its preloaded libraries for the hour
+    and serve the next cycle libraries since upgraded; a short wait keeps it (a new one imports for seconds)."""
+    from amlops.loop import WARM_KEEP_SECONDS, wait_for_next_cycle
+
+    monkeypatch.setattr(warm, "Zygote", _FakeZygote)
+    monkeypatch.setattr(warm, "_pool", warm.WarmPool())
+    command = warm.ModuleCommand("/py", "m", [])
+    for k in ("a", "b"):
+        warm.pool().zygote(command, {"K": k}, start=True)
+    idle = warm.pool().zygote(command, {"K": "a"}, start=False)
+    busy = warm.pool().zygote(command, {"K": "b"}, start=False)
+    assert isinstance(idle, _FakeZygote) and isinstance(busy, _FakeZygote)
+    busy.busy = True
+    slept: list[float] = []
+    wait_for_next_cycle(WARM_KEEP_SECONDS, sleep=slept.append)
+    assert not idle.closed
+    wait_for_next_cycle(WARM_KEEP_SECONDS + 1, sleep=slept.append)
+    assert idle.closed and not busy.closed
+    assert warm.pool().zygote(command, {"K": "a"}, start=False) is None  # the next cycle starts a new one
+    assert warm.pool().zygote(command, {"K": "b"}, start=False) is busy
+    assert slept == [WARM_KEEP_SECONDS, WARM_KEEP_SECONDS + 1]
+    monkeypatch.setattr(warm, "_pool", None)
+    assert warm.release_idle() == 0  # a runner that never started one: nothing to close
+
+
 def test_closing_a_zygote_still_importing_does_not_wait_for_it(tmp_path: Path) -> None:
     zygote = warm.Zygote(sys.executable, dict(os.environ), local_mlflow=True)
     zygote.close()  # at once: it would read its socket only after seconds of imports

@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
         """Monitor → policy → retrain. Each cycle's decision and reasons go to the decision log (policy.ledger;
         default .amlops/retrain/decisions.jsonl locally, the workspace datastore for --target azure)."""
         from amlops.config import load_settings
-        from amlops.loop import cycle_azure, cycle_local, parse_every
+        from amlops.loop import cycle_azure, cycle_local, parse_every, wait_for_next_cycle
 
         if once == bool(every):
             raise UsageError("give exactly one of --once or --every INTERVAL")
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
             if once:
                 return
             out.print(f"[dim]cycle {cycle} done; next in {every}[/]")
-            time.sleep(interval)
+            wait_for_next_cycle(interval)
 
     @app.command("demo")
     @handle_errors

@@ -370,6 +370,15 @@ class WarmPool:
         for z in zygotes:
             z.close()
 
+    def close_idle(self) -> int:
+        """Close every zygote with no step running (a busy one reports its step's exit code); how many closed."""
+        with self._lock:
+            idle = [k for k, z in self._zygotes.items() if not z.busy]
+            zygotes = [self._zygotes.pop(k) for k in idle]
+        for z in zygotes:
+            z.close()
+        return len(zygotes)
+
 
 _pool: WarmPool | None = None
 
@@ -381,6 +390,13 @@ def enabled() -> bool:
         and hasattr(os, "pidfd_open")
         and hasattr(socket, "send_fds")
     )
+
+
+def release_idle() -> int:
+    """Close this process's idle zygotes (none started: nothing to do). A long-running runner calls it before a
+    long wait (`amlops loop --every`): a zygote holds its preloaded libraries' memory while it waits, and one
+    started afresh afterwards imports the libraries as they are then installed."""
+    return _pool.close_idle() if _pool is not None else 0
 
 
 def pool() -> WarmPool:
