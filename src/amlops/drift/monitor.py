@@ -139,7 +139,13 @@ class LocalParquetFile:
         import pyarrow.parquet as pq
 
         self.files = [path]
-        self._file = pq.ParquetFile(path, read_dictionary=list(dictionary_columns) or None)
+        metadata = pq.read_metadata(path)
+        # Only the columns the file has: pyarrow raises a bare KeyError for a dictionary column it lacks, while a
+        # profile's categorical feature missing from the data is reported as a missing column (as pyarrow.dataset
+        # reads a folder).
+        names = set(metadata.schema.to_arrow_schema().names)
+        wanted = [c for c in dictionary_columns if c in names]
+        self._file = pq.ParquetFile(path, metadata=metadata, read_dictionary=wanted or None)
         self.schema: pa.Schema = self._file.schema_arrow
 
     def count_rows(self) -> int:
