@@ -505,3 +505,36 @@ def test_a_file_without_the_prediction_column_gives_one_result_on_both_paths(
     for i in range(0, len(files), per_batch):
         mapper.map_files(files[i : i + per_batch])
     _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)
+
+
+# ------------------------------------------------------------------------------------------ a file without a feature
+@pytest.mark.parametrize("lacking", ["a.parquet", "b.parquet"])
+@pytest.mark.parametrize("per_batch", [1, 2])
+def test_a_file_without_a_feature_gives_one_result_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lacking: str, per_batch: int
+) -> None:
+    """A numeric and a categorical feature absent from one file: its rows count as nulls, and the column is not
+    reported missing (the other file has it), on both paths whichever file lacks them and however grouped."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    parts = {"a.parquet": cur.iloc[:1_500], "b.parquet": cur.iloc[1_500:]}
+    for name, frame in parts.items():
+        (frame.drop(columns=["x0", "store"]) if name == lacking else frame).to_parquet(
+            tmp_path / name, row_group_size=1_000
+        )
+    alone = single.monitor(
+        str(tmp_path), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    assert expected["current"]["missing_columns"] == []
+    assert expected["overall"]["features"]["x0"]["summary"]["null_count"] == 1_500
+    args = ["--data", str(tmp_path), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
+            "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction",
+            "--min-window-rows", "50"]  # fmt: skip
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    files = sorted(str(p) for p in tmp_path.glob("*.parquet"))
+    for i in range(0, len(files), per_batch):
+        mapper.map_files(files[i : i + per_batch])
+    _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)
