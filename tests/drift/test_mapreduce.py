@@ -505,3 +505,64 @@ def test_a_file_without_the_prediction_column_gives_one_result_on_both_paths(
     for i in range(0, len(files), per_batch):
         mapper.map_files(files[i : i + per_batch])
     _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)
+
+
+# ------------------------------------------------------------------------------------------ a file without a feature
+# The row hash sums an absent column's constant modulo 2**64: without a warning in the step's log.
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("lacking", ["a.parquet", "b.parquet"])
+@pytest.mark.parametrize("per_batch", [1, 2])
+def test_a_file_without_a_feature_gives_one_result_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lacking: str, per_batch: int
+) -> None:
+    """A numeric and a categorical feature absent from one file: its rows count as nulls, and the column is not
+    reported missing (the other file has it), on both paths whichever file lacks them and however grouped."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    parts = {"a.parquet": cur.iloc[:1_500], "b.parquet": cur.iloc[1_500:]}
+    for name, frame in parts.items():
+        (frame.drop(columns=["x0", "store"]) if name == lacking else frame).to_parquet(
+            tmp_path / name, row_group_size=1_000
+        )
+    alone = single.monitor(
+        str(tmp_path), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    assert expected["current"]["missing_columns"] == []
+    assert expected["overall"]["features"]["x0"]["summary"]["null_count"] == 1_500
+    args = ["--data", str(tmp_path), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
+            "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction",
+            "--min-window-rows", "50"]  # fmt: skip
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    files = sorted(str(p) for p in tmp_path.glob("*.parquet"))
+    for i in range(0, len(files), per_batch):
+        mapper.map_files(files[i : i + per_batch])
+    _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)
+
+
+def test_files_that_disagree_on_a_type_still_read_every_files_columns(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first file lacks the prediction column and the second has qty as float64 (pandas writes an integer
+    column with nulls so): the predictions are still read, as the map reads them, not dropped for every file."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    cur.iloc[:1_500].drop(columns=["prediction"]).to_parquet(tmp_path / "a.parquet", row_group_size=1_000)
+    second = cur.iloc[1_500:].copy()
+    second["qty"] = second["qty"].astype(np.float64)
+    second.to_parquet(tmp_path / "b.parquet", row_group_size=1_000)
+    alone = single.monitor(
+        str(tmp_path), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    assert expected["overall"]["estimated_performance"]["count"] == 1_500
+    args = ["--data", str(tmp_path), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
+            "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction",
+            "--min-window-rows", "50"]  # fmt: skip
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    mapper.map_files(sorted(str(p) for p in tmp_path.glob("*.parquet")))
+    _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)

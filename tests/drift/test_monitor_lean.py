@@ -151,3 +151,25 @@ def test_a_stored_profile_step_imports_no_pandas_fsspec_or_mlflow(
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen == {"code": 0, "loaded": []}
     assert (tmp_path / "out" / "report.html").is_file() and (tmp_path / "out" / "result.json").is_file()
+
+
+def test_a_single_file_without_a_categorical_feature_reports_it_missing(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    """The lean reader opens categorical features dictionary-encoded: one the file lacks is a missing column in
+    the result, as in a folder read by pyarrow.dataset, not a KeyError from pyarrow.parquet."""
+    table = pq.read_table(data["cur"]).drop_columns(["store"])
+    pq.write_table(table, tmp_path / "cur.parquet", row_group_size=1_200)
+    (tmp_path / "folder").mkdir()
+    pq.write_table(table, tmp_path / "folder" / "part-0.parquet", row_group_size=1_200)
+    pq.write_table(table.slice(0, 0), tmp_path / "folder" / "part-1.parquet")
+    assert isinstance(open_dataset(str(tmp_path / "cur.parquet"), ["store", "promo"]), LocalParquetFile)
+    profile = _profile(data["ref"])
+    options = MonitorOptions(window="weekly", timestamp_column="date", chunk_rows=1_000)
+    a = run_monitor(str(tmp_path / "cur.parquet"), profile, options).to_json_dict()
+    b = run_monitor(str(tmp_path / "folder"), profile, options).to_json_dict()
+    for r in (a, b):
+        r.pop("created_at")
+        r["current"].pop("source", None)
+    assert a["current"]["missing_columns"] == ["store"]
+    assert a == b

@@ -313,6 +313,9 @@ class _FakeZygote:
     def close(self) -> None:
         self.closed = True
 
+    def retire(self) -> bool:
+        return not self.busy
+
 
 def test_the_pool_closes_the_oldest_idle_zygote_never_a_busy_one(monkeypatch) -> None:
     monkeypatch.setattr(warm, "Zygote", _FakeZygote)
@@ -463,6 +466,40 @@ def test_a_step_the_starter_is_too_slow_to_start_is_not_started_twice(tmp_path: 
         with contextlib.suppress(ProcessLookupError):
             os.kill(zygote.proc.pid, signal.SIGCONT)
         zygote.close()
+
+
+def test_a_zygote_closed_as_idle_never_forks_a_step_another_thread_was_handed_it_for(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """One thread closes the idle zygotes (release_idle, or the pool over its limit) while another has just been
+    handed one (WarmPool.zygote) and not yet asked it for its step: asked after the idle check, the zygote must
+    refuse (the step starts cold), not fork the step while it is being closed (run twice, or its exit code lost)."""
+    command, env, zygote = _zygote_for(
+        tmp_path, "once", "import os\nopen(f'ran.{os.getpid()}', 'w').close()\n"
+    )
+    real_close = zygote.close
+    outcome: list[str] = []
+
+    def the_other_thread_asks_then_close() -> None:
+        # Between close_idle's look at the zygote and its close: the other thread's start().
+        with open(os.devnull, "w") as out:
+            try:
+                zygote.start(command, str(tmp_path), env, out.fileno())
+                outcome.append("forked")
+            except warm.WarmUnavailable:
+                outcome.append("cold")
+        real_close()
+
+    pool = warm.WarmPool()
+    try:
+        zygote.wait_ready()
+        pool._zygotes[("key",)] = zygote
+        monkeypatch.setattr(zygote, "close", the_other_thread_asks_then_close)
+        assert pool.close_idle() == 1
+        time.sleep(1)
+        assert outcome == ["cold"] and list(tmp_path.glob("ran.*")) == []
+    finally:
+        real_close()
 
 
 def test_ctrl_c_while_a_step_is_being_forked_leaves_no_step_running(tmp_path: Path) -> None:

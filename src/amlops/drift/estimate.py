@@ -472,16 +472,19 @@ class RowHasher:
             self._out = np.empty(n, dtype=np.uint64)  # reused: a fresh 2 MB array costs its page faults
         out = self._out[:n]
         constant = np.uint64(0)
-        for name in self.numeric:
-            if numeric.get(name) is None:
-                constant += self._absent[name]
         cats = []
-        for name in self.categorical:
-            column = categorical.get(name)
-            if column is None:
-                constant += self._null(name)
-            else:
-                cats.append(self._category_codes(name, column))
+        # Sums modulo 2**64, as the block sums below: numpy warns on a scalar's wrap-around (not an array's), which
+        # a map step lacking a column printed to its log as "RuntimeWarning: overflow encountered".
+        with np.errstate(over="ignore"):
+            for name in self.numeric:
+                if numeric.get(name) is None:
+                    constant += self._absent[name]
+            for name in self.categorical:
+                column = categorical.get(name)
+                if column is None:
+                    constant += self._null(name)
+                else:
+                    cats.append(self._category_codes(name, column))
         present = [(numeric[c], self._num_keys[c]) for c in self.numeric if numeric.get(c) is not None]
         for lo in range(0, n, self.BLOCK_ROWS):
             m = min(self.BLOCK_ROWS, n - lo)

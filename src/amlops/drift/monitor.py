@@ -139,7 +139,13 @@ class LocalParquetFile:
         import pyarrow.parquet as pq
 
         self.files = [path]
-        self._file = pq.ParquetFile(path, read_dictionary=list(dictionary_columns) or None)
+        metadata = pq.read_metadata(path)
+        # Only the columns the file has: pyarrow raises a bare KeyError for a dictionary column it lacks, while a
+        # profile's categorical feature missing from the data is reported as a missing column (as pyarrow.dataset
+        # reads a folder).
+        names = set(metadata.schema.to_arrow_schema().names)
+        wanted = [c for c in dictionary_columns if c in names]
+        self._file = pq.ParquetFile(path, metadata=metadata, read_dictionary=wanted or None)
         self.schema: pa.Schema = self._file.schema_arrow
 
     def count_rows(self) -> int:
@@ -206,12 +212,24 @@ def every_files_columns(dataset: Any) -> Any:
     """pyarrow takes a dataset's schema from its first file: a column that file lacks (the prediction, a
     feature) would be missing for every file, and the result would depend on which file sorts first. The union
     of the files' columns instead (a file without one reads it as nulls), as the map step sees each file's own.
-    Files that disagree on a column's type keep the first file's schema, as before."""
+    Files that disagree on a column's type (an int64 column that is float64 in a file with nulls, say) read that
+    column as the first file has it, as before; their other columns still join the union."""
+    schemas = [f.physical_schema for f in dataset.get_fragments()]
     try:
-        unified = pa.unify_schemas([f.physical_schema for f in dataset.get_fragments()])
+        unified = pa.unify_schemas(schemas)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return dataset
+        unified = first_types(schemas)
     return dataset if unified.equals(dataset.schema) else dataset.replace_schema(unified)
+
+
+def first_types(schemas: list[pa.Schema]) -> pa.Schema:
+    """Every column of the schemas, each with its type in the first schema that has it (the scan casts the other
+    files' columns to it, as it casts every file to the first one's schema)."""
+    fields: dict[str, pa.Field] = {}
+    for schema in schemas:
+        for f in schema:
+            fields.setdefault(f.name, f)
+    return pa.schema(list(fields.values()))
 
 
 def iter_batches(dataset: Any, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:

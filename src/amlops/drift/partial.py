@@ -416,7 +416,10 @@ def absorb_all(mon: Monitor, states: Sequence[dict[str, Any]], expect: str | Non
         mon._rows_joined += int(state["rows_joined"])
         if state.get("label_load") is not None:
             mon._label_load = dict(state["label_load"])
-        mon.missing_columns |= set(state["missing_columns"])
+        # A column is missing when no partial's files had it (a partial lists those none of its files had).
+        missing = set(state["missing_columns"])
+        mon.missing_columns = mon.missing_columns & missing if mon._checked else missing
+        mon._checked = True
         mon._has_prediction |= bool(state["has_prediction"])
         mon._has_label |= bool(state["has_label"])
     mon._checked = True

@@ -203,6 +203,7 @@ class Zygote:
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self._children: dict[str, WarmProcess] = {}
+        self._retired = False  # being closed as idle: start() refuses (retire)
         threading.Thread(target=self._read, name="amlops-zygote-reader", daemon=True).start()
 
     def _read(self) -> None:
@@ -268,6 +269,8 @@ class Zygote:
         rid = uuid.uuid4().hex
         child = WarmProcess()
         with self._lock:
+            if self._retired:
+                raise WarmUnavailable("the starter was closed as idle")
             self._children[rid] = child
         request = {
             "id": rid,
@@ -304,6 +307,17 @@ class Zygote:
     def busy(self) -> bool:
         with self._lock:
             return bool(self._children)
+
+    def retire(self) -> bool:
+        """Whether it is idle, and if so refuse steps from now on: the pool hands a zygote out (WarmPool.zygote)
+        before its step is registered (start), so a thread closing idle ones must not close one another thread
+        is about to start a step in. Checked and marked under one lock: that step either counts as busy here or
+        starts cold, never forked by a zygote being closed (run twice, or its exit code lost)."""
+        with self._lock:
+            if self._children:
+                return False
+            self._retired = True
+            return True
 
     def _stop_starting(self, child: WarmProcess) -> None:
         """Kill this zygote, then wait until the reader has seen the pid it sent before it died, or its end."""
@@ -358,10 +372,11 @@ class WarmPool:
                 return None
             self._zygotes[key] = Zygote(command.python, env, _local_mlflow(env))
             # The oldest idle ones go; one with a step still running keeps it (its exit code comes through it).
-            for old_key in [k for k, z in self._zygotes.items() if k != key and not z.busy]:
+            for old_key in [k for k in self._zygotes if k != key]:
                 if len(self._zygotes) <= self._limit:
                     break
-                self._zygotes.pop(old_key).close()
+                if self._zygotes[old_key].retire():
+                    self._zygotes.pop(old_key).close()
             return None
 
     def close(self) -> None:
@@ -373,7 +388,7 @@ class WarmPool:
     def close_idle(self) -> int:
         """Close every zygote with no step running (a busy one reports its step's exit code); how many closed."""
         with self._lock:
-            idle = [k for k, z in self._zygotes.items() if not z.busy]
+            idle = [k for k, z in self._zygotes.items() if z.retire()]
             zygotes = [self._zygotes.pop(k) for k in idle]
         for z in zygotes:
             z.close()

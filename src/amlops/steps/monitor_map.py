@@ -95,6 +95,7 @@ class Mapper:
         mon.extras.extend(model_extras(self.estimator, self.pca))
         prediction = self.options.prediction_column
         has_prediction = False
+        absent: set[str] | None = None  # the profile's columns none of the files has
         try:
             for f in usable:
                 ds = open_dataset(f, dictionary_columns=mon.categorical)
@@ -105,6 +106,9 @@ class Mapper:
                 # such a file among others (amlops.drift.monitor.every_files_columns): its rows count as missing
                 # predictions and the estimate leaves them out, whichever mini-batch the file falls in.
                 columns = mon.columns_needed([*names, prediction] if prediction and not present else names)
+                # Missing for the result means missing from every file, as in the single process's union of the
+                # files' columns (a file without one counts its rows as nulls there, which update() does here).
+                absent = set(mon.missing_columns) if absent is None else absent & mon.missing_columns
                 # The extras' columns too (run_monitor reads them the same way): the estimator's features.
                 columns += [c for c in _extra_columns(mon, names) if c not in columns]
                 for batch in iter_batches(ds, [c for c in columns if c in names], self.options.chunk_rows):
@@ -113,6 +117,7 @@ class Mapper:
             mon.close()
         # Whether any file had predictions: a run whose files have none reports no prediction sections.
         mon._has_prediction = has_prediction
+        mon.missing_columns = absent or set()
         state = partial.dump(mon, source=self.data, files=[_relative(f, self.data) for f in usable])
         return partial.write(state, self.partials, partial.batch_name(usable)), int(mon.rows.sum())
 
