@@ -156,4 +156,4 @@ def test_a_retrain_names_each_trigger_it_rests_on() -> None:
     loose = POLICY.model_copy(update={"confirm_drift_with_labels": False})
     drifted = [est(i, -0.1, drifted_features=("price",)) for i in (1, 2)]
     d = decide(drifted, loose, model_version="1", importance={"price": 1.0}, now=NOW)
-    assert d.retrain and d.reasons[0].endswith("on drift on important features in 2")
+    assert d.retrain and d.reasons[0].endswith("on the drift of important features in 2")

@@ -81,7 +81,7 @@ def _loss(
 
 
 # What made a window alarm, as the decision's first line names it (a promotion's reason, GitHub's `reason`).
-TRIGGER_DRIFT = "drift on important features"
+TRIGGER_DRIFT = "the drift of important features"
 TRIGGER_MEASURED = "the measured error (labels)"
 TRIGGER_ESTIMATED = "the estimated error (no labels yet)"
 
