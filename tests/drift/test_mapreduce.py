@@ -497,14 +497,7 @@ def test_a_file_without_the_prediction_column_gives_one_result_on_both_paths(
     assert expected["current"]["row_count"] == 3_000 and estimate["count"] == 2_000
     assert sum(w["estimated_performance"]["count"] for w in expected["windows"]) == 2_000
     assert expected["overall"]["prediction_drift"]["summary"]["null_count"] == 1_000
-    args = ["--data", str(folder), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
-            "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction",
-            "--min-window-rows", "50"]  # fmt: skip
-    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
-    files = sorted(str(p) for p in folder.glob("*.parquet"))
-    for i in range(0, len(files), per_batch):
-        mapper.map_files(files[i : i + per_batch])
-    _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)
+    _same(_map_reduce_weekly(model, folder, tmp_path / "p", per_batch), expected)
 
 
 # ------------------------------------------------------------------------------------------ a file without a feature
@@ -532,14 +525,7 @@ def test_a_file_without_a_feature_gives_one_result_on_both_paths(
     expected = _comparable(alone.to_json_dict())
     assert expected["current"]["missing_columns"] == []
     assert expected["overall"]["features"]["x0"]["summary"]["null_count"] == 1_500
-    args = ["--data", str(tmp_path), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
-            "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction",
-            "--min-window-rows", "50"]  # fmt: skip
-    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
-    files = sorted(str(p) for p in tmp_path.glob("*.parquet"))
-    for i in range(0, len(files), per_batch):
-        mapper.map_files(files[i : i + per_batch])
-    _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)
+    _same(_map_reduce_weekly(model, tmp_path, tmp_path / "p", per_batch), expected)
 
 
 def test_files_that_disagree_on_a_type_still_read_every_files_columns(
@@ -566,3 +552,15 @@ def test_files_that_disagree_on_a_type_still_read_every_files_columns(
     mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
     mapper.map_files(sorted(str(p) for p in tmp_path.glob("*.parquet")))
     _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)
+
+
+def _map_reduce_weekly(model: Path, folder: Path, partials: Path, per_batch: int) -> dict[str, Any]:
+    """The map step over the folder's Parquet files, `per_batch` files to a mini-batch, then the reduce."""
+    args = ["--data", str(folder), "--partials", str(partials), "--model-dir", str(model),
+            "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction",
+            "--min-window-rows", "50"]  # fmt: skip
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    files = sorted(str(p) for p in folder.glob("*.parquet"))
+    for i in range(0, len(files), per_batch):
+        mapper.map_files(files[i : i + per_batch])
+    return _reduce_with_model(model, partial.read_all(partials))
