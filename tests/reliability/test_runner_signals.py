@@ -53,6 +53,13 @@ jobs:
 """
 
 
+def _as_in_a_terminal() -> None:
+    """The CLI's SIGINT as an interactive shell gives it. Started from a background job (`make test &`), the test
+    run and so the CLI inherit SIGINT ignored, and Python then installs no KeyboardInterrupt handler: the signal
+    this test sends would do nothing, as POSIX wants for a background job."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -80,6 +87,7 @@ def test_a_signal_to_the_cli_stops_the_step_group_and_ends_the_run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_as_in_a_terminal,
     )
     deadline = time.monotonic() + 90
     while not (marks / "pids").exists() or not (marks / "pids").read_text():
