@@ -554,6 +554,31 @@ def test_files_that_disagree_on_a_type_still_read_every_files_columns(
     _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)
 
 
+def test_a_column_whose_type_differs_between_files_is_named_when_it_cannot_be_read(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Integer predictions in the first file, fractional ones in the next: the folder is read with the first
+    file's int64, and pyarrow's cast error ("Float value … was truncated") names neither the file nor the
+    column. The error says which column, in which file, and what to do."""
+    from amlops.drift.monitor import MonitorError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    first = cur.iloc[:1_500].copy()
+    first["prediction"] = first["prediction"].round().astype(np.int64)
+    first.to_parquet(tmp_path / "a.parquet", row_group_size=1_000)
+    cur.iloc[1_500:].to_parquet(tmp_path / "b.parquet", row_group_size=1_000)
+    with pytest.raises(MonitorError) as caught:
+        single.monitor(
+            str(tmp_path), tmp_path / "single", model_dir=str(model), window="weekly",
+            timestamp_column="date", prediction_column="prediction", min_window_rows=50,
+        )  # fmt: skip
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "column 'prediction' is double in b.parquet but int64 in the first file" in message, message
+
+
 def _map_reduce_weekly(model: Path, folder: Path, partials: Path, per_batch: int) -> dict[str, Any]:
     """The map step over the folder's Parquet files, `per_batch` files to a mini-batch, then the reduce."""
     args = ["--data", str(folder), "--partials", str(partials), "--model-dir", str(model),

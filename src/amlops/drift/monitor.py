@@ -242,7 +242,26 @@ def iter_batches(dataset: Any, columns: list[str], chunk_rows: int) -> Iterator[
             if batch.num_rows:
                 yield batch
     except pa.ArrowInvalid as exc:
-        raise MonitorError(f"cannot read the current data: {str(exc).splitlines()[0]}") from None
+        why = type_disagreement(dataset)
+        raise MonitorError(
+            f"cannot read the current data: {str(exc).splitlines()[0]}{f' ({why})' if why else ''}"
+        ) from None
+
+
+def type_disagreement(dataset: Any) -> str:
+    """Which file has a column in another type than the dataset reads it as (the first file's, see
+    every_files_columns): pyarrow's cast error names neither. Empty when the files agree or it is one file."""
+    fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
+    schema = dataset.schema
+    for fragment in fragments if len(fragments) > 1 else ():
+        for column in fragment.physical_schema:
+            if column.name in schema.names and schema.field(column.name).type != column.type:
+                return (
+                    f"column {column.name!r} is {column.type} in {Path(fragment.path).name} but "
+                    f"{schema.field(column.name).type} in the first file that has it: write it with one type "
+                    "in every file"
+                )
+    return ""
 
 
 def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
