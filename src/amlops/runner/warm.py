@@ -303,11 +303,6 @@ class Zygote:
             raise WarmUnavailable(self.failure or "the starter did not start the step")
         return child
 
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return bool(self._children)
-
     def retire(self) -> bool:
         """Whether it is idle, and if so refuse steps from now on: the pool hands a zygote out (WarmPool.zygote)
         before its step is registered (start), so a thread closing idle ones must not close one another thread
