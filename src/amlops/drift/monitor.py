@@ -212,24 +212,54 @@ def every_files_columns(dataset: Any) -> Any:
     """pyarrow takes a dataset's schema from its first file: a column that file lacks (the prediction, a
     feature) would be missing for every file, and the result would depend on which file sorts first. The union
     of the files' columns instead (a file without one reads it as nulls), as the map step sees each file's own.
-    Files that disagree on a column's type (an int64 column that is float64 in a file with nulls, say) read that
-    column as the first file has it, as before; their other columns still join the union."""
-    schemas = [f.physical_schema for f in dataset.get_fragments()]
-    try:
-        unified = pa.unify_schemas(schemas)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        unified = first_types(schemas)
-    return dataset if unified.equals(dataset.schema) else dataset.replace_schema(unified)
+    A column whose type differs between files is read in the type both widen to (int64 and float64: float64, as
+    pandas writes an integer column with nulls), else in the first file's type, the others cast to it."""
+    import pyarrow.dataset as pds
+
+    fragments = list(dataset.get_fragments())
+    schemas = physical_schemas(fragments)
+    unified = column_types(schemas)
+    if unified.equals(dataset.schema):
+        return dataset
+    # Built from the fragments already read (their schemas are cached): `replace_schema` refuses to change a
+    # column's type.
+    return pds.FileSystemDataset(
+        fragments, schema=unified, format=dataset.format, filesystem=dataset.filesystem
+    )
 
 
-def first_types(schemas: list[pa.Schema]) -> pa.Schema:
-    """Every column of the schemas, each with its type in the first schema that has it (the scan casts the other
-    files' columns to it, as it casts every file to the first one's schema)."""
-    fields: dict[str, pa.Field] = {}
+# Reading a file's schema is one round trip on blob storage (its footer, or a CSV's first block), so a folder of
+# many files opens on threads (pyarrow reads without the GIL).
+SCHEMA_READERS = 16
+
+
+def physical_schemas(fragments: list[Any]) -> list[pa.Schema]:
+    """Each fragment's own schema, in the fragments' order."""
+    if len(fragments) < 2:
+        return [f.physical_schema for f in fragments]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(len(fragments), SCHEMA_READERS), thread_name_prefix="amlops-schema") as pool:
+        return list(pool.map(lambda f: f.physical_schema, fragments))
+
+
+def column_types(schemas: list[pa.Schema]) -> pa.Schema:
+    """Every column of the schemas in order of first appearance, each in the type its files' types widen to
+    (pyarrow's permissive promotion), or in the first file's type when they do not (string and double, say)."""
+    by_name: dict[str, list[pa.Field]] = {}
     for schema in schemas:
         for f in schema:
-            fields.setdefault(f.name, f)
-    return pa.schema(list(fields.values()))
+            by_name.setdefault(f.name, []).append(f)
+    return pa.schema([_widened(group) for group in by_name.values()], metadata=schemas[0].metadata)
+
+
+def _widened(fields: list[pa.Field]) -> pa.Field:
+    if all(f.type == fields[0].type for f in fields):
+        return fields[0]
+    try:
+        return pa.unify_schemas([pa.schema([f]) for f in fields], promote_options="permissive").field(0)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return fields[0]
 
 
 def iter_batches(dataset: Any, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:
@@ -249,13 +279,18 @@ def iter_batches(dataset: Any, columns: list[str], chunk_rows: int) -> Iterator[
 
 
 def type_disagreement(dataset: Any) -> str:
-    """Which file has a column in another type than the dataset reads it as (the first file's, see
-    every_files_columns): pyarrow's cast error names neither. Empty when the files agree or it is one file."""
+    """Which file has a column in a type the dataset's cannot hold (the first file's, see every_files_columns):
+    pyarrow's cast error names neither. Empty when the files agree or it is one file."""
     fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
     schema = dataset.schema
     for fragment in fragments if len(fragments) > 1 else ():
         for column in fragment.physical_schema:
-            if column.name in schema.names and schema.field(column.name).type != column.type:
+            read_as = schema.field(column.name) if column.name in schema.names else None
+            if (
+                read_as is not None
+                and read_as.type != column.type
+                and _widened([column, read_as]).type != read_as.type
+            ):
                 return (
                     f"column {column.name!r} is {column.type} in {Path(fragment.path).name} but "
                     f"{schema.field(column.name).type} in the first file that has it: write it with one type "
