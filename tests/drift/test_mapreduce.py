@@ -609,6 +609,51 @@ def test_a_column_whose_type_differs_between_files_is_named_when_it_cannot_be_re
     )
 
 
+# ------------------------------------------------------------------------------------------ a file that cannot count
+LACKING = {
+    "date": "timestamp column 'date' not in this file",
+    "row_id": "labels are joined on the id column 'row_id', not in this file",
+    "features": "this file has none of the profile's features",
+}
+
+
+@pytest.mark.parametrize("lacking", sorted(LACKING))
+def test_a_file_lacking_a_column_every_row_needs_is_named_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lacking: str
+) -> None:
+    """The second file lacks the timestamp, the id the labels join on, or every feature. Read as nulls among the
+    other files' columns, its rows would be undated, unlabelled or empty; the map refuses such a file. Both paths
+    stop with one line naming the file and the column, whichever file lacks it."""
+    from amlops.drift.monitor import MonitorError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    labels = tmp_path / "labels.parquet"
+    cur[["row_id", "units_sold"]].to_parquet(labels)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cur.iloc[:1_500].to_parquet(folder / "a.parquet")
+    drop = [*NUMERIC, *CATEGORICAL, "flag"] if lacking == "features" else [lacking]
+    cur.iloc[1_500:].drop(columns=drop).to_parquet(folder / "b.parquet")
+    options = {
+        "window": "weekly",
+        "timestamp_column": "date",
+        "id_column": "row_id",
+        "label_column": "units_sold",
+    }
+    with pytest.raises(MonitorError) as alone:
+        single.monitor(str(folder), tmp_path / "single", model_dir=str(model), labels=str(labels), **options)
+    args = ["--data", str(folder), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
+            "--labels", str(labels)]  # fmt: skip
+    args += [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    with pytest.raises(MonitorError) as mapped:
+        mapper.map_files([str(folder / "b.parquet")])
+    for caught in (alone, mapped):
+        assert str(caught.value).startswith(f"{folder / 'b.parquet'}: {LACKING[lacking]}"), str(caught.value)
+
+
 def _map_reduce_weekly(model: Path, folder: Path, partials: Path, per_batch: int) -> dict[str, Any]:
     """The map step over the folder's Parquet files, `per_batch` files to a mini-batch, then the reduce."""
     args = ["--data", str(folder), "--partials", str(partials), "--model-dir", str(model),

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,8 +228,9 @@ def every_files_columns(dataset: Any) -> Any:
     )
 
 
-# Reading a file's schema is one round trip on blob storage (its footer, or a CSV's first block), so a folder of
-# many files opens on threads (pyarrow reads without the GIL).
+# Reading a file's schema is a round trip or two on blob storage (its footer, or a CSV's first block), so a folder
+# of many files opens on threads (pyarrow reads without the GIL). 200 files on Azurite behind a 10 ms round trip:
+# 10.2 s one after another, 2.2 s on 16 threads (Parquet and CSV alike).
 SCHEMA_READERS = 16
 
 
@@ -766,19 +767,14 @@ class Monitor:
     def columns_needed(self, available: Iterable[str]) -> list[str]:
         """The columns to read from a source with these columns; raises on what is required but absent."""
         names = set(available)
+        why = self.missing_requirement(names)
+        if why:
+            raise MonitorError(why)
         o = self.options
         cols = [*self.numeric, *self.categorical]
-        missing = [c for c in cols if c not in names]
-        if len(missing) == len(cols) and cols:
-            raise MonitorError(
-                f"the current data has none of the profile's features ({', '.join(cols[:5])}...); "
-                "is it the right file?"
-            )
-        self.missing_columns = set(missing)
+        self.missing_columns = {c for c in cols if c not in names}
         extra = []
         if self.windows.kind in ("daily", "weekly"):
-            if o.timestamp_column not in names:
-                raise MonitorError(f"timestamp column {o.timestamp_column!r} not in the current data")
             extra.append(o.timestamp_column)
         if o.prediction_column and o.prediction_column in names:
             extra.append(o.prediction_column)
@@ -787,13 +783,32 @@ class Monitor:
             extra.append(o.label_column)
             self._has_label = True
         if self.labels is not None:
-            if not o.id_column or o.id_column not in names:
-                raise MonitorError(
-                    f"labels are joined on the id column {o.id_column!r}, not in the current data"
-                )
             extra.append(o.id_column)
         self._checked = True
         return list(dict.fromkeys([c for c in cols if c in names] + [c for c in extra if c]))
+
+    def missing_requirement(self, names: Collection[str], where: str = "the current data") -> str | None:
+        """Why data with these columns cannot be monitored (a column every row needs is absent), or None. A
+        feature or the prediction absent from some rows is not one: those rows count as nulls."""
+        o = self.options
+        cols = [*self.numeric, *self.categorical]
+        if cols and not any(c in names for c in cols):
+            return f"{where} has none of the profile's features ({', '.join(cols[:5])}...); is it the right file?"
+        if self.windows.kind in ("daily", "weekly") and o.timestamp_column not in names:
+            return f"timestamp column {o.timestamp_column!r} not in {where}"
+        if self.labels is not None and (not o.id_column or o.id_column not in names):
+            return f"labels are joined on the id column {o.id_column!r}, not in {where}"
+        return None
+
+    def check_each_file(self, dataset: Any) -> None:
+        """A folder is read with the union of its files' columns (every_files_columns): a file lacking a column
+        every row needs (the timestamp, the id the labels join on, all the features) would pass as nulls, its rows
+        undated or unlabelled. Refused instead, naming the file, as the map step refuses it."""
+        fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
+        for fragment in fragments if len(fragments) > 1 else ():
+            why = self.missing_requirement(set(fragment.physical_schema.names), "this file")
+            if why:
+                raise MonitorError(f"{fragment.path}: {why}")
 
     def update(self, batch: pa.RecordBatch | pa.Table) -> None:
         if not self._checked:
@@ -1144,6 +1159,7 @@ def run_monitor(
     if isinstance(current, str | Path):
         ds = open_dataset(str(current), dictionary_columns=mon.categorical)
         columns = mon.columns_needed(ds.schema.names)
+        mon.check_each_file(ds)
         columns += [c for c in _extra_columns(mon, ds.schema.names) if c not in columns]
         batches: Iterable[pa.RecordBatch | pa.Table] = iter_batches(ds, columns, o.chunk_rows)
     else:

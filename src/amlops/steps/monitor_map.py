@@ -86,7 +86,7 @@ class Mapper:
         """Stream the files (in name order) through one monitor; write its partial. (partial file, rows)."""
         from amlops.data.io import is_data_file
         from amlops.drift import partial
-        from amlops.drift.monitor import Monitor, _extra_columns, iter_batches, open_dataset
+        from amlops.drift.monitor import Monitor, MonitorError, _extra_columns, iter_batches, open_dataset
 
         usable = sorted(str(f) for f in files if is_data_file(str(f)))
         if not usable:
@@ -100,6 +100,11 @@ class Mapper:
             for f in usable:
                 ds = open_dataset(f, dictionary_columns=mon.categorical)
                 names = ds.schema.names
+                # Named as the single process names it (Monitor.check_each_file): "not in the current data" would
+                # not say which of a folder's files lacks the column.
+                why = mon.missing_requirement(set(names), "this file")
+                if why:
+                    raise MonitorError(f"{f}: {why}")
                 present = bool(prediction) and prediction in names
                 has_prediction |= present
                 # A file without the prediction column reads it as nulls, as the single-process monitor reads
