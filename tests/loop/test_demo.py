@@ -172,6 +172,23 @@ def test_outputs_for_people(demo: tuple[DemoResult, Path]) -> None:
     assert "Estimated performance" in html and "<svg" in html
 
 
+def test_the_week_table_piped_to_a_file_is_not_squeezed(demo: tuple[DemoResult, Path]) -> None:
+    """`make demo > demo.log` or a CI log: no terminal width. Every header and every action reads in full (at 80
+    or 150 columns rich folded them to "we…" and "retrain → v2 rejected by the ga…")."""
+    from amlops.commands.loop_cmd import WEEK_COLUMNS, table_console, week_table
+
+    result, _ = demo
+    table = week_table(result, CFG)
+    console = table_console(table)
+    with console.capture() as captured:
+        console.print(table)
+    lines = captured.get().splitlines()
+    header = next(line for line in lines if line.startswith("┃"))
+    assert all(f" {col} " in header for col in WEEK_COLUMNS), header
+    assert all(row.action in "\n".join(lines) for row in result.rows)
+    assert any("rejected by the gate" in row.action for row in result.rows)
+
+
 def test_batched_windows_equal_a_separate_weekly_run(demo: tuple[DemoResult, Path], tmp_path: Path) -> None:
     """The demo scores and monitors the weeks ahead in one run per champion; a week run on its own agrees."""
     result, folder = demo

@@ -17,6 +17,10 @@ from amlops.errors import UsageError
 from amlops.job_inputs import Target
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from amlops.demo import DemoConfig, DemoResult
     from amlops.loop import CycleOutcome
 
 # `amlops demo --weeks`: three years. The generated demand repeats its seasons every 52 weeks, so more weeks tell
@@ -26,6 +30,73 @@ if TYPE_CHECKING:
 # on a busy machine (its trainings and pipeline starts dominate), while the data, the weekly policy steps and
 # the rows each champion scores grow with the weeks: 100,000 weeks would be 134 million rows in memory.
 MAX_DEMO_WEEKS = 156
+
+
+WEEK_COLUMNS = (
+    "week",
+    "starts",
+    "champion",
+    "drifted features",
+    "estimated (week's end)",
+    "policy",
+    "measured (labels)",
+    "action",
+)
+
+
+def week_table(result: DemoResult, cfg: DemoConfig) -> Table:
+    """The demo's timeline, one row per week (built at the end: measured values arrive weeks after their row)."""
+    from rich.table import Table
+
+    from amlops.drift.policy import MAX_UNSUPPORTED_SHARE
+
+    table = Table(title="amlops demo — one row per week", show_lines=False)
+    for col in WEEK_COLUMNS:
+        table.add_column(
+            col,
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=34 if col == "drifted features" else None,
+            # Week 100 and later must not fold to "1…" when the table is squeezed (--weeks up to 156).
+            min_width=len(str(MAX_DEMO_WEEKS)) if col == "week" else None,
+        )
+    for row in result.rows:
+        estimated = "-"
+        if row.estimated_mae is not None:
+            estimated = f"{row.estimated_mae:.2f} ({row.estimated_low:.1f}–{row.estimated_high:.1f})"
+            if (row.estimated_unsupported or 0.0) > MAX_UNSUPPORTED_SHARE:
+                estimated += " ?"
+            if row.estimated_alarm:
+                estimated = f"[bold red]{estimated} ![/]"
+        measured = "-"
+        if row.mae is not None:
+            flag = " [bold red]ALARM[/]" if row.measured_verdict == "ALARM" else ""
+            measured = f"{row.mae:.2f} @wk {row.labels_week}{flag}"
+        change = " ◆" if row.week == cfg.change_week + 1 else ""
+        verdict = "[bold red]ALARM[/]" if row.verdict == "ALARM" else row.verdict
+        action = f"[bold green]{row.action}[/]" if "promoted" in row.action else row.action
+        table.add_row(
+            str(row.week),
+            row.start + change,
+            row.champion,
+            ", ".join(row.drifted_features) or "-",
+            estimated,
+            verdict,
+            measured,
+            action,
+        )
+    return table
+
+
+def table_console(table: Table) -> Console:
+    """The terminal's console; outside one (a CI log, `make demo > file`) rich assumes 80 columns and would
+    squeeze the timeline to "we…", "champ…", "retrain → v2 rejected by the ga…": as wide as the table instead."""
+    if out.is_terminal:
+        return out
+    from rich.console import Console
+
+    natural = Console(width=10_000).measure(table).maximum
+    return Console(width=max(natural, 80), highlight=False, soft_wrap=True)
 
 
 class RetrainVia(StrEnum):
@@ -151,11 +222,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The closed loop on the embedded default: drift detected, retrain triggered, gated promotion."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-        from rich.table import Table
 
         from amlops.config import load_settings
         from amlops.demo import DemoConfig, WeekRow, overrides_text, run_demo, story_lines
-        from amlops.drift.policy import MAX_UNSUPPORTED_SHARE
 
         base = load_settings()
         cfg = DemoConfig.for_weeks(weeks, seed)
@@ -164,30 +233,6 @@ def register(app: typer.Typer) -> None:
             f"a market change on {cfg.change_date}; state in {out_dir}"
         )
         out.print(f"[dim]the story's settings over amlops.yaml: {overrides_text()}[/]")
-        from rich.console import Console
-
-        # Outside a terminal rich assumes 80 columns; the timeline is wider and must not be folded.
-        console = out if out.is_terminal else Console(width=150, highlight=False, soft_wrap=True)
-        table = Table(title="amlops demo — one row per week", show_lines=False)
-        columns = (
-            "week",
-            "starts",
-            "champion",
-            "drifted features",
-            "estimated (week's end)",
-            "policy",
-            "measured (labels)",
-            "action",
-        )
-        for col in columns:
-            table.add_column(
-                col,
-                no_wrap=True,
-                overflow="ellipsis",
-                max_width=34 if col == "drifted features" else None,
-                # Week 100 and later must not fold to "1…" when the table is squeezed (--weeks up to 156).
-                min_width=len(str(MAX_DEMO_WEEKS)) if col == "week" else None,
-            )
         started = time.perf_counter()
         with Progress(
             TextColumn("{task.description}"),
@@ -207,32 +252,8 @@ def register(app: typer.Typer) -> None:
                 progress.advance(task)
 
             result = run_demo(base, out_dir.resolve(), cfg, on_week=on_week, on_step=on_step)
-        for row in result.rows:  # measured values arrive weeks after their row: the table is built at the end
-            estimated = "-"
-            if row.estimated_mae is not None:
-                estimated = f"{row.estimated_mae:.2f} ({row.estimated_low:.1f}–{row.estimated_high:.1f})"
-                if (row.estimated_unsupported or 0.0) > MAX_UNSUPPORTED_SHARE:
-                    estimated += " ?"
-                if row.estimated_alarm:
-                    estimated = f"[bold red]{estimated} ![/]"
-            measured = "-"
-            if row.mae is not None:
-                flag = " [bold red]ALARM[/]" if row.measured_verdict == "ALARM" else ""
-                measured = f"{row.mae:.2f} @wk {row.labels_week}{flag}"
-            change = " ◆" if row.week == cfg.change_week + 1 else ""
-            verdict = "[bold red]ALARM[/]" if row.verdict == "ALARM" else row.verdict
-            action = f"[bold green]{row.action}[/]" if "promoted" in row.action else row.action
-            table.add_row(
-                str(row.week),
-                row.start + change,
-                row.champion,
-                ", ".join(row.drifted_features) or "-",
-                estimated,
-                verdict,
-                measured,
-                action,
-            )
-        console.print(table)
+        table = week_table(result, cfg)
+        table_console(table).print(table)
         from amlops.demo import summary
 
         means = summary(result, cfg)
