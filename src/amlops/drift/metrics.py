@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-
 from amlops.data.io import finite_or_none as _num
 
+# numpy is imported in the functions that compute: every CLI command reads this registry (metric names, labels,
+# thresholds: amlops.config validates the settings with it) and would otherwise pay numpy's ~55 ms import.
 if TYPE_CHECKING:
+    import numpy as np
+
     from amlops.drift.profile import CategoricalProfile, NumericProfile
 
 Kind = Literal["numeric", "categorical"]
@@ -86,6 +88,12 @@ class QualityMetric:
     compute: Callable[[QualityCounts], tuple[float | None, float]]  # (rate or None, the reference's rate)
 
 
+def _no_counts() -> np.ndarray:
+    import numpy as np
+
+    return np.zeros(0)
+
+
 @dataclass
 class WindowCounts:
     """What a drift metric sees of one feature in one window.
@@ -102,7 +110,7 @@ class WindowCounts:
     n_reference: int
     n_current: int
     numeric: NumericReference | None = None
-    fine: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fine: np.ndarray = field(default_factory=_no_counts)
     under_sum: float = 0.0
     over_sum: float = 0.0
 
@@ -295,6 +303,8 @@ def exceeded(metric: str, value: float | None, threshold: float) -> bool:
 # ------------------------------------------------------------------------------------------ distribution math
 def jensen_shannon_distance(p: np.ndarray, q: np.ndarray) -> float:
     """Base-2 Jensen-Shannon distance of two count (or probability) vectors; 0 when either is empty."""
+    import numpy as np
+
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     sp, sq = p.sum(), q.sum()
@@ -310,6 +320,8 @@ def jensen_shannon_distance(p: np.ndarray, q: np.ndarray) -> float:
 
 def population_stability_index(p: np.ndarray, q: np.ndarray) -> float:
     """PSI = sum (q - p) ln(q / p) over bins (reference p, current q), proportions floored at PSI_EPSILON."""
+    import numpy as np
+
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     sp, sq = p.sum(), q.sum()
@@ -326,6 +338,7 @@ def ks_pvalue(statistic: float, n_ref: int, n_cur: int) -> float:
     Matches scipy.stats.ks_2samp(method="asymp") closely for windows of a few hundred rows and more (tests pin
     the tolerance); uses scipy.special only, which imports far faster than scipy.stats.
     """
+    import numpy as np
     from scipy.special import kolmogorov
 
     if n_ref <= 0 or n_cur <= 0 or not math.isfinite(statistic):
@@ -337,6 +350,7 @@ def ks_pvalue(statistic: float, n_ref: int, n_cur: int) -> float:
 def chi_squared_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
     """(p-value, statistic) of Pearson's test on the 2 x k table, as scipy.stats.chi2_contingency (Yates'
     correction when there is one degree of freedom); (1, 0) when the test is undefined (a single category)."""
+    import numpy as np
     from scipy.special import chdtrc
 
     table = np.vstack([ref_counts, cur_counts]).astype(np.float64)
@@ -366,6 +380,8 @@ class NumericReference:
 
     @classmethod
     def from_profile(cls, p: NumericProfile) -> NumericReference:
+        import numpy as np
+
         counts = p.counts.astype(np.float64)
         total = counts.sum()
         cdf = np.concatenate([[0.0], np.cumsum(counts)]) / total if total > 0 else np.zeros(len(p.edges))
@@ -391,6 +407,8 @@ class NumericReference:
 
     def coarse(self, counts: np.ndarray) -> np.ndarray:
         """Current counts (underflow, B bins, overflow) summed into (underflow, coarse groups, overflow)."""
+        import numpy as np
+
         inner = counts[1:-1]
         grouped = np.add.reduceat(inner, self.groups) if len(self.groups) else np.zeros(0)
         return np.concatenate([[counts[0]], grouped, [counts[-1]]]).astype(np.float64)
@@ -399,6 +417,8 @@ class NumericReference:
 def wasserstein(ref: NumericReference, counts: np.ndarray, under_sum: float, over_sum: float) -> float:
     """W1 between the reference and a current histogram (counts len B+2) plus its out-of-range sums:
     under_sum = sum(edges[0] - x) over x below the range, over_sum = sum(x - edges[-1]) over x above it."""
+    import numpy as np
+
     n = float(counts.sum())
     if n <= 0 or len(ref.widths) == 0:
         return math.nan
@@ -418,6 +438,8 @@ def wasserstein(ref: NumericReference, counts: np.ndarray, under_sum: float, ove
 
 
 def ks_statistic(ref: NumericReference, counts: np.ndarray) -> float:
+    import numpy as np
+
     n = float(counts.sum())
     if n <= 0 or len(ref.widths) == 0:
         return math.nan
@@ -455,6 +477,8 @@ class CategoricalReference:
 
     @classmethod
     def from_profile(cls, p: CategoricalProfile) -> CategoricalReference:
+        import numpy as np
+
         index = {c: i for i, c in enumerate(p.categories)}
         ref_counts = np.array([*p.categories.values(), p.other_count], dtype=np.float64)
         return cls(p, index, ref_counts)
@@ -520,6 +544,8 @@ def counts_for_mape(y: np.ndarray) -> np.ndarray:
 
 def percentage_errors(y: np.ndarray, abs_err: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """|error| / |actual| on `rows` (counts_for_mape, possibly narrowed further), 0 elsewhere."""
+    import numpy as np
+
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(rows, abs_err / np.abs(y), 0.0)
 
@@ -538,6 +564,8 @@ class RegressionSums:
     abs_y: float = 0.0
 
     def add(self, y: np.ndarray, yhat: np.ndarray) -> None:
+        import numpy as np
+
         ok = np.isfinite(y) & np.isfinite(yhat)
         y, yhat = y[ok], yhat[ok]
         e = np.abs(y - yhat)
@@ -564,6 +592,8 @@ class RegressionSums:
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """MAE, RMSE, MAPE and WAPE of one set of predictions (NaN where undefined, e.g. MAPE of all-zero actuals),
     with the definitions the monitor uses per window."""
+    import numpy as np
+
     sums = RegressionSums()
     sums.add(np.asarray(y, dtype="float64"), np.asarray(pred, dtype="float64"))
     result = sums.result()
