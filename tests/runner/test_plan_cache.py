@@ -120,6 +120,73 @@ def test_path_inputs_are_resolved_per_call_and_literals_reparse(
     assert len(parsed) == 2
 
 
+def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    parsed: list[Path] = []
+    real = pc.build_plan
+    monkeypatch.setattr(pc, "build_plan", lambda *a, **k: parsed.append(a[0]) or real(*a, **k))
+    return parsed
+
+
+def test_a_new_text_value_is_pasted_into_the_cached_plan_as_a_parse_binds_it(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text input (`label: first` here; a training's data_uri, a scoring's model_version) changes from run to
+    run. The first parse keeps a plan with a marker for it, and every later value (quotes, spaces, what looks
+    like a binding) is pasted in, equal to a fresh parse, bound whole and embedded in text alike. An empty value
+    re-parses."""
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    text = pipeline.read_text()
+    embedded = project / "pipelines" / "embedded.yml"
+    embedded.write_text(
+        text.replace("label: ${{parent.inputs.label}}", "label: run-${{parent.inputs.label}}-end")
+    )
+    monkeypatch.chdir(tmp_path)
+    parsed = _counting_parses(monkeypatch)
+    values = ["a", "b", 'it\'s a "label" with spaces', "${{parent.inputs.raw}}", "a\nb"]
+    for yml, prefix, suffix in ((pipeline, "", ""), (embedded, "run-", "-end")):
+        for label in values:
+            got = pc.cached_build_plan(yml, {"raw": "data", "label": label, "scale": "1"}, cache)
+            assert _shape(got) == _shape(build_plan(yml, {"raw": "data", "label": label, "scale": "1"}))
+            assert got.step("count_job").inputs["label"] == f"{prefix}{label}{suffix}"
+    # each pipeline: its parse and the marked parse, once
+    assert parsed == [pipeline, pipeline, embedded, embedded]
+    got = pc.cached_build_plan(pipeline, {"raw": "data", "label": "", "scale": "1"}, cache)
+    assert got.step("count_job").inputs["label"] == "" and len(parsed) == 5
+
+
+def test_text_values_a_parse_would_change_or_read_as_numbers_reparse(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pasting is kept only when it reproduces the parse. A text input bound to a number input (`scale: "2.5"`)
+    fails the marked parse and re-parses for each value (a bad one fails as a parse does); a parse that altered
+    the text it embeds (planted: upper case) fails the check, and each value re-parses."""
+    from amlops.errors import UserError
+    from amlops.runner import plan as plan_module
+
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    original = pipeline.read_text()
+    pipeline.write_text(original.replace("  scale: 2.5\n", '  scale: "2.5"\n', 1))
+    monkeypatch.chdir(tmp_path)
+    parsed = _counting_parses(monkeypatch)
+    for scale in ("1", "2"):
+        got = pc.cached_build_plan(pipeline, {"raw": "data", "scale": scale}, cache)
+        assert got.step("total_job").inputs["scale"] == float(scale)
+    assert len(parsed) == 4  # a parse and a failed marked parse each
+    with pytest.raises(UserError, match="expected number"):
+        pc.cached_build_plan(pipeline, {"raw": "data", "scale": "abc"}, cache)
+
+    embedded = project / "pipelines" / "embedded.yml"
+    embedded.write_text(
+        original.replace("label: ${{parent.inputs.label}}", "label: x${{parent.inputs.label}}")
+    )
+    monkeypatch.setattr(plan_module, "render_primitive", lambda value: str(value).upper())
+    for label in ("a", "b"):
+        got = pc.cached_build_plan(embedded, {"raw": "data", "label": label, "scale": "1"}, cache)
+        assert got.step("count_job").inputs["label"] == f"x{label.upper()}"
+
+
 def test_a_new_runner_version_reparses(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,18 +13,28 @@ same object from the pipeline input to every step that binds it), so the cached 
 from which input, and a new path is resolved exactly as `build_plan` resolves it (`resolve_location` against
 the working directory).
 
+Nor do new values of text inputs (a pipeline input whose YAML value is a string: `data_uri`, `model_version`),
+which change with every training data and every champion. The values never reach azure-ai-ml (`build_plan` binds
+them after `load_job`), and a text value is bound as it is or pasted into text. So on a parse the plan is built a
+second time with a marker for each such value; the entry keeps that plan, and a hit pastes the new values where
+the markers are. It is kept only when pasting the parsed values back gives exactly the plan parsed with them, no
+marker was altered on the way, and the marked parse succeeded (a text input that a step reads as a number fails
+it, and stays a literal that re-parses). An empty new value re-parses (it may mean "unset").
+
 The cache holds pickles written by this user's own runs in the project's state folder (as MLflow's SQLite
 store and the venv cache do); an unreadable or foreign entry is a miss. Set AMLOPS_PLAN_CACHE=0 to turn it off.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
 import pickletools
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -67,7 +77,8 @@ def cached_build_plan(
     if plan is not None:
         return plan
     files, plan = _parse_recording_files(path, overrides, cwd, components)
-    _store(entry_file, path, overrides, files, plan)
+    markers, template = _text_template(path, overrides, cwd, components, plan)
+    _store(entry_file, path, overrides, files, template, markers)
     return plan
 
 
@@ -141,15 +152,21 @@ def _parse_recording_files(
 
 # ----------------------------------------------------------------------------------------------- entries
 def _store(
-    entry_file: Path, path: Path, overrides: dict[str, str], files: dict[str, str], plan: Plan
+    entry_file: Path,
+    path: Path,
+    overrides: dict[str, str],
+    files: dict[str, str],
+    plan: Plan,
+    markers: dict[str, str],
 ) -> None:
     path_keys = sorted(k for k in overrides if isinstance(plan.inputs.get(k), PathValue))
     entry = {
         "format": CACHE_FORMAT,
         "pipeline": str(path),
         "files": files,
-        "literals": {k: v for k, v in overrides.items() if k not in path_keys},
+        "literals": {k: v for k, v in overrides.items() if k not in path_keys and k not in markers},
         "path_keys": path_keys,
+        "markers": markers,
         "plan": _portable(plan),
     }
     data = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
@@ -172,9 +189,15 @@ def _load(entry_file: Path, overrides: dict[str, str], cwd: Path) -> Plan | None
         return None
     if any(overrides.get(k) != v for k, v in entry["literals"].items()):
         return None
+    markers: dict[str, str] = entry.get("markers", {})
+    if any(not overrides.get(k) for k in markers):
+        return None
     if any(_digest(Path(f)) != digest for f, digest in entry["files"].items()):
         return None
-    plan: Plan = entry["plan"]
+    try:
+        plan: Plan = _pasted(entry["plan"], {marker: overrides[k] for k, marker in markers.items()})
+    except Exception:  # a foreign entry
+        return None
     if any(s.code_dir is not None and not s.code_dir.exists() for s in plan.steps):
         return None  # build_plan would refuse a missing code folder: let it say so
     return _with_paths(plan, {k: overrides[k] for k in entry["path_keys"]}, cwd)
@@ -194,6 +217,78 @@ def _with_paths(plan: Plan, raw: dict[str, str], cwd: Path) -> Plan:
         for step in plan.steps:
             step.inputs = {k: swap.get(id(v), v) for k, v in step.inputs.items()}
     return plan
+
+
+# ----------------------------------------------------------------------------------------------- text inputs
+def _text_template(
+    path: Path,
+    overrides: dict[str, str],
+    cwd: Path,
+    components: Callable[[str], Path | None] | None,
+    plan: Plan,
+) -> tuple[dict[str, str], Plan]:
+    """({input: marker}, the plan parsed with the markers) for the `--set` text inputs whose new values can be
+    pasted into a cached plan; ({}, plan) when there are none or the check fails (see the module docstring)."""
+    texts = [k for k in sorted(overrides) if overrides[k] and k in _text_inputs(path)]
+    if not texts:
+        return {}, plan
+    token = uuid.uuid4().hex
+    # A space and both quotes: a parse that quoted or escaped the value would alter the marker, and be caught.
+    markers = {k: f"amlops-text {k} '{token}' \"{i}\"" for i, k in enumerate(texts)}
+    try:
+        template = build_plan(path, {**overrides, **markers}, cwd, components)
+    except Exception:  # e.g. a text input a step reads as a number: it stays a literal that re-parses
+        return {}, plan
+    try:
+        pasted = _portable(_pasted(template, {marker: overrides[k] for k, marker in markers.items()}))
+        same = token not in repr(pasted) and pickle.dumps(pasted) == pickle.dumps(_portable(plan))
+    except Exception:  # a part of the plan that cannot be copied: keep keying by value
+        same = False
+    return (markers, template) if same else ({}, plan)
+
+
+def _text_inputs(path: Path) -> set[str]:
+    """The pipeline's inputs whose YAML value is text (`data_uri: ""`) or declared `type: string`."""
+    import yaml
+
+    try:
+        inputs = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("inputs") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return set()
+    return {
+        k
+        for k, v in inputs.items()
+        if isinstance(v, str) or (isinstance(v, dict) and str(v.get("type", "")).lower() == "string")
+    }
+
+
+def _pasted(obj: Any, values: dict[str, str], memo: dict[int, Any] | None = None) -> Any:
+    """A copy of a plan (or any part of one) with each marker replaced by its value wherever text holds it. An
+    object held in several places stays one object (a path input and the step inputs bound to it: _with_paths)."""
+    if isinstance(obj, str):
+        if obj in values:  # the value itself: one object wherever the input is bound whole, as a parse gives it
+            return values[obj]
+        for marker, value in values.items():
+            if marker in obj:
+                obj = obj.replace(marker, value)
+        return obj
+    if not values or obj is None or isinstance(obj, (bool, int, float, Path)):
+        return obj
+    memo = {} if memo is None else memo
+    if id(obj) in memo:
+        return memo[id(obj)]
+    copy: Any = obj
+    if isinstance(obj, dict):
+        copy = {_pasted(k, values, memo): _pasted(v, values, memo) for k, v in obj.items()}
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        copy = type(obj)(_pasted(v, values, memo) for v in obj)
+    elif isinstance(obj, SimpleNamespace):
+        copy = SimpleNamespace(**_pasted(vars(obj), values, memo))
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: _pasted(getattr(obj, f.name), values, memo) for f in dataclasses.fields(obj)}
+        copy = replace(obj, **fields)
+    memo[id(obj)] = copy
+    return copy
 
 
 # ----------------------------------------------------------------------------------------------- portability
