@@ -660,7 +660,62 @@ def _map_reduce_weekly(model: Path, folder: Path, partials: Path, per_batch: int
             "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction",
             "--min-window-rows", "50"]  # fmt: skip
     mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
-    files = sorted(str(p) for p in folder.glob("*.parquet"))
+    files = sorted(str(p) for p in folder.iterdir() if p.suffix in (".parquet", ".csv"))
     for i in range(0, len(files), per_batch):
         mapper.map_files(files[i : i + per_batch])
     return _reduce_with_model(model, partial.read_all(partials))
+
+
+# ------------------------------------------------------------------------------------------ types with no common type
+@pytest.mark.parametrize("dates_first", [True, False])
+def test_dates_in_one_csv_and_datetimes_in_the_next_give_one_result_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dates_first: bool
+) -> None:
+    """pandas writes a datetime column whose times are all midnight to CSV as bare dates (Arrow infers date32)
+    and the next day's file with its times (timestamp). pyarrow's promotion has no common type for the two: read
+    in the first file's date32, the CSV reader could not parse '2024-01-07 10:00:00' and only the single process
+    stopped. Read as the timestamp, both paths count every row in the same week, whichever file sorts first."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    dates, times = cur.iloc[:1_500], cur.iloc[1_500:].copy()
+    times["date"] += pd.Timedelta(hours=10)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    dates.to_csv(folder / ("a.csv" if dates_first else "b.csv"), index=False)
+    times.to_csv(folder / ("b.csv" if dates_first else "a.csv"), index=False)
+    assert "10:00:00" not in (folder / ("a.csv" if dates_first else "b.csv")).read_text()
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    assert expected["current"]["row_count"] == 3_000
+    assert all(w["window"] != "undated" for w in expected["windows"])
+    _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
+
+
+@pytest.mark.parametrize("booleans_first", [True, False])
+def test_booleans_in_one_file_and_integers_in_the_next_give_one_result_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, booleans_first: bool
+) -> None:
+    """A number column written as booleans in one file: no common type for pyarrow, and read in a first file's
+    bool type the other file's quantities cast silently (4 reads as true, 1). The booleans read as 0 and 1 in
+    the numbers' type instead, as the map reads each file, whichever file sorts first."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    booleans, numbers = cur.iloc[:1_500].copy(), cur.iloc[1_500:]
+    booleans["qty"] = booleans["qty"] > 3
+    folder = tmp_path / "data"
+    folder.mkdir()
+    booleans.to_parquet(folder / ("a.parquet" if booleans_first else "b.parquet"))
+    numbers.to_parquet(folder / ("b.parquet" if booleans_first else "a.parquet"))
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    qty = expected["overall"]["features"]["qty"]["summary"]
+    assert qty["count"] == 3_000 and qty["type_error_count"] == 0
+    _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)

@@ -258,9 +258,33 @@ def _widened(fields: list[pa.Field]) -> pa.Field:
     if all(f.type == fields[0].type for f in fields):
         return fields[0]
     try:
-        return pa.unify_schemas([pa.schema([f]) for f in fields], promote_options="permissive").field(0)
+        # "Permissive: types are promoted to the greater common denominator" (pyarrow.unify_schemas,
+        # https://arrow.apache.org/docs/python/generated/pyarrow.unify_schemas.html).
+        unified = pa.unify_schemas([pa.schema([f]) for f in _absorbed(fields)], promote_options="permissive")
+        return unified.field(0)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return fields[0]
+
+
+def _absorbed(fields: list[pa.Field]) -> list[pa.Field]:
+    """Without the fields whose values the others' type holds exactly, where pyarrow's promotion has no common
+    type and the first file's type would win: a date beside timestamps (its midnight; pandas writes a datetime
+    column whose times are all midnight to CSV as bare dates, which Arrow infers as date32, and the CSV reader
+    cannot parse '2024-01-07 10:00:00' as a date32), and a boolean beside numbers (0 or 1; an int64 cast to the
+    first file's bool reads 4 as true, 1)."""
+    types = [f.type for f in fields]
+    if any(pa.types.is_timestamp(t) for t in types) and all(
+        pa.types.is_timestamp(t) or pa.types.is_date(t) for t in types
+    ):
+        return [f for f in fields if pa.types.is_timestamp(f.type)]
+    numbers = [f for f in fields if _is_number(f.type)]
+    if numbers and all(_is_number(t) or pa.types.is_boolean(t) for t in types):
+        return numbers
+    return fields
+
+
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
 
 
 def iter_batches(dataset: Any, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:
