@@ -719,3 +719,54 @@ def test_booleans_in_one_file_and_integers_in_the_next_give_one_result_on_both_p
     qty = expected["overall"]["features"]["qty"]["summary"]
     assert qty["count"] == 3_000 and qty["type_error_count"] == 0
     _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
+
+
+def test_a_column_that_widens_is_named_when_a_value_does_not_fit(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Snowflake-like ids (above 2**53) as int64 in one file and float64 in the next (pandas after a join that
+    left an id empty): the folder reads them as float64, the type both widen to, and the int64 file's ids do
+    not fit. pyarrow's error ("Integer value ... not in range") names neither the column nor the file, and the
+    column is not one whose types disagree outright: it is named all the same."""
+    from amlops.drift.monitor import MonitorError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    cur["row_id"] += 1_500_000_000_000_000_000
+    labels = tmp_path / "labels.parquet"
+    cur[["row_id", "units_sold"]].to_parquet(labels)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cur.iloc[:1_500].to_parquet(folder / "a.parquet")
+    second = cur.iloc[1_500:].copy()
+    second["row_id"] = second["row_id"].astype(np.float64)
+    second["qty"] = second["qty"].astype(np.float64)  # widens and fits: not the one named
+    second.iloc[3, second.columns.get_loc("row_id")] = np.nan
+    second.to_parquet(folder / "b.parquet")
+    with pytest.raises(MonitorError) as caught:
+        single.monitor(
+            str(folder), tmp_path / "single", model_dir=str(model), labels=str(labels), window="weekly",
+            timestamp_column="date", id_column="row_id", label_column="units_sold", min_window_rows=50,
+        )  # fmt: skip
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "column 'row_id' is int64 in a.parquet, read as double" in message, message
+
+
+def test_a_labels_folder_whose_files_disagree_on_a_type_is_named(tmp_path: Path) -> None:
+    """Labels in two files, the ids as numbers in one and as text in the other ("X-1" among them): read in the
+    first file's int64, the cast fails with pyarrow's "Failed to parse string", naming neither; the labels are
+    refused in one line naming the folder, the column and the file (a MonitorError, as the current data's)."""
+    from amlops.drift.monitor import MonitorError, load_labels
+
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    pd.DataFrame({"row_id": [1, 2, 3], "units_sold": [1.0, 2.0, 3.0]}).to_parquet(folder / "a.parquet")
+    pd.DataFrame({"row_id": ["4", "X-1"], "units_sold": [4.0, 5.0]}).to_parquet(folder / "b.parquet")
+    with pytest.raises(MonitorError) as caught:
+        load_labels(str(folder), "row_id", "units_sold")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{folder}: cannot read the labels: ")
+    assert re.search(r"column 'row_id' is (large_)?string in b\.parquet but int64 in the first file", message)

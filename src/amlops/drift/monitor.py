@@ -305,23 +305,41 @@ def iter_batches(dataset: Any, columns: list[str], chunk_rows: int) -> Iterator[
 
 def type_disagreement(dataset: Any) -> str:
     """Which file has a column in a type the dataset's cannot hold (the first file's, see every_files_columns):
-    pyarrow's cast error names neither. Empty when the files agree or it is one file."""
+    pyarrow's cast error names neither. Empty when the files agree or it is one file. A column that widens can
+    still fail (an int64 id above 2**53 read as float64, a uint64 above 2**63 as int64): named when no column
+    disagrees outright, after its cast is tried file by file (this runs only once a read has failed)."""
     fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
     schema = dataset.schema
+    widening: list[tuple[Any, pa.Field, pa.Field]] = []
     for fragment in fragments if len(fragments) > 1 else ():
         for column in fragment.physical_schema:
             read_as = schema.field(column.name) if column.name in schema.names else None
-            if (
-                read_as is not None
-                and read_as.type != column.type
-                and _widened([column, read_as]).type != read_as.type
-            ):
-                return (
-                    f"column {column.name!r} is {column.type} in {Path(fragment.path).name} but "
-                    f"{schema.field(column.name).type} in the first file that has it: write it with one type "
-                    "in every file"
-                )
+            if read_as is None or read_as.type == column.type:
+                continue
+            if _widened([column, read_as]).type == read_as.type:
+                widening.append((fragment, column, read_as))
+                continue
+            return (
+                f"column {column.name!r} is {column.type} in {Path(fragment.path).name} but "
+                f"{read_as.type} in the first file that has it: write it with one type in every file"
+            )
+    for fragment, column, read_as in widening:
+        if not _casts(fragment, column.name, read_as.type):
+            return (
+                f"column {column.name!r} is {column.type} in {Path(fragment.path).name}, read as {read_as.type} "
+                "(the type its files' types widen to), and a value does not fit: write it with one type in "
+                "every file"
+            )
     return ""
+
+
+def _casts(fragment: Any, column: str, to: pa.DataType) -> bool:
+    """Whether a file's column, read in its own type, casts to `to` (safely: as the dataset scan casts)."""
+    try:
+        fragment.to_table(columns=[column]).column(column).cast(to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
 
 
 def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
@@ -334,7 +352,14 @@ def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
         raise MonitorError(
             f"{location}: labels need column(s) {', '.join(missing)} (has: {', '.join(ds.schema.names)})"
         )
-    table = ds.to_table(columns=[id_column, label_column])
+    try:
+        table = ds.to_table(columns=[id_column, label_column])
+    # A folder whose files disagree on a column's type: said as iter_batches says it for the current data.
+    except pa.ArrowInvalid as exc:
+        why = type_disagreement(ds)
+        raise MonitorError(
+            f"{location}: cannot read the labels: {str(exc).splitlines()[0]}{f' ({why})' if why else ''}"
+        ) from None
     frame = table.to_pandas()
     raw = frame[label_column]
     labels = pd.to_numeric(raw, errors="coerce")
