@@ -770,3 +770,21 @@ def test_a_labels_folder_whose_files_disagree_on_a_type_is_named(tmp_path: Path)
     assert "\n" not in message
     assert message.startswith(f"{folder}: cannot read the labels: ")
     assert re.search(r"column 'row_id' is (large_)?string in b\.parquet but int64 in the first file", message)
+
+
+@pytest.mark.parametrize("lacking", ["row_id", "units_sold"])
+def test_a_labels_file_lacking_the_id_or_the_label_is_named(tmp_path: Path, lacking: str) -> None:
+    """A folder of labels whose second file lacks the id (or the label): read as nulls among the first file's
+    columns, its labels joined nothing, and its null ids were reported as "repeated row(s) (same id, same
+    label) were dropped". Refused in one line naming the file, for both paths (the map loads labels so too)."""
+    from amlops.drift.monitor import MonitorError, load_labels
+
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    pd.DataFrame({"row_id": [1, 2, 3], "units_sold": [1.0, 2.0, 3.0]}).to_parquet(folder / "a.parquet")
+    pd.DataFrame({"row_id": [4, 5], "units_sold": [4.0, 5.0]}).drop(columns=[lacking]).to_parquet(
+        folder / "b.parquet"
+    )
+    with pytest.raises(MonitorError) as caught:
+        load_labels(str(folder), "row_id", "units_sold")
+    assert str(caught.value) == f"{folder / 'b.parquet'}: labels need column(s) {lacking}, not in this file"

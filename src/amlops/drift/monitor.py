@@ -352,6 +352,7 @@ def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
         raise MonitorError(
             f"{location}: labels need column(s) {', '.join(missing)} (has: {', '.join(ds.schema.names)})"
         )
+    _labels_in_each_file(ds, id_column, label_column)
     try:
         table = ds.to_table(columns=[id_column, label_column])
     # A folder whose files disagree on a column's type: said as iter_batches says it for the current data.
@@ -382,6 +383,21 @@ def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
         "not_finite": int((~usable).sum()) - dropped_unparsed,
     }
     return kept
+
+
+def _labels_in_each_file(dataset: Any, id_column: str, label_column: str) -> None:
+    """A folder of labels is read with the union of its files' columns (every_files_columns): a file without the
+    id would join nothing (its rows' null ids were then counted as repeated rows, "same id, same label"), one
+    without the label would label nothing. Refused naming the file, as Monitor.check_each_file refuses a file of
+    the current data without the id."""
+    fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
+    for fragment in fragments if len(fragments) > 1 else ():
+        names = fragment.physical_schema.names
+        missing = [c for c in (id_column, label_column) if c not in names]
+        if missing:
+            raise MonitorError(
+                f"{fragment.path}: labels need column(s) {', '.join(missing)}, not in this file"
+            )
 
 
 def _refuse_conflicting_duplicates(location: str, ids: pd.Series, labels: pd.Series, id_column: str) -> None:
