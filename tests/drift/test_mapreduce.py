@@ -788,3 +788,28 @@ def test_a_labels_file_lacking_the_id_or_the_label_is_named(tmp_path: Path, lack
     with pytest.raises(MonitorError) as caught:
         load_labels(str(folder), "row_id", "units_sold")
     assert str(caught.value) == f"{folder / 'b.parquet'}: labels need column(s) {lacking}, not in this file"
+
+
+@pytest.mark.parametrize("undated", ["a.csv", "b.csv"])
+def test_a_csv_file_without_any_date_gives_one_result_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, undated: str
+) -> None:
+    """A CSV file whose timestamp cells are all empty: Arrow infers the column as null. Among the folder's other
+    files the single process reads it in their timestamp type, its rows undated; the map, reading the file
+    alone, stopped with "timestamp column 'date' has type null". Both count its rows in the undated window."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    parts = {"a.csv": cur.iloc[:1_500].copy(), "b.csv": cur.iloc[1_500:].copy()}
+    parts[undated]["date"] = pd.NaT
+    for name, frame in parts.items():
+        frame.to_csv(folder / name, index=False)
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    assert [w["row_count"] for w in expected["windows"] if w["window"] == "undated"] == [1_500]
+    _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)

@@ -539,6 +539,10 @@ class Windows:
 def _days(column: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Days since 1970-01-01 (UTC) per row, and a validity mask (None when every row has a timestamp)."""
     typ = column.type
+    if pa.types.is_null(typ):
+        # Arrow infers a CSV column whose cells are all empty as null: every row undated, as the file reads among
+        # others that have dates (every_files_columns gives it their type), so the map step counts it the same.
+        return np.zeros(len(column), dtype=np.int64), np.zeros(len(column), dtype=bool)
     if pa.types.is_dictionary(typ):
         column = column.cast(typ.value_type)
         typ = column.type
