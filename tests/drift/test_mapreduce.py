@@ -813,3 +813,42 @@ def test_a_csv_file_without_any_date_gives_one_result_on_both_paths(
     expected = _comparable(alone.to_json_dict())
     assert [w["row_count"] for w in expected["windows"] if w["window"] == "undated"] == [1_500]
     _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
+
+
+@pytest.mark.parametrize("window", ["daily", "weekly"])
+def test_a_sentinel_date_is_a_window_of_its_own_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: str
+) -> None:
+    """9999-12-31 (a "no end" sentinel, which timestamp[us] holds) in the timestamp column: its window ends past
+    datetime.date's range, and writing the result died with an OverflowError traceback on both paths. The row is
+    a window of its own (too small to judge), its end unknown (null), the same on both paths."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name, frame in {"a.parquet": cur.iloc[:1_500], "b.parquet": cur.iloc[1_500:]}.items():
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        dates = table.column("date").cast(pa.timestamp("us")).to_pylist()
+        if name == "b.parquet":
+            dates[0] = pd.Timestamp("9999-12-31").to_pydatetime()
+        at = table.schema.get_field_index("date")
+        pq.write_table(table.set_column(at, "date", pa.array(dates, pa.timestamp("us"))), folder / name)
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window=window, timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    last = expected["windows"][-1]
+    assert (last["start"], last["end"], last["row_count"]) == ("9999-12-27" if window == "weekly" else
+                                                              "9999-12-31", None, 1)  # fmt: skip
+    args = ["--data", str(folder), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
+            "--window", window, "--timestamp-column", "date", "--prediction-column", "prediction",
+            "--min-window-rows", "50"]  # fmt: skip
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    for f in sorted(folder.glob("*.parquet")):
+        mapper.map_files([str(f)])
+    _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)

@@ -516,14 +516,14 @@ class Windows:
             return {
                 "window": day.isoformat(),
                 "start": day.isoformat(),
-                "end": (day + dt.timedelta(days=1)).isoformat(),
+                "end": _days_after(day, 1),
             }
         monday = epoch + dt.timedelta(days=7 * int(key) - 3)
         year, week, _ = monday.isocalendar()
         return {
             "window": f"{year}-W{week:02d}",
             "start": monday.isoformat(),
-            "end": (monday + dt.timedelta(days=7)).isoformat(),
+            "end": _days_after(monday, 7),
         }
 
     def order(self) -> list[int]:
@@ -534,6 +534,15 @@ class Windows:
             return (1, 0.0) if k == _UNDATED or k == "all" else (0, float(k))
 
         return sorted(range(len(self.keys)), key=sort_key)
+
+
+def _days_after(day: dt.date, days: int) -> str | None:
+    """The day a window ends on, or None past datetime.date's last day: a sentinel timestamp (9999-12-31, which
+    timestamp[us] holds) is a window of its own, not an OverflowError traceback when the result is written."""
+    try:
+        return (day + dt.timedelta(days=days)).isoformat()
+    except OverflowError:
+        return None
 
 
 def _days(column: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
