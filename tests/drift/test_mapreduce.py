@@ -852,3 +852,29 @@ def test_a_sentinel_date_is_a_window_of_its_own_on_both_paths(
     for f in sorted(folder.glob("*.parquet")):
         mapper.map_files([str(f)])
     _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)
+
+
+def test_a_file_the_map_cannot_read_is_named(model: Path, tmp_path: Path) -> None:
+    """A mini-batch of two files, the second with a date written as text that is no date: the map's error said
+    "timestamp column 'date': cannot read as dates" without saying which of the mini-batch's files; it starts
+    with the file now, as the single process names it (type_disagreement)."""
+    from amlops.drift.monitor import MonitorError
+
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cur.iloc[:1_500].to_parquet(folder / "a.parquet")
+    second = cur.iloc[1_500:].copy()
+    second["date"] = second["date"].dt.strftime("%Y-%m-%d")
+    second.iloc[7, second.columns.get_loc("date")] = "not a date"
+    second.to_parquet(folder / "b.parquet")
+    args = ["--data", str(folder), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
+            "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction"]  # fmt: skip
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    with pytest.raises(MonitorError) as caught:
+        mapper.map_files([str(folder / "a.parquet"), str(folder / "b.parquet")])
+    message = str(caught.value)
+    assert "\n" not in message
+    expected = f"{folder / 'b.parquet'}: timestamp column 'date': cannot read as dates"
+    assert message.startswith(expected), message

@@ -116,8 +116,13 @@ class Mapper:
                 absent = set(mon.missing_columns) if absent is None else absent & mon.missing_columns
                 # The extras' columns too (run_monitor reads them the same way): the estimator's features.
                 columns += [c for c in _extra_columns(mon, names) if c not in columns]
-                for batch in iter_batches(ds, [c for c in columns if c in names], self.options.chunk_rows):
-                    mon.update(batch if present or not prediction else _null_column(batch, prediction))
+                read = [c for c in columns if c in names]
+                try:
+                    for batch in iter_batches(ds, read, self.options.chunk_rows):
+                        mon.update(batch if present or not prediction else _null_column(batch, prediction))
+                except MonitorError as exc:
+                    # A mini-batch holds many files: "cannot read the current data" alone would not say which.
+                    raise MonitorError(f"{f}: {exc}") from None
         finally:
             mon.close()
         # Whether any file had predictions: a run whose files have none reports no prediction sections.
