@@ -878,3 +878,32 @@ def test_a_file_the_map_cannot_read_is_named(model: Path, tmp_path: Path) -> Non
     assert "\n" not in message
     expected = f"{folder / 'b.parquet'}: timestamp column 'date': cannot read as dates"
     assert message.startswith(expected), message
+
+
+@pytest.mark.parametrize("empty", ["a.csv", "b.csv"])
+def test_empty_text_cells_of_csv_are_nulls_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty: str
+) -> None:
+    """pandas writes a null as an empty cell. Arrow reads an empty cell of a text column as "" by default: the
+    CSV counted unseen category "" (drift, out-of-bounds) where the same frame in Parquet counts nulls, and a file
+    whose promo cells are all empty (typed null alone) read nulls in the map but "" in the single process.
+    Nulls on both paths, as in Parquet."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    cur.loc[cur.index % 10 == 0, "store"] = None
+    parts = {"a.csv": cur.iloc[:1_500].copy(), "b.csv": cur.iloc[1_500:].copy()}
+    parts[empty]["promo"] = None
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name, frame in parts.items():
+        frame.to_csv(folder / name, index=False)
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    summary = {name: f["summary"] for name, f in expected["overall"]["features"].items()}
+    assert (summary["store"]["null_count"], summary["store"]["unseen_count"]) == (300, 0)
+    assert (summary["promo"]["null_count"], summary["promo"]["unseen_count"]) == (1_500, 0)
+    _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
