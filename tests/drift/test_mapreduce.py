@@ -907,3 +907,22 @@ def test_empty_text_cells_of_csv_are_nulls_on_both_paths(
     assert (summary["store"]["null_count"], summary["store"]["unseen_count"]) == (300, 0)
     assert (summary["promo"]["null_count"], summary["promo"]["unseen_count"]) == (1_500, 0)
     _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
+
+
+@pytest.mark.parametrize("ids", ["text", "numbers"])
+def test_labels_without_an_id_are_refused(tmp_path: Path, ids: str) -> None:
+    """Label rows whose id cell is empty: null ids, which the duplicate check cannot see (groupby leaves nulls
+    out). They were dropped as "repeated row(s) (same id, same label)" although their labels differ (with text
+    ids an empty cell was the id "" and refused as a conflicting duplicate, before empty text cells were nulls)."""
+    from amlops.drift.monitor import MonitorError, load_labels
+
+    frame = pd.DataFrame({"row_id": [1, 2, 3, None, None], "units_sold": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    if ids == "text":
+        frame["row_id"] = frame["row_id"].map(lambda v: None if pd.isna(v) else f"id-{v:.0f}")
+    frame.to_csv(tmp_path / "labels.csv", index=False)
+    with pytest.raises(MonitorError) as caught:
+        load_labels(str(tmp_path / "labels.csv"), "row_id", "units_sold")
+    assert str(caught.value) == (
+        f"{tmp_path / 'labels.csv'}: 2 row(s) have no 'row_id'; a label without an id cannot be joined: "
+        "drop those rows or fill their id"
+    )

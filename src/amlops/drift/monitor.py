@@ -372,6 +372,7 @@ def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
     raw = frame[label_column]
     labels = pd.to_numeric(raw, errors="coerce")
     ids = frame[id_column]
+    _refuse_missing_ids(location, ids, id_column)
     _refuse_conflicting_duplicates(location, ids, labels, id_column)
     series = pd.Series(labels.to_numpy(dtype=np.float64), index=pd.Index(ids), name=label_column)
     unique = series[~series.index.duplicated(keep="first")]
@@ -405,6 +406,19 @@ def _labels_in_each_file(dataset: Any, id_column: str, label_column: str) -> Non
             raise MonitorError(
                 f"{fragment.path}: labels need column(s) {', '.join(missing)}, not in this file"
             )
+
+
+def _refuse_missing_ids(location: str, ids: pd.Series, id_column: str) -> None:
+    """A label without an id joins no row, or every row whose id is null too (pandas matches a NaN index to NaN),
+    and the duplicate check below cannot see null ids (groupby leaves them out): they were dropped as "repeated
+    row(s) (same id, same label)" whatever their labels. An empty id cell of a CSV is such a null (read as text
+    columns are, open_dataset)."""
+    missing = int(ids.isna().sum())
+    if missing:
+        raise MonitorError(
+            f"{location}: {missing} row(s) have no {id_column!r}; a label without an id cannot be joined: "
+            "drop those rows or fill their id"
+        )
 
 
 def _refuse_conflicting_duplicates(location: str, ids: pd.Series, labels: pd.Series, id_column: str) -> None:
