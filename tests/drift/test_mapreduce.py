@@ -926,3 +926,27 @@ def test_labels_without_an_id_are_refused(tmp_path: Path, ids: str) -> None:
         f"{tmp_path / 'labels.csv'}: 2 row(s) have no 'row_id'; a label without an id cannot be joined: "
         "drop those rows or fill their id"
     )
+
+
+@pytest.mark.parametrize("per_batch", [1, 3])
+def test_a_file_without_rows_or_columns_is_skipped_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_batch: int
+) -> None:
+    """An empty frame written for a day without data (`pd.DataFrame().to_parquet`: no rows, no columns) lacks the
+    timestamp and every feature, but has no row to leave undated or empty: refusing the folder for it (as a file
+    with rows is refused) was a false alarm. Both paths skip it and give the other files' result."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cur.iloc[:1_500].to_parquet(folder / "a.parquet")
+    pd.DataFrame().to_parquet(folder / "b.parquet")
+    cur.iloc[1_500:].to_parquet(folder / "c.parquet")
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    assert expected["current"]["row_count"] == 3_000
+    _same(_map_reduce_weekly(model, folder, tmp_path / "p", per_batch), expected)

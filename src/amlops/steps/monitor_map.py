@@ -103,6 +103,8 @@ class Mapper:
                 # Named as the single process names it (Monitor.check_each_file): "not in the current data" would
                 # not say which of a folder's files lacks the column.
                 why = mon.missing_requirement(set(names), "this file")
+                if why and not ds.count_rows():
+                    continue  # no rows to leave undated or unlabelled: skipped, as check_each_file skips it
                 if why:
                     raise MonitorError(f"{f}: {why}")
                 present = bool(prediction) and prediction in names
