@@ -785,9 +785,12 @@ def test_a_labels_file_lacking_the_id_or_the_label_is_named(tmp_path: Path, lack
     pd.DataFrame({"row_id": [4, 5], "units_sold": [4.0, 5.0]}).drop(columns=[lacking]).to_parquet(
         folder / "b.parquet"
     )
+    pd.DataFrame().to_parquet(folder / "c.parquet")  # no rows, no columns: labels nothing, not refused
     with pytest.raises(MonitorError) as caught:
         load_labels(str(folder), "row_id", "units_sold")
     assert str(caught.value) == f"{folder / 'b.parquet'}: labels need column(s) {lacking}, not in this file"
+    (folder / "b.parquet").unlink()
+    assert load_labels(str(folder), "row_id", "units_sold").to_dict() == {1: 1.0, 2: 2.0, 3: 3.0}
 
 
 @pytest.mark.parametrize("undated", ["a.csv", "b.csv"])

@@ -402,7 +402,7 @@ def _labels_in_each_file(dataset: Any, id_column: str, label_column: str) -> Non
     for fragment in fragments if len(fragments) > 1 else ():
         names = fragment.physical_schema.names
         missing = [c for c in (id_column, label_column) if c not in names]
-        if missing:
+        if missing and fragment.count_rows():  # a file without rows labels nothing either way
             raise MonitorError(
                 f"{fragment.path}: labels need column(s) {', '.join(missing)}, not in this file"
             )
