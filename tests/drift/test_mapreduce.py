@@ -660,7 +660,296 @@ def _map_reduce_weekly(model: Path, folder: Path, partials: Path, per_batch: int
             "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction",
             "--min-window-rows", "50"]  # fmt: skip
     mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
-    files = sorted(str(p) for p in folder.glob("*.parquet"))
+    files = sorted(str(p) for p in folder.iterdir() if p.suffix in (".parquet", ".csv"))
     for i in range(0, len(files), per_batch):
         mapper.map_files(files[i : i + per_batch])
     return _reduce_with_model(model, partial.read_all(partials))
+
+
+# ------------------------------------------------------------------------------------------ types with no common type
+@pytest.mark.parametrize("dates_first", [True, False])
+def test_dates_in_one_csv_and_datetimes_in_the_next_give_one_result_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dates_first: bool
+) -> None:
+    """pandas writes a datetime column whose times are all midnight to CSV as bare dates (Arrow infers date32)
+    and the next day's file with its times (timestamp). pyarrow's promotion has no common type for the two: read
+    in the first file's date32, the CSV reader could not parse '2024-01-07 10:00:00' and only the single process
+    stopped. Read as the timestamp, both paths count every row in the same week, whichever file sorts first."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    dates, times = cur.iloc[:1_500], cur.iloc[1_500:].copy()
+    times["date"] += pd.Timedelta(hours=10)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    dates.to_csv(folder / ("a.csv" if dates_first else "b.csv"), index=False)
+    times.to_csv(folder / ("b.csv" if dates_first else "a.csv"), index=False)
+    assert "10:00:00" not in (folder / ("a.csv" if dates_first else "b.csv")).read_text()
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    assert expected["current"]["row_count"] == 3_000
+    assert all(w["window"] != "undated" for w in expected["windows"])
+    _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
+
+
+@pytest.mark.parametrize("booleans_first", [True, False])
+def test_booleans_in_one_file_and_integers_in_the_next_give_one_result_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, booleans_first: bool
+) -> None:
+    """A number column written as booleans in one file: no common type for pyarrow, and read in a first file's
+    bool type the other file's quantities cast silently (4 reads as true, 1). The booleans read as 0 and 1 in
+    the numbers' type instead, as the map reads each file, whichever file sorts first."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    booleans, numbers = cur.iloc[:1_500].copy(), cur.iloc[1_500:]
+    booleans["qty"] = booleans["qty"] > 3
+    folder = tmp_path / "data"
+    folder.mkdir()
+    booleans.to_parquet(folder / ("a.parquet" if booleans_first else "b.parquet"))
+    numbers.to_parquet(folder / ("b.parquet" if booleans_first else "a.parquet"))
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    qty = expected["overall"]["features"]["qty"]["summary"]
+    assert qty["count"] == 3_000 and qty["type_error_count"] == 0
+    _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
+
+
+def test_a_column_that_widens_is_named_when_a_value_does_not_fit(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Snowflake-like ids (above 2**53) as int64 in one file and float64 in the next (pandas after a join that
+    left an id empty): the folder reads them as float64, the type both widen to, and the int64 file's ids do
+    not fit. pyarrow's error ("Integer value ... not in range") names neither the column nor the file, and the
+    column is not one whose types disagree outright: it is named all the same."""
+    from amlops.drift.monitor import MonitorError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    cur["row_id"] += 1_500_000_000_000_000_000
+    labels = tmp_path / "labels.parquet"
+    cur[["row_id", "units_sold"]].to_parquet(labels)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cur.iloc[:1_500].to_parquet(folder / "a.parquet")
+    second = cur.iloc[1_500:].copy()
+    second["row_id"] = second["row_id"].astype(np.float64)
+    second["qty"] = second["qty"].astype(np.float64)  # widens and fits: not the one named
+    second.iloc[3, second.columns.get_loc("row_id")] = np.nan
+    second.to_parquet(folder / "b.parquet")
+    with pytest.raises(MonitorError) as caught:
+        single.monitor(
+            str(folder), tmp_path / "single", model_dir=str(model), labels=str(labels), window="weekly",
+            timestamp_column="date", id_column="row_id", label_column="units_sold", min_window_rows=50,
+        )  # fmt: skip
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "column 'row_id' is int64 in a.parquet, read as double" in message, message
+
+
+def test_a_labels_folder_whose_files_disagree_on_a_type_is_named(tmp_path: Path) -> None:
+    """Labels in two files, the ids as numbers in one and as text in the other ("X-1" among them): read in the
+    first file's int64, the cast fails with pyarrow's "Failed to parse string", naming neither; the labels are
+    refused in one line naming the folder, the column and the file (a MonitorError, as the current data's)."""
+    from amlops.drift.monitor import MonitorError, load_labels
+
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    pd.DataFrame({"row_id": [1, 2, 3], "units_sold": [1.0, 2.0, 3.0]}).to_parquet(folder / "a.parquet")
+    pd.DataFrame({"row_id": ["4", "X-1"], "units_sold": [4.0, 5.0]}).to_parquet(folder / "b.parquet")
+    with pytest.raises(MonitorError) as caught:
+        load_labels(str(folder), "row_id", "units_sold")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{folder}: cannot read the labels: ")
+    assert re.search(r"column 'row_id' is (large_)?string in b\.parquet but int64 in the first file", message)
+
+
+@pytest.mark.parametrize("lacking", ["row_id", "units_sold"])
+def test_a_labels_file_lacking_the_id_or_the_label_is_named(tmp_path: Path, lacking: str) -> None:
+    """A folder of labels whose second file lacks the id (or the label): read as nulls among the first file's
+    columns, its labels joined nothing, and its null ids were reported as "repeated row(s) (same id, same
+    label) were dropped". Refused in one line naming the file, for both paths (the map loads labels so too)."""
+    from amlops.drift.monitor import MonitorError, load_labels
+
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    pd.DataFrame({"row_id": [1, 2, 3], "units_sold": [1.0, 2.0, 3.0]}).to_parquet(folder / "a.parquet")
+    pd.DataFrame({"row_id": [4, 5], "units_sold": [4.0, 5.0]}).drop(columns=[lacking]).to_parquet(
+        folder / "b.parquet"
+    )
+    pd.DataFrame().to_parquet(folder / "c.parquet")  # no rows, no columns: labels nothing, not refused
+    with pytest.raises(MonitorError) as caught:
+        load_labels(str(folder), "row_id", "units_sold")
+    assert str(caught.value) == f"{folder / 'b.parquet'}: labels need column(s) {lacking}, not in this file"
+    (folder / "b.parquet").unlink()
+    assert load_labels(str(folder), "row_id", "units_sold").to_dict() == {1: 1.0, 2: 2.0, 3: 3.0}
+
+
+@pytest.mark.parametrize("undated", ["a.csv", "b.csv"])
+def test_a_csv_file_without_any_date_gives_one_result_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, undated: str
+) -> None:
+    """A CSV file whose timestamp cells are all empty: Arrow infers the column as null. Among the folder's other
+    files the single process reads it in their timestamp type, its rows undated; the map, reading the file
+    alone, stopped with "timestamp column 'date' has type null". Both count its rows in the undated window."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    parts = {"a.csv": cur.iloc[:1_500].copy(), "b.csv": cur.iloc[1_500:].copy()}
+    parts[undated]["date"] = pd.NaT
+    for name, frame in parts.items():
+        frame.to_csv(folder / name, index=False)
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    assert [w["row_count"] for w in expected["windows"] if w["window"] == "undated"] == [1_500]
+    _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
+
+
+@pytest.mark.parametrize("window", ["daily", "weekly"])
+def test_a_sentinel_date_is_a_window_of_its_own_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: str
+) -> None:
+    """9999-12-31 (a "no end" sentinel, which timestamp[us] holds) in the timestamp column: its window ends past
+    datetime.date's range, and writing the result died with an OverflowError traceback on both paths. The row is
+    a window of its own (too small to judge), its end unknown (null), the same on both paths."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name, frame in {"a.parquet": cur.iloc[:1_500], "b.parquet": cur.iloc[1_500:]}.items():
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        dates = table.column("date").cast(pa.timestamp("us")).to_pylist()
+        if name == "b.parquet":
+            dates[0] = pd.Timestamp("9999-12-31").to_pydatetime()
+        at = table.schema.get_field_index("date")
+        pq.write_table(table.set_column(at, "date", pa.array(dates, pa.timestamp("us"))), folder / name)
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window=window, timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    last = expected["windows"][-1]
+    assert (last["start"], last["end"], last["row_count"]) == ("9999-12-27" if window == "weekly" else
+                                                              "9999-12-31", None, 1)  # fmt: skip
+    args = ["--data", str(folder), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
+            "--window", window, "--timestamp-column", "date", "--prediction-column", "prediction",
+            "--min-window-rows", "50"]  # fmt: skip
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    for f in sorted(folder.glob("*.parquet")):
+        mapper.map_files([str(f)])
+    _same(_reduce_with_model(model, partial.read_all(tmp_path / "p")), expected)
+
+
+def test_a_file_the_map_cannot_read_is_named(model: Path, tmp_path: Path) -> None:
+    """A mini-batch of two files, the second with a date written as text that is no date: the map's error said
+    "timestamp column 'date': cannot read as dates" without saying which of the mini-batch's files; it starts
+    with the file now, as the single process names it (type_disagreement)."""
+    from amlops.drift.monitor import MonitorError
+
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cur.iloc[:1_500].to_parquet(folder / "a.parquet")
+    second = cur.iloc[1_500:].copy()
+    second["date"] = second["date"].dt.strftime("%Y-%m-%d")
+    second.iloc[7, second.columns.get_loc("date")] = "not a date"
+    second.to_parquet(folder / "b.parquet")
+    args = ["--data", str(folder), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
+            "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction"]  # fmt: skip
+    mapper = monitor_map.build_mapper(monitor_map._parser("t").parse_args(args))
+    with pytest.raises(MonitorError) as caught:
+        mapper.map_files([str(folder / "a.parquet"), str(folder / "b.parquet")])
+    message = str(caught.value)
+    assert "\n" not in message
+    expected = f"{folder / 'b.parquet'}: timestamp column 'date': cannot read as dates"
+    assert message.startswith(expected), message
+
+
+@pytest.mark.parametrize("empty", ["a.csv", "b.csv"])
+def test_empty_text_cells_of_csv_are_nulls_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty: str
+) -> None:
+    """pandas writes a null as an empty cell. Arrow reads an empty cell of a text column as "" by default: the
+    CSV counted unseen category "" (drift, out-of-bounds) where the same frame in Parquet counts nulls, and a file
+    whose promo cells are all empty (typed null alone) read nulls in the map but "" in the single process.
+    Nulls on both paths, as in Parquet."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    cur.loc[cur.index % 10 == 0, "store"] = None
+    parts = {"a.csv": cur.iloc[:1_500].copy(), "b.csv": cur.iloc[1_500:].copy()}
+    parts[empty]["promo"] = None
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name, frame in parts.items():
+        frame.to_csv(folder / name, index=False)
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    summary = {name: f["summary"] for name, f in expected["overall"]["features"].items()}
+    assert (summary["store"]["null_count"], summary["store"]["unseen_count"]) == (300, 0)
+    assert (summary["promo"]["null_count"], summary["promo"]["unseen_count"]) == (1_500, 0)
+    _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
+
+
+@pytest.mark.parametrize("ids", ["text", "numbers"])
+def test_labels_without_an_id_are_refused(tmp_path: Path, ids: str) -> None:
+    """Label rows whose id cell is empty: null ids, which the duplicate check cannot see (groupby leaves nulls
+    out). They were dropped as "repeated row(s) (same id, same label)" although their labels differ (with text
+    ids an empty cell was the id "" and refused as a conflicting duplicate, before empty text cells were nulls)."""
+    from amlops.drift.monitor import MonitorError, load_labels
+
+    frame = pd.DataFrame({"row_id": [1, 2, 3, None, None], "units_sold": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    if ids == "text":
+        frame["row_id"] = frame["row_id"].map(lambda v: None if pd.isna(v) else f"id-{v:.0f}")
+    frame.to_csv(tmp_path / "labels.csv", index=False)
+    with pytest.raises(MonitorError) as caught:
+        load_labels(str(tmp_path / "labels.csv"), "row_id", "units_sold")
+    assert str(caught.value) == (
+        f"{tmp_path / 'labels.csv'}: 2 row(s) have no 'row_id'; a label without an id cannot be joined: "
+        "drop those rows or fill their id"
+    )
+
+
+@pytest.mark.parametrize("per_batch", [1, 3])
+def test_a_file_without_rows_or_columns_is_skipped_on_both_paths(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_batch: int
+) -> None:
+    """An empty frame written for a day without data (`pd.DataFrame().to_parquet`: no rows, no columns) lacks the
+    timestamp and every feature, but has no row to leave undated or empty: refusing the folder for it (as a file
+    with rows is refused) was a false alarm. Both paths skip it and give the other files' result."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cur = make_frame(3_000, seed=2)
+    cur["flag"] = (cur.index % 4 == 0).astype(np.int64)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cur.iloc[:1_500].to_parquet(folder / "a.parquet")
+    pd.DataFrame().to_parquet(folder / "b.parquet")
+    cur.iloc[1_500:].to_parquet(folder / "c.parquet")
+    alone = single.monitor(
+        str(folder), tmp_path / "single", model_dir=str(model), window="weekly", timestamp_column="date",
+        prediction_column="prediction", min_window_rows=50,
+    )  # fmt: skip
+    expected = _comparable(alone.to_json_dict())
+    assert expected["current"]["row_count"] == 3_000
+    _same(_map_reduce_weekly(model, folder, tmp_path / "p", per_batch), expected)

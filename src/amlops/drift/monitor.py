@@ -192,7 +192,14 @@ def open_dataset(location: str, dictionary_columns: Iterable[str] = ()) -> Any:
     import pyarrow.dataset as pds
 
     if kind == "csv":
-        fmt: Any = pds.CsvFileFormat()
+        import pyarrow.csv as pacsv
+
+        # "By default, string columns are not checked for null values" (pyarrow.csv.ConvertOptions,
+        # https://arrow.apache.org/docs/python/generated/pyarrow.csv.ConvertOptions.html): an empty cell of a text
+        # column, which is how pandas writes a null, would count as an unseen category "" where the same data in
+        # Parquet counts a null (and a file whose cells are all empty, typed null alone, read nulls in the map
+        # step but "" among the folder's other files). Text columns take the number columns' null spellings.
+        fmt: Any = pds.CsvFileFormat(convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
     else:
         # Pre-buffering coalesces reads of a whole row group: worth it on blob storage, but on local disk it
         # only holds several row groups in memory at once (2.3 GB instead of 0.9 GB peak on 100M rows).
@@ -258,9 +265,33 @@ def _widened(fields: list[pa.Field]) -> pa.Field:
     if all(f.type == fields[0].type for f in fields):
         return fields[0]
     try:
-        return pa.unify_schemas([pa.schema([f]) for f in fields], promote_options="permissive").field(0)
+        # "Permissive: types are promoted to the greater common denominator" (pyarrow.unify_schemas,
+        # https://arrow.apache.org/docs/python/generated/pyarrow.unify_schemas.html).
+        unified = pa.unify_schemas([pa.schema([f]) for f in _absorbed(fields)], promote_options="permissive")
+        return unified.field(0)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return fields[0]
+
+
+def _absorbed(fields: list[pa.Field]) -> list[pa.Field]:
+    """Without the fields whose values the others' type holds exactly, where pyarrow's promotion has no common
+    type and the first file's type would win: a date beside timestamps (its midnight; pandas writes a datetime
+    column whose times are all midnight to CSV as bare dates, which Arrow infers as date32, and the CSV reader
+    cannot parse '2024-01-07 10:00:00' as a date32), and a boolean beside numbers (0 or 1; an int64 cast to the
+    first file's bool reads 4 as true, 1)."""
+    types = [f.type for f in fields]
+    if any(pa.types.is_timestamp(t) for t in types) and all(
+        pa.types.is_timestamp(t) or pa.types.is_date(t) for t in types
+    ):
+        return [f for f in fields if pa.types.is_timestamp(f.type)]
+    numbers = [f for f in fields if _is_number(f.type)]
+    if numbers and all(_is_number(t) or pa.types.is_boolean(t) for t in types):
+        return numbers
+    return fields
+
+
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
 
 
 def iter_batches(dataset: Any, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:
@@ -281,23 +312,41 @@ def iter_batches(dataset: Any, columns: list[str], chunk_rows: int) -> Iterator[
 
 def type_disagreement(dataset: Any) -> str:
     """Which file has a column in a type the dataset's cannot hold (the first file's, see every_files_columns):
-    pyarrow's cast error names neither. Empty when the files agree or it is one file."""
+    pyarrow's cast error names neither. Empty when the files agree or it is one file. A column that widens can
+    still fail (an int64 id above 2**53 read as float64, a uint64 above 2**63 as int64): named when no column
+    disagrees outright, after its cast is tried file by file (this runs only once a read has failed)."""
     fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
     schema = dataset.schema
+    widening: list[tuple[Any, pa.Field, pa.Field]] = []
     for fragment in fragments if len(fragments) > 1 else ():
         for column in fragment.physical_schema:
             read_as = schema.field(column.name) if column.name in schema.names else None
-            if (
-                read_as is not None
-                and read_as.type != column.type
-                and _widened([column, read_as]).type != read_as.type
-            ):
-                return (
-                    f"column {column.name!r} is {column.type} in {Path(fragment.path).name} but "
-                    f"{schema.field(column.name).type} in the first file that has it: write it with one type "
-                    "in every file"
-                )
+            if read_as is None or read_as.type == column.type:
+                continue
+            if _widened([column, read_as]).type == read_as.type:
+                widening.append((fragment, column, read_as))
+                continue
+            return (
+                f"column {column.name!r} is {column.type} in {Path(fragment.path).name} but "
+                f"{read_as.type} in the first file that has it: write it with one type in every file"
+            )
+    for fragment, column, read_as in widening:
+        if not _casts(fragment, column.name, read_as.type):
+            return (
+                f"column {column.name!r} is {column.type} in {Path(fragment.path).name}, read as {read_as.type} "
+                "(the type its files' types widen to), and a value does not fit: write it with one type in "
+                "every file"
+            )
     return ""
+
+
+def _casts(fragment: Any, column: str, to: pa.DataType) -> bool:
+    """Whether a file's column, read in its own type, casts to `to` (safely: as the dataset scan casts)."""
+    try:
+        fragment.to_table(columns=[column]).column(column).cast(to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
 
 
 def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
@@ -310,11 +359,20 @@ def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
         raise MonitorError(
             f"{location}: labels need column(s) {', '.join(missing)} (has: {', '.join(ds.schema.names)})"
         )
-    table = ds.to_table(columns=[id_column, label_column])
+    _labels_in_each_file(ds, id_column, label_column)
+    try:
+        table = ds.to_table(columns=[id_column, label_column])
+    # A folder whose files disagree on a column's type: said as iter_batches says it for the current data.
+    except pa.ArrowInvalid as exc:
+        why = type_disagreement(ds)
+        raise MonitorError(
+            f"{location}: cannot read the labels: {str(exc).splitlines()[0]}{f' ({why})' if why else ''}"
+        ) from None
     frame = table.to_pandas()
     raw = frame[label_column]
     labels = pd.to_numeric(raw, errors="coerce")
     ids = frame[id_column]
+    _refuse_missing_ids(location, ids, id_column)
     _refuse_conflicting_duplicates(location, ids, labels, id_column)
     series = pd.Series(labels.to_numpy(dtype=np.float64), index=pd.Index(ids), name=label_column)
     unique = series[~series.index.duplicated(keep="first")]
@@ -333,6 +391,34 @@ def load_labels(location: str, id_column: str, label_column: str) -> pd.Series:
         "not_finite": int((~usable).sum()) - dropped_unparsed,
     }
     return kept
+
+
+def _labels_in_each_file(dataset: Any, id_column: str, label_column: str) -> None:
+    """A folder of labels is read with the union of its files' columns (every_files_columns): a file without the
+    id would join nothing (its rows' null ids were then counted as repeated rows, "same id, same label"), one
+    without the label would label nothing. Refused naming the file, as Monitor.check_each_file refuses a file of
+    the current data without the id."""
+    fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
+    for fragment in fragments if len(fragments) > 1 else ():
+        names = fragment.physical_schema.names
+        missing = [c for c in (id_column, label_column) if c not in names]
+        if missing and fragment.count_rows():  # a file without rows labels nothing either way
+            raise MonitorError(
+                f"{fragment.path}: labels need column(s) {', '.join(missing)}, not in this file"
+            )
+
+
+def _refuse_missing_ids(location: str, ids: pd.Series, id_column: str) -> None:
+    """A label without an id joins no row, or every row whose id is null too (pandas matches a NaN index to NaN),
+    and the duplicate check below cannot see null ids (groupby leaves them out): they were dropped as "repeated
+    row(s) (same id, same label)" whatever their labels. An empty id cell of a CSV is such a null (read as text
+    columns are, open_dataset)."""
+    missing = int(ids.isna().sum())
+    if missing:
+        raise MonitorError(
+            f"{location}: {missing} row(s) have no {id_column!r}; a label without an id cannot be joined: "
+            "drop those rows or fill their id"
+        )
 
 
 def _refuse_conflicting_duplicates(location: str, ids: pd.Series, labels: pd.Series, id_column: str) -> None:
@@ -451,14 +537,14 @@ class Windows:
             return {
                 "window": day.isoformat(),
                 "start": day.isoformat(),
-                "end": (day + dt.timedelta(days=1)).isoformat(),
+                "end": _days_after(day, 1),
             }
         monday = epoch + dt.timedelta(days=7 * int(key) - 3)
         year, week, _ = monday.isocalendar()
         return {
             "window": f"{year}-W{week:02d}",
             "start": monday.isoformat(),
-            "end": (monday + dt.timedelta(days=7)).isoformat(),
+            "end": _days_after(monday, 7),
         }
 
     def order(self) -> list[int]:
@@ -471,9 +557,22 @@ class Windows:
         return sorted(range(len(self.keys)), key=sort_key)
 
 
+def _days_after(day: dt.date, days: int) -> str | None:
+    """The day a window ends on, or None past datetime.date's last day: a sentinel timestamp (9999-12-31, which
+    timestamp[us] holds) is a window of its own, not an OverflowError traceback when the result is written."""
+    try:
+        return (day + dt.timedelta(days=days)).isoformat()
+    except OverflowError:
+        return None
+
+
 def _days(column: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Days since 1970-01-01 (UTC) per row, and a validity mask (None when every row has a timestamp)."""
     typ = column.type
+    if pa.types.is_null(typ):
+        # Arrow infers a CSV column whose cells are all empty as null: every row undated, as the file reads among
+        # others that have dates (every_files_columns gives it their type), so the map step counts it the same.
+        return np.zeros(len(column), dtype=np.int64), np.zeros(len(column), dtype=bool)
     if pa.types.is_dictionary(typ):
         column = column.cast(typ.value_type)
         typ = column.type
@@ -807,7 +906,8 @@ class Monitor:
         fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
         for fragment in fragments if len(fragments) > 1 else ():
             why = self.missing_requirement(set(fragment.physical_schema.names), "this file")
-            if why:
+            # A file without rows (an empty frame written for a day without data) has none to leave undated.
+            if why and fragment.count_rows():
                 raise MonitorError(f"{fragment.path}: {why}")
 
     def update(self, batch: pa.RecordBatch | pa.Table) -> None:

@@ -103,6 +103,8 @@ class Mapper:
                 # Named as the single process names it (Monitor.check_each_file): "not in the current data" would
                 # not say which of a folder's files lacks the column.
                 why = mon.missing_requirement(set(names), "this file")
+                if why and not ds.count_rows():
+                    continue  # no rows to leave undated or unlabelled: skipped, as check_each_file skips it
                 if why:
                     raise MonitorError(f"{f}: {why}")
                 present = bool(prediction) and prediction in names
@@ -116,8 +118,13 @@ class Mapper:
                 absent = set(mon.missing_columns) if absent is None else absent & mon.missing_columns
                 # The extras' columns too (run_monitor reads them the same way): the estimator's features.
                 columns += [c for c in _extra_columns(mon, names) if c not in columns]
-                for batch in iter_batches(ds, [c for c in columns if c in names], self.options.chunk_rows):
-                    mon.update(batch if present or not prediction else _null_column(batch, prediction))
+                read = [c for c in columns if c in names]
+                try:
+                    for batch in iter_batches(ds, read, self.options.chunk_rows):
+                        mon.update(batch if present or not prediction else _null_column(batch, prediction))
+                except MonitorError as exc:
+                    # A mini-batch holds many files: "cannot read the current data" alone would not say which.
+                    raise MonitorError(f"{f}: {exc}") from None
         finally:
             mon.close()
         # Whether any file had predictions: a run whose files have none reports no prediction sections.
