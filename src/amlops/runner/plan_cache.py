@@ -266,9 +266,8 @@ def _pasted(obj: Any, values: dict[str, str], memo: dict[int, Any] | None = None
     """A copy of a plan (or any part of one) with each marker replaced by its value wherever text holds it. An
     object held in several places stays one object (a path input and the step inputs bound to it: _with_paths)."""
     if isinstance(obj, str):
-        if (
-            obj in values
-        ):  # the value itself: one object wherever the input is bound whole, as a parse gives it
+        # Bound whole: the value itself, one object wherever the input is bound, as a parse gives it.
+        if obj in values:
             return values[obj]
         for marker, value in values.items():
             if marker in obj:
