@@ -489,7 +489,7 @@ def test_a_file_without_the_prediction_column_gives_one_result_on_both_paths(
     first and however the map groups them; the rows without one are missing predictions on both paths."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     folder = mixed[order]
-    expected = _single(model, folder, tmp_path / "single")
+    expected = _single_weekly(model, folder, tmp_path / "single")
     estimate = expected["overall"]["estimated_performance"]
     assert expected["current"]["row_count"] == 3_000 and estimate["count"] == 2_000
     assert sum(w["estimated_performance"]["count"] for w in expected["windows"]) == 2_000
@@ -515,7 +515,7 @@ def test_a_file_without_a_feature_gives_one_result_on_both_paths(
         (frame.drop(columns=["x0", "store"]) if name == lacking else frame).to_parquet(
             tmp_path / name, row_group_size=1_000
         )
-    expected = _single(model, tmp_path, tmp_path / "single")
+    expected = _single_weekly(model, tmp_path, tmp_path / "single")
     assert expected["current"]["missing_columns"] == []
     assert expected["overall"]["features"]["x0"]["summary"]["null_count"] == 1_500
     _same(_map_reduce_weekly(model, tmp_path, tmp_path / "p", per_batch), expected)
@@ -533,7 +533,7 @@ def test_files_that_disagree_on_a_type_still_read_every_files_columns(
     second = cur.iloc[1_500:].copy()
     second["qty"] = second["qty"].astype(np.float64)
     second.to_parquet(tmp_path / "b.parquet", row_group_size=1_000)
-    expected = _single(model, tmp_path, tmp_path / "single")
+    expected = _single_weekly(model, tmp_path, tmp_path / "single")
     assert expected["overall"]["estimated_performance"]["count"] == 1_500
     args = ["--data", str(tmp_path), "--partials", str(tmp_path / "p"), "--model-dir", str(model),
             "--window", "weekly", "--timestamp-column", "date", "--prediction-column", "prediction",
@@ -557,7 +557,7 @@ def test_integer_and_fractional_predictions_across_files_give_one_result_on_both
     first["prediction"] = first["prediction"].round().astype(np.int64)
     first.to_parquet(tmp_path / "a.parquet", row_group_size=1_000)
     cur.iloc[1_500:].to_parquet(tmp_path / "b.parquet", row_group_size=1_000)
-    expected = _single(model, tmp_path, tmp_path / "single")
+    expected = _single_weekly(model, tmp_path, tmp_path / "single")
     assert expected["overall"]["estimated_performance"]["count"] == 3_000
     _same(_map_reduce_weekly(model, tmp_path, tmp_path / "p", per_batch), expected)
 
@@ -638,7 +638,7 @@ def test_a_file_lacking_a_column_every_row_needs_is_named_on_both_paths(
         assert str(caught.value).startswith(f"{folder / 'b.parquet'}: {LACKING[lacking]}"), str(caught.value)
 
 
-def _single(model: Path, folder: Path, out: Path, window: str = "weekly") -> dict[str, Any]:
+def _single_weekly(model: Path, folder: Path, out: Path, window: str = "weekly") -> dict[str, Any]:
     """The single-process monitor over the folder, weekly by default, as the map-reduce tests compare it."""
     alone = single.monitor(
         str(folder), out, model_dir=str(model), window=window, timestamp_column="date",
@@ -678,7 +678,7 @@ def test_dates_in_one_csv_and_datetimes_in_the_next_give_one_result_on_both_path
     dates.to_csv(folder / ("a.csv" if dates_first else "b.csv"), index=False)
     times.to_csv(folder / ("b.csv" if dates_first else "a.csv"), index=False)
     assert "10:00:00" not in (folder / ("a.csv" if dates_first else "b.csv")).read_text()
-    expected = _single(model, folder, tmp_path / "single")
+    expected = _single_weekly(model, folder, tmp_path / "single")
     assert expected["current"]["row_count"] == 3_000
     assert all(w["window"] != "undated" for w in expected["windows"])
     _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
@@ -700,7 +700,7 @@ def test_booleans_in_one_file_and_integers_in_the_next_give_one_result_on_both_p
     folder.mkdir()
     booleans.to_parquet(folder / ("a.parquet" if booleans_first else "b.parquet"))
     numbers.to_parquet(folder / ("b.parquet" if booleans_first else "a.parquet"))
-    expected = _single(model, folder, tmp_path / "single")
+    expected = _single_weekly(model, folder, tmp_path / "single")
     qty = expected["overall"]["features"]["qty"]["summary"]
     assert qty["count"] == 3_000 and qty["type_error_count"] == 0
     _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
@@ -794,7 +794,7 @@ def test_a_csv_file_without_any_date_gives_one_result_on_both_paths(
     parts[undated]["date"] = pd.NaT
     for name, frame in parts.items():
         frame.to_csv(folder / name, index=False)
-    expected = _single(model, folder, tmp_path / "single")
+    expected = _single_weekly(model, folder, tmp_path / "single")
     assert [w["row_count"] for w in expected["windows"] if w["window"] == "undated"] == [1_500]
     _same(_map_reduce_weekly(model, folder, tmp_path / "p", 1), expected)
 
@@ -821,7 +821,7 @@ def test_a_sentinel_date_is_a_window_of_its_own_on_both_paths(
             dates[0] = pd.Timestamp("9999-12-31").to_pydatetime()
         at = table.schema.get_field_index("date")
         pq.write_table(table.set_column(at, "date", pa.array(dates, pa.timestamp("us"))), folder / name)
-    expected = _single(model, folder, tmp_path / "single", window=window)
+    expected = _single_weekly(model, folder, tmp_path / "single", window=window)
     last = expected["windows"][-1]
     assert (last["start"], last["end"], last["row_count"]) == ("9999-12-27" if window == "weekly" else
                                                               "9999-12-31", None, 1)  # fmt: skip
@@ -878,7 +878,7 @@ def test_empty_text_cells_of_csv_are_nulls_on_both_paths(
     folder.mkdir()
     for name, frame in parts.items():
         frame.to_csv(folder / name, index=False)
-    expected = _single(model, folder, tmp_path / "single")
+    expected = _single_weekly(model, folder, tmp_path / "single")
     summary = {name: f["summary"] for name, f in expected["overall"]["features"].items()}
     assert (summary["store"]["null_count"], summary["store"]["unseen_count"]) == (300, 0)
     assert (summary["promo"]["null_count"], summary["promo"]["unseen_count"]) == (1_500, 0)
@@ -919,6 +919,6 @@ def test_a_file_without_rows_or_columns_is_skipped_on_both_paths(
     cur.iloc[:1_500].to_parquet(folder / "a.parquet")
     pd.DataFrame().to_parquet(folder / "b.parquet")
     cur.iloc[1_500:].to_parquet(folder / "c.parquet")
-    expected = _single(model, folder, tmp_path / "single")
+    expected = _single_weekly(model, folder, tmp_path / "single")
     assert expected["current"]["row_count"] == 3_000
     _same(_map_reduce_weekly(model, folder, tmp_path / "p", per_batch), expected)
