@@ -156,6 +156,19 @@ def test_text_in_a_numeric_column_is_a_type_error(
     assert not x0["drifted"]
 
 
+def test_integers_beyond_what_a_double_holds_exactly_are_compared(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An int64 feature past 2**53 (a hashed key, a nanosecond time) is compared at the nearest double, as
+    numpy would: it stopped the whole monitor ("Integer value … not in range", naming no column)."""
+    rng = np.random.default_rng(0)
+    big = rng.integers(2**60, 2**61, 4_000, dtype=np.int64)
+    ref = pd.DataFrame({"big": big[:2_000], "when": pd.to_datetime(big[:2_000] // 4, unit="ns")})
+    profile = build_profile(ref, ["big", "when"], [])
+    same = pa.table({"big": big[2_000:], "when": pa.array(big[2_000:] // 4, pa.timestamp("ns"))})
+    shifted = pa.table({"big": big[2_000:] + 2**59, "when": pa.array(big[2_000:] // 4, pa.timestamp("ns"))})
+    assert run_monitor([same], profile, MonitorOptions())["overall"]["drifted_features"] == []
+    assert run_monitor([shifted], profile, MonitorOptions())["overall"]["drifted_features"] == ["big"]
+
+
 def test_performance_with_late_labels(
     tmp_path,
     drifted_frame: pd.DataFrame,  # type: ignore[no-untyped-def]

@@ -385,8 +385,11 @@ def numeric_values(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.n
         typ = column.type
     if pa.types.is_floating(typ):
         return _to_float(column), None
+    # safe=False: the nearest double, as numpy's astype. A distribution needs no more, while Arrow's safe cast
+    # refused an int64 beyond 2**53 (a hashed key, a nanosecond time) with "Integer value … not in range", for
+    # the whole monitor run and naming no column.
     if pa.types.is_integer(typ) or pa.types.is_decimal(typ) or pa.types.is_boolean(typ):
-        return _to_float(pc.cast(column, pa.float64())), None
+        return _to_float(pc.cast(column, pa.float64(), safe=False)), None
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
         import pandas as pd
 
@@ -396,7 +399,7 @@ def numeric_values(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.n
         bad = np.asarray((raw.notna() & text.ne("") & np.isnan(values)).fillna(False), dtype=bool)
         return values, bad if bad.any() else None
     if pa.types.is_temporal(typ):
-        return _to_float(pc.cast(pc.cast(column, pa.int64()), pa.float64())), None
+        return _to_float(pc.cast(pc.cast(column, pa.int64()), pa.float64(), safe=False)), None
     # Anything else (lists, structs, binary) cannot be a number: every non-null value is a type error.
     valid = np.asarray(chunks_numpy(pc.is_valid(column)), dtype=bool)
     return np.full(len(column), np.nan), valid if valid.any() else None
