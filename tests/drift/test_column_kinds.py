@@ -200,3 +200,28 @@ def test_a_bool_column_compared_as_categories_meets_its_current_values(
     flag = result.overall.features["flag"]
     assert "jensen_shannon_distance" in flag.metrics
     assert flag.drifted is (share_now != 0.3)
+
+
+@pytest.mark.parametrize("reference_type", ["int64", "bool"])
+def test_a_flag_stored_as_booleans_on_one_side_and_numbers_on_the_other_is_the_same_flag(
+    reference_type: str,
+) -> None:
+    """A 0/1 flag the reference stored one way (numbers: "0"/"1"; booleans: "false"/"true") and the current data
+    the other: the same values, no drift, nothing unseen. Before, every current row was an unseen category and the
+    flag drifted at its maximum; a folder mixing both read as numbers in one process and each file's own type in
+    the map."""
+    import pyarrow as pa
+
+    from amlops.drift.monitor import MonitorOptions, run_monitor
+
+    rng = np.random.default_rng(3)
+    flag = rng.random(4_000) < 0.3
+    reference = pd.DataFrame({"x": rng.normal(size=2_000), "flag": flag[:2_000].astype(reference_type)})
+    profile = kinds.with_comparison_kinds(build_profile(reference, ["x", "flag"], []))
+    assert "flag" in profile.categorical
+    current_type = pa.int64() if reference_type == "bool" else pa.bool_()
+    current = pa.table({"x": rng.normal(size=2_000), "flag": pa.array(flag[2_000:]).cast(current_type)})
+    result = run_monitor([current], profile, MonitorOptions())
+    summary = result["overall"]["features"]["flag"]
+    assert summary["summary"]["unseen_count"] == 0
+    assert not summary["drifted"]

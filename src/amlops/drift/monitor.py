@@ -709,6 +709,15 @@ class _CategoricalFeature:
         self.ref = M.CategoricalReference.from_profile(profile)
         self.k = len(self.ref.index)
         self.acc = _Grow(self.k + 2)  # categories, other/unseen, null
+        # A 0/1 flag compared as categories (amlops.drift.kinds) is spelt "0"/"1" when the reference stored numbers
+        # and "false"/"true" when it stored booleans: a current file storing it the other way is the same flag, not
+        # every row an unseen category (a false alarm; in a folder mixing both, the map step read each file's own).
+        dtype = str(getattr(profile, "dtype", ""))
+        self._respell: dict[str, str] = {}
+        if dtype == "bool":
+            self._respell = {"0": "false", "1": "true"}
+        elif dtype.startswith(("int", "uint", "float")):
+            self._respell = {"false": "0", "true": "1"}
 
     def update(self, column: pa.Array | pa.ChunkedArray, local: np.ndarray | None, glob: np.ndarray) -> None:
         acc = self.acc
@@ -736,6 +745,8 @@ class _CategoricalFeature:
             if not pa.types.is_dictionary(arr.type):
                 arr = pc.dictionary_encode(arr)
             dictionary = category_strings(arr.dictionary).to_pylist()
+            if self._respell and _flag_of_the_other_kind(arr.dictionary.type, self._respell):
+                dictionary = [self._respell.get(v, v) if v is not None else None for v in dictionary]
             # dictionary position -> reference position; unseen -> "other" (k); null -> k + 1
             mapping = np.array(
                 [self.ref.index.get(v, self.k) if v is not None else self.k + 1 for v in dictionary]
@@ -751,6 +762,13 @@ class _CategoricalFeature:
             self.acc.counts[glob[0], self.k + 1] += n
         else:
             self.acc.counts[glob, self.k + 1] += np.bincount(local, minlength=len(glob))
+
+
+def _flag_of_the_other_kind(typ: pa.DataType, respell: dict[str, str]) -> bool:
+    """Numbers where the reference stored booleans ("0" -> "false"), or booleans where it stored numbers."""
+    if "true" in respell:  # respelling booleans as numbers
+        return pa.types.is_boolean(typ)
+    return pa.types.is_integer(typ) or pa.types.is_floating(typ)
 
 
 PERF_COUNTS = ("n", "n_ape")
