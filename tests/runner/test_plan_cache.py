@@ -229,3 +229,141 @@ def test_the_cache_can_be_turned_off(project: Path, tmp_path: Path, monkeypatch:
     cache = tmp_path / "plans"
     pc.cached_build_plan(project / "pipelines" / "basic.yml", {}, cache)
     assert not cache.exists()
+
+
+# ----------------------------------------------------------------------------------------------- review (s9)
+def _same_as_a_parse(cached: Plan, fresh: Plan) -> bool:
+    """The whole plan, field by field (environments as the plain data a cached plan holds)."""
+    return pc._portable(cached) == pc._portable(fresh)
+
+
+def test_a_data_asset_given_for_a_path_input_is_served_as_a_parse_gives_it(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`amlops train --data azureml:demand:1` sets a path input to an asset reference; a parse keeps it for the
+    local asset registry, and so must a hit (it was refused as "cannot be read locally")."""
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    monkeypatch.chdir(tmp_path)
+    parsed = _counting_parses(monkeypatch)
+    pc.cached_build_plan(pipeline, {"raw": "data"}, cache)
+    for raw in ("azureml:demand:1", "demand:2", "demand@latest"):
+        got = pc.cached_build_plan(pipeline, {"raw": raw}, cache)
+        assert _same_as_a_parse(got, build_plan(pipeline, {"raw": raw}))
+        assert got.step("count_job").inputs["data"] == PathValue(
+            f"azureml:{raw.removeprefix('azureml:')}", "uri_folder"
+        )
+    assert len(parsed) == 1
+    from amlops.errors import UserError
+
+    with pytest.raises(UserError, match="Azure ML asset") as refused:
+        build_plan(pipeline, {"raw": "azureml://jobs/abc/outputs/artifacts/paths/x"})
+    with pytest.raises(UserError) as served:
+        pc.cached_build_plan(pipeline, {"raw": "azureml://jobs/abc/outputs/artifacts/paths/x"}, cache)
+    assert str(served.value) == str(refused.value)
+
+
+def test_publishing_a_new_version_of_a_latest_component_reparses(project: Path, tmp_path: Path) -> None:
+    """`component: azureml:count_lines@latest` names the version published last; a new one is a file no parse
+    opened, so a hit resolves the references again (a stale command was served)."""
+    from types import SimpleNamespace
+
+    from amlops.runner.assets import publish_component, resolve_component
+
+    pipeline = project / "pipelines" / "registered.yml"
+    pipeline.write_text(
+        (project / "pipelines" / "basic.yml")
+        .read_text()
+        .replace("component: ../components/count.yml", "component: azureml:count_lines@latest")
+    )
+    newer = project / "components" / "count_v2.yml"
+    newer.write_text(
+        (project / "components" / "count.yml").read_text().replace("python ", "python -X utf8 ", 1)
+    )
+    settings = SimpleNamespace(state_path=tmp_path / "state")
+    publish_component(settings, project / "components" / "count.yml", "count_lines", "1")
+
+    def components(ref: str) -> Path | None:
+        return resolve_component(settings, ref)
+
+    cache = tmp_path / "plans"
+    first = pc.cached_build_plan(pipeline, {}, cache, tmp_path, components)
+    assert "-X utf8" not in (first.step("count_job").command or "")
+    assert (
+        pc.cached_build_plan(pipeline, {}, cache, tmp_path, components).step("count_job").source
+        == first.step("count_job").source
+    )
+    meta = settings.state_path / "assets" / "components" / "count_lines" / "1.json"
+    record = json.loads(meta.read_text())
+    publish_component(settings, newer, "count_lines", "2")
+    later = settings.state_path / "assets" / "components" / "count_lines" / "2.json"
+    later.write_text(json.dumps({**json.loads(later.read_text()), "created": record["created"] + 1}))
+    got = pc.cached_build_plan(pipeline, {}, cache, tmp_path, components)
+    assert "-X utf8" in (got.step("count_job").command or "")
+    assert _same_as_a_parse(got, build_plan(pipeline, {}, tmp_path, components))
+
+
+def test_an_entry_of_another_shape_is_a_miss(project: Path, tmp_path: Path) -> None:
+    """A file in the cache with the right format number but not the fields this code writes (hand-made, or a
+    development build) is parsed afresh, not a KeyError."""
+    import pickle
+
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    entry = cache / f"{pc._entry_key(pipeline.resolve(), {})}.pickle"
+    entry.parent.mkdir(parents=True)
+    for foreign in ({"format": pc.CACHE_FORMAT}, {"format": pc.CACHE_FORMAT, "literals": {}, "markers": {}}):
+        entry.write_bytes(pickle.dumps(foreign))
+        assert _same_as_a_parse(pc.cached_build_plan(pipeline, {}, cache), build_plan(pipeline))
+    entry.write_bytes(b"\x80\x05truncated")
+    assert _same_as_a_parse(pc.cached_build_plan(pipeline, {}, cache), build_plan(pipeline))
+
+
+def test_two_writers_of_one_entry_in_one_process_do_not_collide(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planted interleaving: a second writer stores the same entry between the first one's write and its rename
+    (two threads of one process). Each writer has its own temporary file, so both renames succeed."""
+    cache = tmp_path / "plans"
+    pipeline = (project / "pipelines" / "basic.yml").resolve()
+    plan = build_plan(pipeline)
+    entry = cache / f"{pc._entry_key(pipeline, {})}.pickle"
+    real_replace = os.replace
+    interleaved: list[str] = []
+
+    def replace_after_another_writer(src: Any, dst: Any) -> None:
+        if not interleaved:
+            interleaved.append(str(src))
+            pc._store(entry, pipeline, {}, {}, plan, {})
+        real_replace(src, dst)
+
+    monkeypatch.setattr(pc.os, "replace", replace_after_another_writer)
+    pc._store(entry, pipeline, {}, {}, plan, {})
+    assert interleaved and entry.is_file() and [p.name for p in cache.iterdir()] == [entry.name]
+
+
+def test_a_new_path_and_a_new_text_value_in_one_run_reach_every_step(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pasting copies the plan; a path input shared by the plan's inputs and a step must stay one object there, or
+    the new path would reach the inputs and not the step (planted: a pasting that forgets what it copied)."""
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    monkeypatch.chdir(tmp_path)
+    pc.cached_build_plan(pipeline, {"raw": "a", "label": "one"}, cache)
+
+    def served() -> Plan:
+        got = pc.cached_build_plan(pipeline, {"raw": "b", "label": "two"}, cache)
+        assert got.step("count_job").inputs["label"] == "two"
+        return got
+
+    got = served()
+    assert (
+        got.step("count_job").inputs["data"]
+        == got.inputs["raw"]
+        == PathValue(str(tmp_path / "b"), "uri_folder")
+    )
+    assert _same_as_a_parse(got, build_plan(pipeline, {"raw": "b", "label": "two"}))
+    real = pc._pasted
+    monkeypatch.setattr(pc, "_pasted", lambda obj, values, memo=None: real(obj, values, None))
+    assert served().step("count_job").inputs["data"] != PathValue(str(tmp_path / "b"), "uri_folder")
