@@ -24,8 +24,8 @@ marker was altered on the way, and the marked parse succeeded (a text input that
 it, and stays a literal that re-parses). An empty new value re-parses (it may mean "unset").
 
 The cache holds pickles written by this user's own runs in the project's state folder (as MLflow's SQLite
-store and the venv cache do); an unreadable or foreign entry is a miss (a run killed while writing leaves only its own temporary
-file: the entry is replaced whole). Set AMLOPS_PLAN_CACHE=0 to turn it off.
+store and the venv cache do); an unreadable or foreign entry is a miss. A run killed while writing leaves only
+its own temporary file: the entry is replaced whole. Set AMLOPS_PLAN_CACHE=0 to turn it off.
 """
 
 from __future__ import annotations
