@@ -217,7 +217,7 @@ def test_without_the_digest_check_a_stale_plan_would_be_served(
     assert all("-X utf8" not in (s.command or "") for s in stale.steps)
 
 
-def _load_ignoring_digests(entry_file: Path, overrides: dict[str, str], cwd: Path) -> Plan | None:
+def _load_ignoring_digests(entry_file: Path, overrides: dict[str, str], cwd: Path, *_: Any) -> Plan | None:
     import pickle
 
     entry = pickle.loads(entry_file.read_bytes())
@@ -367,3 +367,185 @@ def test_a_new_path_and_a_new_text_value_in_one_run_reach_every_step(
     real = pc._pasted
     monkeypatch.setattr(pc, "_pasted", lambda obj, values, memo=None: real(obj, values, None))
     assert served().step("count_job").inputs["data"] != PathValue(str(tmp_path / "b"), "uri_folder")
+
+
+_NESTED_TEXT = """\
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json
+type: pipeline
+name: nest
+inputs:
+  data: {type: uri_folder}
+  tag: {type: string}
+outputs:
+  counts: {type: uri_folder}
+jobs:
+  c:
+    type: command
+    component: ./count.yml
+    inputs:
+      data: ${{parent.inputs.data}}
+      label: in-${{parent.inputs.tag}}
+    outputs:
+      counts: ${{parent.outputs.counts}}
+"""
+
+_TEXT_EVERYWHERE = """\
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+type: pipeline
+display_name: text everywhere
+inputs:
+  raw: {type: uri_folder, path: ../data/files}
+  t: first
+  u: second
+  mb: "2"
+  n: 5
+jobs:
+  count_job:
+    type: command
+    component: ../components/count.yml
+    compute: ${{parent.inputs.u}}
+    environment_variables:
+      X: ${{parent.inputs.t}}
+    inputs:
+      data: ${{parent.inputs.raw}}
+      label: pre-${{parent.inputs.t}}-${{parent.inputs.u}}
+  nested:
+    type: pipeline
+    component: ../components/nest.yml
+    inputs:
+      data: ${{parent.inputs.raw}}
+      tag: ${{parent.inputs.t}}
+  split:
+    type: command
+    component: ../components/split.yml
+    inputs:
+      n: ${{parent.inputs.n}}
+  score:
+    type: parallel
+    component: ../components/batch_score.yml
+    mini_batch_size: ${{parent.inputs.mb}}
+    inputs:
+      data: ${{parent.jobs.split.outputs.parts}}
+      fail_on: ${{parent.inputs.t}}
+"""
+
+
+def test_text_values_pasted_anywhere_a_pipeline_binds_them_equal_a_parse(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two text inputs bound whole, embedded twice in one text, in a nested pipeline, in `compute:`, beside
+    `environment_variables`, in a parallel step's input and `mini_batch_size`; values with quotes, newlines,
+    bindings, regex escapes, unicode, 5000 characters, one equal to the other input, path- and asset-looking
+    text. Every hit equals a fresh parse, field by field; a new integer (`n`) re-parses, a bad one is refused as
+    a parse refuses it."""
+    (project / "components" / "nest.yml").write_text(_NESTED_TEXT)
+    pipeline = project / "pipelines" / "text_everywhere.yml"
+    pipeline.write_text(_TEXT_EVERYWHERE)
+    cache = tmp_path / "plans"
+    monkeypatch.chdir(tmp_path)
+    parsed = _counting_parses(monkeypatch)
+    base = {"raw": "data", "t": "a", "u": "gpu", "mb": "3"}
+    values = ["b", "x 'q' \"dq\"", "${{parent.inputs.u}}", "l1\nl2", "\\1 \\g<0>", "é✓", "z" * 5000, "gpu"]
+    values += ["./data", "azureml:m:1", " ", "1", "true"]
+    for value in values:
+        for sets in ({**base, "t": value}, {**base, "t": value, "u": value}, {**base, "mb": value}):
+            got = pc.cached_build_plan(pipeline, sets, cache)
+            assert _same_as_a_parse(got, build_plan(pipeline, sets)), sets
+            assert got.step("count_job").compute == sets["u"]
+            assert got.step("nested.c").inputs["label"] == f"in-{sets['t']}"
+    assert len(parsed) == 2  # the parse and the marked parse
+    from amlops.errors import UserError
+
+    assert pc.cached_build_plan(pipeline, {**base, "n": "7"}, cache).step("split").inputs["n"] == 7
+    with pytest.raises(UserError, match="expected integer"):
+        pc.cached_build_plan(pipeline, {**base, "n": "seven"}, cache)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_projects_pipelines_served_from_the_cache_equal_a_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pipelines/training.yml (`amlops train --data a.parquet`, then b.parquet, a URL, an asset), batch_inference.yml
+    (a new model_version) and monitoring.yml (a new window and column kinds): each served plan is the parse."""
+    cache = tmp_path / "plans"
+    monkeypatch.chdir(tmp_path)
+    parsed = _counting_parses(monkeypatch)
+    gate = {
+        "metric": "mae",
+        "seed": "42",
+        "params": '{"n": 1}',
+        "schema": str(REPO / "data/schema/demand.yaml"),
+    }
+    runs: list[tuple[str, dict[str, str]]] = []
+    for data, folder, commit in (
+        ("a.parquet", False, "abc"),
+        ("b.parquet", False, "def"),
+        ("abfss://c@a.dfs.core.windows.net/d.parquet", False, "0"),
+        ("azureml:demand:1", True, "1"),
+        ("demand@latest", True, "2"),
+    ):
+        key = "raw_folder" if folder else "raw_file"
+        runs.append(("training.yml", {**gate, key: data, "data_uri": data, "git_commit": commit}))
+    for version in ("1", "2"):
+        sets = {"data": "in", "model": "models:/demand/1", "model_version": version, "id_column": "row_id"}
+        runs.append(("batch_inference.yml", sets))
+    for window in ("auto", "2026-01-01/2026-02-01"):
+        sets = {
+            "current_data": "cur",
+            "model": "models:/demand/1",
+            "window": window,
+            "column_kinds": f"a={window}",
+        }
+        runs.append(("monitoring.yml", sets))
+    for name, sets in runs:
+        pipeline = REPO / "pipelines" / name
+        got = pc.cached_build_plan(pipeline, sets, cache)
+        assert _same_as_a_parse(got, build_plan(pipeline, sets)), (name, sets)
+    # training: a parse + a marked parse, again for the assets (raw_folder, not raw_file: another key); one pair
+    # for each of the other two pipelines
+    assert len(parsed) == 2 * 4
+
+
+def test_the_pasting_check_does_not_depend_on_the_order_a_set_iterates() -> None:
+    """Two equal sets may iterate in different orders (the order items went in; for text, the hash seed), and
+    pickle writes a set in iteration order: the check compared pickles, so a pasted copy of a step's
+    `optional_inputs` failed it in about half of all processes and the text input re-parsed every time."""
+    import pickle
+
+    one, other = {0, 8}, {8, 0}  # 0 and 8 share a slot of an 8-slot table: the first in keeps it
+    assert one == other and list(one) != list(other)
+    assert pickle.dumps(one) != pickle.dumps(other)
+    assert pc._canonical({"optional": one}) == pc._canonical({"optional": other})
+    assert pc._canonical({"optional": one}) != pc._canonical({"optional": {0, 9}})
+    assert pc._canonical([1]) != pc._canonical([1.0]) != pc._canonical([True])
+
+
+def test_text_values_are_pasted_whatever_the_hash_seed(tmp_path: Path) -> None:
+    """pipelines/training.yml's data_uri and git_commit are kept as markers in processes with different string
+    hash seeds (seeds 2-4 kept them as literals, re-parsing every new value)."""
+    pipeline = REPO / "pipelines" / "training.yml"
+    code = textwrap.dedent(
+        """
+        import pickle, sys
+        from pathlib import Path
+        from amlops.runner.plan_cache import cached_build_plan
+        cache = Path(sys.argv[1])
+        sets = {"raw_file": "a.parquet", "data_uri": "a.parquet", "git_commit": "abc"}
+        cached_build_plan(Path(sys.argv[2]), sets, cache)
+        print(sorted(pickle.loads(next(cache.glob("*.pickle")).read_bytes())["markers"]))
+        """
+    )
+    for seed in ("2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "AMLOPS_PLAN_CACHE": "1"}
+        cache = tmp_path / seed
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(cache), str(pipeline)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            cwd=tmp_path,
+        )
+        assert out.stdout.strip().splitlines()[-1] == "['data_uri', 'git_commit']", seed

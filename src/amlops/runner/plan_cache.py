@@ -307,10 +307,45 @@ def _text_template(
         return {}, plan
     try:
         pasted = _portable(_pasted(template, {marker: overrides[k] for k, marker in markers.items()}))
-        same = token not in repr(pasted) and pickle.dumps(pasted) == pickle.dumps(_portable(plan))
+        same = token not in repr(pasted) and _canonical(pasted) == _canonical(_portable(plan))
     except Exception:  # a part of the plan that cannot be copied: keep keying by value
         same = False
     return (markers, template) if same else ({}, plan)
+
+
+def _canonical(obj: Any) -> bytes:
+    """The plan as bytes that two equal plans share: pickle's, except that a set is pickled in its iteration
+    order, which depends on the order its items went in and on the process's string hash seed
+    (PYTHONHASHSEED), so a pasted copy of `optional_inputs` may iterate otherwise than the parsed set."""
+    return pickle.dumps(_sorted_sets(obj), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _sorted_sets(obj: Any, memo: dict[int, Any] | None = None) -> Any:
+    """`obj` with every set as a tagged, sorted tuple; the rest keeps its type (1, 1.0 and True stay apart)."""
+    if obj is None or isinstance(obj, (str, bytes, bool, int, float, Path)):
+        return obj
+    memo = {} if memo is None else memo
+    if id(obj) in memo:
+        return memo[id(obj)]
+    out: Any = obj
+    if isinstance(obj, (set, frozenset)):
+        items = [_sorted_sets(v, memo) for v in obj]
+        out = (f"<{type(obj).__name__}>", *sorted(items, key=lambda v: pickle.dumps(v)))
+    elif isinstance(obj, dict):
+        out = {_sorted_sets(k, memo): _sorted_sets(v, memo) for k, v in obj.items()}
+        if (
+            type(obj) is not dict
+        ):  # a pasted copy is a plain dict: a subclass in the parse must not compare equal
+            out = (f"<{type(obj).__module__}.{type(obj).__qualname__}>", out)
+    elif isinstance(obj, (list, tuple)):
+        out = type(obj)(_sorted_sets(v, memo) for v in obj) if type(obj) in (list, tuple) else obj
+    elif isinstance(obj, SimpleNamespace):
+        out = ("<namespace>", _sorted_sets(vars(obj), memo))
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = [(f.name, _sorted_sets(getattr(obj, f.name), memo)) for f in dataclasses.fields(obj)]
+        out = (f"<{type(obj).__qualname__}>", *fields)
+    memo[id(obj)] = out
+    return out
 
 
 def _text_inputs(path: Path) -> set[str]:
