@@ -549,3 +549,42 @@ def test_text_values_are_pasted_whatever_the_hash_seed(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
         assert out.stdout.strip().splitlines()[-1] == "['data_uri', 'git_commit']", seed
+
+
+def test_a_retargeted_symlink_reparses(project: Path, tmp_path: Path) -> None:
+    """A plan holds resolved paths: `path: ../data/current` with current -> week1, then -> week2 (a weekly data
+    drop), or a component file that is a link. No file the parse read changed, yet a parse gives the new target:
+    so does the cache (it served week1's data). A folder that becomes a link counts too."""
+    data = project / "data"
+    for week in ("week1", "week2", "week3"):
+        (data / week).mkdir()
+    (data / "current").symlink_to("week1")
+    components = project / "components"
+    (components / "count_v2.yml").write_text(
+        (components / "count.yml").read_text().replace("python ", "python -X utf8 ", 1)
+    )
+    (components / "count_v1.yml").write_text((components / "count.yml").read_text())
+    (components / "count_link.yml").symlink_to("count_v1.yml")
+    pipeline = project / "pipelines" / "basic.yml"
+    pipeline.write_text(
+        pipeline.read_text()
+        .replace("path: ../data/files", "path: ../data/current")
+        .replace("component: ../components/count.yml", "component: ../components/count_link.yml")
+    )
+    cache = tmp_path / "plans"
+
+    def served_equals_a_parse() -> Plan:
+        got = pc.cached_build_plan(pipeline, {}, cache, tmp_path)
+        assert _same_as_a_parse(got, build_plan(pipeline, {}, tmp_path))
+        return got
+
+    assert served_equals_a_parse().inputs["raw"] == PathValue(str(data / "week1"), "uri_folder")
+    (data / "current").unlink()
+    (data / "current").symlink_to("week2")
+    assert served_equals_a_parse().inputs["raw"] == PathValue(str(data / "week2"), "uri_folder")
+    (data / "current").unlink()
+    (data / "current").mkdir()
+    assert served_equals_a_parse().inputs["raw"] == PathValue(str(data / "current"), "uri_folder")
+    (components / "count_link.yml").unlink()
+    (components / "count_link.yml").symlink_to("count_v2.yml")
+    assert "-X utf8" in (served_equals_a_parse().step("count_job").command or "")

@@ -81,9 +81,9 @@ def cached_build_plan(
         return plan
     resolved: dict[str, str | None] = {}
     recording = _recording_components(components, resolved)
-    files, plan = _parse_recording_files(path, overrides, cwd, recording)
+    files, links, plan = _parse_recording_files(path, overrides, cwd, recording)
     markers, template = _text_template(path, overrides, cwd, recording, plan)
-    _store(entry_file, path, overrides, files, template, markers, resolved)
+    _store(entry_file, path, overrides, files, template, markers, resolved, links)
     return plan
 
 
@@ -158,26 +158,48 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         files.add(os.fspath(args[0]))
 
 
+def _recording_realpath(filename: Any, *args: Any, **kwargs: Any) -> Any:
+    """os.path.realpath (what `Path.resolve` calls: Lib/pathlib.py `resolve`), noting what each path resolved to
+    while a parse records."""
+    result = _realpath(filename, *args, **kwargs)
+    links = getattr(_recording, "links", None)
+    if links is not None and isinstance(filename, (str, os.PathLike)) and isinstance(result, str):
+        given = os.path.abspath(os.fspath(filename))
+        if isinstance(given, str):
+            links[given] = result
+    return result
+
+
+_realpath = os.path.realpath
+
+
 def _parse_recording_files(
     path: Path,
     overrides: dict[str, str],
     cwd: Path,
     components: Callable[[str], Path | None] | None = None,
-) -> tuple[dict[str, str], Plan]:
-    """build_plan, and the digest of every project file it opened (library files are covered by the
-    runner version)."""
+) -> tuple[dict[str, str], dict[str, str], Plan]:
+    """build_plan, the digest of every project file it opened (library files are covered by the runner
+    version), and what every project path it resolved resolved to. A plan holds resolved paths
+    (`resolve_location`, a step's code folder): a symlink retargeted later (`data/current -> week2`) changes
+    what a parse gives without changing any file it read."""
     global _hook_installed
     if not _hook_installed:  # an audit hook cannot be removed: it records only while `_recording` is set
         sys.addaudithook(_audit)
         _hook_installed = True
     _recording.files = set()
+    _recording.links = {}
+    os.path.realpath = _recording_realpath
     try:
         plan = build_plan(path, overrides, cwd, components)
         opened = {Path(p).resolve() for p in _recording.files if isinstance(p, str)}
+        # Components a library may have kept from an earlier parse in this process were not opened again.
+        opened |= {path, *(s.source.resolve() for s in plan.steps if s.source is not None)}
+        links: dict[str, str] = _recording.links
     finally:
+        os.path.realpath = _realpath
         _recording.files = None
-    # Components a library may have kept from an earlier parse in this process were not opened again.
-    opened |= {path, *(s.source.resolve() for s in plan.steps if s.source is not None)}
+        _recording.links = None
     libraries = {Path(p).resolve() for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}}
     files: dict[str, str] = {}
     for f in sorted(opened):
@@ -186,7 +208,12 @@ def _parse_recording_files(
         digest = _digest(f)
         if digest is not None:
             files[str(f)] = digest
-    return files, plan
+    project_links = {
+        given: real
+        for given, real in sorted(links.items())
+        if not any(Path(given).is_relative_to(lib) or Path(real).is_relative_to(lib) for lib in libraries)
+    }
+    return files, project_links, plan
 
 
 # ----------------------------------------------------------------------------------------------- entries
@@ -198,6 +225,7 @@ def _store(
     plan: Plan,
     markers: dict[str, str],
     resolved: dict[str, str | None] | None = None,
+    links: dict[str, str] | None = None,
 ) -> None:
     path_keys = sorted(k for k in overrides if isinstance(plan.inputs.get(k), PathValue))
     entry = {
@@ -208,6 +236,7 @@ def _store(
         "path_keys": path_keys,
         "markers": markers,
         "components": dict(resolved or {}),
+        "links": dict(links or {}),
         "plan": _portable(plan),
     }
     data = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
@@ -258,6 +287,8 @@ def _served(
     if any(_digest(Path(f)) != digest for f, digest in entry["files"].items()):
         return None
     if not _same_components(entry.get("components", {}), components):
+        return None
+    if any(os.path.realpath(given) != real for given, real in entry.get("links", {}).items()):
         return None
     plan: Plan = _pasted(entry["plan"], {marker: overrides[k] for k, marker in markers.items()})
     if any(s.code_dir is not None and not s.code_dir.exists() for s in plan.steps):
