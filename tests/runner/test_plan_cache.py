@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -588,3 +589,28 @@ def test_a_retargeted_symlink_reparses(project: Path, tmp_path: Path) -> None:
     (components / "count_link.yml").unlink()
     (components / "count_link.yml").symlink_to("count_v2.yml")
     assert "-X utf8" in (served_equals_a_parse().step("count_job").command or "")
+
+
+@pytest.mark.parametrize("alter", [str.strip, str.lower, lambda text: text.replace("\\", "/")])
+def test_a_parse_that_alters_text_in_a_way_the_first_value_hides_is_caught(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alter: Callable[[str], str]
+) -> None:
+    """The check pastes one real value ("a": stripping, lower-casing or turning backslashes leaves it as it is), so
+    the marker must show the alteration (planted: the parse alters every string input). Each new value then
+    re-parses and equals a parse (" B\\\\c " was served unaltered with a marker that had none of these)."""
+    from amlops.runner import plan as plan_module
+
+    real = plan_module.coerce_primitive
+
+    def altering(value: Any, typ: str, what: str) -> Any:
+        got = real(value, typ, what)
+        return alter(got) if typ == "string" and isinstance(got, str) else got
+
+    monkeypatch.setattr(plan_module, "coerce_primitive", altering)
+    cache = tmp_path / "plans"
+    pipeline = project / "pipelines" / "basic.yml"
+    monkeypatch.chdir(tmp_path)
+    for label in ("a", " B\\c "):
+        got = pc.cached_build_plan(pipeline, {"raw": "data", "label": label}, cache)
+        assert _same_as_a_parse(got, build_plan(pipeline, {"raw": "data", "label": label}))
+        assert got.step("count_job").inputs["label"] == alter(label)

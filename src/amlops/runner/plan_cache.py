@@ -330,8 +330,10 @@ def _text_template(
     if not texts:
         return {}, plan
     token = uuid.uuid4().hex
-    # A space and both quotes: a parse that quoted or escaped the value would alter the marker, and be caught.
-    markers = {k: f"amlops-text {k} '{token}' \"{i}\"" for i, k in enumerate(texts)}
+    # The check runs with one real value, so the marker is what shows a parse that alters text: spaces at both
+    # ends, both cases, both quotes, a backslash, a newline, a tab and a binding, so that quoting, escaping,
+    # stripping, changing case or expanding would alter it and be caught.
+    markers = {k: f" Amlops-Text\t{k} '{token}' \"{i}\" \\ ${{{{x}}}}\n " for i, k in enumerate(texts)}
     try:
         template = build_plan(path, {**overrides, **markers}, cwd, components)
     except Exception:  # e.g. a text input a step reads as a number: it stays a literal that re-parses
