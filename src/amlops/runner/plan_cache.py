@@ -366,9 +366,8 @@ def _sorted_sets(obj: Any, memo: dict[int, Any] | None = None) -> Any:
         out = (f"<{type(obj).__name__}>", *sorted(items, key=lambda v: pickle.dumps(v)))
     elif isinstance(obj, dict):
         out = {_sorted_sets(k, memo): _sorted_sets(v, memo) for k, v in obj.items()}
-        if (
-            type(obj) is not dict
-        ):  # a pasted copy is a plain dict: a subclass in the parse must not compare equal
+        # A pasted copy is a plain dict: a subclass in the parse must not compare equal to it.
+        if type(obj) is not dict:
             out = (f"<{type(obj).__module__}.{type(obj).__qualname__}>", out)
     elif isinstance(obj, (list, tuple)):
         out = type(obj)(_sorted_sets(v, memo) for v in obj) if type(obj) in (list, tuple) else obj
