@@ -105,3 +105,95 @@ def test_outside_a_project_it_says_once_where_state_goes(tmp_path: Path) -> None
     [line] = [ln for ln in proc.stderr.splitlines() if "no amlops.yaml" in ln]
     assert f"state in {tmp_path / '.amlops'}" in line and f"runs in {tmp_path / 'runs'}" in line
     assert "no amlops.yaml" not in amlops("config", "show", cwd=tmp_path).stderr  # inside a project: silent
+
+
+def _lazy_reads(source: str) -> list[str]:
+    """Where a function reads a name the module binds only under `if TYPE_CHECKING:` without importing it itself
+    (or in a function around it): a NameError on that path at run time, which ruff cannot see (the name is
+    bound, for type checkers)."""
+    import ast
+
+    tree = ast.parse(source)
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+    def imported(nodes: list[ast.AST]) -> set[str]:
+        return {
+            (a.asname or a.name).split(".")[0]
+            for n in nodes
+            if isinstance(n, (ast.Import, ast.ImportFrom))
+            for a in n.names
+        }
+
+    guarded = [
+        n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", None) == "TYPE_CHECKING"
+    ]
+    # Bound at run time: imports at the top level (or in a try/if there), not those inside a class's methods.
+    top = [n for t in tree.body if t not in guarded and not isinstance(t, defs) for n in ast.walk(t)]
+    lazy = imported([n for g in guarded for n in ast.walk(g)]) - imported(top)
+    found: list[str] = []
+
+    def annotations(fn: ast.AST) -> set[int]:
+        skip: set[int] = set()
+        for n in ast.walk(fn):
+            parts = [getattr(n, "annotation", None), getattr(n, "returns", None)]
+            skip |= {id(x) for part in parts if isinstance(part, ast.AST) for x in ast.walk(part)}
+        return skip
+
+    def visit(node: ast.AST, bound: set[str]) -> None:
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                visit(child, bound)
+                continue
+            inner = list(ast.walk(child))
+            scope = bound | imported(inner) | {a.arg for a in inner if isinstance(a, ast.arg)}
+            scope |= {n.id for n in inner if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            skip = annotations(child)
+            for n in inner:
+                if isinstance(n, ast.Name) and n.id in lazy and n.id not in scope and id(n) not in skip:
+                    found.append(f"line {n.lineno}: {n.id} in {getattr(child, 'name', 'lambda')}")
+            visit(child, scope)
+
+    visit(tree, set())
+    return found
+
+
+def test_every_function_imports_the_libraries_the_cli_no_longer_loads() -> None:
+    """drift/metrics.py and drift/kinds.py import numpy, pyarrow and the profile inside their functions, so the
+    CLI starts without them; a function that lost its import would fail only on its own path. The check finds a
+    planted one (metrics.py with one function's `import numpy as np` removed)."""
+    root = Path(__file__).resolve().parents[1] / "src" / "amlops" / "drift"
+    for name in ("metrics.py", "kinds.py"):
+        assert _lazy_reads((root / name).read_text(encoding="utf-8")) == [], name
+    source = (root / "metrics.py").read_text(encoding="utf-8")
+    planted = source.replace("    import numpy as np\n\n    p = np.asarray(p", "\n    p = np.asarray(p", 1)
+    assert planted != source
+    assert any("in jensen_shannon_distance" in line for line in _lazy_reads(planted))
+
+
+def test_the_demo_week_table_piped_with_colours_forced_is_not_squeezed() -> None:
+    """FORCE_COLOR=1 or TTY_COMPATIBLE=1 (colours in a CI log) make rich call a pipe a terminal; the table was then
+    printed at the 160 columns a pipe gets, headers folded to "we…" and "cha…". Colours stay."""
+    code = (
+        "from amlops.commands.loop_cmd import table_console, week_table\n"
+        "from amlops.demo import DemoConfig, DemoResult, WeekRow\n"
+        "rows = [WeekRow(week=w, start='2025-07-14', champion='v1', verdict='ALARM', mae=12.34,\n"
+        "    drifted_features=['temperature', 'price', 'promo_share'], after_change=True,\n"
+        "    action='retrain → v2 rejected by the gate (mae 12.1 vs 11.9, not confident)',\n"
+        "    estimated_mae=11.2, estimated_low=9.1, estimated_high=13.3, labels_week=w + 2)\n"
+        "    for w in range(27, 30)]\n"
+        "table = week_table(DemoResult(rows=rows), DemoConfig())\n"
+        "table_console(table).print(table)\n"
+    )
+    import os
+    import re
+
+    for forced in ({"FORCE_COLOR": "1"}, {"TTY_COMPATIBLE": "1"}, {}):
+        env = {k: v for k, v in os.environ.items() if k not in {"FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS"}}
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env={**env, **forced}
+        )
+        assert proc.returncode == 0, proc.stderr
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)
+        assert "┃ week ┃ starts     ┃ champion ┃" in plain, (forced, plain[:600])
+        assert "not confident) │" in plain, forced
+        assert ("\x1b[" in proc.stdout) == bool(forced), forced
