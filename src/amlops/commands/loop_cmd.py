@@ -92,8 +92,8 @@ def table_console(table: Table) -> Console:
     """The terminal's console; outside one (a CI log, `make demo > file`) rich assumes 80 columns and would
     squeeze the timeline to "we…", "champ…", "retrain → v2 rejected by the ga…": as wide as the table instead.
     A pipe is told by the file, not by `is_terminal`: FORCE_COLOR or TTY_COMPATIBLE=1 (colours in a CI log) make
-    rich call a pipe a terminal (rich console.py `Console.is_terminal`), of the 160 columns amlops.console gives
-    a pipe, and the table was squeezed again; the console made here reads the same variables, so colours stay."""
+    rich call a pipe a terminal (rich console.py `Console.is_terminal`) 160 columns wide (amlops.console), which
+    squeezed the table again. The console made here reads the same variables, so the colours stay."""
     isatty = getattr(out.file, "isatty", None)
     if out.is_terminal and isatty is not None and isatty():
         return out

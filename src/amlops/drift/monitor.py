@@ -245,8 +245,6 @@ def physical_schemas(fragments: list[Any]) -> list[pa.Schema]:
     """Each fragment's own schema, in the fragments' order."""
     if len(fragments) < 2:
         return [f.physical_schema for f in fragments]
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(min(len(fragments), SCHEMA_READERS), thread_name_prefix="amlops-schema") as pool:
         return list(pool.map(lambda f: f.physical_schema, fragments))
 
@@ -310,15 +308,20 @@ def iter_batches(dataset: Any, columns: list[str], chunk_rows: int) -> Iterator[
         ) from None
 
 
+def files_of(dataset: Any) -> list[Any]:
+    """The fragments (files) of a dataset of several files; none for one file (its schema is the dataset's)."""
+    fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
+    return fragments if len(fragments) > 1 else []
+
+
 def type_disagreement(dataset: Any) -> str:
     """Which file has a column in a type the dataset's cannot hold (the first file's, see every_files_columns):
     pyarrow's cast error names neither. Empty when the files agree or it is one file. A column that widens can
     still fail (an int64 id above 2**53 read as float64, a uint64 above 2**63 as int64): named when no column
     disagrees outright, after its cast is tried file by file (this runs only once a read has failed)."""
-    fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
     schema = dataset.schema
     widening: list[tuple[Any, pa.Field, pa.Field]] = []
-    for fragment in fragments if len(fragments) > 1 else ():
+    for fragment in files_of(dataset):
         for column in fragment.physical_schema:
             read_as = schema.field(column.name) if column.name in schema.names else None
             if read_as is None or read_as.type == column.type:
@@ -398,8 +401,7 @@ def _labels_in_each_file(dataset: Any, id_column: str, label_column: str) -> Non
     id would join nothing (its rows' null ids were then counted as repeated rows, "same id, same label"), one
     without the label would label nothing. Refused naming the file, as Monitor.check_each_file refuses a file of
     the current data without the id."""
-    fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
-    for fragment in fragments if len(fragments) > 1 else ():
+    for fragment in files_of(dataset):
         names = fragment.physical_schema.names
         missing = [c for c in (id_column, label_column) if c not in names]
         if missing and fragment.count_rows():  # a file without rows labels nothing either way
@@ -714,10 +716,13 @@ class _CategoricalFeature:
         # every row an unseen category (a false alarm; in a folder mixing both, the map step read each file's own).
         dtype = str(getattr(profile, "dtype", ""))
         self._respell: dict[str, str] = {}
+        self._other_kind: Callable[[pa.DataType], bool] = lambda t: (
+            pa.types.is_integer(t) or pa.types.is_floating(t)
+        )
         if dtype == "bool":
             self._respell = {"0": "false", "1": "true"}
         elif dtype.startswith(("int", "uint", "float")):
-            self._respell = {"false": "0", "true": "1"}
+            self._respell, self._other_kind = {"false": "0", "true": "1"}, pa.types.is_boolean
 
     def update(self, column: pa.Array | pa.ChunkedArray, local: np.ndarray | None, glob: np.ndarray) -> None:
         acc = self.acc
@@ -745,7 +750,7 @@ class _CategoricalFeature:
             if not pa.types.is_dictionary(arr.type):
                 arr = pc.dictionary_encode(arr)
             dictionary = category_strings(arr.dictionary).to_pylist()
-            if self._respell and _flag_of_the_other_kind(arr.dictionary.type, self._respell):
+            if self._respell and self._other_kind(arr.dictionary.type):
                 dictionary = [self._respell.get(v, v) if v is not None else None for v in dictionary]
             # dictionary position -> reference position; unseen -> "other" (k); null -> k + 1
             mapping = np.array(
@@ -762,13 +767,6 @@ class _CategoricalFeature:
             self.acc.counts[glob[0], self.k + 1] += n
         else:
             self.acc.counts[glob, self.k + 1] += np.bincount(local, minlength=len(glob))
-
-
-def _flag_of_the_other_kind(typ: pa.DataType, respell: dict[str, str]) -> bool:
-    """Numbers where the reference stored booleans ("0" -> "false"), or booleans where it stored numbers."""
-    if "true" in respell:  # respelling booleans as numbers
-        return pa.types.is_boolean(typ)
-    return pa.types.is_integer(typ) or pa.types.is_floating(typ)
 
 
 PERF_COUNTS = ("n", "n_ape")
@@ -920,13 +918,19 @@ class Monitor:
     def check_each_file(self, dataset: Any) -> None:
         """A folder is read with the union of its files' columns (every_files_columns): a file lacking a column
         every row needs (the timestamp, the id the labels join on, all the features) would pass as nulls, its rows
-        undated or unlabelled. Refused instead, naming the file, as the map step refuses it."""
-        fragments = list(dataset.get_fragments()) if hasattr(dataset, "get_fragments") else []
-        for fragment in fragments if len(fragments) > 1 else ():
-            why = self.missing_requirement(set(fragment.physical_schema.names), "this file")
-            # A file without rows (an empty frame written for a day without data) has none to leave undated.
-            if why and fragment.count_rows():
-                raise MonitorError(f"{fragment.path}: {why}")
+        undated or unlabelled. Refused instead, naming the file, as the map step refuses it (skip_file)."""
+        for fragment in files_of(dataset):
+            self.skip_file(fragment.path, fragment.physical_schema.names, fragment.count_rows)
+
+    def skip_file(self, path: str, names: Collection[str], count_rows: Callable[[], int]) -> bool:
+        """True for a file that lacks a column every row needs but has no rows (an empty frame written for a day
+        without data: nothing to leave undated); a file with rows that lacks one is refused, naming it."""
+        why = self.missing_requirement(set(names), "this file")
+        if why is None:
+            return False
+        if count_rows():
+            raise MonitorError(f"{path}: {why}")
+        return True
 
     def update(self, batch: pa.RecordBatch | pa.Table) -> None:
         if not self._checked:

@@ -100,13 +100,10 @@ class Mapper:
             for f in usable:
                 ds = open_dataset(f, dictionary_columns=mon.categorical)
                 names = ds.schema.names
-                # Named as the single process names it (Monitor.check_each_file): "not in the current data" would
-                # not say which of a folder's files lacks the column.
-                why = mon.missing_requirement(set(names), "this file")
-                if why and not ds.count_rows():
-                    continue  # no rows to leave undated or unlabelled: skipped, as check_each_file skips it
-                if why:
-                    raise MonitorError(f"{f}: {why}")
+                # Refused naming the file, or skipped when it has no rows, as the single process does
+                # (Monitor.check_each_file): "not in the current data" would not say which file lacks the column.
+                if mon.skip_file(f, names, ds.count_rows):
+                    continue
                 present = bool(prediction) and prediction in names
                 has_prediction |= present
                 # A file without the prediction column reads it as nulls, as the single-process monitor reads
